@@ -1,0 +1,174 @@
+package shiptest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+)
+
+const chartDir = "charts/dwnsync"
+
+func helmTemplate(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	base := []string{"template", "dwnsync", chartDir, "--namespace", "dwnsync-system", "--include-crds"}
+	return run(t, nil, tool(t, "helm"), append(base, args...)...)
+}
+
+func TestChartLints(t *testing.T) {
+	if out, err := run(t, nil, tool(t, "helm"), "lint", "--strict", chartDir); err != nil {
+		t.Fatalf("helm lint --strict: %v\n%s", err, out)
+	}
+}
+
+// TestChartSchemaRejectsBadValues: values.schema.json must catch mistakes at install time.
+func TestChartSchemaRejectsBadValues(t *testing.T) {
+	for _, bad := range [][]string{
+		{"--set", "localEndpoint=ftp://dwn.example"},
+		{"--set", "logLevel=chatty"},
+		{"--set", "persistence.size=lots"},
+		{"--set", "unknownKey=1"},
+	} {
+		if out, err := helmTemplate(t, bad...); err == nil {
+			t.Errorf("helm template %v was accepted; the schema should reject it\n%s", bad, out)
+		}
+	}
+}
+
+// TestChartCRDsMatchGenerated: the chart ships exactly the CRDs controller-gen generates.
+func TestChartCRDsMatchGenerated(t *testing.T) {
+	root := repoRoot(t)
+	gen, _ := filepath.Glob(filepath.Join(root, "config/crd/bases/*.yaml"))
+	if len(gen) == 0 {
+		t.Fatal("no generated CRDs in config/crd/bases: run make manifests")
+	}
+	for _, g := range gen {
+		want, _ := os.ReadFile(g)
+		got, err := os.ReadFile(filepath.Join(root, chartDir, "crds", filepath.Base(g)))
+		if err != nil || string(got) != string(want) {
+			t.Errorf("%s differs from the chart's copy: run make manifests", filepath.Base(g))
+		}
+	}
+}
+
+// TestChartRBACCoversGeneratedRole: every permission the controller's markers ask for is
+// granted by the chart, in both the cluster-wide and the per-namespace form.
+func TestChartRBACCoversGeneratedRole(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "config/rbac/role.yaml"))
+	if err != nil {
+		t.Fatalf("config/rbac/role.yaml: %v (run make manifests)", err)
+	}
+	var generated rbacv1.ClusterRole
+	if err := yaml.Unmarshal(raw, &generated); err != nil {
+		t.Fatal(err)
+	}
+	for _, variant := range [][]string{nil, {"--set", "watchNamespaces={team-a,team-b}"}} {
+		out, err := helmTemplate(t, variant...)
+		if err != nil {
+			t.Fatalf("helm template %v: %v\n%s", variant, err, out)
+		}
+		var chartRules []rbacv1.PolicyRule
+		for _, doc := range strings.Split(out, "\n---") {
+			var obj struct {
+				Kind     string              `json:"kind"`
+				Metadata metav1.ObjectMeta   `json:"metadata"`
+				Rules    []rbacv1.PolicyRule `json:"rules"`
+			}
+			if yaml.Unmarshal([]byte(doc), &obj) != nil {
+				continue
+			}
+			if (obj.Kind == "ClusterRole" || obj.Kind == "Role") && strings.HasSuffix(obj.Metadata.Name, "-manager") {
+				chartRules = append(chartRules, obj.Rules...)
+			}
+		}
+		for _, rule := range generated.Rules {
+			for _, group := range rule.APIGroups {
+				for _, res := range rule.Resources {
+					for _, verb := range rule.Verbs {
+						if !allows(chartRules, group, res, verb) {
+							t.Errorf("chart %v does not grant %s %s/%s that the controller needs", variant, verb, group, res)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func allows(rules []rbacv1.PolicyRule, group, resource, verb string) bool {
+	has := func(list []string, v string) bool {
+		for _, x := range list {
+			if x == v || x == "*" {
+				return true
+			}
+		}
+		return false
+	}
+	for _, r := range rules {
+		if has(r.APIGroups, group) && has(r.Resources, resource) && has(r.Verbs, verb) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestChartAcceptedByAPIServer renders the chart and has a real kube-apiserver (envtest)
+// validate every object with a server-side dry run.
+func TestChartAcceptedByAPIServer(t *testing.T) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test` (it builds kube-apiserver and etcd)")
+	}
+	env := &envtest.Environment{}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("envtest: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	for _, ns := range []string{"dwnsync-system", "team-a", "team-b"} {
+		if _, err := cs.CoreV1().Namespaces().Create(context.Background(),
+			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	user, err := env.AddUser(envtest.User{Name: "chart-test", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcPath := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, variant := range [][]string{nil, {"--set", "watchNamespaces={team-a,team-b}", "--set", "leaderElection.enabled=false"}} {
+		rendered, err := helmTemplate(t, variant...)
+		if err != nil {
+			t.Fatalf("helm template %v: %v\n%s", variant, err, rendered)
+		}
+		manifest := filepath.Join(t.TempDir(), "rendered.yaml")
+		if err := os.WriteFile(manifest, []byte(rendered), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := run(t, nil, tool(t, "kubectl"), "--kubeconfig", kcPath, "apply", "--dry-run=server", "-f", manifest)
+		if err != nil {
+			t.Fatalf("kubectl apply --dry-run=server of the chart %v: %v\n%s", variant, err, out)
+		}
+		for _, kind := range []string{"statefulset.apps/dwnsync", "customresourcedefinition.apiextensions.k8s.io/replicationlinks.dwnsync.io"} {
+			if !strings.Contains(out, kind) {
+				t.Errorf("dry run output lacks %s:\n%s", kind, out)
+			}
+		}
+	}
+}
