@@ -1,0 +1,215 @@
+package dwn
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrorKind classifies a failed call so callers know whether to retry.
+type ErrorKind string
+
+const (
+	// Transient: network trouble, 5xx, rate limits, timeouts — retry with backoff.
+	Transient ErrorKind = "Transient"
+	// Permanent: the server deterministically rejected the request (schema, bad params, 4xx).
+	Permanent ErrorKind = "Permanent"
+	// Unauthorized: the signer is not allowed (wrong key, missing or mismatched grant,
+	// unregistered tenant). Retrying will not help until the configuration changes.
+	Unauthorized ErrorKind = "Unauthorized"
+	// Unsupported: the server lacks the method or feature (-32601, DWN 501, no WebSocket).
+	Unsupported ErrorKind = "Unsupported"
+)
+
+// JSON-RPC error codes seen from DWN servers (protocol spec §7, web5 spec §4).
+const (
+	rpcParseError     = -32700
+	rpcInvalidRequest = -32600
+	rpcMethodNotFound = -32601
+	rpcInvalidParams  = -32602
+	rpcInternalError  = -32603
+	rpcServerError    = -32300
+	rpcBadRequest     = -50400
+	rpcUnauthorized   = -50401
+	rpcForbidden      = -50403
+	rpcConflict       = -50409
+	rpcRateLimited    = -50429
+)
+
+// Error is a failed DWN call: transport, HTTP, JSON-RPC or DWN reply status.
+type Error struct {
+	Op         string // e.g. "MessagesQuery", "dwn.applyReplicatedMessage", "GET /info"
+	Kind       ErrorKind
+	HTTPStatus int    // 0 when no HTTP response arrived
+	RPCCode    int    // JSON-RPC error code, 0 when none
+	DWNCode    int    // DWN reply status.code, 0 when none
+	Detail     string // server message or cause; never contains keys
+	RetryAfter time.Duration
+	Err        error // underlying cause (network error, decode error), may be nil
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "dwn %s: %s", e.Op, e.Kind)
+	if e.HTTPStatus != 0 {
+		fmt.Fprintf(&b, " (http %d", e.HTTPStatus)
+		if e.RPCCode != 0 {
+			fmt.Fprintf(&b, ", rpc %d", e.RPCCode)
+		}
+		if e.DWNCode != 0 {
+			fmt.Fprintf(&b, ", dwn %d", e.DWNCode)
+		}
+		b.WriteString(")")
+	}
+	if e.Detail != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Detail)
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+	}
+	if e.Kind == Unauthorized {
+		b.WriteString(" — check the signer Secret: did/privateJwk must be the tenant or a delegate with Messages grants for this endpoint")
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// DWNErrorCode is the DwnErrorCode prefix of Detail ("RecordsWriteGetInitialWriteNotFound: …"),
+// or "" when the detail has none.
+func (e *Error) DWNErrorCode() string { return dwnErrorCode(e.Detail) }
+
+// GapError is a 410 ProgressGap: the cursor is no longer (or not yet) valid on the server. The
+// caller must discard its checkpoint and reconcile; never jump to LatestAvailable.
+type GapError struct {
+	Reason          string // token_too_old | token_too_new | epoch_mismatch | stream_mismatch | message_mismatch
+	Requested       *Cursor
+	OldestAvailable *Cursor
+	LatestAvailable *Cursor
+}
+
+func (g *GapError) Error() string {
+	if g.Reason == "" {
+		return "dwn: progress gap (410): the cursor is not valid on this server; discard it and reconcile"
+	}
+	return fmt.Sprintf("dwn: progress gap (410, %s): the cursor is not valid on this server; discard it and reconcile", g.Reason)
+}
+
+// IsTransient reports whether err is worth retrying as is (transport failures count).
+func IsTransient(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind == Transient
+	}
+	return false
+}
+
+// IsUnauthorized reports whether err says the signer is not allowed.
+func IsUnauthorized(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Kind == Unauthorized
+}
+
+// IsUnsupported reports whether err says the server lacks the method or feature.
+func IsUnsupported(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Kind == Unsupported
+}
+
+// IsNotFound reports whether err is a DWN 404 (e.g. MessagesRead of an absent CID).
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.DWNCode == 404
+}
+
+// AsGap returns the *GapError in err's chain.
+func AsGap(err error) (*GapError, bool) {
+	var g *GapError
+	if errors.As(err, &g) {
+		return g, true
+	}
+	return nil, false
+}
+
+// RetryAfter is the server's requested wait (Retry-After / retryAfterSec), 0 when none.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
+// kindForHTTP classifies an HTTP status that arrived without a JSON-RPC error object.
+func kindForHTTP(status int) ErrorKind {
+	switch {
+	case status == 401 || status == 403:
+		return Unauthorized
+	case status == 404 || status == 405 || status == 501:
+		return Unsupported
+	case status == 408 || status == 429 || status >= 500:
+		return Transient
+	default:
+		return Permanent // 400, 413, 431 …: the request itself is wrong or too big
+	}
+}
+
+// kindForRPC classifies a JSON-RPC error by its code (and data.code). HTTP 500 alone says
+// nothing: deterministic rejections also arrive as 500 (protocol spec §1.1.2).
+func kindForRPC(code int, dataCode string) ErrorKind {
+	switch code {
+	case rpcMethodNotFound:
+		return Unsupported
+	case rpcInternalError, rpcServerError, rpcRateLimited:
+		return Transient
+	case rpcUnauthorized, rpcForbidden:
+		return Unauthorized
+	case rpcInvalidRequest:
+		if dataCode == "TenantMessageQuotaExceeded" || dataCode == "TenantStorageQuotaExceeded" {
+			return Transient // quota-blocked: retry with a long backoff
+		}
+		return Permanent
+	case rpcParseError, rpcInvalidParams, rpcBadRequest, rpcConflict:
+		return Permanent
+	default:
+		if code <= -32000 && code >= -32099 {
+			return Transient // implementation-defined server errors
+		}
+		return Permanent
+	}
+}
+
+// kindForDWN classifies a DWN reply status that is not a success.
+func kindForDWN(code int) ErrorKind {
+	switch {
+	case code == 401 || code == 403:
+		return Unauthorized
+	case code == 501:
+		return Unsupported
+	case code >= 500:
+		return Transient
+	default:
+		return Permanent
+	}
+}
+
+// dwnErrorCode splits "<DwnErrorCode>: <message>" at the first colon; a detail without a
+// code-looking prefix yields "".
+func dwnErrorCode(detail string) string {
+	i := strings.IndexByte(detail, ':')
+	if i <= 0 {
+		return ""
+	}
+	code := detail[:i]
+	for _, r := range code {
+		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return ""
+		}
+	}
+	return code
+}

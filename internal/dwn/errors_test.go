@@ -1,0 +1,88 @@
+package dwn
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestErrorClassification(t *testing.T) {
+	rpc := []struct {
+		code     int
+		dataCode string
+		want     ErrorKind
+	}{
+		{rpcMethodNotFound, "", Unsupported},
+		{rpcInternalError, "", Transient},
+		{rpcServerError, "", Transient},
+		{rpcRateLimited, "", Transient},
+		{rpcInvalidParams, "", Permanent},
+		{rpcInvalidParams, "RecordDataSizeLimitExceeded", Permanent},
+		{rpcInvalidRequest, "", Permanent},
+		{rpcInvalidRequest, "TenantStorageQuotaExceeded", Transient},
+		{rpcInvalidRequest, "TenantMessageQuotaExceeded", Transient},
+		{rpcParseError, "", Permanent},
+		{rpcBadRequest, "", Permanent},
+		{rpcUnauthorized, "", Unauthorized},
+		{rpcForbidden, "", Unauthorized},
+		{rpcConflict, "", Permanent},
+	}
+	for _, c := range rpc {
+		if got := kindForRPC(c.code, c.dataCode); got != c.want {
+			t.Errorf("rpc %d %s: %s, want %s", c.code, c.dataCode, got, c.want)
+		}
+	}
+	httpCases := map[int]ErrorKind{400: Permanent, 401: Unauthorized, 408: Transient, 413: Permanent, 429: Transient,
+		431: Permanent, 500: Transient, 501: Unsupported, 502: Transient, 503: Transient, 504: Transient}
+	for status, want := range httpCases {
+		if got := kindForHTTP(status); got != want {
+			t.Errorf("http %d: %s, want %s", status, got, want)
+		}
+	}
+	dwnCases := map[int]ErrorKind{400: Permanent, 401: Unauthorized, 404: Permanent, 500: Transient, 501: Unsupported}
+	for code, want := range dwnCases {
+		if got := kindForDWN(code); got != want {
+			t.Errorf("dwn %d: %s, want %s", code, got, want)
+		}
+	}
+}
+
+func TestErrorHelpers(t *testing.T) {
+	e := &Error{Op: "MessagesQuery", Kind: Transient, HTTPStatus: 429, RPCCode: rpcRateLimited, RetryAfter: 2 * time.Second}
+	wrapped := fmt.Errorf("page: %w", e)
+	if !IsTransient(wrapped) || RetryAfter(wrapped) != 2*time.Second || IsUnauthorized(wrapped) {
+		t.Fatal("helpers do not see through wrapping")
+	}
+	if IsTransient(errors.New("plain")) || RetryAfter(errors.New("plain")) != 0 {
+		t.Fatal("plain errors are not classified")
+	}
+	gap := &GapError{Reason: "epoch_mismatch", LatestAvailable: &Cursor{StreamID: "s", Epoch: "e", Position: "9"}}
+	g, ok := AsGap(fmt.Errorf("sub: %w", gap))
+	if !ok || g.LatestAvailable.Position != "9" || !strings.Contains(g.Error(), "epoch_mismatch") {
+		t.Fatal("AsGap failed")
+	}
+	unauth := &Error{Op: "MessagesQuery", Kind: Unauthorized, HTTPStatus: 200, DWNCode: 401, Detail: "GeneralJwsVerifierInvalidSignature: bad"}
+	if !strings.Contains(unauth.Error(), "signer Secret") || unauth.DWNErrorCode() != "GeneralJwsVerifierInvalidSignature" {
+		t.Fatalf("unclear unauthorized error: %s", unauth)
+	}
+	if !IsNotFound(&Error{DWNCode: 404}) {
+		t.Fatal("IsNotFound")
+	}
+}
+
+func TestDWNErrorCode(t *testing.T) {
+	cases := map[string]string{
+		"ProtocolAuthorizationProtocolNotFound: unable to find protocol definition for https://x": "ProtocolAuthorizationProtocolNotFound",
+		"Not Found":                "",
+		"Not a registered tenant.": "",
+		"weird code!: x":           "",
+		"":                         "",
+	}
+	for in, want := range cases {
+		if got := dwnErrorCode(in); got != want {
+			t.Errorf("dwnErrorCode(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
