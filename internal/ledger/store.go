@@ -1,0 +1,361 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/go-logr/logr"
+	bolt "go.etcd.io/bbolt"
+	"k8s.io/utils/clock"
+)
+
+// Defaults for Options.
+const (
+	DefaultCommitInterval = 200 * time.Millisecond
+	DefaultMaxPending     = 256
+	DefaultMaxDeadLetters = 100
+)
+
+var linksBucket = []byte("links")
+
+// ErrNotFound is returned when a key has no record.
+var ErrNotFound = errors.New("ledger: no such link record")
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("ledger: store is closed")
+
+// Options tune a Store. Zero values take the defaults above.
+type Options struct {
+	Clock          clock.Clock
+	CommitInterval time.Duration // how long staged updates may wait for company
+	MaxPending     int           // staged updates that force a commit at once
+	MaxDeadLetters int           // dead letters kept per link (oldest dropped)
+	Logger         logr.Logger
+}
+
+// Store is the ledger. All methods are safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	opts Options
+
+	// commitMu orders every write to the file (group commits, creations, removals), so a
+	// removed record can never be resurrected by a commit snapshot taken before the removal.
+	commitMu sync.Mutex
+
+	mu         sync.Mutex
+	records    map[string]*Record
+	dirty      map[string]bool
+	staged     uint64        // sequence of the latest staged update
+	committed  uint64        // every update up to this sequence is durable
+	pending    int           // staged updates since the last snapshot
+	commitErr  error         // result of the latest commit
+	committedC chan struct{} // closed (and replaced) after each commit attempt
+	closed     bool
+
+	wake   chan struct{} // something was staged
+	urgent chan struct{} // commit now: Flush, or too many pending
+	done   chan struct{}
+	exited chan struct{}
+}
+
+// Open opens (or creates) the ledger file and loads every record. Records of an older schema
+// are migrated and rewritten by the first commit; a newer schema is refused.
+func Open(path string, opts Options) (*Store, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.CommitInterval <= 0 {
+		opts.CommitInterval = DefaultCommitInterval
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = DefaultMaxPending
+	}
+	if opts.MaxDeadLetters <= 0 {
+		opts.MaxDeadLetters = DefaultMaxDeadLetters
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("ledger %s is locked by another process (another dwnsync using the same --state-dir?): %w", path, err)
+		}
+		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+	}
+	s := &Store{
+		db:         db,
+		opts:       opts,
+		records:    map[string]*Record{},
+		dirty:      map[string]bool{},
+		committedC: make(chan struct{}),
+		wake:       make(chan struct{}, 1),
+		urgent:     make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		exited:     make(chan struct{}),
+	}
+	if err := s.load(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+	}
+	go s.commitLoop()
+	if len(s.dirty) > 0 {
+		s.signal(s.wake)
+	}
+	return s, nil
+}
+
+func (s *Store) load() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(linksBucket)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			rec, migrated, err := decodeRecord(string(k), v)
+			if err != nil {
+				return err
+			}
+			s.records[rec.Key] = &rec
+			if migrated {
+				s.dirty[rec.Key] = true
+				s.staged++
+			}
+			return nil
+		})
+	})
+}
+
+// Get returns a copy of the record for key.
+func (s *Store) Get(key string) (Record, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Record{}, false, ErrClosed
+	}
+	r, ok := s.records[key]
+	if !ok {
+		return Record{}, false, nil
+	}
+	return r.clone(), true, nil
+}
+
+// List returns copies of every record, sorted by key (so a tenant's links are adjacent).
+func (s *Store) List() ([]Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	out := make([]Record, 0, len(s.records))
+	for _, r := range s.records {
+		out = append(out, r.clone())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// GetOrCreate returns the record for rec's link, creating it from rec when missing. The key is
+// derived from Tenant, RemoteEndpoint and Scope (rec.Key, if set, must agree). A created record
+// starts "initializing" unless rec says otherwise, and is durable before GetOrCreate returns.
+// An existing record keeps its state; only LocalEndpoint is refreshed (it is not part of the key).
+func (s *Store) GetOrCreate(rec Record) (Record, error) {
+	key, err := LinkKey(rec.Tenant, rec.RemoteEndpoint, rec.Scope)
+	if err != nil {
+		return Record{}, err
+	}
+	if rec.Key != "" && rec.Key != key {
+		return Record{}, fmt.Errorf("ledger: record key %q does not match its tenant, remote endpoint and scope (%q); leave Key empty", rec.Key, key)
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return Record{}, ErrClosed
+	}
+	if existing, ok := s.records[key]; ok {
+		if rec.LocalEndpoint != "" && existing.LocalEndpoint != rec.LocalEndpoint {
+			existing.LocalEndpoint = rec.LocalEndpoint
+			s.stageLocked(key)
+		}
+		out := existing.clone()
+		s.mu.Unlock()
+		return out, nil
+	}
+	s.mu.Unlock()
+
+	created := rec.clone()
+	created.Key = key
+	created.ScopeID = ScopeID(rec.Scope)
+	if created.Status == "" {
+		created.Status = StatusInitializing
+	}
+	created.LastActivity = s.opts.Clock.Now().UTC()
+	value, err := encodeRecord(created)
+	if err != nil {
+		return Record{}, err
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(linksBucket).Put([]byte(key), value)
+	}); err != nil {
+		return Record{}, fmt.Errorf("ledger: create %q: %w", key, err)
+	}
+	s.mu.Lock()
+	s.records[key] = &created
+	out := created.clone()
+	s.mu.Unlock()
+	return out, nil
+}
+
+// Update changes a record in memory and stages it for the next group commit. fn must not
+// block. Whatever fn does, the store keeps the key, never moves a contiguous checkpoint
+// backwards within its cursor domain (use ResetCheckpoint for that), caps the dead letters and
+// stamps LastActivity.
+func (s *Store) Update(key string, fn func(*Record)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	cur, ok := s.records[key]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNotFound, key)
+	}
+	next := cur.clone()
+	fn(&next)
+	next.Key, next.Tenant, next.RemoteEndpoint, next.ScopeID = cur.Key, cur.Tenant, cur.RemoteEndpoint, cur.ScopeID
+	keepForward(&next.Pull, cur.Pull)
+	keepForward(&next.Push, cur.Push)
+	if extra := len(next.DeadLetters) - s.opts.MaxDeadLetters; extra > 0 {
+		next.DeadLetters = append([]DeadLetter(nil), next.DeadLetters[extra:]...)
+	}
+	next.LastActivity = s.opts.Clock.Now().UTC()
+	*cur = next
+	s.stageLocked(key)
+	return nil
+}
+
+// ResetCheckpoint sets both positions of one direction to to (nil clears them), even when that
+// moves the resume point backwards: repair after a gap, a new epoch, a corrupt cursor.
+// Staged like Update.
+func (s *Store) ResetCheckpoint(key string, d Dir, to *dwn.Cursor) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	cur, ok := s.records[key]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNotFound, key)
+	}
+	cur.Checkpoint(d).Reset(to)
+	cur.LastActivity = s.opts.Clock.Now().UTC()
+	s.stageLocked(key)
+	return nil
+}
+
+// keepForward restores the old contiguous position if an update moved it backwards within the
+// same domain. A change of domain (new stream or epoch) is accepted: positions of different
+// domains are not comparable.
+func keepForward(next *Checkpoint, old Checkpoint) {
+	if old.Contiguous == nil {
+		return
+	}
+	if next.Contiguous == nil || positionNotAfter(*next.Contiguous, *old.Contiguous) {
+		next.Contiguous = cursorPtr(*old.Contiguous)
+	}
+}
+
+// Remove deletes a link's record, durably, before returning.
+func (s *Store) Remove(key string) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	delete(s.records, key)
+	delete(s.dirty, key)
+	s.mu.Unlock()
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(linksBucket).Delete([]byte(key))
+	}); err != nil {
+		return fmt.Errorf("ledger: remove %q: %w", key, err)
+	}
+	return nil
+}
+
+// Flush returns once every update staged before the call is durable, or with the commit's
+// error, or when ctx ends.
+func (s *Store) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	target := s.staged
+	for {
+		if s.committed >= target {
+			s.mu.Unlock()
+			return nil
+		}
+		if s.closed {
+			s.mu.Unlock()
+			return ErrClosed
+		}
+		waitC := s.committedC
+		s.mu.Unlock()
+		s.signal(s.urgent)
+		select {
+		case <-waitC:
+		case <-ctx.Done():
+			return fmt.Errorf("ledger flush: %w", ctx.Err())
+		}
+		s.mu.Lock()
+		if s.committed < target && s.commitErr != nil {
+			err := s.commitErr
+			s.mu.Unlock()
+			return err
+		}
+	}
+}
+
+// Close commits everything staged and closes the file.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true // refuse new updates; the final commit below still writes staged ones
+	s.mu.Unlock()
+	close(s.done)
+	<-s.exited // the loop's final commit has run
+	s.mu.Lock()
+	err := s.commitErr
+	s.mu.Unlock()
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// stageLocked marks key dirty and wakes the committer. Caller holds s.mu.
+func (s *Store) stageLocked(key string) {
+	s.dirty[key] = true
+	s.staged++
+	s.pending++
+	if s.pending > s.opts.MaxPending {
+		s.signal(s.urgent)
+	} else {
+		s.signal(s.wake)
+	}
+}
+
+func (s *Store) signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
