@@ -25,6 +25,7 @@ import {
   PermissionsProtocol,
   PrivateKeySigner,
   ProtocolsConfigure,
+  ProtocolsQuery,
   RecordsDelete,
   RecordsRead,
   RecordsWrite,
@@ -320,10 +321,17 @@ async function seed(p) {
   const prefix = p.prefix ?? 'seed';
   const started = process.hrtime.bigint();
 
+  // Configure the seed protocol only when it is missing: a second configure would be
+  // accepted too, replacing the first, which changes the listing in a way callers
+  // counting CIDs do not expect.
   let configured = 0;
-  const configure = await ProtocolsConfigure.create({ definition: SEED_DEFINITION, signer: signerFor(p) });
-  const configureResult = await sendOk(url, p.tenant ?? p.did, configure.message, undefined, [202, 409]);
-  if (configureResult.reply.status.code === 202) configured = 1;
+  const protocolsQuery = await ProtocolsQuery.create({ filter: { protocol: SEED_PROTOCOL }, signer: signerFor(p) });
+  const existing = await sendOk(url, p.tenant ?? p.did, protocolsQuery.message, undefined, [200]);
+  if ((existing.reply.entries ?? []).length === 0) {
+    const configure = await ProtocolsConfigure.create({ definition: SEED_DEFINITION, signer: signerFor(p) });
+    await sendOk(url, p.tenant ?? p.did, configure.message, undefined, [202]);
+    configured = 1;
+  }
 
   const note = (i, phase) => Buffer.from(JSON.stringify({
     kind: 'note', prefix, i, phase, nonce: randomBytes(8).toString('hex'), at: new Date().toISOString(),
