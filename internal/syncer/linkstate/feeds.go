@@ -1,0 +1,230 @@
+package linkstate
+
+import "github.com/dwnsync/dwnsync/internal/dwn"
+
+// openFeeds starts every enabled feed under a new epoch.
+func (m *Machine) openFeeds(o *out) {
+	for _, d := range Dirs {
+		if m.cfg.enabled(d) {
+			m.openFeed(o, d)
+		}
+	}
+	if m.cfg.Mode == ModePoll && m.Phase == Initializing {
+		// Poll links have no feeds; they go live with their first successful poll.
+		return
+	}
+}
+
+func (m *Machine) openFeed(o *out, d Dir) {
+	f := &m.feeds[d]
+	if f.running {
+		o.add(CloseFeed{Dir: d})
+	}
+	f.epoch++
+	f.running, f.open, f.eose, f.domain = true, false, false, ""
+	f.tracker = NewTracker()
+	if d == Push {
+		m.batch.reset()
+		m.cancelTimer(o, TimerPushFlush)
+	}
+	o.add(OpenFeed{Dir: d, Epoch: f.epoch})
+}
+
+// closeFeeds closes every running feed; their epochs move on so late results are stale.
+func (m *Machine) closeFeeds(o *out) {
+	for _, d := range Dirs {
+		f := &m.feeds[d]
+		if f.running {
+			o.add(CloseFeed{Dir: d})
+		}
+		f.epoch++
+		f.running, f.open, f.eose, f.domain = false, false, false, ""
+		f.tracker = NewTracker()
+	}
+	m.batch.reset()
+	m.cancelTimer(o, TimerPushFlush)
+}
+
+func (m *Machine) current(d Dir, epoch uint64) bool {
+	f := m.feeds[d]
+	return f.running && f.epoch == epoch
+}
+
+func (m *Machine) allOpen() bool {
+	for _, d := range Dirs {
+		if m.cfg.enabled(d) && !m.feeds[d].open {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *Machine) feedOpened(env Env, o *out, v FeedOpened) {
+	if !m.current(v.Dir, v.Epoch) {
+		return
+	}
+	m.feeds[v.Dir].open = true
+	if !m.allOpen() {
+		return
+	}
+	switch {
+	case m.repair.active && m.repair.reopening:
+		m.repairSucceeded(env, o)
+	case m.Phase == Initializing:
+		m.goLive(env, o)
+	}
+}
+
+// goLive: every feed of a starting link is open.
+func (m *Machine) goLive(env Env, o *out) {
+	from := m.storedPhase
+	m.Phase = Live
+	m.setConnectivity(o, Online, true)
+	m.persist(o)
+	o.add(Publish{Type: EvStatusChange, From: string(from), To: string(Live)})
+	m.storedPhase = Live
+	if m.NeedsReconcile {
+		m.requestReconcile(env, o, m.t.ReconcileStartupDirty, "startup-dirty")
+	}
+	m.resumeDeferred(env, o, 0)
+	m.armVerify(env, o)
+}
+
+func (m *Machine) armVerify(env Env, o *out) {
+	if m.cfg.Mode == ModeLive && m.t.VerifyInterval > 0 {
+		if _, ok := m.timers[TimerVerify]; !ok {
+			m.setTimer(o, TimerVerify, env.Now.Add(m.t.VerifyInterval))
+		}
+	}
+}
+
+func (m *Machine) feedFailed(env Env, o *out, v FeedFailed) {
+	if !m.current(v.Dir, v.Epoch) {
+		return
+	}
+	m.LastError = v.Dir.String() + " feed: " + v.Err
+	if m.repair.active && m.repair.reopening {
+		// E30: a 410 on the reopen means the resume token is stale: reset it and open once
+		// more from nothing (the repair's reconcile covered the history).
+		if v.Gap != nil && !m.repair.retried[v.Dir] {
+			m.repair.retried[v.Dir] = true
+			m.checkpoint[v.Dir] = nil
+			o.add(ResetCheckpoint{Dir: v.Dir, To: nil})
+			m.openFeed(o, v.Dir)
+			return
+		}
+		m.repairFailed(env, o, m.LastError)
+		return
+	}
+	var resume *dwn.Cursor
+	reason := "feed-failed"
+	if v.Gap != nil {
+		reason = "ProgressGap"
+		resume = v.Gap.LatestAvailable
+		o.add(Publish{Type: EvGapDetected, Reason: "ProgressGap", Message: v.Dir.String() + ": " + v.Gap.Reason})
+	}
+	// Any failure of a feed, at start-up or later, goes through repair: it is retried with
+	// backoff and ends in degraded_poll, never silently dropped (fixes E9).
+	m.enterRepairing(env, o, v.Dir, reason, resume, v.Gap != nil)
+}
+
+func (m *Machine) eose(env Env, o *out, v EOSE) {
+	if !m.current(v.Dir, v.Epoch) {
+		return
+	}
+	if v.Cursor != nil && !m.domainOK(v.Dir, *v.Cursor) {
+		m.enterRepairing(env, o, v.Dir, "token-domain-mismatch", nil, false)
+		return
+	}
+	// An EOSE never moves the contiguous checkpoint: deliveries before it may still be in
+	// flight (E4).
+	m.feeds[v.Dir].eose = true
+	if m.Phase == Live || m.Phase == Initializing {
+		m.setConnectivity(o, Online, true)
+	}
+	if m.NeedsReconcile && m.Phase == Live {
+		m.requestReconcile(env, o, m.t.ReconcileEOSEDirty, "eose-dirty")
+	}
+}
+
+// domainOK: a cursor must be in the checkpoint's domain, or in the domain of the first cursor
+// this epoch saw when there is no checkpoint yet (E22).
+func (m *Machine) domainOK(d Dir, c dwn.Cursor) bool {
+	f := &m.feeds[d]
+	want := ""
+	if cp := m.checkpoint[d]; cp != nil && cp.Valid() {
+		want = cp.Domain()
+	} else if f.domain != "" {
+		want = f.domain
+	}
+	if want == "" {
+		f.domain = c.Domain()
+		return true
+	}
+	return c.Domain() == want
+}
+
+func (m *Machine) delivered(env Env, o *out, v Delivered) {
+	if !m.current(v.Dir, v.Epoch) {
+		return
+	}
+	if v.Entry.Cursor != nil && !m.domainOK(v.Dir, *v.Entry.Cursor) {
+		m.enterRepairing(env, o, v.Dir, "token-domain-mismatch", nil, false)
+		return
+	}
+	f := &m.feeds[v.Dir]
+	ord := f.tracker.Deliver(v.Entry.Cursor)
+	if f.tracker.Pending() > m.t.MaxPending {
+		m.enterRepairing(env, o, v.Dir, "overflow", nil, false)
+		return
+	}
+	// Out of scope, or an echo of what just crossed the other way: commit in order, skip.
+	if v.OutOfScope || (v.Entry.CID != "" && m.echo[1-v.Dir].Has(env.Now, v.Entry.CID)) {
+		m.complete(o, v.Dir, ord)
+		o.add(Release{Dir: v.Dir, Epoch: v.Epoch, N: 1})
+		return
+	}
+	if v.Dir == Pull {
+		o.add(ApplyPull{Epoch: v.Epoch, Ordinal: ord, Entry: v.Entry})
+		return
+	}
+	m.batch.queue = append(m.batch.queue, PushItem{Ordinal: ord, Entry: v.Entry})
+	if !m.batch.flushing && !m.batch.timerArmed {
+		m.flushPush(o) // immediate-first
+	}
+}
+
+// complete marks a delivery done and commits the checkpoint if it advanced contiguously.
+func (m *Machine) complete(o *out, d Dir, ord uint64) {
+	f := &m.feeds[d]
+	c, n := f.tracker.Complete(ord)
+	if c == nil {
+		return
+	}
+	cp := *c
+	m.checkpoint[d] = &cp
+	o.add(CommitCheckpoint{Dir: d, Epoch: f.epoch, Cursor: cp, Drained: n})
+}
+
+func (m *Machine) applied(env Env, o *out, v Applied) {
+	if !m.current(Pull, v.Epoch) {
+		return
+	}
+	switch v.Outcome {
+	case OutcomeOK:
+		if v.CID != "" {
+			m.echo[Pull].Add(env.Now, v.CID)
+		}
+	case OutcomeInvalid:
+		o.add(DeadLetter{Dir: Pull, CID: v.CID, Reason: v.Reason})
+		o.add(Publish{Type: EvDeadLetter, Reason: v.Reason, Message: "pull " + v.CID})
+	case OutcomeTransient, OutcomeError:
+		// The worker already retried; never advance past a failure: repair fills the gap.
+		m.LastError = "pull " + v.CID + ": " + v.Reason
+		o.add(Release{Dir: Pull, Epoch: v.Epoch, N: 1})
+		m.enterRepairing(env, o, Pull, "apply-failed", nil, false)
+		return
+	}
+	m.complete(o, Pull, v.Ordinal)
+	o.add(Release{Dir: Pull, Epoch: v.Epoch, N: 1})
+}

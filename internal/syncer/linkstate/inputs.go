@@ -1,0 +1,134 @@
+package linkstate
+
+import (
+	"time"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+)
+
+// Input is something that happened to a link. Results of work the machine started carry the
+// feed epoch (or the reconcile/repair sequence) they belong to; stale ones are dropped.
+type Input interface{ input() }
+
+// Start begins (or restarts) a link from its durable record.
+type Start struct {
+	StoredPhase    Phase
+	NeedsReconcile bool
+	// Checkpoints are the contiguous resume points per direction (nil = none yet).
+	Checkpoints [2]*dwn.Cursor
+	// Fresh is true when the record was just created: nothing was ever replicated, so the
+	// feeds open live-only and a bootstrap reconcile copies the history.
+	Fresh bool
+}
+
+// FeedOpened: the subscription of feed Dir (epoch Epoch) is open.
+type FeedOpened struct {
+	Dir   Dir
+	Epoch uint64
+}
+
+// FeedFailed: the feed could not open, or ended (disconnect, server error, 410 gap).
+type FeedFailed struct {
+	Dir   Dir
+	Epoch uint64
+	Gap   *dwn.GapError // non-nil for a ProgressGap (410)
+	Err   string
+}
+
+// EOSE: the feed finished its replay; everything after is live.
+type EOSE struct {
+	Dir    Dir
+	Epoch  uint64
+	Cursor *dwn.Cursor
+}
+
+// Delivered: the feed delivered one entry.
+type Delivered struct {
+	Dir   Dir
+	Epoch uint64
+	Entry dwn.Entry
+	// OutOfScope is set by the supervisor when the message is outside the link's scope
+	// (path prefixes): it is committed in order without being applied (fixes E3).
+	OutOfScope bool
+}
+
+// Outcome of one delivery or pushed entry.
+type Outcome int
+
+const (
+	OutcomeOK        Outcome = iota // Applied, Duplicate or Superseded
+	OutcomeInvalid                  // permanent refusal: dead letter, the feed moves on
+	OutcomeTransient                // could not be applied now (push: counts against the retry budget)
+	OutcomeError                    // the apply failed in a way a retry cannot fix here: repair
+)
+
+// Applied: a pull delivery finished (after the worker's own retries of Deferred/transient).
+type Applied struct {
+	Epoch   uint64
+	Ordinal uint64
+	CID     string
+	Outcome Outcome
+	Reason  string
+}
+
+// PushItemResult is the outcome of one entry of a push batch.
+type PushItemResult struct {
+	Ordinal uint64
+	CID     string
+	Outcome Outcome
+	Reason  string
+}
+
+// PushFlushed: a push batch finished. Err set means the whole batch failed transiently.
+type PushFlushed struct {
+	Epoch   uint64
+	Results []PushItemResult
+	Err     string
+	Latency time.Duration
+}
+
+// ReconcileDone: a reconcile started with StartReconcile{Seq} finished.
+type ReconcileDone struct {
+	Seq       uint64
+	Converged bool
+	Err       string
+	Pulled    int
+	Pushed    int
+}
+
+// RepairDone: the work part of a repair (close feeds, reconcile) finished.
+type RepairDone struct {
+	Seq uint64
+	Err string
+}
+
+// TimerFired: timer T armed for At fired. A firing for a deadline that is no longer armed is
+// stale (replaced or cancelled) and ignored.
+type TimerFired struct {
+	Timer Timer
+	At    time.Time
+}
+
+// PollTick: the poll group asks this (poll-mode) link to reconcile now. The machine answers
+// with PollResult once the reconcile finished (or at once if it cannot run).
+type PollTick struct{}
+
+// Suspend pauses the link; Resume starts it again; Stop ends it (teardown, no status change).
+type Suspend struct{}
+type Resume struct{}
+type Stop struct{}
+
+func (Start) input()         {}
+func (FeedOpened) input()    {}
+func (FeedFailed) input()    {}
+func (EOSE) input()          {}
+func (Delivered) input()     {}
+func (Applied) input()       {}
+func (PushFlushed) input()   {}
+func (ReconcileDone) input() {}
+func (RepairDone) input()    {}
+func (TimerFired) input()    {}
+func (PollTick) input()      {}
+func (Suspend) input()       {}
+func (Resume) input()        {}
+func (Stop) input()          {}

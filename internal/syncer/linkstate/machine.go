@@ -1,0 +1,288 @@
+package linkstate
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+)
+
+// Machine is the state of one link. Step mutates it deterministically from (Env, Input) and
+// returns the effects to perform; it never blocks, reads a clock or does I/O. (It mutates in
+// place rather than returning a copy because it holds maps that would be costly to copy per
+// delivery; the determinism is what the tests rely on.)
+type Machine struct {
+	cfg Config
+	t   Timing
+
+	Phase          Phase
+	Connectivity   Connectivity
+	NeedsReconcile bool
+	RepairAttempts int
+	// LastError is the most recent failure, for status.
+	LastError string
+
+	feeds      [2]feedState
+	checkpoint [2]*dwn.Cursor
+	batch      batcher
+	// echo[Pull] holds CIDs pulled into local (not to be pushed back); echo[Push] holds CIDs
+	// pushed to the remote (not to be pulled back).
+	echo [2]*Echo
+
+	rec    reconcileState
+	repair repairState
+	timers map[Timer]time.Time
+
+	degradedInterval time.Duration
+	stopped          bool
+	storedPhase      Phase
+}
+
+type feedState struct {
+	epoch   uint64
+	open    bool // the subscription is open (FeedOpened seen for this epoch)
+	running bool // OpenFeed issued for this epoch and not closed
+	eose    bool
+	domain  string // domain of the first cursor seen in this epoch (E22)
+	tracker *Tracker
+}
+
+// New returns a machine for a link with this config. Feed Start to begin.
+func New(cfg Config, t Timing) *Machine {
+	m := &Machine{cfg: cfg, t: t, Phase: Initializing, Connectivity: Unknown, timers: map[Timer]time.Time{}}
+	m.echo[Pull] = NewEcho(t.EchoTTL, t.EchoCap)
+	m.echo[Push] = NewEcho(t.EchoTTL, t.EchoCap)
+	for _, d := range Dirs {
+		m.feeds[d].tracker = NewTracker()
+	}
+	return m
+}
+
+// Config returns the link config the machine runs.
+func (m *Machine) Config() Config { return m.cfg }
+
+// Pending is how many deliveries of feed d are not yet contiguously committed.
+func (m *Machine) Pending(d Dir) int { return m.feeds[d].tracker.Pending() }
+
+// Epoch is the current epoch of feed d.
+func (m *Machine) Epoch(d Dir) uint64 { return m.feeds[d].epoch }
+
+// Checkpoint is the contiguous checkpoint of feed d as the machine knows it.
+func (m *Machine) Checkpoint(d Dir) *dwn.Cursor { return m.checkpoint[d] }
+
+// TimerAt reports when timer t is armed (zero when it is not).
+func (m *Machine) TimerAt(t Timer) time.Time { return m.timers[t] }
+
+// ReconcileInFlight reports whether a reconcile is running.
+func (m *Machine) ReconcileInFlight() bool { return m.rec.inFlight }
+
+// RepairActive reports whether repair work or the reopen after it is running.
+func (m *Machine) RepairActive() bool { return m.repair.active }
+
+// DegradedInterval is the degraded-poll interval drawn on entry.
+func (m *Machine) DegradedInterval() time.Duration { return m.degradedInterval }
+
+// Stopped reports whether Stop was fed.
+func (m *Machine) Stopped() bool { return m.stopped }
+
+// out collects effects of one step.
+type out struct{ effects []Effect }
+
+func (o *out) add(e ...Effect) { o.effects = append(o.effects, e...) }
+
+// Step applies one input.
+func (m *Machine) Step(env Env, in Input) []Effect {
+	o := &out{}
+	if m.stopped {
+		return nil
+	}
+	switch v := in.(type) {
+	case Start:
+		m.start(env, o, v)
+	case FeedOpened:
+		m.feedOpened(env, o, v)
+	case FeedFailed:
+		m.feedFailed(env, o, v)
+	case EOSE:
+		m.eose(env, o, v)
+	case Delivered:
+		m.delivered(env, o, v)
+	case Applied:
+		m.applied(env, o, v)
+	case PushFlushed:
+		m.pushFlushed(env, o, v)
+	case ReconcileDone:
+		m.reconcileDone(env, o, v)
+	case RepairDone:
+		m.repairDone(env, o, v)
+	case TimerFired:
+		m.timerFired(env, o, v)
+	case PollTick:
+		m.pollTick(env, o)
+	case Suspend:
+		m.suspend(env, o)
+	case Resume:
+		m.resume(env, o)
+	case Stop:
+		m.stop(o)
+	default:
+		panic(fmt.Sprintf("linkstate: unknown input %T", in))
+	}
+	return o.effects
+}
+
+// ---- lifecycle ----
+
+func (m *Machine) start(env Env, o *out, s Start) {
+	m.storedPhase = s.StoredPhase
+	if m.storedPhase == "" {
+		m.storedPhase = Initializing
+	}
+	m.checkpoint = s.Checkpoints
+	m.NeedsReconcile = s.NeedsReconcile
+	for _, d := range Dirs {
+		if c := m.checkpoint[d]; c != nil && !c.Valid() {
+			// A corrupted stored cursor (an empty field) is dropped; the feed opens live-only
+			// and a reconcile covers the history (E27).
+			m.checkpoint[d] = nil
+			o.add(ResetCheckpoint{Dir: d, To: nil})
+			m.NeedsReconcile = true
+		}
+	}
+	// A stale durable status (repairing, degraded_poll, live from an earlier process) does
+	// not change how this run behaves (E1b, E13): every run starts initializing.
+	m.Phase = Initializing
+	m.Connectivity = Unknown
+	m.RepairAttempts = 0
+	if m.cfg.Suspend {
+		m.enterPaused(o)
+		return
+	}
+	if s.Fresh && m.cfg.Mode == ModeLive {
+		// Nothing was ever replicated: the feeds open live-only (nothing to replay) and a
+		// bootstrap reconcile copies the history both ways; being dirty makes it durable (E8).
+		m.NeedsReconcile = true
+	}
+	m.persist(o)
+	m.openFeeds(o)
+}
+
+func (m *Machine) resume(env Env, o *out) {
+	if m.Phase != Paused {
+		return
+	}
+	m.cfg.Suspend = false
+	m.storedPhase = Paused
+	m.Phase = Initializing
+	m.persist(o)
+	m.openFeeds(o)
+}
+
+func (m *Machine) suspend(env Env, o *out) {
+	if m.Phase == Paused {
+		return
+	}
+	m.cfg.Suspend = true
+	m.closeFeeds(o)
+	m.cancelAllTimers(o)
+	m.cancelWork(o)
+	m.enterPaused(o)
+}
+
+func (m *Machine) enterPaused(o *out) {
+	prev := m.storedPhase
+	if m.Phase != Initializing || prev == "" {
+		prev = m.Phase
+	}
+	m.Phase = Paused
+	m.persist(o)
+	if prev != Paused {
+		o.add(Publish{Type: EvStatusChange, From: string(prev), To: string(Paused)})
+	}
+}
+
+func (m *Machine) stop(o *out) {
+	m.closeFeeds(o)
+	m.cancelAllTimers(o)
+	m.cancelWork(o)
+	m.stopped = true
+}
+
+func (m *Machine) cancelWork(o *out) {
+	if m.rec.inFlight || m.repair.active {
+		o.add(CancelWork{})
+	}
+	m.rec = reconcileState{seq: m.rec.seq}
+	m.repair = repairState{seq: m.repair.seq}
+}
+
+func (m *Machine) persist(o *out) {
+	o.add(Persist{Phase: m.Phase, NeedsReconcile: m.NeedsReconcile, RepairAttempts: m.RepairAttempts})
+}
+
+func (m *Machine) setConnectivity(o *out, c Connectivity, announce bool) {
+	if m.Connectivity == c {
+		return
+	}
+	prev := m.Connectivity
+	m.Connectivity = c
+	if announce {
+		o.add(Publish{Type: EvConnectivityChange, From: string(prev), To: string(c)})
+	}
+}
+
+func (m *Machine) setPhase(o *out, p Phase, announce bool, reason string) {
+	prev := m.Phase
+	m.Phase = p
+	m.persist(o)
+	if announce && prev != p {
+		o.add(Publish{Type: EvStatusChange, From: string(prev), To: string(p), Reason: reason})
+	}
+}
+
+// ---- timers ----
+
+func (m *Machine) setTimer(o *out, t Timer, at time.Time) {
+	m.timers[t] = at
+	o.add(SetTimer{Timer: t, At: at})
+}
+
+func (m *Machine) cancelTimer(o *out, t Timer) {
+	if _, ok := m.timers[t]; ok {
+		delete(m.timers, t)
+		o.add(CancelTimer{Timer: t})
+	}
+}
+
+func (m *Machine) cancelAllTimers(o *out) {
+	for _, t := range []Timer{TimerReconcile, TimerRepairRetry, TimerDegradedPoll, TimerVerify, TimerPushFlush} {
+		m.cancelTimer(o, t)
+	}
+	m.batch.timerArmed = false
+}
+
+func (m *Machine) timerFired(env Env, o *out, v TimerFired) {
+	at, ok := m.timers[v.Timer]
+	if !ok || !at.Equal(v.At) {
+		return // replaced or cancelled since
+	}
+	delete(m.timers, v.Timer)
+	switch v.Timer {
+	case TimerReconcile:
+		m.reconcileTimer(env, o)
+	case TimerRepairRetry:
+		if m.Phase == Repairing && !m.repair.active {
+			m.startRepair(env, o)
+		}
+	case TimerDegradedPoll:
+		m.degradedTick(env, o)
+	case TimerVerify:
+		if m.Phase == Live && m.cfg.Mode == ModeLive {
+			m.requestReconcile(env, o, 0, "verify")
+			m.setTimer(o, TimerVerify, env.Now.Add(m.t.VerifyInterval))
+		}
+	case TimerPushFlush:
+		m.batch.timerArmed = false
+		m.flushPush(o)
+	}
+}

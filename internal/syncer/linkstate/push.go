@@ -1,0 +1,126 @@
+package linkstate
+
+// batcher is the push timing of the seed (§3.4): the first entry in a quiet window is flushed
+// immediately; entries arriving while a flush is in flight wait for it and go out one debounce
+// after it; a failed batch is retried after 250 ms, 1 s and 2 s; the fourth consecutive failure
+// gives up. The retry count belongs to the batcher, not the entry (E25).
+type batcher struct {
+	queue      []PushItem
+	inflight   []PushItem
+	flushing   bool
+	timerArmed bool
+	retryCount int
+}
+
+func (b *batcher) reset() { *b = batcher{} }
+
+func (m *Machine) flushPush(o *out) {
+	if len(m.batch.queue) == 0 || m.batch.flushing {
+		return
+	}
+	items := m.batch.queue
+	m.batch.queue = nil
+	m.batch.flushing = true
+	m.batch.inflight = items
+	o.add(FlushPush{Epoch: m.feeds[Push].epoch, Items: items, Attempt: m.batch.retryCount})
+}
+
+func (m *Machine) pushFlushed(env Env, o *out, v PushFlushed) {
+	if !m.current(Push, v.Epoch) || !m.batch.flushing {
+		return
+	}
+	m.batch.flushing = false
+	byOrd := make(map[uint64]PushItemResult, len(v.Results))
+	for _, r := range v.Results {
+		byOrd[r.Ordinal] = r
+	}
+	var retry []PushItem
+	done := 0
+	for _, it := range m.batch.inflight {
+		r, ok := byOrd[it.Ordinal]
+		outcome := r.Outcome
+		if !ok || v.Err != "" {
+			outcome = OutcomeTransient
+		}
+		switch outcome {
+		case OutcomeOK:
+			if it.Entry.CID != "" {
+				m.echo[Push].Add(env.Now, it.Entry.CID)
+			}
+			m.complete(o, Push, it.Ordinal)
+			done++
+		case OutcomeInvalid:
+			o.add(DeadLetter{Dir: Push, CID: it.Entry.CID, Reason: r.Reason})
+			o.add(Publish{Type: EvDeadLetter, Reason: r.Reason, Message: "push " + it.Entry.CID})
+			m.complete(o, Push, it.Ordinal)
+			done++
+		default:
+			retry = append(retry, it)
+			if r.Reason != "" {
+				m.LastError = "push " + it.Entry.CID + ": " + r.Reason
+			}
+		}
+	}
+	m.batch.inflight = nil
+	if v.Err != "" {
+		m.LastError = "push: " + v.Err
+	}
+	if len(retry) == 0 {
+		m.batch.retryCount = 0
+		if done > 0 {
+			o.add(Release{Dir: Push, Epoch: v.Epoch, N: done})
+		}
+		if len(m.batch.queue) > 0 && !m.batch.timerArmed {
+			m.batch.timerArmed = true
+			m.setTimer(o, TimerPushFlush, env.Now.Add(m.t.PushDebounce))
+		}
+		return
+	}
+	m.batch.retryCount++
+	if m.batch.retryCount >= len(m.t.PushRetryBackoff) {
+		m.pushGiveUp(env, o, v.Epoch, retry, done)
+		return
+	}
+	if done > 0 {
+		o.add(Release{Dir: Push, Epoch: v.Epoch, N: done})
+	}
+	m.batch.queue = append(retry, m.batch.queue...)
+	delay := m.t.PushRetryBackoff[m.batch.retryCount]
+	m.batch.timerArmed = true
+	m.setTimer(o, TimerPushFlush, env.Now.Add(delay))
+}
+
+// pushGiveUp: retries exhausted. The link is marked dirty (persisted before the checkpoint
+// moves past the given-up entries, so the reconcile that recovers them survives a crash); the
+// given-up entries and everything queued behind them are left to that reconcile (E6).
+func (m *Machine) pushGiveUp(env Env, o *out, epoch uint64, failed []PushItem, done int) {
+	all := append(failed, m.batch.queue...)
+	m.batch.queue = nil
+	m.batch.retryCount = 0
+	m.cancelTimer(o, TimerPushFlush)
+	m.batch.timerArmed = false
+	wasDirty := m.NeedsReconcile
+	m.markDirty(o)
+	if !wasDirty {
+		o.add(Publish{Type: EvReconcileNeeded, Reason: "push-retry-exhausted"})
+	}
+	// Even when the link was already dirty a reconcile is requested (the seed skipped it, E6):
+	// scheduling is idempotent, earliest deadline wins.
+	m.requestReconcile(env, o, m.t.ReconcileDefault, "push-retry-exhausted")
+	for _, it := range all {
+		m.complete(o, Push, it.Ordinal)
+	}
+	o.add(Release{Dir: Push, Epoch: epoch, N: done + len(all)})
+}
+
+// markDirty sets needsReconcile (persisted) and remembers that a reconcile running now started
+// before this change, so its result must not clear the flag.
+func (m *Machine) markDirty(o *out) {
+	if m.rec.inFlight {
+		m.rec.dirtiedDuringFlight = true
+	}
+	if !m.NeedsReconcile {
+		m.NeedsReconcile = true
+		m.persist(o)
+	}
+}

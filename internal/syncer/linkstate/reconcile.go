@@ -1,0 +1,139 @@
+package linkstate
+
+import "time"
+
+// reconcileState is the per-link reconcile scheduler: one timer whose deadline is the
+// earliest requested; at most one reconcile in flight; a request made while one is in flight
+// becomes exactly one trailing pass after it (the seed dropped it: E7).
+type reconcileState struct {
+	inFlight            bool
+	seq                 uint64
+	reason              string
+	trailing            bool
+	trailingDelay       time.Duration
+	dirtiedDuringFlight bool
+	deferred            bool // the timer fired while the link could not reconcile
+	pollWaiting         bool
+	failures            int // consecutive failed or non-converged passes
+}
+
+func (m *Machine) requestReconcile(env Env, o *out, delay time.Duration, reason string) {
+	if m.Phase == Paused || m.stopped {
+		return
+	}
+	if m.rec.inFlight {
+		if !m.rec.trailing || delay < m.rec.trailingDelay {
+			m.rec.trailingDelay = delay
+		}
+		m.rec.trailing = true
+		return
+	}
+	at := env.Now.Add(delay)
+	if cur, ok := m.timers[TimerReconcile]; ok && !at.Before(cur) {
+		return // an earlier (or equal) deadline is already armed: earliest wins
+	}
+	m.rec.reason = reason
+	m.setTimer(o, TimerReconcile, at)
+}
+
+func (m *Machine) canReconcile() bool {
+	if m.repair.active || m.rec.inFlight {
+		return false
+	}
+	if m.cfg.Mode == ModePoll {
+		return m.Phase != Paused
+	}
+	return m.Phase == Live
+}
+
+func (m *Machine) reconcileTimer(env Env, o *out) {
+	if !m.canReconcile() {
+		// Not lost: a repair ends with its own reconcile, and going live re-requests it.
+		m.rec.deferred = true
+		return
+	}
+	m.startReconcile(o, m.rec.reason)
+}
+
+func (m *Machine) startReconcile(o *out, reason string) {
+	m.rec.inFlight = true
+	m.rec.deferred = false
+	m.rec.dirtiedDuringFlight = false
+	m.rec.seq++
+	if reason == "" {
+		reason = "requested"
+	}
+	o.add(StartReconcile{Seq: m.rec.seq, Reason: reason})
+}
+
+// resumeDeferred re-requests a reconcile whose timer fired while the link could not run it.
+func (m *Machine) resumeDeferred(env Env, o *out, delay time.Duration) {
+	if m.rec.deferred {
+		m.rec.deferred = false
+		m.requestReconcile(env, o, delay, "deferred")
+	}
+}
+
+func (m *Machine) reconcileDone(env Env, o *out, v ReconcileDone) {
+	if !m.rec.inFlight || v.Seq != m.rec.seq {
+		return
+	}
+	m.rec.inFlight = false
+	ok := v.Err == "" && v.Converged
+	o.add(Reconciled{Converged: ok, Pulled: v.Pulled, Pushed: v.Pushed, Err: v.Err})
+	if m.rec.pollWaiting {
+		m.rec.pollWaiting = false
+		o.add(PollResult{OK: v.Err == "", Err: v.Err})
+	}
+	if m.cfg.Mode == ModePoll {
+		if v.Err != "" {
+			m.setConnectivity(o, Offline, true)
+		} else {
+			m.setConnectivity(o, Online, true)
+			if m.Phase == Initializing {
+				m.setPhase(o, Live, true, "poll")
+				m.storedPhase = Live
+			}
+		}
+	}
+	if ok {
+		m.rec.failures = 0
+		if m.NeedsReconcile && !m.rec.dirtiedDuringFlight {
+			m.NeedsReconcile = false
+			m.persist(o)
+		}
+		o.add(Publish{Type: EvReconcileCompleted, Reason: m.rec.reason})
+	} else {
+		m.rec.failures++
+		if v.Err != "" {
+			m.LastError = "reconcile: " + v.Err
+		} else {
+			m.LastError = "reconcile did not converge"
+		}
+		if m.cfg.Mode == ModeLive {
+			// The retry is requested after the in-flight marker is gone, so it is never
+			// dropped (E7). Consecutive failures back off up to 4× so a permanent difference
+			// (a dead-lettered message) does not reconcile every 5 s forever.
+			mult := 1 << min(m.rec.failures-1, 2)
+			m.requestReconcile(env, o, m.t.ReconcileRetry*time.Duration(mult), "retry")
+		}
+	}
+	m.rec.dirtiedDuringFlight = false
+	if m.rec.trailing {
+		m.rec.trailing = false
+		m.requestReconcile(env, o, m.rec.trailingDelay, "trailing")
+	}
+}
+
+func (m *Machine) pollTick(env Env, o *out) {
+	if m.cfg.Mode != ModePoll || m.Phase == Paused {
+		o.add(PollResult{OK: true, Err: "skipped"})
+		return
+	}
+	m.rec.pollWaiting = true
+	if m.rec.inFlight {
+		return // answered when the running pass ends
+	}
+	m.cancelTimer(o, TimerReconcile)
+	m.startReconcile(o, "poll")
+}
