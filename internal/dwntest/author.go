@@ -1,0 +1,284 @@
+package dwntest
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+)
+
+// Identity authors signed DWN messages for tests: protocol configurations, record writes,
+// updates, deletes and permission grants, as a did:jwk Ed25519 identity.
+//
+// internal/dwn signs only generic payloads (SignDescriptor); a RecordsWrite payload also
+// carries recordId/contextId, so this helper signs those itself. Everything else is signed by
+// the dwn.Signer it wraps.
+type Identity struct {
+	DID        string
+	PrivateJWK []byte
+	Signer     *dwn.Signer
+
+	key ed25519.PrivateKey
+
+	mu   sync.Mutex
+	last time.Time // timestamps are strictly increasing per identity
+	now  func() time.Time
+}
+
+// NewIdentity makes a fresh did:jwk identity.
+func NewIdentity() (*Identity, error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	did := dwn.DIDForPublicKey(pub)
+	jwk, _ := json.Marshal(map[string]string{"kty": "OKP", "crv": "Ed25519",
+		"x": b64(pub), "d": b64(key.Seed())})
+	signer, err := dwn.NewSigner(did, jwk)
+	if err != nil {
+		return nil, err
+	}
+	return &Identity{DID: did, PrivateJWK: jwk, Signer: signer, key: key, now: time.Now}, nil
+}
+
+// MustIdentity is NewIdentity for tests.
+func MustIdentity(t interface{ Fatalf(string, ...any) }) *Identity {
+	id, err := NewIdentity()
+	if err != nil {
+		t.Fatalf("dwntest: new identity: %v", err)
+	}
+	return id
+}
+
+// Timestamp returns the next message timestamp of this identity (microseconds, strictly
+// increasing so later messages are always newer).
+func (id *Identity) Timestamp() string {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	t := id.now().UTC().Truncate(time.Microsecond)
+	if !t.After(id.last) {
+		t = id.last.Add(time.Microsecond)
+	}
+	id.last = t
+	return dwn.FormatTimestamp(t)
+}
+
+// Written is one authored message with its data.
+type Written struct {
+	Message  json.RawMessage
+	Data     []byte // nil when the message carries none
+	CID      string
+	RecordID string
+	// ContextID of a protocol record (children extend their parent's).
+	ContextID string
+	info      dwn.MessageInfo
+}
+
+// ConfigureProtocol authors a ProtocolsConfigure for protocol (a minimal published
+// definition with one "note" type at the root and "note/comment" under it).
+func (id *Identity) ConfigureProtocol(protocol string) (Written, error) {
+	definition := map[string]any{
+		"protocol":  protocol,
+		"published": true,
+		"types":     map[string]any{"note": map[string]any{}, "comment": map[string]any{}},
+		"structure": map[string]any{"note": map[string]any{"comment": map[string]any{}}},
+	}
+	return id.sign(map[string]any{
+		"interface": "Protocols", "method": "Configure", "messageTimestamp": id.Timestamp(),
+		"definition": definition,
+	}, nil)
+}
+
+// WriteOpts describes a new record.
+type WriteOpts struct {
+	Protocol, ProtocolPath string
+	Parent                 *Written // parent record (protocol records only)
+	Recipient              string
+	Tags                   map[string]any
+	Data                   []byte // ≤ 262,144 bytes (one raw UnixFS block)
+	DataFormat             string // default application/octet-stream
+}
+
+// Write authors the initial RecordsWrite of a new record.
+func (id *Identity) Write(o WriteOpts) (Written, error) {
+	ts := id.Timestamp()
+	desc, err := recordDescriptor(o.Data, o.DataFormat, ts, ts)
+	if err != nil {
+		return Written{}, err
+	}
+	if o.Protocol != "" {
+		desc["protocol"], desc["protocolPath"] = o.Protocol, o.ProtocolPath
+	}
+	if o.Parent != nil {
+		desc["parentId"] = o.Parent.RecordID
+	}
+	if o.Recipient != "" {
+		desc["recipient"] = o.Recipient
+	}
+	if o.Tags != nil {
+		desc["tags"] = o.Tags
+	}
+	withAuthor := map[string]any{"author": id.DID}
+	for k, v := range desc {
+		withAuthor[k] = v
+	}
+	recordID, err := dwn.CIDOf(withAuthor)
+	if err != nil {
+		return Written{}, err
+	}
+	contextID := ""
+	if o.Protocol != "" {
+		contextID = recordID
+		if o.Parent != nil {
+			contextID = o.Parent.ContextID + "/" + recordID
+		}
+	}
+	return id.signRecordsWrite(desc, recordID, contextID, o.Data)
+}
+
+// Update authors a newer RecordsWrite of prev's record with new data.
+func (id *Identity) Update(prev Written, data []byte) (Written, error) {
+	var old struct {
+		Descriptor map[string]any `json:"descriptor"`
+	}
+	if err := json.Unmarshal(prev.Message, &old); err != nil {
+		return Written{}, err
+	}
+	format, _ := old.Descriptor["dataFormat"].(string)
+	created, _ := old.Descriptor["dateCreated"].(string)
+	desc, err := recordDescriptor(data, format, created, id.Timestamp())
+	if err != nil {
+		return Written{}, err
+	}
+	for _, k := range []string{"protocol", "protocolPath", "parentId", "recipient", "tags", "schema"} {
+		if v, ok := old.Descriptor[k]; ok {
+			desc[k] = v
+		}
+	}
+	return id.signRecordsWrite(desc, prev.RecordID, prev.ContextID, data)
+}
+
+// Delete authors a RecordsDelete of recordID.
+func (id *Identity) Delete(recordID string) (Written, error) {
+	return id.sign(map[string]any{
+		"interface": "Records", "method": "Delete", "messageTimestamp": id.Timestamp(),
+		"recordId": recordID, "prune": false,
+	}, nil)
+}
+
+// Grant authors a permission grant from this identity (the tenant) to grantee with scope
+// (e.g. {"interface":"Messages","method":"Read"} or with "protocol"), valid for validFor.
+func (id *Identity) Grant(grantee string, scope map[string]any, validFor time.Duration) (Written, error) {
+	data, err := json.Marshal(map[string]any{
+		"dateExpires": dwn.FormatTimestamp(id.now().Add(validFor)),
+		"scope":       scope,
+	})
+	if err != nil {
+		return Written{}, err
+	}
+	o := WriteOpts{Protocol: permissionsProtocol, ProtocolPath: "grant", Recipient: grantee,
+		Data: data, DataFormat: "application/json"}
+	if p, ok := scope["protocol"].(string); ok {
+		o.Tags = map[string]any{"protocol": p}
+	}
+	return id.Write(o)
+}
+
+// Revoke authors the revocation of a grant.
+func (id *Identity) Revoke(grant Written) (Written, error) {
+	return id.Write(WriteOpts{Protocol: permissionsProtocol, ProtocolPath: "grant/revocation", Parent: &grant,
+		Data: []byte(`{}`), DataFormat: "application/json"})
+}
+
+// Sign signs any other descriptor (queries, reads, subscribes) with this identity, invoking
+// grantIDs (sorted and deduplicated) when given.
+func (id *Identity) Sign(descriptor map[string]any, grantIDs ...string) (json.RawMessage, error) {
+	if _, ok := descriptor["messageTimestamp"]; !ok {
+		descriptor["messageTimestamp"] = id.Timestamp()
+	}
+	if len(grantIDs) > 0 {
+		return id.Signer.SignDescriptor(descriptor, dwn.WithPermissionGrantIDs(grantIDs...))
+	}
+	return id.Signer.SignDescriptor(descriptor)
+}
+
+func recordDescriptor(data []byte, format, created, ts string) (map[string]any, error) {
+	if len(data) > 262144 {
+		return nil, errors.New("dwntest: record data above 262,144 bytes needs a dag-pb dataCid, which this helper does not build")
+	}
+	if format == "" {
+		format = "application/octet-stream"
+	}
+	return map[string]any{
+		"interface": "Records", "method": "Write", "dataCid": dwn.RawDataCID(data), "dataSize": len(data),
+		"dateCreated": created, "messageTimestamp": ts, "dataFormat": format,
+	}, nil
+}
+
+func (id *Identity) sign(desc map[string]any, data []byte) (Written, error) {
+	raw, err := id.Signer.SignDescriptor(desc)
+	if err != nil {
+		return Written{}, err
+	}
+	return finish(raw, data, "")
+}
+
+// signRecordsWrite signs a RecordsWrite: payload {descriptorCid, recordId, contextId?}.
+func (id *Identity) signRecordsWrite(desc map[string]any, recordID, contextID string, data []byte) (Written, error) {
+	descCID, err := dwn.CIDOf(desc)
+	if err != nil {
+		return Written{}, err
+	}
+	payload := map[string]any{"descriptorCid": descCID, "recordId": recordID}
+	if contextID != "" {
+		payload["contextId"] = contextID
+	}
+	payloadJSON, _ := json.Marshal(payload)
+	headerJSON, _ := json.Marshal(map[string]string{"alg": "EdDSA", "kid": id.Signer.KeyID})
+	protected, body := b64(headerJSON), b64(payloadJSON)
+	sig := ed25519.Sign(id.key, []byte(protected+"."+body))
+	msg := map[string]any{
+		"recordId":   recordID,
+		"descriptor": desc,
+		"authorization": map[string]any{"signature": map[string]any{
+			"payload": body, "signatures": []any{map[string]string{"protected": protected, "signature": b64(sig)}},
+		}},
+	}
+	if contextID != "" {
+		msg["contextId"] = contextID
+	}
+	raw, err := json.Marshal(msg)
+	if err != nil {
+		return Written{}, err
+	}
+	return finish(raw, data, contextID)
+}
+
+func finish(raw json.RawMessage, data []byte, contextID string) (Written, error) {
+	cid, err := dwn.MessageCID(raw)
+	if err != nil {
+		return Written{}, err
+	}
+	info, err := dwn.Inspect(raw)
+	if err != nil {
+		return Written{}, err
+	}
+	if len(data) == 0 {
+		data = nil
+	}
+	return Written{Message: raw, Data: data, CID: cid, RecordID: info.RecordID, ContextID: contextID, info: info}, nil
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// String names the message for test failure output.
+func (w Written) String() string {
+	return fmt.Sprintf("%s%s %s", w.info.Interface, w.info.Method, w.CID)
+}
