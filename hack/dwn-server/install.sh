@@ -7,15 +7,16 @@
 # missing or was built for another Node ABI. Safe to run any number of times.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-started=$(date +%s.%N)
-
 say() { printf 'dwn-server install: %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
-elapsed() { awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2fs", e - s }'; }
 
+# Checked first, with shell builtins only, so a missing Node is the message you see.
 command -v node >/dev/null 2>&1 || die "node is not on PATH; install Node.js 20+ (e.g. apt-get install nodejs npm) and re-run $0"
 command -v npm >/dev/null 2>&1 || die "npm is not on PATH; install npm (Node.js 20+) and re-run $0"
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+started=$(date +%s.%N)
+elapsed() { awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2fs", e - s }'; }
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 [ "$node_major" -ge 20 ] || die "Node.js $(node --version) is too old; @web5/dwn-server needs Node.js 20+"
 [ -f "$here/package-lock.json" ] || die "$here/package-lock.json is missing; it is committed with package.json, restore it from git"
