@@ -120,6 +120,22 @@ func TestTwoServersRealMessages(t *testing.T) {
 		t.Fatalf("MessagesRead of the blob: status %d, %d bytes; want 200 and the %d bytes written", read.Status, len(read.Data), len(blobData))
 	}
 
+	// A fresh client process knows nothing of the blob: it reads the newest write
+	// (RecordsRead) to build the update on.
+	other := NewClient(t)
+	blobData2 := make([]byte, 35_000)
+	rand.Read(blobData2)
+	blobUpdate, err := other.Update(a.URL, alice, blob.RecordID, blobData2)
+	noErr(t, err)
+	read, err = c.Read(a.URL, alice, blobUpdate.CID)
+	noErr(t, err)
+	if read.Status != 200 || !bytes.Equal(read.Data, blobData2) {
+		t.Fatalf("MessagesRead of the blob update: status %d, %d bytes; want 200 and %d bytes", read.Status, len(read.Data), len(blobData2))
+	}
+	if listed, err = c.Query(a.URL, alice); err != nil || len(listed) != 8 {
+		t.Fatalf("server A lists %d CIDs after the blob update (%v), want 8", len(listed), err)
+	}
+
 	seeded, err := c.Seed(b.URL, alice, SeedSpec{Records: 45, Large: 5, Updates: 10, Deletes: 5, Prefix: "t"})
 	if err != nil {
 		t.Fatal(err)
@@ -138,8 +154,8 @@ func TestTwoServersRealMessages(t *testing.T) {
 	}
 	listedA, err := c.Query(a.URL, alice)
 	noErr(t, err)
-	if len(listedA) != 7 {
-		t.Fatalf("server A lists %d CIDs after seeding B, want still 7", len(listedA))
+	if len(listedA) != 8 {
+		t.Fatalf("server A lists %d CIDs after seeding B, want still 8", len(listedA))
 	}
 	t.Logf("seed: %d messages in %s = %.1f msg/s (8 in flight, tmpfs=%v)",
 		seeded.Messages, seeded.Elapsed().Round(time.Millisecond), seeded.Rate(), strings.HasPrefix(b.DataDir, tmpfsRoot))
