@@ -1,0 +1,364 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/go-logr/logr"
+)
+
+// Defaults for Copier.
+const (
+	DefaultMaxDependencyPasses = 128   // per root message, as the enbox agent budgets
+	DefaultInlineLimit         = 30000 // bytes a prefetch keeps in memory (the servers' inline size)
+	DefaultMaxPasses           = 4     // whole-batch passes while some entry still makes progress
+	DefaultPrefetchBudget      = 64 << 20
+)
+
+// Copier copies messages between tenants. The zero value is ready to use.
+type Copier struct {
+	Logger logr.Logger
+	// MaxDependencyPasses bounds how many Incomplete rounds one root message may trigger,
+	// including those of the dependencies it pulls in.
+	MaxDependencyPasses int
+	// InlineLimit is the largest payload kept in memory when a message had to be read before
+	// sorting; larger payloads are read again, streamed, when applied.
+	InlineLimit int64
+	// MaxPasses bounds the batch passes: entries still Incomplete after a pass are tried again
+	// while the previous pass made progress (their dependency may have been another entry).
+	MaxPasses int
+	// PrefetchBudget bounds the small payloads one Copy keeps in memory between reading and
+	// applying; beyond it payloads are read again at apply time.
+	PrefetchBudget int64
+}
+
+func (c *Copier) prefetchBudget() int64 {
+	if c.PrefetchBudget > 0 {
+		return c.PrefetchBudget
+	}
+	return DefaultPrefetchBudget
+}
+
+func (c *Copier) maxDependencyPasses() int {
+	if c.MaxDependencyPasses > 0 {
+		return c.MaxDependencyPasses
+	}
+	return DefaultMaxDependencyPasses
+}
+
+func (c *Copier) inlineLimit() int64 {
+	if c.InlineLimit > 0 {
+		return c.InlineLimit
+	}
+	return DefaultInlineLimit
+}
+
+func (c *Copier) maxPasses() int {
+	if c.MaxPasses > 0 {
+		return c.MaxPasses
+	}
+	return DefaultMaxPasses
+}
+
+// item is one message on its way: what we know of it, and whether the source had no data.
+type item struct {
+	Item
+	index  int  // input position, -1 for a dependency
+	noData bool // the source answered a Read without data: apply without it
+}
+
+// Copy applies entries from src to dst in dependency order and returns one outcome per entry,
+// in input order. A message missing from an entry is read from src; data comes inline or as
+// src's Read stream, piped straight into dst's Apply (and read again for every retry). Every
+// message's CID is recomputed before it is written; a mismatch is refused as Invalid
+// "cid-mismatch". Incomplete is resolved by applying the missing dependencies from src first.
+// After a transient transport error the remaining entries are not attempted (they carry the
+// error too): the caller retries later. The error return is reserved for a cancelled ctx.
+func (c *Copier) Copy(ctx context.Context, src, dst dwn.Tenant, entries []dwn.Entry) (Result, error) {
+	res := Result{Outcomes: make([]Outcome, len(entries))}
+	done := make([]bool, len(entries))
+	var ready []item
+	var abort error
+	budget := c.prefetchBudget()
+	for i, e := range entries {
+		res.Outcomes[i].CID = e.CID
+		if abort != nil {
+			res.Outcomes[i].Err = abort
+			done[i] = true
+			continue
+		}
+		it, o, ok := c.prepare(ctx, src, e, i, &budget)
+		if !ok {
+			res.Outcomes[i], done[i] = o, true
+			abort = abortCause(ctx, o.Err)
+			continue
+		}
+		ready = append(ready, it)
+	}
+
+	sorted := sortItems(ready)
+	for pass := 0; pass < c.maxPasses() && len(sorted) > 0; pass++ {
+		progress := false
+		var again []item
+		for _, it := range sorted {
+			if abort != nil {
+				res.Outcomes[it.index] = Outcome{CID: it.Entry.CID, Err: abort}
+				continue
+			}
+			budget := c.maxDependencyPasses()
+			o := c.copyOne(ctx, src, dst, it, &budget, map[string]bool{it.Entry.CID: true})
+			res.Outcomes[it.index] = o
+			if o.Succeeded() {
+				progress = true
+			}
+			if o.Kind == dwn.Incomplete && o.Err == nil {
+				again = append(again, it)
+			}
+			abort = abortCause(ctx, o.Err)
+		}
+		if !progress || abort != nil {
+			break
+		}
+		sorted = again
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// abortCause says whether an error should stop the batch: the context ended, or a transient
+// transport failure suggests the rest would fail the same way.
+func abortCause(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if dwn.IsTransient(err) {
+		return fmt.Errorf("not attempted after an earlier transient failure: %w", err)
+	}
+	return nil
+}
+
+func sortItems(items []item) []item {
+	infos := make([]dwn.MessageInfo, len(items))
+	for i, it := range items {
+		infos[i] = it.Info
+	}
+	out := make([]item, 0, len(items))
+	for _, i := range topoOrder(infos) {
+		out = append(out, items[i])
+	}
+	return out
+}
+
+// prepare makes sure an entry has its message (reading it from src when missing) and knows
+// what it is. Small data read on the way is kept; larger data is read again when applied.
+func (c *Copier) prepare(ctx context.Context, src dwn.Tenant, e dwn.Entry, index int, budget *int64) (item, Outcome, bool) {
+	it := item{Item: Item{Entry: e}, index: index}
+	if e.Message == nil {
+		rr, err := src.Read(ctx, e.CID)
+		if err != nil {
+			return it, readFailure(e.CID, err), false
+		}
+		it.Entry.Message = rr.Message
+		if rr.Data == nil {
+			it.noData = true
+		} else {
+			info, _ := dwn.Inspect(rr.Message)
+			if info.DataSize <= c.inlineLimit() && info.DataSize <= *budget {
+				buf, err := io.ReadAll(io.LimitReader(rr.Data, c.inlineLimit()+1))
+				if err == nil && int64(len(buf)) <= c.inlineLimit() {
+					it.Entry.InlineData = buf
+					*budget -= int64(len(buf))
+				}
+			}
+			_ = rr.Data.Close()
+		}
+	}
+	info, err := dwn.Inspect(it.Entry.Message)
+	if err != nil {
+		return it, Outcome{CID: e.CID, Kind: dwn.Invalid, Reason: ReasonUninspectable + ": " + err.Error()}, false
+	}
+	it.Info = info
+	return it, Outcome{}, true
+}
+
+func readFailure(cid string, err error) Outcome {
+	if dwn.IsNotFound(err) {
+		return Outcome{CID: cid, Kind: SourceGone, Reason: "not found on the source"}
+	}
+	return Outcome{CID: cid, Err: fmt.Errorf("read %s from the source: %w", cid, err)}
+}
+
+// copyOne applies one message, resolving Incomplete by applying what the target lacks from
+// the source first, within the root's budget. inFlight holds the CIDs on the current
+// dependency path and those already tried for this root, so a cycle cannot recurse forever.
+func (c *Copier) copyOne(ctx context.Context, src, dst dwn.Tenant, it item, budget *int, inFlight map[string]bool) Outcome {
+	deps := 0
+	for {
+		o, res := c.applyOnce(ctx, src, dst, it)
+		o.Dependencies = deps
+		if o.Err != nil || o.Kind != dwn.Incomplete {
+			return o
+		}
+		for _, ref := range res.Missing {
+			if ref.Terminal {
+				o.Kind, o.Reason = dwn.Invalid, ReasonTerminalRef+": "+describeRef(ref)
+				return o
+			}
+		}
+		if *budget <= 0 {
+			o.Kind, o.Reason = dwn.Invalid, ReasonBudgetExhausted+": still missing "+describeRefs(res.Missing)
+			return o
+		}
+		*budget--
+		progressed := false
+		for _, ref := range res.Missing {
+			found, err := c.fetchRef(ctx, src, ref)
+			if err != nil {
+				if dwn.IsTransient(err) || ctx.Err() != nil {
+					return Outcome{CID: it.Entry.CID, Err: err, Dependencies: deps}
+				}
+				c.Logger.V(1).Info("dependency not available from the source", "cid", it.Entry.CID, "ref", describeRef(ref), "err", err.Error())
+				continue
+			}
+			for _, dep := range found {
+				if dep.Entry.CID == "" || inFlight[dep.Entry.CID] {
+					continue
+				}
+				inFlight[dep.Entry.CID] = true
+				d := c.copyOne(ctx, src, dst, dep, budget, inFlight)
+				if d.Err != nil && (dwn.IsTransient(d.Err) || ctx.Err() != nil) {
+					return Outcome{CID: it.Entry.CID, Err: d.Err, Dependencies: deps}
+				}
+				if d.Succeeded() {
+					progressed = true
+					deps += 1 + d.Dependencies
+				}
+			}
+		}
+		if !progressed {
+			o.Reason = ReasonUnresolvableDeps + ": " + describeRefs(res.Missing)
+			o.Dependencies = deps
+			return o
+		}
+	}
+}
+
+// fetchRef turns a dependency ref into items to apply (an attached initial write first).
+func (c *Copier) fetchRef(ctx context.Context, src dwn.Tenant, ref dwn.DependencyRef) ([]item, error) {
+	var entries []dwn.Entry
+	if ref.MessageCID != "" {
+		entries = []dwn.Entry{{CID: ref.MessageCID}} // applyOnce reads message and data in one go
+	} else {
+		got, err := src.Dependency(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		entries = got
+	}
+	var out []item
+	for _, e := range entries {
+		if e.InitialWrite != nil {
+			cid, err := dwn.MessageCID(e.InitialWrite)
+			if err == nil {
+				out = append(out, item{Item: Item{Entry: dwn.Entry{CID: cid, Message: e.InitialWrite}}, index: -1})
+			}
+		}
+		if e.CID == "" && e.Message != nil {
+			cid, err := dwn.MessageCID(e.Message)
+			if err != nil {
+				continue
+			}
+			e.CID = cid
+		}
+		e.InitialWrite = nil
+		it := item{Item: Item{Entry: e}, index: -1}
+		if e.Message != nil {
+			if info, err := dwn.Inspect(e.Message); err == nil {
+				it.Info = info
+			}
+		}
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+// applyOnce fetches the message and data as needed (a fresh stream every time: seed E18),
+// verifies the CID and applies it to dst.
+func (c *Copier) applyOnce(ctx context.Context, src, dst dwn.Tenant, it item) (Outcome, dwn.ApplyResult) {
+	cid := it.Entry.CID
+	message := it.Entry.Message
+	var data io.Reader
+	needsData := it.Entry.InlineData == nil && !it.noData &&
+		(message == nil || (it.Info.Kind() == "RecordsWrite" && it.Info.DataCID != "" && it.Info.DataSize > 0))
+	switch {
+	case it.Entry.InlineData != nil:
+		data = bytes.NewReader(it.Entry.InlineData)
+	case needsData:
+		rr, err := src.Read(ctx, cid)
+		if err != nil {
+			return readFailure(cid, err), dwn.ApplyResult{}
+		}
+		if rr.Data != nil {
+			defer rr.Data.Close()
+			data = rr.Data
+		}
+		if message == nil {
+			message = rr.Message
+		}
+		if rr.CID != "" && cid != "" && rr.CID != cid {
+			return Outcome{CID: cid, Kind: dwn.Invalid, Reason: fmt.Sprintf("%s: asked the source for %s, it answered with %s", ReasonCIDMismatch, cid, rr.CID)}, dwn.ApplyResult{}
+		}
+	}
+	stripped, err := dwn.StripForApply(message)
+	if err != nil {
+		return Outcome{CID: cid, Kind: dwn.Invalid, Reason: ReasonUninspectable + ": " + err.Error()}, dwn.ApplyResult{}
+	}
+	computed, err := dwn.MessageCID(stripped)
+	if err != nil {
+		return Outcome{CID: cid, Kind: dwn.Invalid, Reason: ReasonUninspectable + ": " + err.Error()}, dwn.ApplyResult{}
+	}
+	if cid == "" {
+		cid = computed
+	} else if computed != cid {
+		return Outcome{CID: cid, Kind: dwn.Invalid, Reason: fmt.Sprintf("%s: the source's message hashes to %s", ReasonCIDMismatch, computed)}, dwn.ApplyResult{}
+	}
+	res, err := dst.Apply(ctx, stripped, data)
+	if err != nil {
+		return Outcome{CID: cid, Err: fmt.Errorf("apply %s to %s: %w", cid, dst.Endpoint(), err)}, res
+	}
+	return Outcome{CID: cid, Kind: res.Kind, Reason: res.Reason, AncestryOnly: res.AncestryOnly}, res
+}
+
+func describeRef(r dwn.DependencyRef) string {
+	var b strings.Builder
+	b.WriteString(r.Type)
+	for _, kv := range [][2]string{{"messageCid", r.MessageCID}, {"protocol", r.Protocol}, {"recordId", r.RecordID}, {"permissionGrantId", r.PermissionGrant}} {
+		if kv[1] != "" {
+			fmt.Fprintf(&b, " %s=%s", kv[0], kv[1])
+		}
+	}
+	if r.Terminal {
+		b.WriteString(" (terminal)")
+	}
+	return b.String()
+}
+
+func describeRefs(refs []dwn.DependencyRef) string {
+	if len(refs) == 0 {
+		return "(the target named nothing)"
+	}
+	parts := make([]string, len(refs))
+	for i, r := range refs {
+		parts[i] = describeRef(r)
+	}
+	return strings.Join(parts, ", ")
+}

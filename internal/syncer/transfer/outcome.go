@@ -1,0 +1,106 @@
+package transfer
+
+import (
+	"fmt"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+)
+
+// SourceGone is the outcome of an entry the source no longer holds (deleted or pruned as
+// superseded between listing and reading it; seed E16/E17). Nothing is owed: whatever replaced
+// it on the source is listed or delivered on its own. It counts as success.
+const SourceGone dwn.ApplyKind = "SourceGone"
+
+// Reasons this package sets on Invalid outcomes.
+const (
+	ReasonCIDMismatch      = "cid-mismatch"                // the source served a message whose CID differs from the one asked for
+	ReasonUninspectable    = "uninspectable-message"       // not a DWN message we can read
+	ReasonTerminalRef      = "terminal-dependency"         // the target says a dependency can never be satisfied
+	ReasonBudgetExhausted  = "dependency-budget-exhausted" // more than MaxDependencyPasses rounds for one root
+	ReasonUnresolvableDeps = "dependencies-not-on-source"  // Incomplete, and the source cannot supply what is missing
+)
+
+// Outcome is what happened to one entry.
+type Outcome struct {
+	CID    string
+	Kind   dwn.ApplyKind // "" when Err is set
+	Reason string
+	// Err is a transport or server error (from reading the source or applying to the target);
+	// the caller decides whether and when to retry.
+	Err error
+	// AncestryOnly: the target stored the message as history without data (DWN 204).
+	AncestryOnly bool
+	// Dependencies counts the messages applied first to satisfy an Incomplete.
+	Dependencies int
+}
+
+// Succeeded reports whether the target now holds the message (or something that supersedes it).
+func (o Outcome) Succeeded() bool {
+	return o.Err == nil && (o.Kind.Succeeded() || o.Kind == SourceGone)
+}
+
+// Retryable reports whether trying again later may succeed: transport errors, Deferred, and
+// Incomplete whose dependencies could not be found yet. Invalid is permanent.
+func (o Outcome) Retryable() bool {
+	return o.Err != nil || o.Kind == dwn.Deferred || o.Kind == dwn.Incomplete
+}
+
+func (o Outcome) String() string {
+	switch {
+	case o.Err != nil:
+		return fmt.Sprintf("%s: error: %v", o.CID, o.Err)
+	case o.Reason != "":
+		return fmt.Sprintf("%s: %s (%s)", o.CID, o.Kind, o.Reason)
+	default:
+		return fmt.Sprintf("%s: %s", o.CID, o.Kind)
+	}
+}
+
+// Result holds one Outcome per input entry, in input order.
+type Result struct {
+	Outcomes []Outcome
+}
+
+// Succeeded lists the CIDs that succeeded, in input order.
+func (r Result) Succeeded() []string {
+	var out []string
+	for _, o := range r.Outcomes {
+		if o.Succeeded() {
+			out = append(out, o.CID)
+		}
+	}
+	return out
+}
+
+// FirstFailure is the index of the first entry that did not succeed, or -1. A feed checkpoint
+// may advance up to (not including) it.
+func (r Result) FirstFailure() int {
+	for i, o := range r.Outcomes {
+		if !o.Succeeded() {
+			return i
+		}
+	}
+	return -1
+}
+
+// Failed lists the outcomes that did not succeed.
+func (r Result) Failed() []Outcome {
+	var out []Outcome
+	for _, o := range r.Outcomes {
+		if !o.Succeeded() {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// Count is the number of outcomes of kind k (without a transport error).
+func (r Result) Count(k dwn.ApplyKind) int {
+	n := 0
+	for _, o := range r.Outcomes {
+		if o.Err == nil && o.Kind == k {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,203 @@
+package transfer
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+)
+
+// Direction says which way a reconcile may copy. It has the same values as the engine's link
+// direction.
+type Direction string
+
+const (
+	Both     Direction = "both"
+	PullOnly Direction = "pull" // remote → local
+	PushOnly Direction = "push" // local → remote
+)
+
+func (d Direction) pulls() bool  { return d == Both || d == PullOnly || d == "" }
+func (d Direction) pushes() bool { return d == Both || d == PushOnly || d == "" }
+
+// Diff methods reported in ReconcileResult.Method.
+const (
+	MethodDigestEqual = "digest-equal" // nothing to do
+	MethodSMT         = "smt-diff"     // both sides enbox-smt: MessagesSync diff at depth 8
+	MethodListing     = "listing-diff" // CID listings of both sides
+)
+
+// SMTDiffDepth is the depth of the batched SMT diff (256 buckets; spec BATCHED_DIFF_DEPTH).
+const SMTDiffDepth = 8
+
+// ReconcileResult reports one reconcile.
+type ReconcileResult struct {
+	Converged bool
+	// Pulled and Pushed count the messages the other side newly stored (Applied).
+	Pulled, Pushed int
+	// Failed lists outcomes that did not succeed, pull failures first.
+	Failed                    []Outcome
+	LocalDigest, RemoteDigest dwn.Digest // after the copy (before it when nothing was copied)
+	Method                    string
+	OnlyLocal, OnlyRemote     int // size of the diff (SMT over-reports: seed E21)
+	PullResult, PushResult    Result
+}
+
+// Reconcile compares local and remote for scope with the default Copier.
+func Reconcile(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, dir Direction) (ReconcileResult, error) {
+	var c Copier
+	return c.Reconcile(ctx, local, remote, scope, dir)
+}
+
+// Reconcile compares the scope's digests on both sides; when they differ it diffs them (SMT
+// when both are enbox-smt, CID listings otherwise), copies what is missing each way allowed by
+// dir in dependency order (pull first), and compares the digests again. The error is for
+// digest, listing or diff failures and a cancelled ctx; per-message failures are in Failed.
+func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, dir Direction) (ReconcileResult, error) {
+	var res ReconcileResult
+	cmp := digestComparer{scope: scope}
+	ld, rd, err := cmp.compare(ctx, local, remote)
+	if err != nil {
+		return res, err
+	}
+	res.LocalDigest, res.RemoteDigest = ld, rd
+	if ld.Value == rd.Value {
+		res.Converged, res.Method = true, MethodDigestEqual
+		return res, nil
+	}
+
+	var onlyRemote, onlyLocal []dwn.Entry
+	ls, lok := local.(dwn.SMTTenant)
+	rs, rok := remote.(dwn.SMTTenant)
+	if lok && rok {
+		res.Method = MethodSMT
+		onlyRemote, onlyLocal, err = smtDiff(ctx, ls, rs, scope)
+	} else {
+		res.Method = MethodListing
+		onlyRemote, onlyLocal, err = cmp.listingDiff(ctx, local, remote)
+	}
+	if err != nil {
+		return res, err
+	}
+	res.OnlyLocal, res.OnlyRemote = len(onlyLocal), len(onlyRemote)
+
+	if dir.pulls() && len(onlyRemote) > 0 {
+		r, err := c.Copy(ctx, remote, local, onlyRemote)
+		res.PullResult = r
+		res.Pulled = r.Count(dwn.Applied)
+		res.Failed = append(res.Failed, r.Failed()...)
+		if err != nil {
+			return res, err
+		}
+	}
+	if dir.pushes() && len(onlyLocal) > 0 {
+		r, err := c.Copy(ctx, local, remote, onlyLocal)
+		res.PushResult = r
+		res.Pushed = r.Count(dwn.Applied)
+		res.Failed = append(res.Failed, r.Failed()...)
+		if err != nil {
+			return res, err
+		}
+	}
+
+	after := digestComparer{scope: scope}
+	ld, rd, err = after.compare(ctx, local, remote)
+	if err != nil {
+		return res, fmt.Errorf("verify after copy: %w", err)
+	}
+	res.LocalDigest, res.RemoteDigest = ld, rd
+	res.Converged = ld.Value == rd.Value
+	return res, nil
+}
+
+// digestComparer obtains comparable digests of both sides, remembering listings it had to
+// fetch so the diff can reuse them.
+type digestComparer struct {
+	scope                     dwn.Scope
+	localCIDs, remoteCIDs     []string
+	haveLocalCIDs, haveRemote bool
+}
+
+func (d *digestComparer) compare(ctx context.Context, local, remote dwn.Tenant) (dwn.Digest, dwn.Digest, error) {
+	ld, err := local.Digest(ctx, d.scope)
+	if err != nil {
+		return ld, dwn.Digest{}, fmt.Errorf("digest of %s: %w", local.Endpoint(), err)
+	}
+	rd, err := remote.Digest(ctx, d.scope)
+	if err != nil {
+		return ld, rd, fmt.Errorf("digest of %s: %w", remote.Endpoint(), err)
+	}
+	if ld.Kind == rd.Kind {
+		return ld, rd, nil
+	}
+	// Different kinds are not comparable: compute the listing digest on both sides.
+	if ld.Kind != dwn.DigestListing {
+		if ld, err = d.listingDigest(ctx, local, true); err != nil {
+			return ld, rd, err
+		}
+	}
+	if rd.Kind != dwn.DigestListing {
+		if rd, err = d.listingDigest(ctx, remote, false); err != nil {
+			return ld, rd, err
+		}
+	}
+	return ld, rd, nil
+}
+
+func (d *digestComparer) listingDigest(ctx context.Context, t dwn.Tenant, isLocal bool) (dwn.Digest, error) {
+	cids, err := d.list(ctx, t, isLocal)
+	if err != nil {
+		return dwn.Digest{}, err
+	}
+	return dwn.Digest{Kind: dwn.DigestListing, Value: dwn.ListingDigest(cids)}, nil
+}
+
+func (d *digestComparer) list(ctx context.Context, t dwn.Tenant, isLocal bool) ([]string, error) {
+	if isLocal && d.haveLocalCIDs {
+		return d.localCIDs, nil
+	}
+	if !isLocal && d.haveRemote {
+		return d.remoteCIDs, nil
+	}
+	cids, err := t.ListCIDs(ctx, d.scope)
+	if err != nil {
+		return nil, fmt.Errorf("list CIDs of %s: %w", t.Endpoint(), err)
+	}
+	if isLocal {
+		d.localCIDs, d.haveLocalCIDs = cids, true
+	} else {
+		d.remoteCIDs, d.haveRemote = cids, true
+	}
+	return cids, nil
+}
+
+// listingDiff lists both sides and returns what each lacks, in the owner's listing order (feed
+// order, which already puts most dependencies first).
+func (d *digestComparer) listingDiff(ctx context.Context, local, remote dwn.Tenant) (onlyRemote, onlyLocal []dwn.Entry, err error) {
+	lc, err := d.list(ctx, local, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	rc, err := d.list(ctx, remote, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return missingFrom(rc, lc), missingFrom(lc, rc), nil
+}
+
+// missingFrom lists the CIDs of have that other lacks, as entries.
+func missingFrom(have, other []string) []dwn.Entry {
+	set := make(map[string]struct{}, len(other))
+	for _, c := range other {
+		set[c] = struct{}{}
+	}
+	var out []dwn.Entry
+	seen := map[string]bool{}
+	for _, c := range have {
+		if _, ok := set[c]; !ok && !seen[c] {
+			seen[c] = true
+			out = append(out, dwn.Entry{CID: c})
+		}
+	}
+	return out
+}

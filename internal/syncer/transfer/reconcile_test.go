@@ -1,0 +1,187 @@
+package transfer
+
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+)
+
+// fakeSMTTenant adds the seed-era MessagesSync primitives to a fake, with the server's diff
+// semantics (a bucket that differs sends all its server leaves back and is reported onlyLocal
+// too: seed E21). It counts subtree requests.
+type fakeSMTTenant struct {
+	*fakeTenant
+	subtreeCalls int
+}
+
+func (t *fakeSMTTenant) Dialect() dwn.Dialect { return dwn.DialectEnboxSMT }
+
+func (t *fakeSMTTenant) tree() *dwn.SMT {
+	tree := dwn.NewSMT()
+	cids, _ := t.ListCIDs(context.Background(), dwn.Scope{})
+	for _, c := range cids {
+		tree.Insert(c)
+	}
+	return tree
+}
+
+func (t *fakeSMTTenant) Digest(ctx context.Context, s dwn.Scope) (dwn.Digest, error) {
+	return dwn.Digest{Kind: dwn.DigestSMTRoot, Value: t.tree().Root()}, nil
+}
+func (t *fakeSMTTenant) SMTRoot(context.Context, dwn.Scope) (string, error) { return t.tree().Root(), nil }
+func (t *fakeSMTTenant) SMTSubtree(_ context.Context, _ dwn.Scope, prefix string) (string, error) {
+	t.subtreeCalls++
+	return t.tree().Subtree(prefix), nil
+}
+func (t *fakeSMTTenant) SMTLeaves(_ context.Context, _ dwn.Scope, prefix string) ([]string, error) {
+	return t.tree().Leaves(prefix), nil
+}
+func (t *fakeSMTTenant) SMTDiff(_ context.Context, _ dwn.Scope, hashes map[string]string, depth int) ([]dwn.Entry, []string, error) {
+	mine := t.tree().Hashes(depth)
+	var onlyRemote []dwn.Entry
+	var onlyLocal []string
+	prefixes := map[string]bool{}
+	for p := range hashes {
+		prefixes[p] = true
+	}
+	for p := range mine {
+		prefixes[p] = true
+	}
+	for p := range prefixes {
+		theirs, ok := hashes[p]
+		ours, have := mine[p]
+		switch {
+		case ok && have && theirs == ours:
+		case ok && !have:
+			onlyLocal = append(onlyLocal, p)
+		default:
+			for _, c := range t.tree().Leaves(p) {
+				t.mu.Lock()
+				onlyRemote = append(onlyRemote, dwn.Entry{CID: c, Message: t.msgs[c].message})
+				t.mu.Unlock()
+			}
+			if ok {
+				onlyLocal = append(onlyLocal, p)
+			}
+		}
+	}
+	return onlyRemote, onlyLocal, nil
+}
+
+// seedDisjoint gives a and b each their own protocol records plus a shared configure.
+func seedDisjoint(t *testing.T, a, b *fakeTenant) {
+	fa, fb := newFactory(t), newFactory(t)
+	cfg := fa.configure(proto)
+	a.seed(t, cfg)
+	b.seed(t, cfg)
+	for i := 0; i < 40; i++ {
+		wa := fa.write(proto, "note", "", payload(100+i, byte(i)))
+		wb := fb.write(proto, "note", "", payload(40000+i, byte(i)))
+		a.seed(t, wa)
+		b.seed(t, wb)
+		if i%5 == 0 {
+			a.seed(t, fa.update(wa, payload(60, byte(i))))
+			b.seed(t, fb.delete(wb))
+		}
+	}
+}
+
+func assertIdentical(t *testing.T, a, b *fakeTenant) {
+	t.Helper()
+	if !reflect.DeepEqual(a.sortedCIDs(), b.sortedCIDs()) {
+		t.Fatalf("CID sets differ: %d vs %d", len(a.sortedCIDs()), len(b.sortedCIDs()))
+	}
+	if !reflect.DeepEqual(a.dataHashes(), b.dataHashes()) {
+		t.Fatal("data hashes differ")
+	}
+}
+
+func TestReconcileListingBothWaysThenNoop(t *testing.T) {
+	local, remote := newFakeTenant("local"), newFakeTenant("remote")
+	seedDisjoint(t, local, remote)
+	ctx := context.Background()
+
+	res, err := Reconcile(ctx, local, remote, dwn.Scope{}, Both)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Converged || res.Method != MethodListing || len(res.Failed) != 0 {
+		t.Fatalf("first reconcile: %+v", res)
+	}
+	if res.Pulled != 48 || res.Pushed != 48 { // 40 writes + 8 deletes / 40 writes + 8 updates
+		t.Fatalf("pulled %d pushed %d, want 48 and 48", res.Pulled, res.Pushed)
+	}
+	assertIdentical(t, local, remote)
+
+	applies := len(local.applies) + len(remote.applies)
+	res, err = Reconcile(ctx, local, remote, dwn.Scope{}, Both)
+	if err != nil || !res.Converged || res.Method != MethodDigestEqual || res.Pulled+res.Pushed != 0 {
+		t.Fatalf("second reconcile: %v %+v", err, res)
+	}
+	if n := len(local.applies) + len(remote.applies); n != applies {
+		t.Fatalf("a converged reconcile applied %d messages", n-applies)
+	}
+}
+
+func TestReconcileOneDirection(t *testing.T) {
+	local, remote := newFakeTenant("local"), newFakeTenant("remote")
+	seedDisjoint(t, local, remote)
+	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, PullOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Converged || res.Pulled != 48 || res.Pushed != 0 {
+		t.Fatalf("pull only: %+v", res)
+	}
+	if len(remote.applies) != 0 {
+		t.Fatal("pull-only reconcile wrote to the remote")
+	}
+	res, err = Reconcile(context.Background(), local, remote, dwn.Scope{}, PushOnly)
+	if err != nil || !res.Converged || res.Pushed != 48 {
+		t.Fatalf("push only afterwards: %v %+v", err, res)
+	}
+	assertIdentical(t, local, remote)
+}
+
+// Both sides enbox-smt: the batched SMT diff over-reports (E21) and idempotent apply absorbs it.
+func TestReconcileSMT(t *testing.T) {
+	local, remote := &fakeSMTTenant{fakeTenant: newFakeTenant("local")}, &fakeSMTTenant{fakeTenant: newFakeTenant("remote")}
+	seedDisjoint(t, local.fakeTenant, remote.fakeTenant)
+	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, Both)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Converged || res.Method != MethodSMT || len(res.Failed) != 0 {
+		t.Fatalf("smt reconcile: %+v", res)
+	}
+	if res.OnlyRemote <= 48 || res.Pulled != 48 {
+		t.Fatalf("diff reported %d remote-only (want an over-report > 48), pulled %d", res.OnlyRemote, res.Pulled)
+	}
+	if res.PullResult.Count(dwn.Duplicate) == 0 {
+		t.Fatal("over-reported entries should come back Duplicate")
+	}
+	assertIdentical(t, local.fakeTenant, remote.fakeTenant)
+	if local.subtreeCalls > 511 {
+		t.Fatalf("%d subtree calls; a depth-8 walk needs at most 511", local.subtreeCalls)
+	}
+}
+
+// One side reports an SMT root, the other a listing digest: not comparable, so both listing
+// digests are computed, and the diff uses listings.
+func TestReconcileMixedDigestKinds(t *testing.T) {
+	local, remote := &fakeSMTTenant{fakeTenant: newFakeTenant("local")}, newFakeTenant("remote")
+	seedDisjoint(t, local.fakeTenant, remote)
+	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, Both)
+	if err != nil || !res.Converged || res.Method != MethodListing {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if res.LocalDigest.Kind != dwn.DigestListing || res.LocalDigest != res.RemoteDigest {
+		t.Fatalf("digests %+v %+v", res.LocalDigest, res.RemoteDigest)
+	}
+	res, err = Reconcile(context.Background(), local, remote, dwn.Scope{}, Both)
+	if err != nil || !res.Converged || res.Method != MethodDigestEqual {
+		t.Fatalf("second: %v %+v", err, res)
+	}
+}
