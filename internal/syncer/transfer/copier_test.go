@@ -13,7 +13,7 @@ const proto = "https://example.com/p"
 
 // scenario seeds src with a protocol, records with children, updates and deletes.
 type scenario struct {
-	all                          []fmsg
+	all                         []fmsg
 	cfg, w1, w2, child, up, del fmsg
 }
 

@@ -192,7 +192,7 @@ func (t *fakeTenant) store(cid string, msg json.RawMessage, info dwn.MessageInfo
 	t.msgs[cid] = &stored{message: msg, info: info, data: data}
 }
 
-func (t *fakeTenant) Endpoint() string    { return "fake://" + t.name }
+func (t *fakeTenant) Endpoint() string     { return "fake://" + t.name }
 func (t *fakeTenant) Dialect() dwn.Dialect { return dwn.DialectEnbox }
 func (t *fakeTenant) DID() string          { return "did:fake" }
 

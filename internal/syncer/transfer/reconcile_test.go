@@ -30,7 +30,9 @@ func (t *fakeSMTTenant) tree() *dwn.SMT {
 func (t *fakeSMTTenant) Digest(ctx context.Context, s dwn.Scope) (dwn.Digest, error) {
 	return dwn.Digest{Kind: dwn.DigestSMTRoot, Value: t.tree().Root()}, nil
 }
-func (t *fakeSMTTenant) SMTRoot(context.Context, dwn.Scope) (string, error) { return t.tree().Root(), nil }
+func (t *fakeSMTTenant) SMTRoot(context.Context, dwn.Scope) (string, error) {
+	return t.tree().Root(), nil
+}
 func (t *fakeSMTTenant) SMTSubtree(_ context.Context, _ dwn.Scope, prefix string) (string, error) {
 	t.subtreeCalls++
 	return t.tree().Subtree(prefix), nil
@@ -149,6 +151,14 @@ func TestReconcileOneDirection(t *testing.T) {
 func TestReconcileSMT(t *testing.T) {
 	local, remote := &fakeSMTTenant{fakeTenant: newFakeTenant("local")}, &fakeSMTTenant{fakeTenant: newFakeTenant("remote")}
 	seedDisjoint(t, local.fakeTenant, remote.fakeTenant)
+	// 100 messages on both sides: with 256 buckets, buckets holding a shared message and a
+	// one-sided one are certain in practice (the chance of none is about 1e-16).
+	f := newFactory(t)
+	for i := 0; i < 100; i++ {
+		w := f.write(proto, "note", "", payload(10, byte(i)))
+		local.seed(t, w)
+		remote.seed(t, w)
+	}
 	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, Both)
 	if err != nil {
 		t.Fatal(err)
