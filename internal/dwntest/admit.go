@@ -137,12 +137,17 @@ func (n *Node) admitWriteLocked(t *tenant, m *stored, data []byte) outcome {
 	if info.RecordID == "" {
 		return invalid(400, "SchemaValidatorFailure", "recordId is required")
 	}
+	r := t.records[info.RecordID]
+	if !info.IsInitialWrite && (r == nil || r.initial == nil) {
+		// Checked first, as the DWN does: an update is matched to its record before its protocol.
+		return incomplete(400, "RecordsWriteGetInitialWriteNotFound", "initial write is not found",
+			dwn.DependencyRef{Type: "InitialWrite", RecordID: info.RecordID, Protocol: info.Protocol})
+	}
 	if info.Protocol != "" && info.Protocol != permissionsProtocol && t.protocols[info.Protocol] == nil {
 		return incomplete(400, "ProtocolAuthorizationProtocolNotFound", "unable to find protocol definition for "+info.Protocol,
 			dwn.DependencyRef{Type: "Protocol", Protocol: info.Protocol})
 	}
 	m.tagProtocol = tagProtocolOf(m.raw)
-	r := t.records[info.RecordID]
 	if info.IsInitialWrite {
 		if r != nil && r.initial != nil {
 			// Same recordId, different initial write: the record already exists.
@@ -166,10 +171,6 @@ func (n *Node) admitWriteLocked(t *tenant, m *stored, data []byte) outcome {
 			return applied(204, m) // stored as ancestry; the data is still owed
 		}
 		return applied(202, m)
-	}
-	if r == nil || r.initial == nil {
-		return incomplete(400, "RecordsWriteGetInitialWriteNotFound", "initial write is not found",
-			dwn.DependencyRef{Type: "InitialWrite", RecordID: info.RecordID, Protocol: info.Protocol})
 	}
 	if r.deleted() {
 		return superseded("RecordsWriteNotAllowedAfterDelete", "record "+info.RecordID+" was deleted")

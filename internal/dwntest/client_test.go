@@ -204,8 +204,9 @@ func seed(t *testing.T, n *Node, tenant string, ws ...Written) {
 
 // wsClient is a raw WebSocket JSON-RPC client.
 type wsClient struct {
-	t    *testing.T
-	conn *websocket.Conn
+	t       *testing.T
+	conn    *websocket.Conn
+	pending []map[string]any // subscription frames read while looking for an ack answer
 }
 
 func dialWS(t *testing.T, n *Node) *wsClient {
@@ -232,6 +233,16 @@ func (c *wsClient) next() (int, []byte, error) {
 }
 
 func (c *wsClient) nextJSON() map[string]any {
+	c.t.Helper()
+	if len(c.pending) > 0 {
+		f := c.pending[0]
+		c.pending = c.pending[1:]
+		return f
+	}
+	return c.readJSON()
+}
+
+func (c *wsClient) readJSON() map[string]any {
 	c.t.Helper()
 	kind, b, err := c.next()
 	if err != nil {
@@ -277,7 +288,16 @@ func (c *wsClient) ack(subID string, cursor any) {
 	c.t.Helper()
 	c.send(map[string]any{"jsonrpc": "2.0", "method": "rpc.ack", "params": map[string]any{"cursor": cursor},
 		"subscription": map[string]any{"id": subID}})
-	f := c.nextJSON() // the ack answer (random id)
+	// The answer carries a random id; subscription frames may overtake it (kept for later).
+	var f map[string]any
+	for {
+		f = c.readJSON()
+		if res, _ := f["result"].(map[string]any); res != nil && res["subscription"] != nil {
+			c.pending = append(c.pending, f)
+			continue
+		}
+		break
+	}
 	res, _ := f["result"].(map[string]any)
 	if res == nil {
 		c.t.Fatalf("ack rejected: %v", f)
@@ -301,4 +321,18 @@ func decodeB64(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func getInfo(t *testing.T, n *Node) map[string]any {
+	t.Helper()
+	resp, err := httpClient.Get(n.URL() + "/info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var info map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		t.Fatal(err)
+	}
+	return info
 }
