@@ -1,0 +1,352 @@
+package dwn
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"k8s.io/utils/clock"
+)
+
+// HTTP JSON-RPC transport (protocol spec §1.1, web5 spec §4).
+//
+// Framing: the JSON-RPC request travels in the `dwn-request` header and the record data is the
+// raw body (every server), or — when /info advertises "body-v1" — both travel in the body
+// behind a 5-byte prefix. Answers with data come back as a `dwn-response` header plus a
+// streamed body; everything else is a JSON body.
+//
+// Retries: a call without a request body that fails transiently is retried a few times (the
+// wait honours Retry-After, bounded by maxRetryWait); calls that stream data are never replayed
+// because the reader is one-shot. The engine owns longer-term retry policy.
+
+const (
+	headerDWNRequest  = "dwn-request"
+	headerDWNResponse = "dwn-response"
+	bodyV1MediaType   = "application/vnd.enbox.dwn-rpc; version=1"
+	bodyV1MaxEnvelope = 1 << 20 // spec §1.1.1(b)
+
+	// maxJSONBody caps a JSON answer. web5 MessagesQuery returns every CID in one reply
+	// (10,001 CIDs ≈ 620 KB), so this allows ~4M CIDs while still bounding memory.
+	maxJSONBody = 256 << 20
+	// maxResponseHeader leaves room for dwn-response headers carrying large messages (the
+	// header holds the message and its initial write).
+	maxResponseHeader = 16 << 20
+
+	defaultRetries        = 2
+	defaultRetryBase      = 500 * time.Millisecond
+	maxRetryWait          = 5 * time.Second
+	defaultHeaderTimeout  = 30 * time.Second
+	defaultDialTimeout    = 10 * time.Second
+	defaultMaxIdlePerHost = 16
+)
+
+// rpcClient speaks JSON-RPC over HTTP to one endpoint.
+type rpcClient struct {
+	endpoint string // base URL without trailing slash
+	http     *http.Client
+	clock    clock.Clock
+	bodyV1   bool // the server advertised body-v1 framing
+	retries  int
+}
+
+// newHTTPClient is the default client of one endpoint: its own keep-alive pool, a header
+// timeout (web5 never answers an unknown method, so a call must not wait forever) but no
+// overall timeout, because data streams may legitimately take long.
+func newHTTPClient() *http.Client {
+	tr := &http.Transport{
+		Proxy:                  http.ProxyFromEnvironment,
+		DialContext:            (&net.Dialer{Timeout: defaultDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:           defaultMaxIdlePerHost,
+		MaxIdleConnsPerHost:    defaultMaxIdlePerHost,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    defaultDialTimeout,
+		ResponseHeaderTimeout:  defaultHeaderTimeout,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: maxResponseHeader,
+		ForceAttemptHTTP2:      true,
+	}
+	return &http.Client{Transport: tr}
+}
+
+// rpcCall is one request. Data (may be nil) is the record data, DataLen its length (-1 =
+// unknown, sent chunked).
+type rpcCall struct {
+	Op      string // for errors, e.g. "MessagesRead"
+	Method  string // JSON-RPC method
+	Params  any
+	Data    io.Reader
+	DataLen int64
+}
+
+// rpcAnswer is a successful JSON-RPC result. Body is the streamed data of a dwn-response
+// answer (the caller must Close it), nil otherwise.
+type rpcAnswer struct {
+	Result json.RawMessage
+	Body   io.ReadCloser
+}
+
+// call performs c, retrying transient failures of body-less calls.
+func (r *rpcClient) call(ctx context.Context, c rpcCall) (rpcAnswer, error) {
+	attempts := 1
+	if c.Data == nil {
+		attempts += r.retries
+	}
+	var lastErr error
+	for i := 0; i < attempts; i++ {
+		if i > 0 {
+			wait := defaultRetryBase << (i - 1)
+			if ra := RetryAfter(lastErr); ra > 0 {
+				wait = ra
+			}
+			if wait > maxRetryWait {
+				return rpcAnswer{}, lastErr // the server asked for more patience than a call has
+			}
+			select {
+			case <-ctx.Done():
+				return rpcAnswer{}, lastErr
+			case <-r.clock.After(wait):
+			}
+		}
+		ans, err := r.once(ctx, c)
+		if err == nil || !IsTransient(err) || ctx.Err() != nil {
+			return ans, err
+		}
+		lastErr = err
+	}
+	return rpcAnswer{}, lastErr
+}
+
+func (r *rpcClient) once(ctx context.Context, c rpcCall) (rpcAnswer, error) {
+	envelope, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": newRequestID(), "method": c.Method, "params": c.Params})
+	if err != nil {
+		return rpcAnswer{}, &Error{Op: c.Op, Kind: Permanent, Detail: "encode request", Err: err}
+	}
+	req, err := r.newRequest(ctx, envelope, c.Data, c.DataLen)
+	if err != nil {
+		return rpcAnswer{}, &Error{Op: c.Op, Kind: Permanent, Err: err}
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, Detail: "cancelled", Err: ctx.Err()}
+		}
+		return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, Detail: "request to " + r.endpoint + " failed", Err: err}
+	}
+	reply := httpReply{Status: resp.StatusCode, DWNResponse: resp.Header.Get(headerDWNResponse), RetryAfter: resp.Header.Get("Retry-After")}
+	if reply.DWNResponse != "" && resp.StatusCode == 200 {
+		result, err := decodeRPCResult(c.Op, reply, r.clock.Now())
+		if err != nil {
+			resp.Body.Close()
+			return rpcAnswer{}, err
+		}
+		return rpcAnswer{Result: result, Body: resp.Body}, nil // data streams to the caller
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONBody+1))
+	if err != nil {
+		return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, HTTPStatus: resp.StatusCode, Detail: "reading response", Err: err}
+	}
+	if len(body) > maxJSONBody {
+		return rpcAnswer{}, &Error{Op: c.Op, Kind: Permanent, HTTPStatus: resp.StatusCode, Detail: fmt.Sprintf("JSON response larger than %d bytes", maxJSONBody)}
+	}
+	reply.Body = body
+	result, err := decodeRPCResult(c.Op, reply, r.clock.Now())
+	if err != nil {
+		return rpcAnswer{}, err
+	}
+	return rpcAnswer{Result: result}, nil
+}
+
+// newRequest frames the envelope and data as POST / using body-v1 when the server has it.
+func (r *rpcClient) newRequest(ctx context.Context, envelope []byte, data io.Reader, dataLen int64) (*http.Request, error) {
+	if data != nil && dataLen == 0 {
+		data = nil // nothing to send; a zero-length body would still count as "data" to some servers
+	}
+	url := r.endpoint + "/"
+	if r.bodyV1 {
+		if len(envelope) > bodyV1MaxEnvelope {
+			return nil, fmt.Errorf("JSON-RPC envelope of %d bytes exceeds the body-v1 limit of %d", len(envelope), bodyV1MaxEnvelope)
+		}
+		prefix := make([]byte, 5)
+		if data != nil {
+			prefix[0] = 0x01 // record data follows the envelope
+		}
+		binary.BigEndian.PutUint32(prefix[1:], uint32(len(envelope)))
+		readers := []io.Reader{bytes.NewReader(prefix), bytes.NewReader(envelope)}
+		length := int64(5 + len(envelope))
+		if data != nil {
+			readers = append(readers, data)
+			if dataLen < 0 {
+				length = -1
+			} else {
+				length += dataLen
+			}
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, io.MultiReader(readers...))
+		if err != nil {
+			return nil, err
+		}
+		req.ContentLength = length
+		req.Header.Set("Content-Type", bodyV1MediaType)
+		return req, nil
+	}
+	var body io.Reader = http.NoBody
+	if data != nil {
+		body = data
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(headerDWNRequest, string(asciiJSON(envelope)))
+	if data != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+		req.ContentLength = dataLen // -1 → chunked; the server treats Transfer-Encoding as data
+	}
+	return req, nil
+}
+
+// processMessage sends one DWN message for target and returns the reply. Body is the streamed
+// data when the reply carries some. Unexpected reply statuses are NOT errors here: callers map
+// them (Apply turns 409 into Superseded, MessagesRead 404 into "not found", ...).
+func (r *rpcClient) processMessage(ctx context.Context, op, target string, message json.RawMessage, data io.Reader, dataLen int64) (dwnReply, io.ReadCloser, error) {
+	ans, err := r.call(ctx, rpcCall{Op: op, Method: "dwn.processMessage",
+		Params: map[string]any{"target": target, "message": message}, Data: data, DataLen: dataLen})
+	if err != nil {
+		return dwnReply{}, nil, err
+	}
+	reply, err := decodeDWNReply(op, ans.Result)
+	if err != nil {
+		if ans.Body != nil {
+			ans.Body.Close()
+		}
+		return dwnReply{}, nil, err
+	}
+	return reply, ans.Body, nil
+}
+
+// applyReplicated sends dwn.applyReplicatedMessage and decodes result.result.
+func (r *rpcClient) applyReplicated(ctx context.Context, target string, message json.RawMessage, data io.Reader, dataLen int64) (ApplyResult, error) {
+	const op = "dwn.applyReplicatedMessage"
+	ans, err := r.call(ctx, rpcCall{Op: op, Method: op,
+		Params: map[string]any{"target": target, "message": message}, Data: data, DataLen: dataLen})
+	if err != nil {
+		return ApplyResult{}, err
+	}
+	if ans.Body != nil {
+		ans.Body.Close()
+	}
+	return decodeApplyResult(ans.Result)
+}
+
+// decodeApplyResult reads {"result":{"kind":…}} of dwn.applyReplicatedMessage.
+func decodeApplyResult(result json.RawMessage) (ApplyResult, error) {
+	const op = "dwn.applyReplicatedMessage"
+	var r struct {
+		Result *struct {
+			Kind         ApplyKind       `json:"kind"`
+			AncestryOnly bool            `json:"ancestryOnly"`
+			Missing      []DependencyRef `json:"missing"`
+			Reason       string          `json:"reason"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(result, &r); err != nil || r.Result == nil {
+		return ApplyResult{}, &Error{Op: op, Kind: Transient, Detail: "result has no result.kind"}
+	}
+	switch r.Result.Kind {
+	case Applied, Duplicate, Superseded, Incomplete, Invalid, Deferred:
+	default:
+		return ApplyResult{}, &Error{Op: op, Kind: Permanent, Detail: fmt.Sprintf("unknown apply result kind %q", r.Result.Kind)}
+	}
+	for i := range r.Result.Missing {
+		if r.Result.Missing[i].Type == "EncryptionProtocol" {
+			r.Result.Missing[i].Type = "EncryptionControl" // one client version's spelling
+		}
+	}
+	return ApplyResult{Kind: r.Result.Kind, AncestryOnly: r.Result.AncestryOnly, Missing: r.Result.Missing, Reason: r.Result.Reason}, nil
+}
+
+// getJSON fetches a GET route (e.g. /info) into v.
+func (r *rpcClient) getJSON(ctx context.Context, path string, v any) error {
+	op := "GET " + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.endpoint+path, nil)
+	if err != nil {
+		return &Error{Op: op, Kind: Permanent, Err: err}
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return &Error{Op: op, Kind: Transient, Detail: "request to " + r.endpoint + " failed", Err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return &Error{Op: op, Kind: Transient, HTTPStatus: resp.StatusCode, Err: err}
+	}
+	if resp.StatusCode != 200 {
+		return &Error{Op: op, Kind: kindForHTTP(resp.StatusCode), HTTPStatus: resp.StatusCode,
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), r.clock.Now()), Detail: bodySnippet(body)}
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return &Error{Op: op, Kind: Permanent, HTTPStatus: 200, Detail: "not JSON: " + bodySnippet(body)}
+	}
+	return nil
+}
+
+// exactReader passes through exactly n bytes of a data stream: more is an error (the server
+// sent more than dataSize; never buffer or forward it), fewer is io.ErrUnexpectedEOF.
+type exactReader struct {
+	rc        io.ReadCloser
+	remaining int64
+}
+
+func newExactReader(rc io.ReadCloser, n int64) io.ReadCloser {
+	return &exactReader{rc: rc, remaining: n}
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.remaining <= 0 {
+		// Probe for surplus bytes so a server that sends too much is caught.
+		var one [1]byte
+		n, err := e.rc.Read(one[:])
+		if n > 0 {
+			return 0, errors.New("dwn: data stream longer than descriptor.dataSize")
+		}
+		if err == nil {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.remaining {
+		p = p[:e.remaining]
+	}
+	n, err := e.rc.Read(p)
+	e.remaining -= int64(n)
+	if err == io.EOF && e.remaining > 0 {
+		return n, io.ErrUnexpectedEOF
+	}
+	if err == io.EOF {
+		err = nil // the final probe reports EOF
+	}
+	return n, err
+}
+
+func (e *exactReader) Close() error { return e.rc.Close() }
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// trimEndpoint normalises a base URL.
+func trimEndpoint(endpoint string) string { return strings.TrimRight(endpoint, "/") }
