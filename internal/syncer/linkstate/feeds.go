@@ -185,12 +185,22 @@ func (m *Machine) delivered(env Env, o *out, v Delivered) {
 		return
 	}
 	if v.Dir == Pull {
+		// Recorded when the apply starts, not when it ends: local's feed can show the message
+		// before the apply's answer is back, and it must not be pushed back (E29). Local
+		// then holds it, or the apply failed and repair takes over; either way not an echo.
+		m.noteEcho(env, Pull, v.Entry.CID)
 		o.add(ApplyPull{Epoch: v.Epoch, Ordinal: ord, Entry: v.Entry})
 		return
 	}
 	m.batch.queue = append(m.batch.queue, PushItem{Ordinal: ord, Entry: v.Entry})
 	if !m.batch.flushing && !m.batch.timerArmed {
-		m.flushPush(o) // immediate-first
+		m.flushPush(env, o) // immediate-first
+	}
+}
+
+func (m *Machine) noteEcho(env Env, d Dir, cid string) {
+	if cid != "" {
+		m.echo[d].Add(env.Now, cid)
 	}
 }
 

@@ -283,6 +283,6 @@ func (m *Machine) timerFired(env Env, o *out, v TimerFired) {
 		}
 	case TimerPushFlush:
 		m.batch.timerArmed = false
-		m.flushPush(o)
+		m.flushPush(env, o)
 	}
 }

@@ -14,11 +14,16 @@ type batcher struct {
 
 func (b *batcher) reset() { *b = batcher{} }
 
-func (m *Machine) flushPush(o *out) {
+func (m *Machine) flushPush(env Env, o *out) {
 	if len(m.batch.queue) == 0 || m.batch.flushing {
 		return
 	}
 	items := m.batch.queue
+	for _, it := range items {
+		// The remote's feed may show a pushed message before the push's answer is back;
+		// everything pushed exists locally already, so it is never pulled back (E29).
+		m.noteEcho(env, Push, it.Entry.CID)
+	}
 	m.batch.queue = nil
 	m.batch.flushing = true
 	m.batch.inflight = items

@@ -1,0 +1,172 @@
+package syncer
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
+)
+
+// Direction says which way a link replicates.
+type Direction string
+
+const (
+	DirectionBoth Direction = "both"
+	DirectionPull Direction = "pull" // remote → local only
+	DirectionPush Direction = "push" // local → remote only
+)
+
+// Mode says how a link is driven.
+type Mode string
+
+const (
+	ModeLive Mode = "live" // durable feeds both ways, reconcile on demand and every 5 minutes
+	ModePoll Mode = "poll" // a reconcile every PollInterval, no feeds
+)
+
+// LinkConfig is everything the engine needs to run one link.
+type LinkConfig struct {
+	Name           string // ns/name, for logs and events
+	Tenant         string
+	LocalEndpoint  string
+	RemoteEndpoint string
+	Scope          dwn.Scope
+	Direction      Direction
+	Mode           Mode
+	PollInterval   time.Duration
+	Dialect        dwn.Dialect // of the remote endpoint
+	LocalDialect   dwn.Dialect
+	LocalSigner    *dwn.Signer
+	RemoteSigner   *dwn.Signer
+	Suspend        bool
+}
+
+// withDefaults fills empty fields and checks the rest; errors name the field and the fix.
+func (c LinkConfig) withDefaults() (LinkConfig, error) {
+	if c.Direction == "" {
+		c.Direction = DirectionBoth
+	}
+	if c.Mode == "" {
+		c.Mode = ModeLive
+	}
+	if c.Dialect == "" {
+		c.Dialect = dwn.DialectAuto
+	}
+	if c.LocalDialect == "" {
+		c.LocalDialect = dwn.DialectAuto
+	}
+	if c.Mode == ModePoll && c.PollInterval <= 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	switch {
+	case c.Tenant == "":
+		return c, fmt.Errorf("link %q: tenant is empty; set the tenant DID", c.Name)
+	case c.LocalEndpoint == "":
+		return c, fmt.Errorf("link %q: localEndpoint is empty; set it (or the operator's --local-endpoint)", c.Name)
+	case c.RemoteEndpoint == "":
+		return c, fmt.Errorf("link %q: endpoint is empty; set the remote DWN endpoint URL", c.Name)
+	case strings.TrimRight(c.LocalEndpoint, "/") == strings.TrimRight(c.RemoteEndpoint, "/"):
+		return c, fmt.Errorf("link %q: endpoint %s is the local endpoint; a link needs two different servers", c.Name, c.RemoteEndpoint)
+	case c.Direction != DirectionBoth && c.Direction != DirectionPull && c.Direction != DirectionPush:
+		return c, fmt.Errorf("link %q: direction %q is not one of both, pull, push", c.Name, c.Direction)
+	case c.Mode != ModeLive && c.Mode != ModePoll:
+		return c, fmt.Errorf("link %q: mode %q is not one of live, poll", c.Name, c.Mode)
+	case c.LocalSigner == nil || c.RemoteSigner == nil:
+		return c, fmt.Errorf("link %q: no signer; reference a Secret with did and privateJwk", c.Name)
+	}
+	return c, nil
+}
+
+// machineConfig is what the pure state machine needs from a link config.
+func (c LinkConfig) machineConfig() linkstate.Config {
+	mode := linkstate.ModeLive
+	if c.Mode == ModePoll {
+		mode = linkstate.ModePoll
+	}
+	return linkstate.Config{
+		Mode:    mode,
+		Pull:    c.Direction != DirectionPush,
+		Push:    c.Direction != DirectionPull,
+		Suspend: c.Suspend,
+	}
+}
+
+// same reports whether two configs would run the link identically.
+func (c LinkConfig) same(o LinkConfig) bool {
+	if c.LocalSigner != nil && o.LocalSigner != nil && c.LocalSigner != o.LocalSigner {
+		if c.LocalSigner.DID != o.LocalSigner.DID || c.LocalSigner.KeyID != o.LocalSigner.KeyID || !reflect.DeepEqual(c.LocalSigner.Grants, o.LocalSigner.Grants) {
+			return false
+		}
+	}
+	if c.RemoteSigner != nil && o.RemoteSigner != nil && c.RemoteSigner != o.RemoteSigner {
+		if c.RemoteSigner.DID != o.RemoteSigner.DID || c.RemoteSigner.KeyID != o.RemoteSigner.KeyID || !reflect.DeepEqual(c.RemoteSigner.Grants, o.RemoteSigner.Grants) {
+			return false
+		}
+	}
+	a, b := c, o
+	a.LocalSigner, a.RemoteSigner, b.LocalSigner, b.RemoteSigner = nil, nil, nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
+// LinkStatus is the engine's view of one link.
+type LinkStatus struct {
+	Key, Name         string
+	Phase             string // initializing|live|repairing|degraded_poll|paused
+	NeedsReconcile    bool
+	Connectivity      string // online|offline|unknown
+	Dialect           string
+	Pull, Push        DirectionStatus
+	LastReconcileTime time.Time
+	LastConvergedTime time.Time
+	RepairAttempts    int
+	DeadLetters       int
+	LastError         string
+	Progress          Progress
+}
+
+// DirectionStatus is one feed's progress.
+type DirectionStatus struct {
+	Checkpoint    string // position of the contiguous checkpoint ("" = none)
+	Applied       int64  // messages this direction stored on the other side
+	Pending       int    // deliveries not yet contiguously committed
+	LastEventTime time.Time
+	LastError     string
+}
+
+// Progress of the bootstrap (or latest) reconcile: messages copied out of the diff size.
+type Progress struct {
+	Applied, Total int64 // Total 0 = unknown
+}
+
+// Event is one link transition (types in linkstate: link:status-change, ...).
+type Event struct {
+	Key, Name, Type, From, To, Reason, Message string
+	Time                                       time.Time
+}
+
+// Timing is every delay of the engine; DefaultTiming builds it from this package's constants.
+type Timing = linkstate.Timing
+
+// DefaultTiming returns the spec's timings (timing.go).
+func DefaultTiming() Timing {
+	return Timing{
+		PushDebounce:          PushDebounce,
+		PushRetryBackoff:      append([]time.Duration(nil), PushRetryBackoff...),
+		EchoTTL:               EchoTTL,
+		EchoCap:               EchoCap,
+		MaxPending:            MaxPendingTokens,
+		MaxRepairAttempts:     MaxRepairAttempts,
+		RepairBackoff:         append([]time.Duration(nil), RepairBackoff...),
+		DegradedPollBase:      DegradedPollBase,
+		DegradedPollJitter:    DegradedPollJitter,
+		ReconcileDefault:      ReconcileDelayDefault,
+		ReconcileStartupDirty: ReconcileDelayStartupDirty,
+		ReconcileEOSEDirty:    ReconcileDelayEOSEDirty,
+		ReconcilePostRepair:   ReconcileDelayPostRepair,
+		ReconcileRetry:        ReconcileDelayRetry,
+		VerifyInterval:        DefaultLiveInterval,
+	}
+}

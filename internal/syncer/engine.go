@@ -1,0 +1,304 @@
+// Package syncer is dwnsync's replication engine. One Engine runs many links; each link is a
+// pull feed (remote→local) and a push feed (local→remote) with durable checkpoints in the
+// ledger, plus reconcile and repair. One supervisor goroutine per link owns its state: it
+// feeds a pure state machine (package linkstate) and performs the effects it returns.
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/ledger"
+	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
+)
+
+// Dialer resolves a tenant on an endpoint. The engine uses Options.Pool unless a Dialer is
+// given (tests inject failures this way).
+type Dialer interface {
+	Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error)
+}
+
+// Options configure an Engine.
+type Options struct {
+	Ledger     *ledger.Store
+	Pool       *dwn.Pool
+	Clock      clock.WithTicker
+	Logger     logr.Logger
+	Registerer prometheus.Registerer
+
+	// Dialer overrides Pool (optional).
+	Dialer Dialer
+	// Timing overrides the spec's delays (optional; tests shorten them).
+	Timing *Timing
+	// Rand returns a uniform number in [0,1) (optional; the degraded-poll jitter).
+	Rand func() float64
+	// Copier moves messages (optional; the zero Copier by default).
+	Copier *transfer.Copier
+	// EventBuffer is the size of the Events channel (default 1024).
+	EventBuffer int
+}
+
+// Engine runs links. It is a controller-runtime manager.Runnable that needs leader election.
+type Engine struct {
+	opts   Options
+	clock  clock.WithTicker
+	log    logr.Logger
+	timing Timing
+	dialer Dialer
+	copier *transfer.Copier
+	bus    *eventBus
+	met    *metrics
+
+	mu      sync.Mutex
+	links   map[string]*link
+	ctx     context.Context // set by Start
+	started chan struct{}
+	stopped bool
+	groups  map[string]*pollGroup
+}
+
+// New checks the options and returns an engine; links run once Start is called.
+func New(opts Options) (*Engine, error) {
+	if opts.Ledger == nil {
+		return nil, errors.New("syncer: Options.Ledger is nil; open a ledger.Store first")
+	}
+	if opts.Pool == nil && opts.Dialer == nil {
+		return nil, errors.New("syncer: Options.Pool is nil; pass dwn.NewPool(...)")
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Logger.GetSink() == nil {
+		opts.Logger = logr.Discard()
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Float64
+	}
+	if opts.EventBuffer <= 0 {
+		opts.EventBuffer = 1024
+	}
+	e := &Engine{
+		opts:    opts,
+		clock:   opts.Clock,
+		log:     opts.Logger,
+		timing:  DefaultTiming(),
+		dialer:  opts.Dialer,
+		copier:  opts.Copier,
+		bus:     newEventBus(opts.EventBuffer),
+		links:   map[string]*link{},
+		started: make(chan struct{}),
+		groups:  map[string]*pollGroup{},
+	}
+	if opts.Timing != nil {
+		e.timing = *opts.Timing
+	}
+	if e.dialer == nil {
+		e.dialer = poolDialer{opts.Pool}
+	}
+	if e.copier == nil {
+		e.copier = &transfer.Copier{Logger: opts.Logger}
+	}
+	e.met = newMetrics(opts.Registerer, e.bus)
+	return e, nil
+}
+
+type poolDialer struct{ pool *dwn.Pool }
+
+func (p poolDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
+	c, err := p.pool.Get(ctx, endpoint, dialect)
+	if err != nil {
+		return nil, err
+	}
+	return c.Tenant(did, signer), nil
+}
+
+// NeedLeaderElection: exactly one replica writes a link's checkpoints.
+func (e *Engine) NeedLeaderElection() bool { return true }
+
+// Start runs every applied link until ctx ends, then stops them and flushes the ledger.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	if e.ctx != nil {
+		e.mu.Unlock()
+		return errors.New("syncer: engine already started")
+	}
+	e.ctx = ctx
+	for _, l := range e.links {
+		e.launchLocked(l)
+	}
+	close(e.started)
+	e.mu.Unlock()
+
+	<-ctx.Done()
+
+	e.mu.Lock()
+	e.stopped = true
+	var all []*link
+	for _, l := range e.links {
+		all = append(all, l)
+	}
+	e.mu.Unlock()
+	for _, l := range all {
+		l.stop()
+	}
+	wait := e.clock.NewTimer(StopTimeout)
+	defer wait.Stop()
+	for _, l := range all {
+		select {
+		case <-l.done:
+		case <-wait.C():
+			e.log.Info("link supervisors did not stop in time", "timeout", StopTimeout)
+		}
+	}
+	fctx, cancel := context.WithTimeout(context.Background(), StopTimeout)
+	defer cancel()
+	if err := e.opts.Ledger.Flush(fctx); err != nil && !errors.Is(err, ledger.ErrClosed) {
+		return fmt.Errorf("syncer: flushing the ledger on stop: %w", err)
+	}
+	return nil
+}
+
+// WaitReady returns once Start has been called (or ctx ends).
+func (e *Engine) WaitReady(ctx context.Context) error {
+	select {
+	case <-e.started:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Events reports link transitions. The channel is buffered; the engine never blocks on it
+// (when full, the oldest event is dropped and counted in dwnsync_events_dropped_total).
+func (e *Engine) Events() <-chan Event { return e.bus.ch }
+
+// Apply adds a link or updates it. An unchanged config is a no-op; a changed one restarts the
+// link, keeping its checkpoints. It returns the link's ledger key.
+func (e *Engine) Apply(cfg LinkConfig) (string, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return "", err
+	}
+	key, err := ledger.LinkKey(cfg.Tenant, cfg.RemoteEndpoint, cfg.Scope)
+	if err != nil {
+		return "", fmt.Errorf("link %q: %w", cfg.Name, err)
+	}
+	if cfg.Name == "" {
+		cfg.Name = key
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped {
+		return "", errors.New("syncer: engine stopped")
+	}
+	old := e.links[key]
+	if old != nil {
+		if trim(old.cfg.LocalEndpoint) != trim(cfg.LocalEndpoint) {
+			return "", fmt.Errorf("link %q: tenant %s, endpoint %s and this scope are already replicated by link %q with local endpoint %s; "+
+				"one tenant/remote/scope can have only one local endpoint (change the scope or remove the other link)",
+				cfg.Name, cfg.Tenant, cfg.RemoteEndpoint, old.cfg.Name, old.cfg.LocalEndpoint)
+		}
+		if old.cfg.same(cfg) {
+			return key, nil
+		}
+	}
+	if _, err := e.opts.Ledger.GetOrCreate(ledger.Record{Tenant: cfg.Tenant, LocalEndpoint: cfg.LocalEndpoint,
+		RemoteEndpoint: cfg.RemoteEndpoint, Scope: cfg.Scope}); err != nil {
+		return "", fmt.Errorf("link %q: ledger: %w", cfg.Name, err)
+	}
+	if old != nil {
+		// Restart: the old supervisor's context is cancelled and it is waited for (it never
+		// takes e.mu), so nothing it started mutates state after the new one runs (E15).
+		old.stop()
+		if old.launched() {
+			<-old.done
+		}
+		e.leavePollGroupLocked(old)
+	}
+	l := newLink(e, key, cfg)
+	e.links[key] = l
+	if e.ctx != nil && !e.stopped {
+		e.launchLocked(l)
+	}
+	return key, nil
+}
+
+func (e *Engine) launchLocked(l *link) {
+	l.launch(e.ctx)
+	if l.cfg.Mode == ModePoll {
+		e.joinPollGroupLocked(l)
+	}
+}
+
+// Remove stops a link and deletes its ledger record. Removing an unknown key deletes any
+// stale record and is not an error.
+func (e *Engine) Remove(key string) error {
+	e.mu.Lock()
+	l := e.links[key]
+	delete(e.links, key)
+	if l != nil {
+		e.leavePollGroupLocked(l)
+	}
+	e.mu.Unlock()
+	if l != nil {
+		l.stop()
+		if l.launched() {
+			<-l.done
+		}
+		e.met.forget(l.cfg.Name)
+	}
+	if err := e.opts.Ledger.Remove(key); err != nil && !errors.Is(err, ledger.ErrNotFound) {
+		return fmt.Errorf("syncer: removing ledger record %s: %w", key, err)
+	}
+	return nil
+}
+
+// Snapshot returns the current view of one link.
+func (e *Engine) Snapshot(key string) (LinkStatus, bool) {
+	e.mu.Lock()
+	l := e.links[key]
+	e.mu.Unlock()
+	if l == nil {
+		return LinkStatus{}, false
+	}
+	return l.snapshot(), true
+}
+
+// Snapshots returns every link's view, sorted by key.
+func (e *Engine) Snapshots() []LinkStatus {
+	e.mu.Lock()
+	var ls []*link
+	for _, l := range e.links {
+		ls = append(ls, l)
+	}
+	e.mu.Unlock()
+	out := make([]LinkStatus, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, l.snapshot())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+func (e *Engine) publish(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = e.clock.Now()
+	}
+	e.bus.publish(ev)
+}
+
+func trim(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '/' {
+		s = s[:len(s)-1]
+	}
+	return s
+}

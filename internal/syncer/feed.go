@@ -1,0 +1,208 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
+)
+
+// feedRun is one subscription of one direction under one epoch. Its context is a child of
+// the link's; closing it ends the subscription, its reader, its acks and its workers.
+type feedRun struct {
+	l      *link
+	dir    ls.Dir
+	epoch  uint64
+	ctx    context.Context
+	cancel context.CancelFunc
+	// slots bound the deliveries handed to the supervisor and not yet finished (pull: apply
+	// concurrency; push: the batch window). A stuck delivery keeps its slot while later ones
+	// complete and release theirs, so the tracker's pending count can still overflow.
+	slots chan struct{}
+	ackCh chan dwn.Cursor
+
+	mu  sync.Mutex
+	sub dwn.Subscription
+}
+
+func (l *link) openFeed(d ls.Dir, epoch uint64, from *dwn.Cursor) {
+	if old := l.feeds[d]; old != nil {
+		old.close()
+	}
+	ctx, cancel := context.WithCancel(l.ctx)
+	capacity := DeliveryConcurrency
+	if d == ls.Push {
+		capacity = MaxPendingTokens
+	}
+	f := &feedRun{l: l, dir: d, epoch: epoch, ctx: ctx, cancel: cancel,
+		slots: make(chan struct{}, capacity), ackCh: make(chan dwn.Cursor, 1)}
+	l.feeds[d] = f
+	var cp *dwn.Cursor
+	if from != nil && from.Valid() {
+		v := *from
+		cp = &v
+	}
+	go f.run(cp)
+}
+
+func (f *feedRun) close() {
+	f.cancel()
+	f.mu.Lock()
+	sub := f.sub
+	f.mu.Unlock()
+	if sub != nil {
+		_ = sub.Close()
+	}
+}
+
+func (f *feedRun) failed(err error) {
+	if f.ctx.Err() != nil {
+		return
+	}
+	in := ls.FeedFailed{Dir: f.dir, Epoch: f.epoch}
+	if err != nil {
+		in.Err = err.Error()
+		if gap, ok := dwn.AsGap(err); ok {
+			in.Gap = gap
+		}
+	} else {
+		in.Err = "subscription ended"
+	}
+	f.l.setDirError(f.dir, in.Err)
+	f.l.send(in)
+}
+
+func (f *feedRun) run(from *dwn.Cursor) {
+	src, err := f.l.tenant(f.ctx, f.dir)
+	if err != nil {
+		f.failed(err)
+		return
+	}
+	sub, err := src.Subscribe(f.ctx, f.l.cfg.Scope, from)
+	if err != nil {
+		f.failed(err)
+		return
+	}
+	f.mu.Lock()
+	f.sub = sub
+	f.mu.Unlock()
+	if f.ctx.Err() != nil {
+		_ = sub.Close()
+		return
+	}
+	defer sub.Close()
+	f.l.send(ls.FeedOpened{Dir: f.dir, Epoch: f.epoch})
+	go f.ackLoop(sub)
+	events := sub.Events()
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				f.failed(errors.New("subscription closed"))
+				return
+			}
+			switch ev.Kind {
+			case dwn.EventMessage:
+				select {
+				case f.slots <- struct{}{}:
+				case <-f.ctx.Done():
+					return
+				}
+				entry := ev.Entry
+				if entry.Cursor == nil && ev.Cursor != nil {
+					entry.Cursor = ev.Cursor
+				}
+				f.l.send(ls.Delivered{Dir: f.dir, Epoch: f.epoch, Entry: entry, OutOfScope: outOfScope(f.l.cfg.Scope, entry)})
+			case dwn.EventEOSE:
+				f.l.send(ls.EOSE{Dir: f.dir, Epoch: f.epoch, Cursor: ev.Cursor})
+			case dwn.EventEnd:
+				f.failed(ev.Err)
+				return
+			}
+		}
+	}
+}
+
+func (f *feedRun) release(n int) {
+	for i := 0; i < n; i++ {
+		select {
+		case <-f.slots:
+		default:
+			return
+		}
+	}
+}
+
+// ack hands the newest committed cursor to the ack loop (latest wins).
+func (f *feedRun) ack(c dwn.Cursor) {
+	for {
+		select {
+		case f.ackCh <- c:
+			return
+		default:
+		}
+		select {
+		case <-f.ackCh:
+		default:
+		}
+	}
+}
+
+// ackLoop makes committed checkpoints durable (ledger.Flush) before acknowledging them to the
+// server, and reports each durable advance once.
+func (f *feedRun) ackLoop(sub dwn.Subscription) {
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case c := <-f.ackCh:
+			if err := f.l.e.opts.Ledger.Flush(f.ctx); err != nil {
+				if f.ctx.Err() == nil {
+					f.l.log.Error(err, "flushing the ledger before an ack")
+				}
+				continue
+			}
+			sub.Ack(c)
+			typ := ls.EvPullAdvance
+			if f.dir == ls.Push {
+				typ = ls.EvPushAdvance
+			}
+			f.l.e.publish(Event{Key: f.l.key, Name: f.l.cfg.Name, Type: typ, Reason: c.Position, Message: c.MessageCID})
+		}
+	}
+}
+
+// outOfScope reports whether a delivered message lies outside the link's scope (the server
+// filters by protocol; path prefixes are checked here, spec §4.3).
+func outOfScope(sc dwn.Scope, e dwn.Entry) bool {
+	if (sc.Protocol == "" && len(sc.ProtocolPathPrefixes) == 0) || e.Message == nil {
+		return false
+	}
+	info, err := dwn.Inspect(e.Message)
+	if err != nil {
+		return false
+	}
+	if sc.Protocol != "" {
+		p := info.Protocol
+		if p == "" {
+			p = info.ConfiguredProtocol
+		}
+		if p != sc.Protocol {
+			return true
+		}
+	}
+	if len(sc.ProtocolPathPrefixes) == 0 {
+		return false
+	}
+	for _, prefix := range sc.ProtocolPathPrefixes {
+		if info.ProtocolPath == prefix || strings.HasPrefix(info.ProtocolPath, prefix+"/") {
+			return false
+		}
+	}
+	return true
+}

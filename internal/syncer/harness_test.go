@@ -1,0 +1,162 @@
+package syncer
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/ledger"
+)
+
+// fastTiming keeps the spec's shape (ordering, ratios, budgets) but shrinks the delays so
+// end-to-end tests on real servers finish quickly.
+func fastTiming() *Timing {
+	t := DefaultTiming()
+	t.PushDebounce = 20 * time.Millisecond
+	t.PushRetryBackoff = []time.Duration{0, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond}
+	t.RepairBackoff = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}
+	t.DegradedPollBase = 300 * time.Millisecond
+	t.DegradedPollJitter = 300 * time.Millisecond
+	t.ReconcileDefault = 150 * time.Millisecond
+	t.ReconcileStartupDirty = 100 * time.Millisecond
+	t.ReconcileEOSEDirty = 50 * time.Millisecond
+	t.ReconcilePostRepair = 50 * time.Millisecond
+	t.ReconcileRetry = 300 * time.Millisecond
+	t.VerifyInterval = time.Minute
+	return &t
+}
+
+type testEngine struct {
+	*Engine
+	t      testing.TB
+	store  *ledger.Store
+	pool   *dwn.Pool
+	cancel context.CancelFunc
+	done   chan error
+	reg    *prometheus.Registry
+
+	evMu   sync.Mutex
+	events []Event
+}
+
+type engineOpts struct {
+	ledgerPath string
+	timing     *Timing
+	pool       *dwn.Pool
+}
+
+func startEngine(t testing.TB, o engineOpts) *testEngine {
+	t.Helper()
+	if o.ledgerPath == "" {
+		o.ledgerPath = filepath.Join(t.TempDir(), "ledger.db")
+	}
+	if o.timing == nil {
+		o.timing = fastTiming()
+	}
+	store, err := ledger.Open(o.ledgerPath, ledger.Options{})
+	if err != nil {
+		t.Fatalf("ledger.Open: %v", err)
+	}
+	if o.pool == nil {
+		o.pool = dwn.NewPool(dwn.Options{})
+	}
+	reg := prometheus.NewRegistry()
+	eng, err := New(Options{Ledger: store, Pool: o.pool, Registerer: reg, Timing: o.timing, Rand: func() float64 { return 0 }})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	te := &testEngine{Engine: eng, t: t, store: store, pool: o.pool, cancel: cancel, done: make(chan error, 1), reg: reg}
+	go func() { te.done <- eng.Start(ctx) }()
+	go func() {
+		for {
+			select {
+			case ev := <-eng.Events():
+				te.evMu.Lock()
+				te.events = append(te.events, ev)
+				te.evMu.Unlock()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if err := eng.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(te.stop)
+	return te
+}
+
+func (te *testEngine) stop() {
+	if te.cancel == nil {
+		return
+	}
+	te.cancel()
+	te.cancel = nil
+	select {
+	case err := <-te.done:
+		if err != nil {
+			te.t.Errorf("engine Start returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		te.t.Errorf("engine did not stop")
+	}
+	te.pool.Close()
+	_ = te.store.Close()
+}
+
+func (te *testEngine) eventTypes(key string) []string {
+	te.evMu.Lock()
+	defer te.evMu.Unlock()
+	var out []string
+	for _, ev := range te.events {
+		if ev.Key == key && ev.Type != "checkpoint:pull-advance" && ev.Type != "checkpoint:push-advance" {
+			s := ev.Type
+			if ev.To != "" {
+				s += "→" + ev.To
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (te *testEngine) sawEvent(key, typ, to string) bool {
+	te.evMu.Lock()
+	defer te.evMu.Unlock()
+	for _, ev := range te.events {
+		if ev.Key == key && ev.Type == typ && (to == "" || ev.To == to) {
+			return true
+		}
+	}
+	return false
+}
+
+// eventually polls cond until it holds or the deadline passes (no fixed sleeps).
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		<-tick.C
+	}
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+func contains(list []string, s string) bool { return slices.Contains(list, s) }

@@ -1,0 +1,430 @@
+package syncer
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/ledger"
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
+)
+
+// link is one supervisor: a goroutine that owns the link's state machine and is the only
+// writer of its ledger record's state fields. Everything reaches it through the mailbox.
+type link struct {
+	e   *Engine
+	key string
+	cfg LinkConfig
+	log logr.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	mbox   chan ls.Input
+	done   chan struct{}
+	isUp   atomic.Bool
+
+	// owned by the supervisor goroutine
+	m          *ls.Machine
+	feeds      [2]*feedRun
+	timers     map[ls.Timer]*timerRun
+	workCtx    context.Context
+	workCancel context.CancelFunc
+
+	pollReply chan ls.PollResult
+
+	tenantMu sync.Mutex
+	tenants  [2]dwn.Tenant // [Pull] = remote (the pull feed's source), [Push] = local
+
+	mu     sync.Mutex
+	status LinkStatus
+}
+
+func newLink(e *Engine, key string, cfg LinkConfig) *link {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &link{
+		e: e, key: key, cfg: cfg,
+		log:       e.log.WithValues("link", cfg.Name),
+		ctx:       ctx,
+		cancel:    cancel,
+		mbox:      make(chan ls.Input, 256),
+		done:      make(chan struct{}),
+		timers:    map[ls.Timer]*timerRun{},
+		pollReply: make(chan ls.PollResult, 1),
+	}
+	l.status = LinkStatus{Key: key, Name: cfg.Name, Phase: string(ls.Initializing), Connectivity: string(ls.Unknown)}
+	if rec, ok, _ := e.opts.Ledger.Get(key); ok {
+		l.status.Phase = rec.Status
+		l.status.NeedsReconcile = rec.NeedsReconcile
+		l.status.DeadLetters = len(rec.DeadLetters)
+		l.status.LastReconcileTime = rec.LastReconcile
+		l.status.LastConvergedTime = rec.LastConverged
+		l.status.Pull.Applied = rec.Counters.Pulled
+		l.status.Push.Applied = rec.Counters.Pushed
+		l.status.Pull.Checkpoint = position(rec.Pull.Contiguous)
+		l.status.Push.Checkpoint = position(rec.Push.Contiguous)
+	}
+	return l
+}
+
+func (l *link) launched() bool { return l.isUp.Load() }
+
+// launch starts the supervisor under the engine's context.
+func (l *link) launch(parent context.Context) {
+	if l.isUp.Swap(true) {
+		return
+	}
+	stopWithParent := context.AfterFunc(parent, l.cancel)
+	go func() {
+		defer stopWithParent()
+		l.run()
+	}()
+}
+
+// stop cancels the link's context: every feed, timer and worker it started ends, and their
+// late results are never applied.
+func (l *link) stop() { l.cancel() }
+
+func (l *link) run() {
+	defer close(l.done)
+	l.workCtx, l.workCancel = context.WithCancel(l.ctx)
+	rec, _, err := l.e.opts.Ledger.Get(l.key)
+	if err != nil {
+		l.log.Error(err, "reading the ledger record")
+	}
+	fresh := rec.Pull.Contiguous == nil && rec.Push.Contiguous == nil && rec.LastConverged.IsZero() &&
+		rec.Counters.Pulled == 0 && rec.Counters.Pushed == 0
+	l.m = ls.New(l.cfg.machineConfig(), l.e.timing)
+	l.step(ls.Start{
+		StoredPhase:    ls.Phase(rec.Status),
+		NeedsReconcile: rec.NeedsReconcile,
+		Checkpoints:    [2]*dwn.Cursor{rec.Pull.Contiguous, rec.Push.Contiguous},
+		Fresh:          fresh,
+	})
+	for {
+		select {
+		case in := <-l.mbox:
+			l.step(in)
+		case <-l.ctx.Done():
+			l.step(ls.Stop{})
+			for _, t := range l.timers {
+				t.cancel()
+			}
+			l.workCancel()
+			return
+		}
+	}
+}
+
+// send delivers an input to the supervisor unless the link has stopped.
+func (l *link) send(in ls.Input) {
+	select {
+	case l.mbox <- in:
+	case <-l.ctx.Done():
+	}
+}
+
+func (l *link) step(in ls.Input) {
+	env := ls.Env{Now: l.e.clock.Now(), Rand: l.e.opts.Rand()}
+	for _, eff := range l.m.Step(env, in) {
+		l.do(eff)
+	}
+	l.refreshStatus()
+}
+
+func (l *link) do(eff ls.Effect) {
+	switch v := eff.(type) {
+	case ls.OpenFeed:
+		l.openFeed(v.Dir, v.Epoch, l.m.Checkpoint(v.Dir))
+	case ls.CloseFeed:
+		if f := l.feeds[v.Dir]; f != nil {
+			f.close()
+			l.feeds[v.Dir] = nil
+		}
+	case ls.ResetCheckpoint:
+		l.update(func(r *ledger.Record) { r.Checkpoint(ledgerDir(v.Dir)).Reset(v.To) })
+		l.setCheckpointStatus(v.Dir, v.To)
+	case ls.CommitCheckpoint:
+		c := v.Cursor
+		l.update(func(r *ledger.Record) {
+			cp := r.Checkpoint(ledgerDir(v.Dir))
+			cp.Observe(c)
+			cp.Commit(c)
+		})
+		l.setCheckpointStatus(v.Dir, &c)
+		if f := l.feeds[v.Dir]; f != nil && f.epoch == v.Epoch {
+			f.ack(c)
+		}
+	case ls.ApplyPull:
+		if f := l.feeds[ls.Pull]; f != nil && f.epoch == v.Epoch {
+			go l.applyPull(f, v)
+		}
+	case ls.FlushPush:
+		if f := l.feeds[ls.Push]; f != nil && f.epoch == v.Epoch {
+			go l.flushPush(f, v)
+		}
+	case ls.Release:
+		if f := l.feeds[v.Dir]; f != nil && f.epoch == v.Epoch {
+			f.release(v.N)
+		}
+	case ls.SetTimer:
+		l.setTimer(v.Timer, v.At)
+	case ls.CancelTimer:
+		if t := l.timers[v.Timer]; t != nil {
+			t.cancel()
+			delete(l.timers, v.Timer)
+		}
+	case ls.StartReconcile:
+		go l.runReconcile(l.workCtx, v)
+	case ls.StartRepair:
+		go l.runRepair(l.workCtx, v)
+	case ls.CancelWork:
+		l.workCancel()
+		l.workCtx, l.workCancel = context.WithCancel(l.ctx)
+	case ls.Persist:
+		l.update(func(r *ledger.Record) {
+			r.Status = string(v.Phase)
+			r.NeedsReconcile = v.NeedsReconcile
+			r.RepairAttempts = v.RepairAttempts
+		})
+		l.e.met.setPhase(l.cfg.Name, v.Phase)
+	case ls.Publish:
+		l.publish(v)
+	case ls.DeadLetter:
+		l.deadLetter(ledgerDir(v.Dir), v.CID, v.Reason)
+	case ls.PollResult:
+		select {
+		case l.pollReply <- v:
+		default:
+		}
+	case ls.Reconciled:
+		now := l.e.clock.Now()
+		result := "diverged"
+		switch {
+		case v.Err != "":
+			result = "error"
+		case v.Converged:
+			result = "converged"
+		}
+		l.e.met.reconciles.WithLabelValues(l.cfg.Name, result).Inc()
+		l.update(func(r *ledger.Record) {
+			r.LastReconcile = now
+			if v.Converged {
+				r.LastConverged = now
+			}
+		})
+		l.mu.Lock()
+		l.status.LastReconcileTime = now
+		if v.Converged {
+			l.status.LastConvergedTime = now
+		}
+		l.mu.Unlock()
+	}
+}
+
+func (l *link) publish(v ls.Publish) {
+	switch v.Type {
+	case ls.EvRepairStarted:
+		l.e.met.repairs.WithLabelValues(l.cfg.Name, "started").Inc()
+	case ls.EvRepairCompleted:
+		l.e.met.repairs.WithLabelValues(l.cfg.Name, "completed").Inc()
+	case ls.EvRepairFailed:
+		l.e.met.repairs.WithLabelValues(l.cfg.Name, "failed").Inc()
+	}
+	l.log.V(1).Info("link event", "type", v.Type, "from", v.From, "to", v.To, "reason", v.Reason, "message", v.Message)
+	l.e.publish(Event{Key: l.key, Name: l.cfg.Name, Type: v.Type, From: v.From, To: v.To, Reason: v.Reason, Message: v.Message})
+}
+
+// update stages a change of this link's ledger record (committed in groups by the ledger).
+func (l *link) update(fn func(*ledger.Record)) {
+	now := l.e.clock.Now()
+	err := l.e.opts.Ledger.Update(l.key, func(r *ledger.Record) {
+		fn(r)
+		r.LastActivity = now
+	})
+	if err != nil && l.ctx.Err() == nil {
+		l.log.Error(err, "staging a ledger update")
+	}
+}
+
+func (l *link) deadLetter(d ledger.Dir, cid, reason string) {
+	now := l.e.clock.Now()
+	n := 0
+	l.update(func(r *ledger.Record) {
+		r.AddDeadLetter(ledger.DeadLetter{CID: cid, Direction: string(d), Reason: reason, At: now})
+		r.Counters.Failed++
+		n = len(r.DeadLetters)
+	})
+	l.e.met.deadLetters.WithLabelValues(l.cfg.Name, string(d)).Inc()
+	l.mu.Lock()
+	if n > 0 {
+		l.status.DeadLetters = n
+	} else {
+		l.status.DeadLetters++
+	}
+	l.mu.Unlock()
+}
+
+// countApplied records n messages newly stored on the other side by direction d.
+func (l *link) countApplied(d ls.Dir, n int) {
+	if n == 0 {
+		return
+	}
+	now := l.e.clock.Now()
+	l.update(func(r *ledger.Record) {
+		if d == ls.Pull {
+			r.Counters.Pulled += int64(n)
+		} else {
+			r.Counters.Pushed += int64(n)
+		}
+	})
+	l.e.met.applied.WithLabelValues(l.cfg.Name, d.String()).Add(float64(n))
+	l.mu.Lock()
+	ds := l.dirStatus(d)
+	ds.Applied += int64(n)
+	ds.LastEventTime = now
+	l.mu.Unlock()
+}
+
+func (l *link) dirStatus(d ls.Dir) *DirectionStatus {
+	if d == ls.Pull {
+		return &l.status.Pull
+	}
+	return &l.status.Push
+}
+
+func (l *link) setCheckpointStatus(d ls.Dir, c *dwn.Cursor) {
+	l.mu.Lock()
+	l.dirStatus(d).Checkpoint = position(c)
+	l.mu.Unlock()
+}
+
+func (l *link) refreshStatus() {
+	m := l.m
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.status.Phase = string(m.Phase)
+	l.status.Connectivity = string(m.Connectivity)
+	l.status.NeedsReconcile = m.NeedsReconcile
+	l.status.RepairAttempts = m.RepairAttempts
+	l.status.LastError = m.LastError
+	l.status.Pull.Pending = m.Pending(ls.Pull)
+	l.status.Push.Pending = m.Pending(ls.Push)
+	l.e.met.pending.WithLabelValues(l.cfg.Name, "pull").Set(float64(l.status.Pull.Pending))
+	l.e.met.pending.WithLabelValues(l.cfg.Name, "push").Set(float64(l.status.Push.Pending))
+}
+
+func (l *link) snapshot() LinkStatus {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.status
+	if t := l.cachedTenant(ls.Pull); t != nil {
+		s.Dialect = string(t.Dialect())
+	}
+	return s
+}
+
+func (l *link) setDirError(d ls.Dir, err string) {
+	l.mu.Lock()
+	l.dirStatus(d).LastError = err
+	l.mu.Unlock()
+}
+
+func (l *link) setProgress(p Progress) {
+	l.mu.Lock()
+	l.status.Progress = p
+	l.mu.Unlock()
+}
+
+// ---- timers ----
+
+type timerRun struct {
+	t    clock.Timer
+	stop chan struct{}
+	once sync.Once
+}
+
+func (t *timerRun) cancel() {
+	t.once.Do(func() {
+		t.t.Stop()
+		close(t.stop)
+	})
+}
+
+func (l *link) setTimer(which ls.Timer, at time.Time) {
+	if old := l.timers[which]; old != nil {
+		old.cancel()
+	}
+	d := at.Sub(l.e.clock.Now())
+	if d < 0 {
+		d = 0
+	}
+	tr := &timerRun{t: l.e.clock.NewTimer(d), stop: make(chan struct{})}
+	l.timers[which] = tr
+	go func() {
+		select {
+		case <-tr.t.C():
+			l.send(ls.TimerFired{Timer: which, At: at})
+		case <-tr.stop:
+		case <-l.ctx.Done():
+		}
+	}()
+}
+
+// ---- tenants ----
+
+// tenant returns the source tenant of feed d's side: Pull → remote, Push → local.
+func (l *link) tenant(ctx context.Context, side ls.Dir) (dwn.Tenant, error) {
+	l.tenantMu.Lock()
+	defer l.tenantMu.Unlock()
+	if t := l.tenants[side]; t != nil {
+		return t, nil
+	}
+	endpoint, dialect, signer := l.cfg.RemoteEndpoint, l.cfg.Dialect, l.cfg.RemoteSigner
+	if side == ls.Push {
+		endpoint, dialect, signer = l.cfg.LocalEndpoint, l.cfg.LocalDialect, l.cfg.LocalSigner
+	}
+	t, err := l.e.dialer.Tenant(ctx, endpoint, dialect, l.cfg.Tenant, signer)
+	if err != nil {
+		return nil, err
+	}
+	l.tenants[side] = t
+	return t, nil
+}
+
+func (l *link) cachedTenant(side ls.Dir) dwn.Tenant {
+	l.tenantMu.Lock()
+	defer l.tenantMu.Unlock()
+	return l.tenants[side]
+}
+
+// both returns (local, remote).
+func (l *link) both(ctx context.Context) (dwn.Tenant, dwn.Tenant, error) {
+	remote, err := l.tenant(ctx, ls.Pull)
+	if err != nil {
+		return nil, nil, err
+	}
+	local, err := l.tenant(ctx, ls.Push)
+	if err != nil {
+		return nil, nil, err
+	}
+	return local, remote, nil
+}
+
+func ledgerDir(d ls.Dir) ledger.Dir {
+	if d == ls.Push {
+		return ledger.Push
+	}
+	return ledger.Pull
+}
+
+func position(c *dwn.Cursor) string {
+	if c == nil {
+		return ""
+	}
+	return c.Position
+}

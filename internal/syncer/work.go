@@ -1,0 +1,213 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
+	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
+)
+
+// maxDeliveryAttempts bounds the retries of one Deferred or transiently failing pull delivery;
+// after them the delivery fails and the link repairs (the repair's reconcile retries it).
+var maxDeliveryAttempts = len(DeliveryRetryBackoff) + 4
+
+// applyPull applies one pull delivery to local, retrying Deferred and transient failures with
+// backoff without advancing, and reports the final outcome to the supervisor.
+func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
+	ctx := f.ctx
+	res := ls.Applied{Epoch: eff.Epoch, Ordinal: eff.Ordinal, CID: eff.Entry.CID}
+	for attempt := 0; ; attempt++ {
+		local, remote, err := l.both(ctx)
+		var o transfer.Outcome
+		if err == nil {
+			var r transfer.Result
+			r, err = l.e.copier.Copy(ctx, remote, local, []dwn.Entry{eff.Entry})
+			if err == nil && len(r.Outcomes) == 1 {
+				o = r.Outcomes[0]
+			} else if err == nil {
+				err = fmt.Errorf("copier returned %d outcomes for 1 entry", len(r.Outcomes))
+			}
+		}
+		if ctx.Err() != nil {
+			return // the feed was closed: this result is stale
+		}
+		if o.CID != "" && res.CID == "" {
+			res.CID = o.CID
+		}
+		switch {
+		case err == nil && o.Succeeded():
+			res.Outcome = ls.OutcomeOK
+			if o.Kind == dwn.Applied {
+				l.countApplied(ls.Pull, 1+o.Dependencies)
+			}
+		case err == nil && o.Kind == dwn.Invalid:
+			res.Outcome, res.Reason = ls.OutcomeInvalid, o.Reason
+		case err == nil && o.Err == nil && !o.Retryable():
+			res.Outcome, res.Reason = ls.OutcomeInvalid, o.String()
+		case err == nil && o.Err != nil && dwn.IsUnauthorized(o.Err):
+			res.Outcome, res.Reason = ls.OutcomeError, o.Err.Error()
+		case attempt+1 < maxDeliveryAttempts:
+			reason := o.String()
+			if err != nil {
+				reason = err.Error()
+			}
+			l.setDirError(ls.Pull, reason)
+			if !l.wait(ctx, retryDelay(attempt, o.Err)) {
+				return
+			}
+			continue
+		default:
+			res.Outcome = ls.OutcomeError
+			if err != nil {
+				res.Reason = err.Error()
+			} else {
+				res.Reason = o.String()
+			}
+		}
+		break
+	}
+	l.send(res)
+}
+
+func retryDelay(attempt int, err error) time.Duration {
+	d := DeliveryRetryBackoff[min(attempt, len(DeliveryRetryBackoff)-1)]
+	if ra := dwn.RetryAfter(err); ra > d {
+		d = ra
+	}
+	return d
+}
+
+// wait sleeps on the engine clock unless ctx ends first.
+func (l *link) wait(ctx context.Context, d time.Duration) bool {
+	t := l.e.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C():
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// flushPush pushes one batch of the push feed to the remote, in order.
+func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
+	ctx := f.ctx
+	start := l.e.clock.Now()
+	out := ls.PushFlushed{Epoch: eff.Epoch}
+	entries := make([]dwn.Entry, len(eff.Items))
+	for i, it := range eff.Items {
+		entries[i] = it.Entry
+	}
+	local, remote, err := l.both(ctx)
+	var r transfer.Result
+	if err == nil {
+		r, err = l.e.copier.Copy(ctx, local, remote, entries)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	out.Latency = l.e.clock.Since(start)
+	l.e.met.pushLatency.WithLabelValues(l.cfg.Name).Observe(out.Latency.Seconds())
+	if err == nil && len(r.Outcomes) != len(entries) {
+		err = fmt.Errorf("copier returned %d outcomes for %d entries", len(r.Outcomes), len(entries))
+	}
+	if err != nil {
+		out.Err = err.Error()
+		l.setDirError(ls.Push, out.Err)
+		l.send(out)
+		return
+	}
+	applied := 0
+	for i, it := range eff.Items {
+		o := r.Outcomes[i]
+		res := ls.PushItemResult{Ordinal: it.Ordinal, CID: it.Entry.CID, Reason: o.Reason}
+		if res.CID == "" {
+			res.CID = o.CID
+		}
+		switch {
+		case o.Succeeded():
+			res.Outcome = ls.OutcomeOK
+			if o.Kind == dwn.Applied {
+				applied += 1 + o.Dependencies
+			}
+		case o.Kind == dwn.Invalid:
+			res.Outcome = ls.OutcomeInvalid
+		case o.Retryable() || o.Err != nil:
+			res.Outcome = ls.OutcomeTransient
+			res.Reason = o.String()
+			l.setDirError(ls.Push, o.String())
+		default:
+			res.Outcome, res.Reason = ls.OutcomeInvalid, o.String()
+		}
+		out.Results = append(out.Results, res)
+	}
+	l.countApplied(ls.Push, applied)
+	l.send(out)
+}
+
+// reconcileOnce compares and copies both ways (as the link's direction allows).
+func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, error) {
+	local, remote, err := l.both(ctx)
+	if err != nil {
+		return transfer.ReconcileResult{}, err
+	}
+	res, err := l.e.copier.Reconcile(ctx, local, remote, l.cfg.Scope, transfer.Direction(l.cfg.Direction))
+	if err != nil {
+		return res, err
+	}
+	l.countApplied(ls.Pull, res.Pulled)
+	l.countApplied(ls.Push, res.Pushed)
+	for _, o := range res.PullResult.Outcomes {
+		if o.Kind == dwn.Invalid {
+			l.deadLetterFromWorker(ls.Pull, o)
+		}
+	}
+	for _, o := range res.PushResult.Outcomes {
+		if o.Kind == dwn.Invalid {
+			l.deadLetterFromWorker(ls.Push, o)
+		}
+	}
+	total := int64(res.OnlyLocal + res.OnlyRemote)
+	applied := int64(res.Pulled + res.Pushed)
+	if total < applied {
+		total = applied
+	}
+	l.setProgress(Progress{Applied: applied, Total: total})
+	return res, nil
+}
+
+func (l *link) deadLetterFromWorker(d ls.Dir, o transfer.Outcome) {
+	l.deadLetter(ledgerDir(d), o.CID, o.Reason)
+	l.e.publish(Event{Key: l.key, Name: l.cfg.Name, Type: ls.EvDeadLetter, Reason: o.Reason, Message: d.String() + " " + o.CID})
+}
+
+func (l *link) runReconcile(ctx context.Context, eff ls.StartReconcile) {
+	res, err := l.reconcileOnce(ctx)
+	if ctx.Err() != nil {
+		return
+	}
+	done := ls.ReconcileDone{Seq: eff.Seq, Converged: res.Converged, Pulled: res.Pulled, Pushed: res.Pushed}
+	if err != nil {
+		done.Err = err.Error()
+	}
+	l.send(done)
+}
+
+func (l *link) runRepair(ctx context.Context, eff ls.StartRepair) {
+	_, err := l.reconcileOnce(ctx)
+	if ctx.Err() != nil {
+		return
+	}
+	done := ls.RepairDone{Seq: eff.Seq}
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return
+		}
+		done.Err = err.Error()
+	}
+	l.send(done)
+}
