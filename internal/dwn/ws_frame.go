@@ -1,0 +1,302 @@
+package dwn
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// This file decodes the frames a DWN server sends over the WebSocket and encodes the requests the
+// mux sends. Decoding is pure (no I/O, no state) so that FuzzWSFrame can hammer it.
+
+// wsFrameKind says what a subscription frame carries.
+type wsFrameKind uint8
+
+const (
+	// wsFrameEvent is one message of the feed: web5 `result.event`, enbox
+	// `result.subscription` with type "event".
+	wsFrameEvent wsFrameKind = iota + 1
+	// wsFrameEOSE is enbox's end of stored events (`type: "eose"`); everything after is live.
+	wsFrameEOSE
+)
+
+func (k wsFrameKind) String() string {
+	switch k {
+	case wsFrameEvent:
+		return "event"
+	case wsFrameEOSE:
+		return "eose"
+	}
+	return "frame-kind-" + strconv.Itoa(int(k))
+}
+
+// wsFrame is one delivery on a subscription, decoded once by the reader goroutine. The raw JSON
+// members are copies (safe to keep). Fields a dialect does not send are zero: web5 events carry
+// only Message and InitialWrite.
+type wsFrame struct {
+	Kind wsFrameKind
+	// Cursor is the enbox ProgressToken exactly as the server sent it; pass it unchanged to
+	// (*wsSubscription).Ack (the server matches on it). nil on web5.
+	Cursor json.RawMessage
+	// Message is the signed message (the server removed encodedData). nil for EOSE.
+	Message json.RawMessage
+	// InitialWrite is the record's initial RecordsWrite, sent with updates and deletes.
+	InitialWrite json.RawMessage
+	// MessageCID, Seq, Protocol and EncodedData are enbox extras (EncodedData is base64url of
+	// inline record data ≤ 30,000 bytes). IsLatestBaseState is nil when absent.
+	MessageCID        string
+	Seq               string
+	Protocol          string
+	EncodedData       string
+	IsLatestBaseState *bool
+}
+
+// wsInbound is one decoded server frame, before demultiplexing. ID is "" when the frame had no
+// id or a non-string one (our ids are always strings, so such a frame is never ours).
+type wsInbound struct {
+	ID string
+	// Reply is result.reply of a response (subscribe, close and ack replies; rpc.ping's result
+	// has none). HasResult says a result member was present at all.
+	Reply     json.RawMessage
+	HasResult bool
+	// RPCError is a JSON-RPC error object (the request failed before the DWN saw it).
+	RPCError *wsRPCError
+	// Frame is set for event and eose frames; SubError for enbox terminal "error" frames.
+	Frame    *wsFrame
+	SubError *wsSubscriptionError
+}
+
+// errWSGarbage marks a frame that is not a JSON-RPC response we can make sense of.
+var errWSGarbage = errors.New("websocket frame is not a JSON-RPC response")
+
+// wire shapes (decoding only)
+
+type wsWireEnvelope struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Method  string          `json:"method"`
+	Result  *wsWireResult   `json:"result"`
+	Error   *wsRPCError     `json:"error"`
+}
+
+type wsWireResult struct {
+	Reply        json.RawMessage   `json:"reply"`
+	Subscription *wsWireEnboxFrame `json:"subscription"`
+	Event        *wsWireEvent      `json:"event"` // web5
+}
+
+type wsWireEnboxFrame struct {
+	Type              string          `json:"type"`
+	Cursor            json.RawMessage `json:"cursor"`
+	Event             *wsWireEvent    `json:"event"`
+	Seq               wsLooseString   `json:"seq"`
+	MessageCID        string          `json:"messageCid"`
+	IsLatestBaseState *bool           `json:"isLatestBaseState"`
+	Protocol          string          `json:"protocol"`
+	EncodedData       string          `json:"encodedData"`
+	Error             *wsWireFrameErr `json:"error"`
+}
+
+type wsWireEvent struct {
+	Message      json.RawMessage `json:"message"`
+	InitialWrite json.RawMessage `json:"initialWrite"`
+}
+
+type wsWireFrameErr struct {
+	Code   wsLooseString `json:"code"`
+	Detail string        `json:"detail"`
+}
+
+// wsLooseString accepts a JSON string or number (servers disagree on `seq` and error codes); the
+// value is informational, so a tolerant decode beats dropping the frame.
+type wsLooseString string
+
+func (s *wsLooseString) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	if b[0] == '"' {
+		var v string
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		*s = wsLooseString(v)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("want a string or a number, got %.20s", b)
+	}
+	*s = wsLooseString(n)
+	return nil
+}
+
+// decodeWSFrame turns one text frame into a wsInbound. It never panics; any input it cannot
+// read as a JSON-RPC response is errWSGarbage (wrapped with the reason).
+func decodeWSFrame(data []byte) (wsInbound, error) {
+	var env wsWireEnvelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		return wsInbound{}, fmt.Errorf("%w: %v", errWSGarbage, err)
+	}
+	if env.Result == nil && env.Error == nil {
+		if env.Method != "" {
+			return wsInbound{}, fmt.Errorf("%w: server-initiated method %q", errWSGarbage, env.Method)
+		}
+		return wsInbound{}, fmt.Errorf("%w: neither result nor error", errWSGarbage)
+	}
+	in := wsInbound{ID: wsFrameID(env.ID), RPCError: env.Error}
+	if env.Error != nil {
+		return in, nil
+	}
+	res := env.Result
+	in.HasResult = true
+	if isJSONPresent(res.Reply) {
+		in.Reply = res.Reply
+	}
+	switch {
+	case res.Subscription != nil:
+		return decodeEnboxFrame(in, res.Subscription)
+	case res.Event != nil:
+		if !isJSONPresent(res.Event.Message) {
+			return wsInbound{}, fmt.Errorf("%w: event without message", errWSGarbage)
+		}
+		in.Frame = &wsFrame{Kind: wsFrameEvent, Message: res.Event.Message, InitialWrite: presentOrNil(res.Event.InitialWrite)}
+	}
+	return in, nil
+}
+
+func decodeEnboxFrame(in wsInbound, f *wsWireEnboxFrame) (wsInbound, error) {
+	switch f.Type {
+	case "event":
+		if f.Event == nil || !isJSONPresent(f.Event.Message) {
+			return wsInbound{}, fmt.Errorf("%w: event frame without event.message", errWSGarbage)
+		}
+		in.Frame = &wsFrame{
+			Kind:              wsFrameEvent,
+			Cursor:            presentOrNil(f.Cursor),
+			Message:           f.Event.Message,
+			InitialWrite:      presentOrNil(f.Event.InitialWrite),
+			MessageCID:        f.MessageCID,
+			Seq:               string(f.Seq),
+			Protocol:          f.Protocol,
+			EncodedData:       f.EncodedData,
+			IsLatestBaseState: f.IsLatestBaseState,
+		}
+	case "eose":
+		in.Frame = &wsFrame{Kind: wsFrameEOSE, Cursor: presentOrNil(f.Cursor)}
+	case "error":
+		e := &wsSubscriptionError{Cursor: presentOrNil(f.Cursor)}
+		if f.Error != nil {
+			e.Code, e.Detail = string(f.Error.Code), f.Error.Detail
+		}
+		in.SubError = e
+	default:
+		return wsInbound{}, fmt.Errorf("%w: unknown subscription frame type %q", errWSGarbage, f.Type)
+	}
+	return in, nil
+}
+
+// wsFrameID returns the id when it is a JSON string, "" otherwise.
+func wsFrameID(raw json.RawMessage) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	// Fast path: our ids never need unescaping.
+	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && raw[len(raw)-1] == '"' {
+		return string(inner)
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+func isJSONPresent(raw json.RawMessage) bool {
+	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
+}
+
+func presentOrNil(raw json.RawMessage) json.RawMessage {
+	if isJSONPresent(raw) {
+		return raw
+	}
+	return nil
+}
+
+// wsReplyStatus reads reply.status as either {"code":n,"detail":s} (subscribe replies) or a bare
+// number with a sibling "detail" (close and ack replies, spec web5 §5.3).
+func wsReplyStatus(reply json.RawMessage) (code int, detail string, err error) {
+	var r struct {
+		Status json.RawMessage `json:"status"`
+		Detail string          `json:"detail"`
+	}
+	if err := json.Unmarshal(reply, &r); err != nil {
+		return 0, "", fmt.Errorf("reply is not an object: %w", err)
+	}
+	st := bytes.TrimSpace(r.Status)
+	if len(st) == 0 {
+		return 0, "", errors.New("reply has no status")
+	}
+	if st[0] == '{' {
+		var s struct {
+			Code   *int   `json:"code"`
+			Detail string `json:"detail"`
+		}
+		if err := json.Unmarshal(st, &s); err != nil || s.Code == nil {
+			return 0, "", fmt.Errorf("reply status %.40s has no numeric code", st)
+		}
+		return *s.Code, s.Detail, nil
+	}
+	if err := json.Unmarshal(st, &code); err != nil {
+		return 0, "", fmt.Errorf("reply status %.40s is neither an object nor a number", st)
+	}
+	return code, r.Detail, nil
+}
+
+// request encoding
+
+type wsWireSubscriptionRef struct {
+	ID string `json:"id"`
+}
+
+type wsWireRequest struct {
+	JSONRPC      string                 `json:"jsonrpc"`
+	ID           string                 `json:"id,omitempty"` // omitted: notification (rpc.ack)
+	Method       string                 `json:"method"`
+	Params       json.RawMessage        `json:"params"`
+	Subscription *wsWireSubscriptionRef `json:"subscription,omitempty"`
+}
+
+const (
+	wsMethodSubscribe = "rpc.subscribe.dwn.processMessage"
+	wsMethodClose     = "rpc.subscribe.close"
+	wsMethodAck       = "rpc.ack"
+)
+
+// emptyParams is what rpc.subscribe.close carries: web5 throws (and never answers) without it.
+var emptyParams = json.RawMessage(`{}`)
+
+func encodeWSRequest(id, method string, params json.RawMessage, subscriptionID string) ([]byte, error) {
+	if params == nil {
+		params = emptyParams
+	}
+	req := wsWireRequest{JSONRPC: "2.0", ID: id, Method: method, Params: params}
+	if subscriptionID != "" {
+		req.Subscription = &wsWireSubscriptionRef{ID: subscriptionID}
+	}
+	return json.Marshal(req)
+}
+
+// encodeWSAck builds the rpc.ack notification: the cursor goes back exactly as received.
+func encodeWSAck(subscriptionID string, cursor json.RawMessage) ([]byte, error) {
+	params, err := json.Marshal(struct {
+		Cursor json.RawMessage `json:"cursor"`
+	}{cursor})
+	if err != nil {
+		return nil, fmt.Errorf("rpc.ack cursor is not valid JSON: %w", err)
+	}
+	return encodeWSRequest("", wsMethodAck, params, subscriptionID)
+}
