@@ -17,6 +17,7 @@ const (
 	DefaultInlineLimit         = 30000 // bytes a prefetch keeps in memory (the servers' inline size)
 	DefaultMaxPasses           = 4     // whole-batch passes while some entry still makes progress
 	DefaultPrefetchBudget      = 64 << 20
+	DefaultFetchConcurrency    = 4
 )
 
 // Copier copies messages between tenants. The zero value is ready to use.
@@ -31,6 +32,9 @@ type Copier struct {
 	// MaxPasses bounds the batch passes: entries still Incomplete after a pass are tried again
 	// while the previous pass made progress (their dependency may have been another entry).
 	MaxPasses int
+	// FetchConcurrency is how many source Reads run at once while messages are fetched
+	// before sorting (the agent's remote fetch concurrency).
+	FetchConcurrency int
 	// PrefetchBudget bounds the small payloads one Copy keeps in memory between reading and
 	// applying; beyond it payloads are read again at apply time.
 	PrefetchBudget int64
@@ -80,25 +84,7 @@ type item struct {
 // error too): the caller retries later. The error return is reserved for a cancelled ctx.
 func (c *Copier) Copy(ctx context.Context, src, dst dwn.Tenant, entries []dwn.Entry) (Result, error) {
 	res := Result{Outcomes: make([]Outcome, len(entries))}
-	done := make([]bool, len(entries))
-	var ready []item
-	var abort error
-	budget := c.prefetchBudget()
-	for i, e := range entries {
-		res.Outcomes[i].CID = e.CID
-		if abort != nil {
-			res.Outcomes[i].Err = abort
-			done[i] = true
-			continue
-		}
-		it, o, ok := c.prepare(ctx, src, e, i, &budget)
-		if !ok {
-			res.Outcomes[i], done[i] = o, true
-			abort = abortCause(ctx, o.Err)
-			continue
-		}
-		ready = append(ready, it)
-	}
+	ready, abort := c.prefetch(ctx, src, entries, res.Outcomes)
 
 	sorted := sortItems(ready)
 	for pass := 0; pass < c.maxPasses() && len(sorted) > 0; pass++ {
@@ -156,38 +142,6 @@ func sortItems(items []item) []item {
 		out = append(out, items[i])
 	}
 	return out
-}
-
-// prepare makes sure an entry has its message (reading it from src when missing) and knows
-// what it is. Small data read on the way is kept; larger data is read again when applied.
-func (c *Copier) prepare(ctx context.Context, src dwn.Tenant, e dwn.Entry, index int, budget *int64) (item, Outcome, bool) {
-	it := item{Item: Item{Entry: e}, index: index}
-	if e.Message == nil {
-		rr, err := src.Read(ctx, e.CID)
-		if err != nil {
-			return it, readFailure(e.CID, err), false
-		}
-		it.Entry.Message = rr.Message
-		if rr.Data == nil {
-			it.noData = true
-		} else {
-			info, _ := dwn.Inspect(rr.Message)
-			if info.DataSize <= c.inlineLimit() && info.DataSize <= *budget {
-				buf, err := io.ReadAll(io.LimitReader(rr.Data, c.inlineLimit()+1))
-				if err == nil && int64(len(buf)) <= c.inlineLimit() {
-					it.Entry.InlineData = buf
-					*budget -= int64(len(buf))
-				}
-			}
-			_ = rr.Data.Close()
-		}
-	}
-	info, err := dwn.Inspect(it.Entry.Message)
-	if err != nil {
-		return it, Outcome{CID: e.CID, Kind: dwn.Invalid, Reason: ReasonUninspectable + ": " + err.Error()}, false
-	}
-	it.Info = info
-	return it, Outcome{}, true
 }
 
 func readFailure(cid string, err error) Outcome {
