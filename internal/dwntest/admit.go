@@ -209,6 +209,7 @@ func (n *Node) admitDeleteLocked(t *tenant, m *stored) outcome {
 	}
 	// Deletes carry the indexes of the record they delete.
 	m.protocol, m.protocolPath, m.contextID = r.initial.protocol, r.initial.protocolPath, r.initial.contextID
+	m.tagProtocol = r.initial.tagProtocol
 	n.replaceLatestLocked(t, r, m)
 	m.latest = true
 	t.add(m)

@@ -92,6 +92,13 @@ func fingerprintable(filters []messagesFilter) bool {
 
 // fingerprintLocked is the XOR of SHA-256(cid) over every stored message matching filters.
 func fingerprintLocked(t *tenant, filters []messagesFilter) string {
+	switch {
+	case len(filters) == 0:
+		return t.digest("")
+	case len(filters) == 1 && filters[0].Protocol != permissionsProtocol:
+		return t.digest("protocol:" + filters[0].Protocol)
+	}
+	// Several protocols: a message may be in more than one of them, so count it once.
 	cids := make([]string, 0, len(t.feed))
 	for _, m := range t.feed {
 		if matchesAny(filters, m) {

@@ -136,6 +136,12 @@ func TestUpdateSupersedesPreviousLatestAndKeepsInitialWrite(t *testing.T) {
 	if got := n.CIDs(alice.DID); !sameSet(got, want) {
 		t.Fatalf("after delete the store holds %v, want %v", got, want)
 	}
+	if rep := query(t, n, alice, alice.DID, map[string]any{"limit": 0}); rep["fingerprint"] != dwn.ListingDigest(want) {
+		t.Fatalf("running fingerprint %v after supersede and delete, want %s", rep["fingerprint"], dwn.ListingDigest(want))
+	}
+	if n.Fingerprint(alice.DID, notes) != dwn.ListingDigest(want) {
+		t.Fatal("protocol fingerprint after supersede and delete")
+	}
 }
 
 func TestFeedFiltersAndProtocolFingerprint(t *testing.T) {

@@ -54,6 +54,10 @@ type tenant struct {
 	protocols map[string]*stored // newest ProtocolsConfigure per protocol
 
 	index *stateIndex // nil unless the node runs in enbox-smt mode
+
+	// digests are running fingerprints (XOR of SHA-256(cid)) of the global scope ("") and of
+	// each protocol scope, so fingerprints cost nothing per page.
+	digests map[string]*[sha256.Size]byte
 }
 
 // StreamID is the enbox stream id of a tenant: the first 8 bytes of SHA-256(did), as hex.
@@ -71,6 +75,7 @@ func (n *Node) tenantLocked(did string) *tenant {
 			byCID:     map[string]*stored{},
 			records:   map[string]*record{},
 			protocols: map[string]*stored{},
+			digests:   map[string]*[sha256.Size]byte{},
 		}
 		if n.opts.Mode == ModeEnboxSMT {
 			t.index = newStateIndex()
@@ -86,6 +91,7 @@ func (t *tenant) add(m *stored) {
 	m.pos = t.head
 	t.byCID[m.cid] = m
 	t.feed = append(t.feed, m)
+	t.toggleDigests(m)
 	if t.index != nil {
 		t.index.insert(m.cid, m.protocol)
 	}
@@ -101,6 +107,7 @@ func (t *tenant) remove(m *stored) {
 	if i < len(t.feed) && t.feed[i] == m {
 		t.feed = append(t.feed[:i], t.feed[i+1:]...)
 	}
+	t.toggleDigests(m)
 	if t.index != nil {
 		t.index.remove(m.cid, m.protocol)
 	}
@@ -144,4 +151,35 @@ func isNewer(a, b *stored) bool {
 		return a.info.MessageTimestamp > b.info.MessageTimestamp
 	}
 	return a.cid > b.cid
+}
+
+// toggleDigests adds m to (or, applied again, removes it from) the running fingerprints of
+// every scope it belongs to: XOR is its own inverse.
+func (t *tenant) toggleDigests(m *stored) {
+	h := sha256.Sum256([]byte(m.cid))
+	scopes := []string{""}
+	if m.protocol != "" {
+		scopes = append(scopes, "protocol:"+m.protocol)
+	}
+	if m.protocol == permissionsProtocol && m.tagProtocol != "" {
+		scopes = append(scopes, "protocol:"+m.tagProtocol)
+	}
+	for _, s := range scopes {
+		d := t.digests[s]
+		if d == nil {
+			d = new([sha256.Size]byte)
+			t.digests[s] = d
+		}
+		for i := range d {
+			d[i] ^= h[i]
+		}
+	}
+}
+
+// digest is the running fingerprint of one scope, as hex.
+func (t *tenant) digest(scope string) string {
+	if d := t.digests[scope]; d != nil {
+		return hex.EncodeToString(d[:])
+	}
+	return hex.EncodeToString(make([]byte, sha256.Size))
 }

@@ -1,0 +1,174 @@
+package dwntest
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+)
+
+func TestFaultDropWebSockets(t *testing.T) {
+	n := Start(t, Options{})
+	alice := MustIdentity(t)
+	c := dialWS(t, n)
+	c.subscribe(alice, alice.DID, "s", map[string]any{})
+	n.DropWebSockets()
+	if _, _, err := c.next(); err == nil {
+		t.Fatal("the client must see its socket die")
+	}
+	waitFor(t, func() bool { return n.Subscriptions() == 0 && n.WebSockets() == 0 })
+	// The node still accepts new sockets.
+	c2 := dialWS(t, n)
+	c2.ping()
+}
+
+func TestFaultRefuseConnectionsForAWhile(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	n := Start(t, Options{Clock: clk})
+	alice := MustIdentity(t)
+	c := dialWS(t, n)
+	c.ping()
+	n.RefuseConnections(time.Minute)
+	if _, _, err := c.next(); err == nil {
+		t.Fatal("open sockets must be cut")
+	}
+	msg := must[json.RawMessage](t)(alice.Sign(map[string]any{"interface": "Messages", "method": "Query", "filters": []any{}}))
+	if _, err := tryCall(n.URL(), "dwn.processMessage", alice.DID, msg, nil); err == nil {
+		t.Fatal("requests must fail while refusing")
+	}
+	if _, _, err := websocket.DefaultDialer.Dial("ws"+n.URL()[4:], nil); err == nil {
+		t.Fatal("WebSocket dials must fail while refusing")
+	}
+	if n.Refused() < 2 {
+		t.Fatalf("Refused() = %d", n.Refused())
+	}
+	clk.Step(time.Minute)
+	if resp, err := tryCall(n.URL(), "dwn.processMessage", alice.DID, msg, nil); err != nil || resp.HTTPStatus != 200 {
+		t.Fatalf("after the window: %v %v", resp.HTTPStatus, err)
+	}
+	n.SetRefusing(true)
+	if _, err := tryCall(n.URL(), "dwn.processMessage", alice.DID, msg, nil); err == nil {
+		t.Fatal("SetRefusing(true) must refuse")
+	}
+	n.SetRefusing(false)
+	if _, err := tryCall(n.URL(), "dwn.processMessage", alice.DID, msg, nil); err != nil {
+		t.Fatalf("SetRefusing(false): %v", err)
+	}
+}
+
+func TestFaultFailNextWithStatusAndRetryAfter(t *testing.T) {
+	n := Start(t, Options{})
+	alice := MustIdentity(t)
+	msg := must[json.RawMessage](t)(alice.Sign(map[string]any{"interface": "Messages", "method": "Query", "filters": []any{}}))
+
+	n.FailNext(2, http.StatusTooManyRequests, 1500*time.Millisecond)
+	for i := 0; i < 2; i++ {
+		resp := call(t, n.URL(), "dwn.processMessage", alice.DID, msg, nil)
+		if resp.HTTPStatus != 429 || resp.Header.Get("Retry-After") != "2" || resp.Envelope["error"] != "Rate limit exceeded" {
+			t.Fatalf("429 #%d: %d %v %v", i, resp.HTTPStatus, resp.Header, resp.Envelope)
+		}
+	}
+	if resp := call(t, n.URL(), "dwn.processMessage", alice.DID, msg, nil); resp.HTTPStatus != 200 {
+		t.Fatalf("the third request must pass: %d", resp.HTTPStatus)
+	}
+	n.FailNext(1, http.StatusServiceUnavailable, 0)
+	if resp := call(t, n.URL(), "dwn.processMessage", alice.DID, msg, nil); resp.HTTPStatus != 503 || resp.Header.Get("Retry-After") != "" {
+		t.Fatalf("503: %d %v", resp.HTTPStatus, resp.Header)
+	}
+	n.FailNext(1, http.StatusInternalServerError, 0)
+	if resp := call(t, n.URL(), "dwn.processMessage", alice.DID, msg, nil); resp.HTTPStatus != 500 || resp.ErrorCode() != -32603 {
+		t.Fatalf("500: %d %v", resp.HTTPStatus, resp.Envelope)
+	}
+	if got := n.Count("dwn.processMessage"); got != 5 {
+		t.Fatalf("Count(dwn.processMessage) = %d, want 5 (failed requests count too)", got)
+	}
+	if got := n.Count("MessagesQuery"); got != 1 {
+		t.Fatalf("Count(MessagesQuery) = %d, want the 1 handled", got)
+	}
+}
+
+func TestFaultLatencyRunsOnTheNodeClock(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	n := Start(t, Options{Clock: clk})
+	n.SetLatency(5 * time.Second)
+	done := make(chan int, 1)
+	go func() {
+		resp, err := httpClient.Get(n.URL() + "/health")
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	waitFor(t, clk.HasWaiters) // the request is held by the latency
+	select {
+	case <-done:
+		t.Fatal("answered before the latency elapsed")
+	default:
+	}
+	clk.Step(5 * time.Second)
+	if got := <-done; got != 200 {
+		t.Fatalf("after latency: %d", got)
+	}
+}
+
+func TestFaultStallSubscriptions(t *testing.T) {
+	n := Start(t, Options{})
+	alice := MustIdentity(t)
+	tenantWithNotes(t, n, alice, 0)
+	c := dialWS(t, n)
+	c.subscribe(alice, alice.DID, "s", map[string]any{})
+	n.StallSubscriptions(true)
+	w := notesAfter(t, n, alice, 1)[0]
+	c.ping() // requests are still answered, no event came
+	n.StallSubscriptions(false)
+	if f := c.subFrame("s"); f["messageCid"] != w.CID {
+		t.Fatalf("after the stall: %v", f)
+	}
+}
+
+func TestFaultGarbageFrames(t *testing.T) {
+	n := Start(t, Options{})
+	alice := MustIdentity(t)
+	c := dialWS(t, n)
+	c.subscribe(alice, alice.DID, "s", map[string]any{})
+	n.SendGarbageFrames()
+	kind, b, err := c.next()
+	if err != nil || kind != websocket.TextMessage || json.Valid(b) {
+		t.Fatalf("first garbage frame must be non-JSON text: %q %v", b, err)
+	}
+	if kind, _, err = c.next(); err != nil || kind != websocket.BinaryMessage {
+		t.Fatalf("second garbage frame must be binary: %v", err)
+	}
+	f := c.nextJSON()
+	if f["id"] == "s" || f["result"] == nil {
+		t.Fatalf("third garbage frame must answer an unknown id: %v", f)
+	}
+	ev := c.subFrame("s")
+	if ev["type"] != "event" || ev["cursor"] != nil || ev["event"] != nil {
+		t.Fatalf("fourth garbage frame must be an event without cursor or message: %v", ev)
+	}
+	c.ping()
+}
+
+func TestFaultCorruptServedMessages(t *testing.T) {
+	n := Start(t, Options{})
+	alice := MustIdentity(t)
+	ws := tenantWithNotes(t, n, alice, 1)
+	n.CorruptNextMessages(1)
+	rep := query(t, n, alice, alice.DID, map[string]any{})
+	es := entries(rep)
+	for i, e := range es {
+		raw, _ := json.Marshal(e["message"])
+		got := must[string](t)(dwn.MessageCID(raw))
+		if (got == ws[i].CID) == (i == 0) {
+			t.Fatalf("entry %d: served CID %s, labelled %s (only the first must be corrupt)", i, got, e["messageCid"])
+		}
+	}
+}
