@@ -285,3 +285,40 @@ func TestCopyEchoIsDuplicate(t *testing.T) {
 		t.Fatal("echo changed a CID set")
 	}
 }
+
+// Seed E24: a reconcile and a feed (or two reconciles) copying the same messages at once.
+// Each message lands once; every outcome is a success (Applied for one, Duplicate for the other).
+func TestConcurrentCopiesOfTheSameMessages(t *testing.T) {
+	f := newFactory(t)
+	src, dst := newFakeTenant("src"), newFakeTenant("dst")
+	s := seedScenario(t, f, src)
+	results := make([]Result, 2)
+	done := make(chan int)
+	for i := range results {
+		go func(i int) {
+			results[i], _ = (&Copier{}).Copy(context.Background(), src, dst, cidsOnly(s.all...))
+			done <- i
+		}(i)
+	}
+	<-done
+	<-done
+	for i, m := range s.all {
+		a, b := results[0].Outcomes[i], results[1].Outcomes[i]
+		if !a.Succeeded() || !b.Succeeded() {
+			t.Fatalf("%s: %v / %v", m.CID, a, b)
+		}
+		if applied := btoi(a.Kind == dwn.Applied) + btoi(b.Kind == dwn.Applied); applied > 1 {
+			t.Fatalf("%s applied twice", m.CID)
+		}
+	}
+	if !reflect.DeepEqual(src.sortedCIDs(), dst.sortedCIDs()) {
+		t.Fatal("target differs from source")
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
