@@ -1,0 +1,272 @@
+package dwn
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
+)
+
+// Options configures a Client (and every Client of a Pool).
+type Options struct {
+	// Dialect pins the endpoint's dialect; "" or DialectAuto detects it (see Open).
+	Dialect Dialect
+	// HTTPClient replaces the default per-endpoint client (own keep-alive pool, 30 s header
+	// timeout, 16 MiB header cap). A replacement must set its own timeouts.
+	HTTPClient *http.Client
+	// Clock drives retries and WebSocket timing (a clock.WithTicker is used for the latter when
+	// it is one; otherwise the real clock). Default: real clock.
+	Clock clock.Clock
+	// Logger gets connection-level events only, never message contents or keys.
+	Logger logr.Logger
+	// ProbeTimeout bounds each detection probe (default 5 s): web5 never answers an unknown
+	// JSON-RPC method, so probing must not wait for the header timeout.
+	ProbeTimeout time.Duration
+	// Retries is how often a body-less call is retried on a transient failure (default 2;
+	// negative = never).
+	Retries int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.Logger.GetSink() == nil {
+		o.Logger = logr.Discard()
+	}
+	if o.ProbeTimeout <= 0 {
+		o.ProbeTimeout = 5 * time.Second
+	}
+	if o.Retries == 0 {
+		o.Retries = defaultRetries
+	} else if o.Retries < 0 {
+		o.Retries = 0
+	}
+	if o.Dialect == "" {
+		o.Dialect = DialectAuto
+	}
+	return o
+}
+
+// ServerInfo is GET /info (protocol spec §1.2). Missing optional fields mean "not supported".
+type ServerInfo struct {
+	URL                      string   `json:"url"`
+	Server                   string   `json:"server"`
+	Version                  string   `json:"version"`
+	SDKVersion               string   `json:"sdkVersion"`
+	MaxFileSize              int64    `json:"maxFileSize"`
+	MaxInFlight              int      `json:"maxInFlight"`
+	RegistrationRequirements []string `json:"registrationRequirements"`
+	WebSocketSupport         bool     `json:"webSocketSupport"`
+	HTTPRPCFraming           []string `json:"httpRpcFraming"`
+}
+
+func (i ServerInfo) bodyV1() bool {
+	for _, f := range i.HTTPRPCFraming {
+		if f == "body-v1" {
+			return true
+		}
+	}
+	return false
+}
+
+// Client is one DWN endpoint: a keep-alive HTTP pool, at most one WebSocket (opened on first
+// subscribe, shared by every tenant's subscriptions) and the endpoint's dialect.
+type Client struct {
+	endpoint string
+	dialect  Dialect
+	opts     Options
+	rpc      *rpcClient
+
+	mu       sync.Mutex
+	info     *ServerInfo // nil until fetched (pinned dialects fetch lazily)
+	ws       *wsMux
+	noApply  bool // the server answered -32601 to dwn.applyReplicatedMessage
+	closed   bool
+	ownsHTTP bool
+}
+
+// Dialect is the detected or pinned dialect.
+func (c *Client) Dialect() Dialect { return c.dialect }
+
+// Endpoint is the base URL (no trailing slash).
+func (c *Client) Endpoint() string { return c.endpoint }
+
+// Info returns GET /info, fetching it if a pinned Open skipped it.
+func (c *Client) Info(ctx context.Context) (ServerInfo, error) {
+	c.mu.Lock()
+	if c.info != nil {
+		defer c.mu.Unlock()
+		return *c.info, nil
+	}
+	c.mu.Unlock()
+	var info ServerInfo
+	if err := c.rpc.getJSON(ctx, "/info", &info); err != nil {
+		return ServerInfo{}, err
+	}
+	c.setInfo(info)
+	return info, nil
+}
+
+func (c *Client) setInfo(info ServerInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.info = &info
+	c.rpc.bodyV1 = info.bodyV1()
+}
+
+// ensureInfo lets a pinned client learn the framing on its first call. A failure is not fatal
+// here: the call itself will report the endpoint's trouble.
+func (c *Client) ensureInfo(ctx context.Context) {
+	c.mu.Lock()
+	known := c.info != nil
+	c.mu.Unlock()
+	if !known {
+		pctx, cancel := context.WithTimeout(ctx, c.opts.ProbeTimeout)
+		defer cancel()
+		_, _ = c.Info(pctx)
+	}
+}
+
+// mux returns the endpoint's WebSocket multiplexer, creating it on first use.
+func (c *Client) mux(ctx context.Context) (*wsMux, error) {
+	c.ensureInfo(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errors.New("dwn: client closed")
+	}
+	if c.ws != nil {
+		return c.ws, nil
+	}
+	o := wsOptions{Logger: c.opts.Logger}
+	if t, ok := c.opts.Clock.(clock.WithTicker); ok {
+		o.Clock = t
+	}
+	if c.info != nil {
+		o.MaxInFlight = c.info.MaxInFlight
+	}
+	m, err := newWSMux(c.endpoint, o)
+	if err != nil {
+		return nil, &Error{Op: "websocket", Kind: Permanent, Err: err}
+	}
+	c.ws = m
+	return m, nil
+}
+
+// Tenant returns the tenant did on this endpoint, signed for by signer (the tenant itself or a
+// delegate with Messages grants). enbox-smt tenants also implement SMTTenant.
+func (c *Client) Tenant(did string, signer *Signer) Tenant {
+	base := tenantBase{c: c, did: did, signer: signer}
+	switch c.dialect {
+	case DialectEnbox:
+		return &enboxTenant{tenantBase: base}
+	case DialectEnboxSMT:
+		return &smtTenant{tenantBase: base}
+	default:
+		return &web5Tenant{tenantBase: base, cache: &web5PageCache{}}
+	}
+}
+
+// Close ends the WebSocket (every subscription) and drops idle HTTP connections.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	ws := c.ws
+	c.ws, c.closed = nil, true
+	c.mu.Unlock()
+	if ws != nil {
+		_ = ws.Close()
+	}
+	if c.ownsHTTP {
+		c.rpc.http.CloseIdleConnections()
+	}
+	return nil
+}
+
+func (c *Client) applyUnsupported() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.noApply
+}
+
+func (c *Client) markApplyUnsupported() {
+	c.mu.Lock()
+	c.noApply = true
+	c.mu.Unlock()
+}
+
+// Pool shares one Client per (endpoint, dialect) between links: one WebSocket and one
+// keep-alive pool per endpoint however many tenants replicate through it.
+type Pool struct {
+	opts    Options
+	mu      sync.Mutex
+	clients map[string]*poolEntry
+	closed  bool
+}
+
+type poolEntry struct {
+	ready  chan struct{}
+	client *Client
+	err    error
+}
+
+// NewPool returns an empty pool; opts apply to every Client it opens (Dialect is per Get).
+func NewPool(opts Options) *Pool { return &Pool{opts: opts, clients: map[string]*poolEntry{}} }
+
+// Get returns the pooled Client of endpoint, opening it once (concurrent callers wait for the
+// same Open). A failed Open is not cached: the next Get tries again.
+func (p *Pool) Get(ctx context.Context, endpoint string, dialect Dialect) (*Client, error) {
+	if dialect == "" {
+		dialect = DialectAuto
+	}
+	key := string(dialect) + " " + trimEndpoint(endpoint)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errors.New("dwn: pool closed")
+	}
+	e, ok := p.clients[key]
+	if !ok {
+		e = &poolEntry{ready: make(chan struct{})}
+		p.clients[key] = e
+		p.mu.Unlock()
+		opts := p.opts
+		opts.Dialect = dialect
+		e.client, e.err = Open(ctx, endpoint, opts)
+		close(e.ready)
+		if e.err != nil {
+			p.mu.Lock()
+			delete(p.clients, key)
+			p.mu.Unlock()
+		}
+		return e.client, e.err
+	}
+	p.mu.Unlock()
+	select {
+	case <-e.ready:
+		if e.err != nil {
+			return p.Get(ctx, endpoint, dialect)
+		}
+		return e.client, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close closes every pooled Client.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	entries := p.clients
+	p.clients, p.closed = map[string]*poolEntry{}, true
+	p.mu.Unlock()
+	for _, e := range entries {
+		<-e.ready
+		if e.client != nil {
+			_ = e.client.Close()
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package dwn
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// Dependency lookups (protocol spec §2.7): when a target answers Incomplete, the copier asks
+// the SOURCE for what is missing. Records and Protocols queries are signed by the tenant's
+// signer directly: they need the tenant's own key (a Messages-only delegate gets Unauthorized).
+// Entries come back in the order they must be applied: a record's initial write before its
+// latest state.
+
+func (t *tenantBase) dependency(ctx context.Context, ref DependencyRef, plural bool) ([]Entry, error) {
+	switch {
+	case ref.MessageCID != "":
+		res, err := t.read(ctx, ref.MessageCID, plural)
+		if err != nil {
+			return nil, err
+		}
+		if res.Data != nil {
+			res.Data.Close() // the copier streams data with its own Read
+		}
+		return []Entry{{CID: res.CID, Message: res.Message}}, nil
+	case ref.Type == "Protocol" && ref.Protocol != "":
+		return t.protocolsQuery(ctx, ref.Protocol)
+	case ref.Type == "Grant" && ref.PermissionGrant != "":
+		return t.recordByID(ctx, ref.PermissionGrant)
+	case ref.RecordID != "":
+		return t.recordByID(ctx, ref.RecordID)
+	}
+	return nil, &Error{Op: "dependency", Kind: Unsupported, Detail: fmt.Sprintf("cannot look up a %s reference without messageCid, protocol or recordId", ref.Type)}
+}
+
+func (t *tenantBase) protocolsQuery(ctx context.Context, protocol string) ([]Entry, error) {
+	msg, err := t.signOther("Protocols", "Query", map[string]any{"filter": map[string]any{"protocol": protocol}})
+	if err != nil {
+		return nil, err
+	}
+	reply, _, err := t.process(ctx, "ProtocolsQuery", msg, 200)
+	if err != nil {
+		return nil, err
+	}
+	var r struct {
+		Entries []json.RawMessage `json:"entries"`
+	}
+	if err := json.Unmarshal(reply.Raw, &r); err != nil {
+		return nil, &Error{Op: "ProtocolsQuery", Kind: Transient, Detail: "malformed reply: " + err.Error()}
+	}
+	out := make([]Entry, 0, len(r.Entries))
+	for _, m := range r.Entries {
+		e, err := entryFromMessage(m, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// recordByID returns a record's initial write (when it differs from the latest state) and its
+// latest state: RecordsQuery by recordId, or — for a deleted record, which RecordsQuery no
+// longer lists — RecordsRead, whose 404 carries the delete and the initial write.
+func (t *tenantBase) recordByID(ctx context.Context, recordID string) ([]Entry, error) {
+	msg, err := t.signOther("Records", "Query", map[string]any{"filter": map[string]any{"recordId": recordID}})
+	if err != nil {
+		return nil, err
+	}
+	reply, _, err := t.process(ctx, "RecordsQuery", msg, 200)
+	if err != nil {
+		return nil, err
+	}
+	var q struct {
+		Entries []json.RawMessage `json:"entries"`
+	}
+	if err := json.Unmarshal(reply.Raw, &q); err != nil {
+		return nil, &Error{Op: "RecordsQuery", Kind: Transient, Detail: "malformed reply: " + err.Error()}
+	}
+	var out []Entry
+	for _, raw := range q.Entries {
+		var extra struct {
+			InitialWrite json.RawMessage `json:"initialWrite"`
+		}
+		_ = json.Unmarshal(raw, &extra)
+		if len(extra.InitialWrite) > 0 && string(extra.InitialWrite) != "null" {
+			iw, err := entryFromMessage(extra.InitialWrite, nil)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, iw)
+		}
+		e, err := entryFromMessage(raw, extra.InitialWrite)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	return t.deletedRecord(ctx, recordID)
+}
+
+func (t *tenantBase) deletedRecord(ctx context.Context, recordID string) ([]Entry, error) {
+	msg, err := t.signOther("Records", "Read", map[string]any{"filter": map[string]any{"recordId": recordID}})
+	if err != nil {
+		return nil, err
+	}
+	reply, body, err := t.process(ctx, "RecordsRead", msg, 200, 404)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		body.Close() // a live record: RecordsQuery raced with a write; let the copier retry
+	}
+	var r struct {
+		Entry *struct {
+			RecordsDelete json.RawMessage `json:"recordsDelete"`
+			InitialWrite  json.RawMessage `json:"initialWrite"`
+		} `json:"entry"`
+	}
+	_ = json.Unmarshal(reply.Raw, &r)
+	if r.Entry == nil || len(r.Entry.InitialWrite) == 0 {
+		return nil, nil // the source does not have it either
+	}
+	var out []Entry
+	for _, m := range []json.RawMessage{r.Entry.InitialWrite, r.Entry.RecordsDelete} {
+		if len(m) == 0 || string(m) == "null" {
+			continue
+		}
+		e, err := entryFromMessage(m, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// entryFromMessage turns a message as a reply carried it (maybe with encodedData and
+// initialWrite attached) into an Entry with the exact stored message and its CID.
+func entryFromMessage(raw, initialWrite json.RawMessage) (Entry, error) {
+	msg, inline, err := splitEncodedData(raw)
+	if err != nil {
+		return Entry{}, &Error{Op: "dependency", Kind: Permanent, Detail: err.Error()}
+	}
+	msg, err = StripForApply(msg)
+	if err != nil {
+		return Entry{}, &Error{Op: "dependency", Kind: Permanent, Detail: err.Error()}
+	}
+	cid, err := MessageCID(msg)
+	if err != nil {
+		return Entry{}, &Error{Op: "dependency", Kind: Permanent, Detail: err.Error()}
+	}
+	e := Entry{CID: cid, Message: msg, InlineData: inline}
+	if len(initialWrite) > 0 && string(initialWrite) != "null" {
+		e.InitialWrite = initialWrite
+	}
+	return e, nil
+}

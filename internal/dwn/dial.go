@@ -1,0 +1,154 @@
+package dwn
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Open connects to a DWN endpoint.
+//
+// With opts.Dialect pinned (web5, enbox, enbox-smt) nothing is sent: reachability and framing
+// are learned on the first call, whose error (if any) reports the endpoint's trouble. With
+// DialectAuto, Open fetches GET /info and probes, in this order:
+//
+//  1. /info.server == "@web5/dwn-server" → web5 (never probe it: it does not answer unknown
+//     JSON-RPC methods at all).
+//  2. a MessagesQuery with limit:1, cidsOnly:true answered in the durable-feed shape
+//     (drained / ProgressToken cursor) → enbox.
+//  3. MessagesSync action "root" answered with a root hash → enbox-smt.
+//  4. dwn.applyReplicatedMessage known (anything but -32601) → enbox.
+//  5. otherwise → web5 (a server without a durable feed).
+//
+// Probes are signed by a throwaway did:jwk identity addressing itself, so they need no tenant
+// and touch no tenant's data.
+func Open(ctx context.Context, endpoint string, opts Options) (*Client, error) {
+	opts = opts.withDefaults()
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, &Error{Op: "open", Kind: Permanent, Detail: fmt.Sprintf("endpoint %q: want an http(s):// base URL", endpoint)}
+	}
+	c := &Client{endpoint: trimEndpoint(endpoint), opts: opts}
+	hc := opts.HTTPClient
+	if hc == nil {
+		hc, c.ownsHTTP = newHTTPClient(), true
+	}
+	c.rpc = &rpcClient{endpoint: c.endpoint, http: hc, clock: opts.Clock, retries: opts.Retries}
+	switch opts.Dialect {
+	case DialectWeb5, DialectEnbox, DialectEnboxSMT:
+		c.dialect = opts.Dialect
+		return c, nil
+	case DialectAuto:
+	default:
+		return nil, &Error{Op: "open", Kind: Permanent, Detail: fmt.Sprintf("unknown dialect %q (want auto, web5, enbox or enbox-smt)", opts.Dialect)}
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.dialect, err = c.detect(ctx, info)
+	if err != nil {
+		return nil, err
+	}
+	opts.Logger.V(1).Info("dwn endpoint opened", "endpoint", c.endpoint, "dialect", c.dialect, "server", info.Server, "version", info.Version)
+	return c, nil
+}
+
+func (c *Client) detect(ctx context.Context, info ServerInfo) (Dialect, error) {
+	if info.Server == "@web5/dwn-server" {
+		return DialectWeb5, nil
+	}
+	probe, _, err := GenerateSigner()
+	if err != nil {
+		return "", err
+	}
+	if ok, err := c.probeDurableFeed(ctx, probe); err != nil {
+		return "", err
+	} else if ok {
+		return DialectEnbox, nil
+	}
+	if c.probeSMT(ctx, probe) {
+		return DialectEnboxSMT, nil
+	}
+	if c.probeApply(ctx, probe) {
+		return DialectEnbox, nil
+	}
+	return DialectWeb5, nil
+}
+
+// probeDurableFeed reports whether MessagesQuery answers in the durable-feed shape. Only a
+// transport failure is an error (the endpoint is unusable); rejections mean "no".
+func (c *Client) probeDurableFeed(ctx context.Context, probe *Signer) (bool, error) {
+	msg, err := probe.SignDescriptor(map[string]any{"interface": "Messages", "method": "Query",
+		"messageTimestamp": FormatTimestamp(c.opts.Clock.Now()), "filters": []any{}, "limit": 1, "cidsOnly": true})
+	if err != nil {
+		return false, err
+	}
+	reply, err := c.probeCall(ctx, "probe MessagesQuery", probe.DID, msg)
+	if err != nil {
+		if IsTransient(err) && !isTimeout(err) {
+			return false, err
+		}
+		return false, nil
+	}
+	if reply.Status.Code != 200 {
+		return false, nil
+	}
+	var r struct {
+		Drained *bool `json:"drained"`
+		Cursor  *struct {
+			StreamID string `json:"streamId"`
+		} `json:"cursor"`
+	}
+	_ = json.Unmarshal(reply.Raw, &r)
+	return r.Drained != nil || (r.Cursor != nil && r.Cursor.StreamID != ""), nil
+}
+
+func (c *Client) probeSMT(ctx context.Context, probe *Signer) bool {
+	msg, err := probe.SignDescriptor(map[string]any{"interface": "Messages", "method": "Sync",
+		"messageTimestamp": FormatTimestamp(c.opts.Clock.Now()), "action": "root"})
+	if err != nil {
+		return false
+	}
+	reply, err := c.probeCall(ctx, "probe MessagesSync", probe.DID, msg)
+	if err != nil {
+		return false
+	}
+	var r struct {
+		Root string `json:"root"`
+	}
+	_ = json.Unmarshal(reply.Raw, &r)
+	return reply.Status.Code == 200 && len(r.Root) == 64
+}
+
+func (c *Client) probeApply(ctx context.Context, probe *Signer) bool {
+	pctx, cancel := context.WithTimeout(ctx, c.opts.ProbeTimeout)
+	defer cancel()
+	_, err := c.rpc.call(pctx, rpcCall{Op: "probe dwn.applyReplicatedMessage", Method: "dwn.applyReplicatedMessage",
+		Params: map[string]any{"target": probe.DID, "message": map[string]any{}}})
+	if err == nil {
+		return true
+	}
+	if IsUnsupported(err) || isTimeout(err) || (IsTransient(err) && RetryAfter(err) == 0) {
+		return false
+	}
+	return true // rejected our empty message: the method exists
+}
+
+// probeCall is processMessage bounded by ProbeTimeout. A data body (never expected from a
+// probe) is closed.
+func (c *Client) probeCall(ctx context.Context, op, target string, msg json.RawMessage) (dwnReply, error) {
+	pctx, cancel := context.WithTimeout(ctx, c.opts.ProbeTimeout)
+	defer cancel()
+	reply, body, err := c.rpc.processMessage(pctx, op, target, msg, nil, 0)
+	if body != nil {
+		body.Close()
+	}
+	return reply, err
+}
+
+func isTimeout(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "deadline exceeded") || strings.Contains(err.Error(), "timeout"))
+}

@@ -1,0 +1,239 @@
+package dwn
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"strings"
+)
+
+// smtTenant adapts seed-era enbox servers (protocol spec §5): MessagesSync over a sparse Merkle
+// tree per tenant and per protocol, MessagesSubscribe with ProgressToken replay (no flow
+// control), writes through dwn.processMessage. They have NO durable MessagesQuery feed (501),
+// so:
+//
+//   - ListCIDs is MessagesSync leaves under the empty prefix; Digest is the SMT root.
+//   - FeedPage is emulated with a short-lived replaying subscription: subscribe with `after`,
+//     collect up to `limit` events, stop at eose (Drained) or at the limit, close. Each entry
+//     carries its own cursor. With after == nil the feed's start is needed, and the only way
+//     these servers reveal their epoch is a ProgressGap: we present a deliberately foreign
+//     token and start from the gap's oldestAvailable.
+//   - Subscribe is the real replaying subscription.
+//   - Protocol-path scopes are not supported (the trees are per protocol only).
+type smtTenant struct{ tenantBase }
+
+func (t *smtTenant) Dialect() Dialect { return DialectEnboxSMT }
+
+// sync sends one MessagesSync action and returns the reply.
+func (t *smtTenant) sync(ctx context.Context, scope Scope, desc map[string]any) (json.RawMessage, error) {
+	if len(scope.ProtocolPathPrefixes) > 0 {
+		return nil, &Error{Op: "MessagesSync", Kind: Unsupported, Detail: "enbox-smt servers keep trees per protocol only; replicate the whole protocol"}
+	}
+	if scope.Protocol != "" {
+		desc["protocol"] = scope.Protocol
+	}
+	msg, err := t.signMessages("Sync", desc, true)
+	if err != nil {
+		return nil, err
+	}
+	reply, _, err := t.process(ctx, "MessagesSync", msg, 200)
+	if err != nil {
+		return nil, err
+	}
+	return reply.Raw, nil
+}
+
+func (t *smtTenant) SMTRoot(ctx context.Context, scope Scope) (string, error) {
+	raw, err := t.sync(ctx, scope, map[string]any{"action": "root"})
+	if err != nil {
+		return "", err
+	}
+	var r struct {
+		Root string `json:"root"`
+	}
+	if json.Unmarshal(raw, &r) != nil || len(r.Root) != 64 {
+		return "", &Error{Op: "MessagesSync", Kind: Transient, Detail: "root reply has no 64-hex root"}
+	}
+	return r.Root, nil
+}
+
+func (t *smtTenant) SMTSubtree(ctx context.Context, scope Scope, prefix string) (string, error) {
+	raw, err := t.sync(ctx, scope, map[string]any{"action": "subtree", "prefix": prefix})
+	if err != nil {
+		return "", err
+	}
+	var r struct {
+		Hash string `json:"hash"`
+	}
+	if json.Unmarshal(raw, &r) != nil || len(r.Hash) != 64 {
+		return "", &Error{Op: "MessagesSync", Kind: Transient, Detail: "subtree reply has no 64-hex hash"}
+	}
+	return r.Hash, nil
+}
+
+func (t *smtTenant) SMTLeaves(ctx context.Context, scope Scope, prefix string) ([]string, error) {
+	raw, err := t.sync(ctx, scope, map[string]any{"action": "leaves", "prefix": prefix})
+	if err != nil {
+		return nil, err
+	}
+	var r struct {
+		Entries []string `json:"entries"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, &Error{Op: "MessagesSync", Kind: Transient, Detail: "leaves reply: " + err.Error()}
+	}
+	return r.Entries, nil
+}
+
+func (t *smtTenant) SMTDiff(ctx context.Context, scope Scope, hashes map[string]string, depth int) ([]Entry, []string, error) {
+	if hashes == nil {
+		hashes = map[string]string{}
+	}
+	raw, err := t.sync(ctx, scope, map[string]any{"action": "diff", "hashes": hashes, "depth": depth})
+	if err != nil {
+		return nil, nil, err
+	}
+	var r struct {
+		OnlyRemote []struct {
+			MessageCID  string          `json:"messageCid"`
+			Message     json.RawMessage `json:"message"`
+			EncodedData string          `json:"encodedData"`
+		} `json:"onlyRemote"`
+		OnlyLocal []string `json:"onlyLocal"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, nil, &Error{Op: "MessagesSync", Kind: Transient, Detail: "diff reply: " + err.Error()}
+	}
+	remote := make([]Entry, 0, len(r.OnlyRemote))
+	for _, e := range r.OnlyRemote {
+		entry := Entry{CID: e.MessageCID, Message: e.Message}
+		if e.EncodedData != "" {
+			data, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(e.EncodedData, "="))
+			if err != nil {
+				return nil, nil, &Error{Op: "MessagesSync", Kind: Permanent, Detail: "diff entry " + e.MessageCID + ": encodedData is not base64url"}
+			}
+			entry.InlineData = data
+		}
+		remote = append(remote, entry)
+	}
+	return remote, r.OnlyLocal, nil
+}
+
+func (t *smtTenant) ListCIDs(ctx context.Context, scope Scope) ([]string, error) {
+	return t.SMTLeaves(ctx, scope, "")
+}
+
+func (t *smtTenant) Digest(ctx context.Context, scope Scope) (Digest, error) {
+	root, err := t.SMTRoot(ctx, scope)
+	if err != nil {
+		return Digest{}, err
+	}
+	return Digest{Kind: DigestSMTRoot, Value: root}, nil
+}
+
+func (t *smtTenant) Read(ctx context.Context, cid string) (ReadResult, error) {
+	return t.read(ctx, cid, true)
+}
+
+func (t *smtTenant) Apply(ctx context.Context, message json.RawMessage, data io.Reader) (ApplyResult, error) {
+	return t.applyViaProcess(ctx, message, data, true)
+}
+
+func (t *smtTenant) Dependency(ctx context.Context, ref DependencyRef) ([]Entry, error) {
+	return t.dependency(ctx, ref, true)
+}
+
+func (t *smtTenant) Subscribe(ctx context.Context, scope Scope, from *Cursor) (Subscription, error) {
+	if len(scope.ProtocolPathPrefixes) > 0 {
+		return nil, &Error{Op: "MessagesSubscribe", Kind: Unsupported, Detail: "enbox-smt: protocol-path scopes are not supported"}
+	}
+	return t.openReplay(ctx, scope, from)
+}
+
+func (t *smtTenant) openReplay(ctx context.Context, scope Scope, from *Cursor) (*feedSubscription, error) {
+	filters, err := scopeFilters(scope, false)
+	if err != nil {
+		return nil, err
+	}
+	mux, err := t.c.mux(ctx)
+	if err != nil {
+		return nil, err
+	}
+	desc := map[string]any{"filters": filters}
+	if from != nil {
+		desc["cursor"] = from
+	}
+	msg, err := t.signMessages("Subscribe", desc, true)
+	if err != nil {
+		return nil, err
+	}
+	params, _ := json.Marshal(map[string]any{"target": t.did, "message": msg})
+	sub, _, err := mux.Subscribe(ctx, params)
+	if err != nil {
+		return nil, err
+	}
+	return newFeedSubscription(ctx, sub), nil
+}
+
+// FeedPage replays from `after` through a short-lived subscription (see the type comment).
+func (t *smtTenant) FeedPage(ctx context.Context, scope Scope, after *Cursor, limit int, cidsOnly bool) (Page, error) {
+	if after == nil {
+		start, err := t.feedStart(ctx, scope)
+		if err != nil {
+			return Page{}, err
+		}
+		after = start
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	sub, err := t.openReplay(ctx, scope, after)
+	if err != nil {
+		return Page{}, err
+	}
+	defer sub.Close()
+	page := Page{}
+	for ev := range sub.Events() {
+		switch ev.Kind {
+		case EventMessage:
+			if cidsOnly {
+				ev.Entry.Message, ev.Entry.InlineData, ev.Entry.InitialWrite = nil, nil, nil
+			}
+			page.Entries = append(page.Entries, ev.Entry)
+			if ev.Cursor != nil {
+				page.Cursor = ev.Cursor
+			}
+			if len(page.Entries) >= limit {
+				return page, nil
+			}
+		case EventEOSE:
+			page.Drained = true
+			if page.Cursor == nil {
+				page.Cursor = ev.Cursor
+			}
+			return page, nil
+		case EventEnd:
+			return Page{}, ev.Err
+		}
+	}
+	return Page{}, &Error{Op: "MessagesSubscribe", Kind: Transient, Detail: "replay ended before eose"}
+}
+
+// feedStart finds the position-0 anchor of the tenant's feed from a ProgressGap.
+func (t *smtTenant) feedStart(ctx context.Context, scope Scope) (*Cursor, error) {
+	probe := &Cursor{StreamID: streamID(t.did), Epoch: "dwnsync-epoch-probe", Position: "0"}
+	sub, err := t.openReplay(ctx, scope, probe)
+	if err == nil {
+		sub.Close()
+		return probe, nil // the server accepted our made-up epoch: it does not check epochs
+	}
+	g, ok := AsGap(err)
+	if !ok {
+		return nil, err
+	}
+	if g.OldestAvailable != nil && g.OldestAvailable.Valid() {
+		return g.OldestAvailable, nil
+	}
+	return nil, &Error{Op: "MessagesSubscribe", Kind: Unsupported, Detail: "the server reveals no feed start (ProgressGap without bounds)"}
+}

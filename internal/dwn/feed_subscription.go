@@ -1,0 +1,116 @@
+package dwn
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"sync"
+	"time"
+)
+
+// feedSubscription adapts a durable-feed WebSocket subscription (enbox) to Subscription:
+// replayed and live event frames become EventMessage (cursor = the frame's ProgressToken),
+// eose becomes EventEOSE, and the end of the frame stream becomes one EventEnd.
+type feedSubscription struct {
+	sub    *wsSubscription
+	events chan Event
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	once sync.Once
+}
+
+func newFeedSubscription(ctx context.Context, sub *wsSubscription) *feedSubscription {
+	runCtx, cancel := context.WithCancel(ctx)
+	s := &feedSubscription{sub: sub, events: make(chan Event, 64), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		s.run(runCtx)
+		s.closeServer()
+		close(s.done)
+	}()
+	return s
+}
+
+func (s *feedSubscription) Events() <-chan Event { return s.events }
+
+// Ack acknowledges c and everything before it (rpc.ack is cumulative). Cursor encodes to the
+// ProgressToken's exact member set (messageCid only when present), which is what the server
+// matches on.
+func (s *feedSubscription) Ack(c Cursor) {
+	raw, _ := json.Marshal(c)
+	_ = s.sub.Ack(raw)
+}
+
+func (s *feedSubscription) Close() error {
+	s.cancel()
+	<-s.done
+	return nil
+}
+
+func (s *feedSubscription) closeServer() {
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.sub.Close(ctx)
+	})
+}
+
+func (s *feedSubscription) run(ctx context.Context) {
+	defer close(s.events)
+	frames := s.sub.Frames()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case f, ok := <-frames:
+			if !ok {
+				if ctx.Err() == nil {
+					s.emit(ctx, Event{Kind: EventEnd, Err: s.sub.Err()})
+				}
+				return
+			}
+			ev, err := s.toEvent(f)
+			if err != nil {
+				s.emit(ctx, Event{Kind: EventEnd, Err: err})
+				return
+			}
+			if !s.emit(ctx, ev) {
+				return
+			}
+		}
+	}
+}
+
+func (s *feedSubscription) toEvent(f wsFrame) (Event, error) {
+	cursor, err := decodeProgressToken(f.Cursor)
+	if err != nil {
+		return Event{}, &GapError{Reason: "invalid_token"}
+	}
+	if f.Kind == wsFrameEOSE {
+		return Event{Kind: EventEOSE, Cursor: cursor}, nil
+	}
+	entry := Entry{CID: f.MessageCID, Cursor: cursor, Message: f.Message, InitialWrite: f.InitialWrite}
+	if entry.CID == "" && len(f.Message) > 0 {
+		if entry.CID, err = MessageCID(f.Message); err != nil {
+			return Event{}, &Error{Op: "MessagesSubscribe", Kind: Permanent, Detail: "event message: " + err.Error()}
+		}
+	}
+	if f.EncodedData != "" {
+		data, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(f.EncodedData, "="))
+		if err != nil {
+			return Event{}, &Error{Op: "MessagesSubscribe", Kind: Permanent, Detail: "event " + entry.CID + ": encodedData is not base64url"}
+		}
+		entry.InlineData = data
+	}
+	return Event{Kind: EventMessage, Entry: entry, Cursor: cursor}, nil
+}
+
+func (s *feedSubscription) emit(ctx context.Context, ev Event) bool {
+	select {
+	case s.events <- ev:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,285 @@
+package dwn
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+)
+
+// tenantBase is what every dialect adapter shares: the endpoint, the tenant, the signer, and
+// the calls that are the same everywhere (MessagesRead, processMessage applies, dependency
+// lookups).
+type tenantBase struct {
+	c      *Client
+	did    string
+	signer *Signer
+}
+
+func (t *tenantBase) Endpoint() string { return t.c.endpoint }
+func (t *tenantBase) DID() string      { return t.did }
+
+// delegate reports whether the signer is not the tenant (so grants must be invoked).
+func (t *tenantBase) delegate() bool { return t.signer != nil && t.signer.DID != t.did }
+
+// grantFor is the grant id the signer invokes for a Messages method ("" = none). enbox
+// authorises every Messages method with a "Read" grant, so Read is the fallback.
+func (t *tenantBase) grantFor(method string) string {
+	if !t.delegate() || t.signer.Grants == nil {
+		return ""
+	}
+	if id := t.signer.Grants[method]; id != "" {
+		return id
+	}
+	return t.signer.Grants["Read"]
+}
+
+// signMessages signs a Messages* descriptor. plural selects the enbox grant form
+// (permissionGrantIds in descriptor and payload) over web5's singular payload-only form.
+func (t *tenantBase) signMessages(method string, descriptor map[string]any, plural bool) (json.RawMessage, error) {
+	if t.signer == nil {
+		return nil, &Error{Op: "Messages" + method, Kind: Unauthorized, Detail: "no signer configured for tenant " + truncate(t.did, 40)}
+	}
+	descriptor["interface"] = "Messages"
+	descriptor["method"] = method
+	descriptor["messageTimestamp"] = FormatTimestamp(t.c.opts.Clock.Now())
+	var opts []SignOption
+	if id := t.grantFor(method); id != "" {
+		if plural {
+			opts = append(opts, WithPermissionGrantIDs(id))
+		} else {
+			opts = append(opts, WithPermissionGrantID(id))
+		}
+	}
+	return t.signer.SignDescriptor(descriptor, opts...)
+}
+
+// signOther signs a Records/Protocols descriptor (dependency lookups): always as the signer
+// itself; a delegate would need Records/Protocols grants, which a Messages-only replicator
+// identity does not have (those lookups then fail as Unauthorized).
+func (t *tenantBase) signOther(iface, method string, descriptor map[string]any) (json.RawMessage, error) {
+	if t.signer == nil {
+		return nil, &Error{Op: iface + method, Kind: Unauthorized, Detail: "no signer configured for tenant " + truncate(t.did, 40)}
+	}
+	descriptor["interface"] = iface
+	descriptor["method"] = method
+	descriptor["messageTimestamp"] = FormatTimestamp(t.c.opts.Clock.Now())
+	return t.signer.SignDescriptor(descriptor)
+}
+
+// process sends a message and turns any reply status outside ok into an error.
+func (t *tenantBase) process(ctx context.Context, op string, msg json.RawMessage, ok ...int) (dwnReply, io.ReadCloser, error) {
+	t.c.ensureInfo(ctx)
+	reply, body, err := t.c.rpc.processMessage(ctx, op, t.did, msg, nil, 0)
+	if err != nil {
+		return dwnReply{}, nil, err
+	}
+	for _, code := range ok {
+		if reply.Status.Code == code {
+			return reply, body, nil
+		}
+	}
+	if body != nil {
+		body.Close()
+	}
+	return dwnReply{}, nil, reply.statusError(op)
+}
+
+// read is MessagesRead: the stored message and, for a RecordsWrite with data, the data stream
+// capped at exactly descriptor.dataSize.
+func (t *tenantBase) read(ctx context.Context, cid string, plural bool) (ReadResult, error) {
+	msg, err := t.signMessages("Read", map[string]any{"messageCid": cid}, plural)
+	if err != nil {
+		return ReadResult{}, err
+	}
+	reply, body, err := t.process(ctx, "MessagesRead", msg, 200)
+	if err != nil {
+		return ReadResult{}, err
+	}
+	var r struct {
+		Entry *struct {
+			MessageCID string          `json:"messageCid"`
+			Message    json.RawMessage `json:"message"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(reply.Raw, &r); err != nil || r.Entry == nil || len(r.Entry.Message) == 0 {
+		if body != nil {
+			body.Close()
+		}
+		return ReadResult{}, &Error{Op: "MessagesRead", Kind: Transient, HTTPStatus: 200, DWNCode: 200, Detail: "reply has no entry.message"}
+	}
+	stored, inline, err := splitEncodedData(r.Entry.Message)
+	if err != nil {
+		if body != nil {
+			body.Close()
+		}
+		return ReadResult{}, &Error{Op: "MessagesRead", Kind: Permanent, Detail: err.Error()}
+	}
+	res := ReadResult{CID: cid, Message: stored}
+	switch {
+	case body != nil:
+		info, _ := Inspect(stored)
+		res.Data = newExactReader(body, info.DataSize)
+	case inline != nil:
+		res.Data = io.NopCloser(strings.NewReader(string(inline)))
+	}
+	return res, nil
+}
+
+// splitEncodedData removes a top-level encodedData (base64url) from a message and returns it
+// decoded; the message is returned unchanged when it has none.
+func splitEncodedData(message json.RawMessage) (json.RawMessage, []byte, error) {
+	var probe struct {
+		EncodedData *string `json:"encodedData"`
+	}
+	if err := json.Unmarshal(message, &probe); err != nil {
+		return nil, nil, fmt.Errorf("message is not a JSON object: %w", err)
+	}
+	if probe.EncodedData == nil {
+		return message, nil, nil
+	}
+	data, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(*probe.EncodedData, "="))
+	if err != nil {
+		return nil, nil, fmt.Errorf("encodedData is not base64url: %w", err)
+	}
+	stripped, err := StripForApply(message)
+	return stripped, data, err
+}
+
+// streamID is the ProgressToken stream id of a tenant: first 8 bytes of SHA-256(DID), hex.
+func streamID(did string) string {
+	h := sha256.Sum256([]byte(did))
+	return hex.EncodeToString(h[:8])
+}
+
+// scopeFilters turns a scope into MessagesQuery/Subscribe filters. withPaths adds the
+// protocolPathPrefix filters (enbox); web5 has no such filter and refuses such scopes.
+func scopeFilters(scope Scope, withPaths bool) ([]any, error) {
+	if scope.Protocol == "" {
+		if len(scope.ProtocolPathPrefixes) > 0 {
+			return nil, &Error{Op: "scope", Kind: Permanent, Detail: "protocolPathPrefixes need a protocol"}
+		}
+		return []any{}, nil
+	}
+	if len(scope.ProtocolPathPrefixes) == 0 {
+		return []any{map[string]any{"protocol": scope.Protocol}}, nil
+	}
+	if !withPaths {
+		return nil, &Error{Op: "scope", Kind: Unsupported, Detail: "this server cannot filter by protocol path; replicate the whole protocol instead"}
+	}
+	filters := make([]any, 0, len(scope.ProtocolPathPrefixes))
+	for _, p := range scope.ProtocolPathPrefixes {
+		filters = append(filters, map[string]any{"protocol": scope.Protocol, "protocolPathPrefix": p})
+	}
+	return filters, nil
+}
+
+var grantIDInDetail = regexp.MustCompile(`bafy[a-z2-7]{20,}`)
+
+// classifyProcessReply maps a dwn.processMessage reply to an apply outcome for servers without
+// dwn.applyReplicatedMessage (web5 spec §6, protocol spec §2.6). 409, 404-of-a-delete and
+// 5xx need the caller (they require another round trip or are errors).
+func classifyProcessReply(info MessageInfo, status dwnStatus) (ApplyResult, bool) {
+	code := dwnErrorCode(status.Detail)
+	switch {
+	case status.Code == 202 || status.Code == 200:
+		return ApplyResult{Kind: Applied}, true
+	case status.Code == 204:
+		return ApplyResult{Kind: Applied, AncestryOnly: true}, true
+	case code == "RecordsWriteNotAllowedAfterDelete":
+		return ApplyResult{Kind: Superseded, Reason: status.Detail}, true
+	case code == "ProtocolAuthorizationProtocolNotFound":
+		return incomplete(DependencyRef{Type: "Protocol", Protocol: info.Protocol}), true
+	case code == "RecordsWriteGetInitialWriteNotFound", code == "RecordsWriteGetNewestWriteRecordNotFound":
+		return incomplete(DependencyRef{Type: "InitialWrite", RecordID: info.RecordID, Protocol: info.Protocol}), true
+	case (code == "ProtocolAuthorizationIncorrectProtocolPath" || code == "ProtocolAuthorizationParentNotFoundConstructingRecordChain") && info.ParentID != "":
+		return incomplete(DependencyRef{Type: "Parent", RecordID: info.ParentID, Protocol: info.Protocol}), true
+	case code == "GrantAuthorizationGrantMissing":
+		id := info.PermissionGrantID
+		if m := grantIDInDetail.FindString(status.Detail); m != "" {
+			id = m
+		}
+		return incomplete(DependencyRef{Type: "Grant", PermissionGrant: id}), true
+	case code == "GeneralJwsVerifierGetPublicKeyNotFound":
+		return ApplyResult{Kind: Deferred, Reason: "resolver-unavailable"}, true
+	case status.Code == 401 && strings.Contains(status.Detail, "registered tenant"):
+		return ApplyResult{Kind: Deferred, Reason: "tenant-inactive"}, true
+	case status.Code == 400 || status.Code == 401 || status.Code == 403:
+		return ApplyResult{Kind: Invalid, Reason: status.Detail}, true
+	}
+	return ApplyResult{}, false
+}
+
+func incomplete(ref DependencyRef) ApplyResult {
+	return ApplyResult{Kind: Incomplete, Missing: []DependencyRef{ref}}
+}
+
+// applyViaProcess pushes a foreign message with dwn.processMessage and maps the reply.
+// Ambiguous answers are resolved by asking the target whether it holds the exact CID: 409 is
+// Duplicate when it does (else Superseded), and a RecordsDelete 404 is Duplicate when the
+// delete is there (else its record is missing: Incomplete InitialWrite).
+func (t *tenantBase) applyViaProcess(ctx context.Context, message json.RawMessage, data io.Reader, plural bool) (ApplyResult, error) {
+	const op = "apply (dwn.processMessage)"
+	message, err := StripForApply(message)
+	if err != nil {
+		return ApplyResult{Kind: Invalid, Reason: err.Error()}, nil
+	}
+	info, err := Inspect(message)
+	if err != nil {
+		return ApplyResult{Kind: Invalid, Reason: err.Error()}, nil
+	}
+	var dataLen int64
+	if data != nil && info.Kind() == "RecordsWrite" && info.DataSize > 0 {
+		dataLen = info.DataSize
+		data = io.LimitReader(data, dataLen)
+	} else {
+		data = nil
+	}
+	t.c.ensureInfo(ctx)
+	reply, body, err := t.c.rpc.processMessage(ctx, op, t.did, message, data, dataLen)
+	if err != nil {
+		return ApplyResult{}, err
+	}
+	if body != nil {
+		body.Close()
+	}
+	if res, ok := classifyProcessReply(info, reply.Status); ok {
+		return res, nil
+	}
+	switch {
+	case reply.Status.Code == 409:
+		return t.duplicateOr(ctx, message, ApplyResult{Kind: Superseded, Reason: reply.Status.Detail}, plural)
+	case reply.Status.Code == 404 && info.Kind() == "RecordsDelete":
+		return t.duplicateOr(ctx, message, incomplete(DependencyRef{Type: "InitialWrite", RecordID: info.RecordID}), plural)
+	case reply.Status.Code == 404:
+		return ApplyResult{Kind: Invalid, Reason: reply.Status.Detail}, nil
+	}
+	return ApplyResult{}, reply.statusError(op) // 5xx and oddities: transient or permanent error
+}
+
+// duplicateOr returns Duplicate when the target already stores message's exact CID, else alt.
+func (t *tenantBase) duplicateOr(ctx context.Context, message json.RawMessage, alt ApplyResult, plural bool) (ApplyResult, error) {
+	cid, err := MessageCID(message)
+	if err != nil {
+		return alt, nil
+	}
+	res, err := t.read(ctx, cid, plural)
+	switch {
+	case err == nil:
+		if res.Data != nil {
+			res.Data.Close()
+		}
+		return ApplyResult{Kind: Duplicate}, nil
+	case IsNotFound(err):
+		return alt, nil
+	case IsUnauthorized(err):
+		return alt, nil // cannot tell; both outcomes count as success or retry alike
+	default:
+		return ApplyResult{}, err
+	}
+}

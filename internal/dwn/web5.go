@@ -1,0 +1,231 @@
+package dwn
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"sync"
+)
+
+// web5Tenant adapts TBD @web5/dwn-server 0.6.x (web5 spec).
+//
+// The server's feed is MessagesQuery returning *every* CID after a cursor in one reply, with a
+// cursor {messageCid, value} for the LAST entry only; there is no page size, no drained flag,
+// no fingerprint, no replay on subscribe. What this adapter does about it:
+//
+//   - Cursors. A server cursor maps onto Cursor{StreamID: stream id of the tenant, Epoch:
+//     "web5", Position: JSON text of value, MessageCID: messageCid}. Only the last entry of a
+//     server reply carries one (Entry.Cursor); the others have none and a checkpoint advances
+//     at the next entry that has one. A web5 store that is wiped and restarted is not
+//     detectable from its cursors (no epoch): reconcile catches that.
+//   - Limit. The server cannot page, so a reply longer than `limit` is sliced here. The page
+//     of a slice ends in a *resume cursor* (Position "resume:" + the server cursor the reply
+//     started from, MessageCID = last CID handed out). Given back as `after`, it re-reads from
+//     that server cursor and continues after that CID; if the CID has vanished meanwhile
+//     (superseded messages are pruned from the log) it restarts at the reply's beginning, so
+//     delivery is at-least-once, never lossy. The last reply is cached so slicing a long
+//     backlog does not re-list it per slice.
+//   - Entries carry only CIDs (Message nil); Read fetches message and data.
+//   - Digest is a ListingDigest over ListCIDs; Subscribe is emulated (see subscribeByPolling).
+//   - Messages* are signed with the singular permissionGrantId (payload only) = Grants[method]
+//     when the signer is a delegate.
+type web5Tenant struct {
+	tenantBase
+	cache *web5PageCache
+}
+
+func (t *web5Tenant) Dialect() Dialect { return DialectWeb5 }
+
+// web5ServerCursor is the server's own cursor.
+type web5ServerCursor struct {
+	MessageCID string          `json:"messageCid"`
+	Value      json.RawMessage `json:"value"`
+}
+
+const (
+	web5Epoch        = "web5"
+	web5ResumePrefix = "resume:"
+)
+
+// web5PageCache keeps the last server reply that had to be sliced.
+type web5PageCache struct {
+	mu     sync.Mutex
+	key    string // filters + base cursor
+	cids   []string
+	cursor *web5ServerCursor
+}
+
+func (c *web5PageCache) get(key string) ([]string, *web5ServerCursor, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.key != key || c.key == "" {
+		return nil, nil, false
+	}
+	return c.cids, c.cursor, true
+}
+
+func (c *web5PageCache) put(key string, cids []string, cursor *web5ServerCursor) {
+	c.mu.Lock()
+	c.key, c.cids, c.cursor = key, cids, cursor
+	c.mu.Unlock()
+}
+
+// decodeCursor splits `after` into the server cursor to send (nil = from the start) and the
+// CID to continue after (resume cursors only). Foreign cursors are a gap.
+func (t *web5Tenant) decodeCursor(after *Cursor) (*web5ServerCursor, string, error) {
+	if after == nil {
+		return nil, "", nil
+	}
+	if after.StreamID != streamID(t.did) {
+		return nil, "", &GapError{Reason: "stream_mismatch", Requested: after}
+	}
+	if after.Epoch != web5Epoch {
+		return nil, "", &GapError{Reason: "epoch_mismatch", Requested: after}
+	}
+	if rest, ok := strings.CutPrefix(after.Position, web5ResumePrefix); ok {
+		var base *web5ServerCursor
+		if err := json.Unmarshal([]byte(rest), &base); err != nil {
+			return nil, "", &GapError{Reason: "invalid_token", Requested: after}
+		}
+		return base, after.MessageCID, nil
+	}
+	if !json.Valid([]byte(after.Position)) || after.MessageCID == "" {
+		return nil, "", &GapError{Reason: "invalid_token", Requested: after}
+	}
+	return &web5ServerCursor{MessageCID: after.MessageCID, Value: json.RawMessage(after.Position)}, "", nil
+}
+
+func (t *web5Tenant) serverCursor(sc *web5ServerCursor) *Cursor {
+	if sc == nil {
+		return nil
+	}
+	return &Cursor{StreamID: streamID(t.did), Epoch: web5Epoch, Position: string(sc.Value), MessageCID: sc.MessageCID}
+}
+
+func (t *web5Tenant) resumeCursor(base *web5ServerCursor, lastCID string) *Cursor {
+	b, _ := json.Marshal(base) // "null" for the start of the feed
+	return &Cursor{StreamID: streamID(t.did), Epoch: web5Epoch, Position: web5ResumePrefix + string(b), MessageCID: lastCID}
+}
+
+// query is one MessagesQuery: every CID after base, and the cursor of the last one.
+func (t *web5Tenant) query(ctx context.Context, filters []any, base *web5ServerCursor) ([]string, *web5ServerCursor, error) {
+	desc := map[string]any{"filters": filters}
+	if base != nil {
+		desc["cursor"] = base
+	}
+	msg, err := t.signMessages("Query", desc, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	reply, _, err := t.process(ctx, "MessagesQuery", msg, 200)
+	if err != nil {
+		return nil, nil, err
+	}
+	q, err := decodeQueryReply(reply.Raw)
+	if err != nil {
+		return nil, nil, &Error{Op: "MessagesQuery", Kind: Transient, Detail: err.Error()}
+	}
+	cids := make([]string, len(q.Entries))
+	for i, e := range q.Entries {
+		cids[i] = e.MessageCID
+	}
+	var sc *web5ServerCursor
+	if len(q.Cursor) > 0 && string(q.Cursor) != "null" {
+		sc = new(web5ServerCursor)
+		if err := json.Unmarshal(q.Cursor, sc); err != nil || sc.MessageCID == "" || len(sc.Value) == 0 {
+			return nil, nil, &Error{Op: "MessagesQuery", Kind: Transient, Detail: "reply cursor is not {messageCid, value}"}
+		}
+	}
+	return cids, sc, nil
+}
+
+func (t *web5Tenant) FeedPage(ctx context.Context, scope Scope, after *Cursor, limit int, cidsOnly bool) (Page, error) {
+	filters, err := scopeFilters(scope, false)
+	if err != nil {
+		return Page{}, err
+	}
+	base, resumeAfter, err := t.decodeCursor(after)
+	if err != nil {
+		return Page{}, err
+	}
+	baseJSON, _ := json.Marshal(base)
+	filtersJSON, _ := json.Marshal(filters)
+	key := string(filtersJSON) + "|" + string(baseJSON)
+	cids, last, cached := []string(nil), (*web5ServerCursor)(nil), false
+	if resumeAfter != "" {
+		cids, last, cached = t.cache.get(key)
+	}
+	if !cached {
+		if cids, last, err = t.query(ctx, filters, base); err != nil {
+			return Page{}, err
+		}
+	}
+	start := 0
+	if resumeAfter != "" {
+		for i, c := range cids {
+			if c == resumeAfter {
+				start = i + 1
+				break
+			}
+		}
+	}
+	rest := cids[start:]
+	if limit > 0 && len(rest) > limit {
+		t.cache.put(key, cids, last)
+		page := Page{Entries: make([]Entry, limit)}
+		for i, c := range rest[:limit] {
+			page.Entries[i] = Entry{CID: c}
+		}
+		page.Cursor = t.resumeCursor(base, rest[limit-1])
+		return page, nil
+	}
+	page := Page{Entries: make([]Entry, len(rest)), Drained: true}
+	for i, c := range rest {
+		page.Entries[i] = Entry{CID: c}
+	}
+	if len(cids) > 0 && last != nil {
+		page.Cursor = t.serverCursor(last)
+		if len(rest) > 0 {
+			page.Entries[len(rest)-1].Cursor = page.Cursor
+		}
+	}
+	return page, nil
+}
+
+func (t *web5Tenant) ListCIDs(ctx context.Context, scope Scope) ([]string, error) {
+	filters, err := scopeFilters(scope, false)
+	if err != nil {
+		return nil, err
+	}
+	cids, _, err := t.query(ctx, filters, nil)
+	return cids, err
+}
+
+func (t *web5Tenant) Digest(ctx context.Context, scope Scope) (Digest, error) {
+	cids, err := t.ListCIDs(ctx, scope)
+	if err != nil {
+		return Digest{}, err
+	}
+	return Digest{Kind: DigestListing, Value: ListingDigest(cids)}, nil
+}
+
+func (t *web5Tenant) Read(ctx context.Context, cid string) (ReadResult, error) {
+	return t.read(ctx, cid, false)
+}
+
+func (t *web5Tenant) Apply(ctx context.Context, message json.RawMessage, data io.Reader) (ApplyResult, error) {
+	return t.applyViaProcess(ctx, message, data, false)
+}
+
+func (t *web5Tenant) Dependency(ctx context.Context, ref DependencyRef) ([]Entry, error) {
+	return t.dependency(ctx, ref, false)
+}
+
+func (t *web5Tenant) Subscribe(ctx context.Context, scope Scope, from *Cursor) (Subscription, error) {
+	filters, err := scopeFilters(scope, false)
+	if err != nil {
+		return nil, err
+	}
+	return subscribeByPolling(ctx, &t.tenantBase, filters, false, t, scope, from)
+}
