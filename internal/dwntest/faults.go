@@ -27,6 +27,15 @@ type faultState struct {
 	corruptReads   int // next MessagesRead/RecordsRead answers
 	corruptAny     int // next messages served on any path
 	corrupted      int // how many corrupted messages were served
+
+	rpcFailNext  int
+	rpcFailCode  int
+	rpcFailData  string
+	rpcFailRetry time.Duration
+	deferNext    int
+	deferReason  string
+	inactive     map[string]bool
+	replayFirst  bool
 }
 
 // DropWebSockets closes every open WebSocket at the TCP level, without a close frame (as a
@@ -173,6 +182,79 @@ func (n *Node) serveMessageLocked(m *stored, via servedVia) json.RawMessage {
 		return m.raw
 	}
 	return out
+}
+
+// FailNextRPC answers the next count JSON-RPC HTTP requests with JSON-RPC error code, with
+// the server's HTTP mapping: -50429 → 429 with Retry-After and data.retryAfterSec (retryAfter,
+// default 1 s), anything else → 500. dataCode, when set, goes in error.data.code (e.g.
+// -32600 + "TenantMessageQuotaExceeded", -32602 + "RecordDataSizeLimitExceeded").
+func (n *Node) FailNextRPC(count, code int, dataCode string, retryAfter time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.faults.rpcFailNext, n.faults.rpcFailCode, n.faults.rpcFailData, n.faults.rpcFailRetry = count, code, dataCode, retryAfter
+}
+
+// DeferNextApplies answers the next count dwn.applyReplicatedMessage calls with
+// Deferred{reason} ("storage", "resolver-unavailable") without storing anything.
+func (n *Node) DeferNextApplies(count int, reason string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.faults.deferNext, n.faults.deferReason = count, reason
+}
+
+// SetTenantActive toggles the tenant gate: an inactive tenant gets Deferred tenant-inactive
+// from dwn.applyReplicatedMessage and 401 from dwn.processMessage writes. Tenants are active
+// by default.
+func (n *Node) SetTenantActive(did string, active bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.faults.inactive == nil {
+		n.faults.inactive = map[string]bool{}
+	}
+	n.faults.inactive[did] = !active
+}
+
+// ReplayBeforeReply makes subscriptions send their first replay frames before the subscribe
+// reply, as a real server may (it drains stored events while installing the listener).
+func (n *Node) ReplayBeforeReply(on bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.faults.replayFirst = on
+}
+
+// injectedRPCFailure answers with the configured JSON-RPC error, if one is pending.
+func (n *Node) injectedRPCFailure(w http.ResponseWriter, id json.RawMessage) bool {
+	n.mu.Lock()
+	if n.faults.rpcFailNext <= 0 {
+		n.mu.Unlock()
+		return false
+	}
+	n.faults.rpcFailNext--
+	code, dataCode, retry := n.faults.rpcFailCode, n.faults.rpcFailData, n.faults.rpcFailRetry
+	n.mu.Unlock()
+	data := map[string]any{}
+	if dataCode != "" {
+		data["code"] = dataCode
+	}
+	status := http.StatusInternalServerError
+	if code == -50429 {
+		secs := int((retry + time.Second - 1) / time.Second)
+		if secs <= 0 {
+			secs = 1
+		}
+		data["retryAfterSec"] = secs
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		status = http.StatusTooManyRequests
+	}
+	if len(data) == 0 {
+		data = nil
+	}
+	var payload any
+	if data != nil {
+		payload = data
+	}
+	writeJSON(w, status, rpcErrorResponse(id, code, "injected JSON-RPC error", payload))
+	return true
 }
 
 // injectedFailure answers an HTTP request with the configured failure, if one is pending.

@@ -172,3 +172,65 @@ func TestFaultCorruptServedMessages(t *testing.T) {
 		}
 	}
 }
+
+func TestFaultJSONRPCErrorsDeferredAndTenantGate(t *testing.T) {
+	n := Start(t, Options{})
+	alice := MustIdentity(t)
+	w := must[Written](t)(alice.Write(WriteOpts{Data: []byte("x")}))
+
+	n.FailNextRPC(1, -50429, "", 3*time.Second)
+	resp := call(t, n.URL(), "dwn.applyReplicatedMessage", alice.DID, w.Message, w.Data)
+	e, _ := resp.Envelope["error"].(map[string]any)
+	if resp.HTTPStatus != 429 || resp.Header.Get("Retry-After") != "3" || resp.ErrorCode() != -50429 ||
+		e["data"].(map[string]any)["retryAfterSec"] != float64(3) {
+		t.Fatalf("-50429: %d %v %v", resp.HTTPStatus, resp.Header, resp.Envelope)
+	}
+	n.FailNextRPC(1, -32600, "TenantMessageQuotaExceeded", 0)
+	resp = call(t, n.URL(), "dwn.applyReplicatedMessage", alice.DID, w.Message, w.Data)
+	e, _ = resp.Envelope["error"].(map[string]any)
+	if resp.HTTPStatus != 500 || resp.ErrorCode() != -32600 || e["data"].(map[string]any)["code"] != "TenantMessageQuotaExceeded" {
+		t.Fatalf("quota: %d %v", resp.HTTPStatus, resp.Envelope)
+	}
+
+	n.DeferNextApplies(1, "storage")
+	if r := apply(t, n, alice.DID, w); r["kind"] != "Deferred" || r["reason"] != "storage" {
+		t.Fatalf("deferred: %v", r)
+	}
+	n.SetTenantActive(alice.DID, false)
+	if r := apply(t, n, alice.DID, w); r["kind"] != "Deferred" || r["reason"] != "tenant-inactive" {
+		t.Fatalf("inactive tenant apply: %v", r)
+	}
+	if rep := process(t, n, alice.DID, w.Message, w.Data); code(rep) != 401 {
+		t.Fatalf("inactive tenant processMessage: %v", rep)
+	}
+	if len(n.CIDs(alice.DID)) != 0 {
+		t.Fatal("nothing may be stored while deferred")
+	}
+	n.SetTenantActive(alice.DID, true)
+	if r := apply(t, n, alice.DID, w); r["kind"] != "Applied" {
+		t.Fatalf("after reactivation: %v", r)
+	}
+}
+
+func TestFaultReplayBeforeReply(t *testing.T) {
+	n := Start(t, Options{})
+	alice := MustIdentity(t)
+	stored := tenantWithNotes(t, n, alice, 1)
+	n.ReplayBeforeReply(true)
+	c := dialWS(t, n)
+	msg := must[json.RawMessage](t)(alice.Sign(map[string]any{"interface": "Messages", "method": "Subscribe",
+		"filters": []any{}, "cursor": n.Token(alice.DID, 0)}))
+	c.send(map[string]any{"jsonrpc": "2.0", "id": "req", "method": "rpc.subscribe.dwn.processMessage",
+		"params": map[string]any{"target": alice.DID, "message": msg}, "subscription": map[string]any{"id": "s"}})
+	for _, w := range stored {
+		if f := c.subFrame("s"); f["messageCid"] != w.CID {
+			t.Fatalf("replay first: %v", f)
+		}
+	}
+	if f := c.subFrame("s"); f["type"] != "eose" {
+		t.Fatalf("eose before the reply: %v", f)
+	}
+	if f := c.nextJSON(); f["id"] != "req" || code(f["result"].(map[string]any)["reply"].(map[string]any)) != 200 {
+		t.Fatalf("the reply comes last: %v", f)
+	}
+}

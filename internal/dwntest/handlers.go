@@ -86,6 +86,9 @@ func (n *Node) processMessage(p rpcParams, data []byte, via transport) (reply, *
 		}
 		n.mu.Lock()
 		defer n.mu.Unlock()
+		if n.faults.inactive[p.Target] {
+			return statusReply(401, "TenantGateTenantInactive: tenant "+p.Target+" is not active on this DWN"), nil
+		}
 		o := n.admitLocked(n.tenantLocked(p.Target), p.Message, data)
 		return statusReply(o.code, o.detail), nil
 	case "MessagesSubscribe":
@@ -136,7 +139,16 @@ func (n *Node) applyReplicated(p rpcParams, data []byte, via transport) (reply, 
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	o := n.admitLocked(n.tenantLocked(p.Target), p.Message, data)
+	var o outcome
+	switch {
+	case n.faults.inactive[p.Target]:
+		o = outcome{kind: dwn.Deferred, reason: "tenant-inactive"}
+	case n.faults.deferNext > 0:
+		n.faults.deferNext--
+		o = outcome{kind: dwn.Deferred, reason: n.faults.deferReason}
+	default:
+		o = n.admitLocked(n.tenantLocked(p.Target), p.Message, data)
+	}
 	return reply{body: map[string]any{"result": applyResultJSON(o)}}, nil
 }
 

@@ -135,7 +135,7 @@ func (n *Node) serveRPC(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.counter.add(req.Method)
-	if n.injectedFailure(w, req.ID) {
+	if n.injectedFailure(w, req.ID) || n.injectedRPCFailure(w, req.ID) {
 		return
 	}
 	rep, rerr := n.dispatch(req, data, transportHTTP)

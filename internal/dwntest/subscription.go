@@ -34,6 +34,10 @@ type subscription struct {
 	unacked     []dwn.Cursor
 	ackedAt     int // acks that made progress (resets the stall timer)
 
+	// replyAfterFirstBatch: the subscribe reply (pendingReply) goes out after the first frames.
+	replyAfterFirstBatch bool
+	pendingReply         any
+
 	kick     chan struct{}
 	closed   chan struct{}
 	stopOnce sync.Once
@@ -95,6 +99,10 @@ func (s *subscription) pump() {
 			for _, f := range frames {
 				s.c.send(f)
 			}
+		}
+		if s.pendingReply != nil {
+			s.c.send(s.pendingReply)
+			s.pendingReply = nil
 		}
 		if terminal {
 			s.stop()

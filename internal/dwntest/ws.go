@@ -172,7 +172,12 @@ func (c *wsConn) subscribe(req rpcRequest) {
 		c.send(rpcResult(req.ID, map[string]any{"reply": rep.body}))
 		return
 	}
-	c.send(rpcResult(req.ID, map[string]any{"reply": rep.body}))
+	replyFrame := rpcResult(req.ID, map[string]any{"reply": rep.body})
+	if s.replyAfterFirstBatch {
+		s.pendingReply = replyFrame
+	} else {
+		c.send(replyFrame)
+	}
 	go s.pump()
 }
 
@@ -193,7 +198,7 @@ func (c *wsConn) openLocked(clientID, target string, r request, subCID string) (
 	s := &subscription{
 		c: c, id: clientID, t: t, req: r, filters: r.desc.Filters,
 		kick: make(chan struct{}, 1), closed: make(chan struct{}),
-		flowControl: n.opts.Mode == ModeEnbox,
+		flowControl: n.opts.Mode == ModeEnbox, replyAfterFirstBatch: n.faults.replayFirst,
 	}
 	body := status(200, "OK")
 	if cur := r.desc.Cursor; cur != nil {
