@@ -31,6 +31,9 @@ const (
 type Checkpoint struct {
 	Received   *dwn.Cursor `json:"received,omitempty"`
 	Contiguous *dwn.Cursor `json:"contiguous,omitempty"`
+
+	// reset marks an explicit Reset inside Store.Update, which may move the resume point back.
+	reset bool
 }
 
 // Observe records a position as received when it is newer than the one held (or the domain
@@ -52,8 +55,10 @@ func (c *Checkpoint) Commit(cur dwn.Cursor) bool {
 	return true
 }
 
-// Reset sets both positions to to, or clears both (spec §1.5 resetCheckpoint).
+// Reset sets both positions to to, or clears both (spec §1.5 resetCheckpoint). Inside
+// Store.Update this is the one way to move the resume point backwards.
 func (c *Checkpoint) Reset(to *dwn.Cursor) {
+	c.reset = true
 	if to == nil {
 		c.Received, c.Contiguous = nil, nil
 		return

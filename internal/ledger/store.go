@@ -241,7 +241,7 @@ func (s *Store) Update(key string, fn func(*Record)) error {
 
 // ResetCheckpoint sets both positions of one direction to to (nil clears them), even when that
 // moves the resume point backwards: repair after a gap, a new epoch, a corrupt cursor.
-// Staged like Update.
+// Staged like Update. (Calling Checkpoint.Reset inside Update does the same.)
 func (s *Store) ResetCheckpoint(key string, d Dir, to *dwn.Cursor) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -253,15 +253,20 @@ func (s *Store) ResetCheckpoint(key string, d Dir, to *dwn.Cursor) error {
 		return fmt.Errorf("%w: %q", ErrNotFound, key)
 	}
 	cur.Checkpoint(d).Reset(to)
+	cur.Checkpoint(d).reset = false
 	cur.LastActivity = s.opts.Clock.Now().UTC()
 	s.stageLocked(key)
 	return nil
 }
 
 // keepForward restores the old contiguous position if an update moved it backwards within the
-// same domain. A change of domain (new stream or epoch) is accepted: positions of different
-// domains are not comparable.
+// same domain, unless the update called Reset. A change of domain (new stream or epoch) is
+// accepted: positions of different domains are not comparable.
 func keepForward(next *Checkpoint, old Checkpoint) {
+	if next.reset {
+		next.reset = false
+		return
+	}
 	if old.Contiguous == nil {
 		return
 	}

@@ -181,6 +181,25 @@ func TestContiguousCheckpointNeverGoesBackwardsUnlessReset(t *testing.T) {
 		if got := get(d); got.Position != "5" {
 			t.Fatalf("%s: reset to 5 gave %+v", d, got)
 		}
+		// Checkpoint.Reset inside Update is explicit too; a later plain update is guarded again.
+		set(d, &c10)
+		if err := s.Update(rec.Key, func(r *Record) { r.Checkpoint(d).Reset(&c5) }); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(d); got.Position != "5" {
+			t.Fatalf("%s: Reset inside Update gave %+v", d, got)
+		}
+		if err := s.Update(rec.Key, func(r *Record) { r.Checkpoint(d).Reset(nil) }); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(d); got != nil {
+			t.Fatalf("%s: Reset(nil) inside Update kept %+v", d, got)
+		}
+		set(d, &c10)
+		set(d, &c5)
+		if got := get(d); got.Position != "10" {
+			t.Fatalf("%s: guard not restored after a reset: %+v", d, got)
+		}
 	}
 }
 
