@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -222,4 +223,42 @@ func waitFor(t *testing.T, cond func() bool) {
 		case <-tick.C:
 		}
 	}
+}
+
+func TestOneAckOfTheEOSECursorReleasesTheWholeWindow(t *testing.T) {
+	n := Start(t, Options{MaxInFlight: 3})
+	alice := MustIdentity(t)
+	tenantWithNotes(t, n, alice, 1) // 2 events + eose = 3 frames, the whole window
+	c := dialWS(t, n)
+	c.subscribe(alice, alice.DID, "s", map[string]any{"cursor": n.Token(alice.DID, 0)})
+	c.subFrame("s")
+	last := c.subFrame("s")
+	eose := c.subFrame("s")
+	if eose["type"] != "eose" || cursorOf(t, eose["cursor"]) != cursorOf(t, last["cursor"]) {
+		t.Fatalf("eose %v must carry the last event's cursor %v", eose, last["cursor"])
+	}
+	c.ack("s", eose["cursor"])
+	live := notesAfter(t, n, alice, 3)
+	for _, w := range live { // all three fit: nothing is left unacknowledged
+		if f := c.subFrame("s"); f["messageCid"] != w.CID {
+			t.Fatalf("live %v", f)
+		}
+	}
+}
+
+func TestCloseEndsEveryGoroutine(t *testing.T) {
+	before := runtime.NumGoroutine()
+	n, err := Launch(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := MustIdentity(t)
+	tenantWithNotes(t, n, alice, 3)
+	c := dialWS(t, n)
+	c.subscribe(alice, alice.DID, "s", map[string]any{"cursor": n.Token(alice.DID, 0)})
+	c.subFrame("s")
+	n.Close()
+	_ = c.conn.Close()
+	httpClient.CloseIdleConnections()
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= before })
 }

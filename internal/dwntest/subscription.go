@@ -59,8 +59,10 @@ func (s *subscription) ackLocked(c dwn.Cursor) {
 	if len(s.unacked) == 0 || c.StreamID != s.unacked[0].StreamID || c.Epoch != s.unacked[0].Epoch {
 		return
 	}
-	for i, u := range s.unacked {
-		if u.Position == c.Position && (c.MessageCID == "" || c.MessageCID == u.MessageCID) {
+	// Search from the newest: an eose carries the same token as the last replayed event, and
+	// one ack of that token must release both.
+	for i := len(s.unacked) - 1; i >= 0; i-- {
+		if u := s.unacked[i]; u.Position == c.Position && (c.MessageCID == "" || c.MessageCID == u.MessageCID) {
 			s.unacked = s.unacked[i+1:]
 			s.ackedAt++
 			s.wake()
