@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
@@ -55,6 +57,14 @@ func MustIdentity(t interface{ Fatalf(string, ...any) }) *Identity {
 		t.Fatalf("dwntest: new identity: %v", err)
 	}
 	return id
+}
+
+// UseClock makes the identity take message timestamps and grant expiry from c (e.g. the
+// fake clock a node runs on), so grants expire when the test steps that clock.
+func (id *Identity) UseClock(c clock.PassiveClock) {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	id.now = c.Now
 }
 
 // Timestamp returns the next message timestamp of this identity (microseconds, strictly
@@ -176,8 +186,11 @@ func (id *Identity) Delete(recordID string) (Written, error) {
 // Grant authors a permission grant from this identity (the tenant) to grantee with scope
 // (e.g. {"interface":"Messages","method":"Read"} or with "protocol"), valid for validFor.
 func (id *Identity) Grant(grantee string, scope map[string]any, validFor time.Duration) (Written, error) {
+	id.mu.Lock()
+	now := id.now()
+	id.mu.Unlock()
 	data, err := json.Marshal(map[string]any{
-		"dateExpires": dwn.FormatTimestamp(id.now().Add(validFor)),
+		"dateExpires": dwn.FormatTimestamp(now.Add(validFor)),
 		"scope":       scope,
 	})
 	if err != nil {

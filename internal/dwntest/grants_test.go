@@ -13,7 +13,8 @@ func TestDelegateMessagesGrants(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Now())
 	n := Start(t, Options{Clock: clk})
 	alice, bob := MustIdentity(t), MustIdentity(t)
-	alice.now, bob.now = clk.Now, clk.Now
+	alice.UseClock(clk)
+	bob.UseClock(clk)
 	tenantWithNotes(t, n, alice, 2)
 	unscoped := must[Written](t)(alice.Grant(bob.DID, map[string]any{"interface": "Messages", "method": "Read"}, time.Hour))
 	scoped := must[Written](t)(alice.Grant(bob.DID, map[string]any{"interface": "Messages", "method": "Read", "protocol": notes}, time.Hour))
