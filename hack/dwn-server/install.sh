@@ -53,7 +53,8 @@ else
     die "better-sqlite3 did not build (see $work.log)"
   say "npm ci took $(awk -v s="$ci_started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1fs", e - s }')"
   echo "abi=$node_abi" >"$work/.installed"
-  rm -rf "$cache" "$work.log"
+  mv "$work.log" "$work/npm-ci.log" # kept for the curious: what npm built and warned about
+  rm -rf "$cache"
   mv "$work" "$cache"
 fi
 

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 const notesProtocol = "https://dwnsync.test/protocols/notes"
@@ -39,6 +41,11 @@ func TestTwoServersRealMessages(t *testing.T) {
 
 	for _, s := range servers {
 		assertLoopbackOnly(t, s.Port)
+		conn, _, err := websocket.DefaultDialer.Dial(s.WebSocketURL(), nil)
+		if err != nil {
+			t.Fatalf("WebSocket %s: %v", s.WebSocketURL(), err)
+		}
+		conn.Close()
 		var info struct {
 			Server, Version, SDKVersion string
 			WebSocketSupport            bool

@@ -211,6 +211,9 @@ func (s *Server) Stop() error {
 	return s.stopErr
 }
 
+// WebSocketURL is where MessagesSubscribe goes (the server accepts upgrades on any path).
+func (s *Server) WebSocketURL() string { return "ws://127.0.0.1:" + strconv.Itoa(s.Port) }
+
 // Exited is closed when the server process has ended (crash, Stop, or ctx done).
 func (s *Server) Exited() <-chan struct{} { return s.exited }
 
