@@ -133,9 +133,12 @@ func (c *wsConn) dispatch(data []byte) {
 	in, err := decodeWSFrame(data)
 	if err != nil {
 		if n := c.mux.n.garbage.Add(1); n == 1 || n%1000 == 0 {
-			c.mux.log.Info("ignoring websocket frames that are not JSON-RPC responses", "count", n, "last", err.Error())
+			c.mux.log.Info("websocket frames that are not DWN JSON-RPC responses", "count", n, "last", err.Error())
 		}
-		return
+		if in.ID == "" {
+			return
+		}
+		in.Malformed = err // addressed to someone: let the owner fail rather than wait or lose an event
 	}
 	c.mu.Lock()
 	if ch, ok := c.calls[in.ID]; ok && in.ID != "" {
@@ -147,7 +150,9 @@ func (c *wsConn) dispatch(data []byte) {
 	s := c.subs[in.ID]
 	c.mu.Unlock()
 	if s == nil || in.ID == "" {
-		c.mux.n.unknown.Add(1)
+		if in.Malformed == nil { // garbage was counted already
+			c.mux.n.unknown.Add(1)
+		}
 		return
 	}
 	s.deliver(in)
@@ -271,6 +276,11 @@ func (c *wsConn) subscribe(ctx context.Context, params json.RawMessage) (*wsSubs
 			// The server may still open it: tell it to drop the subscription.
 			go s.closeOnServer(context.Background())
 		}
+		return nil, nil, err
+	}
+	if in.Malformed != nil {
+		err := wsMalformedError(wsMethodSubscribe, in.Malformed)
+		s.end(err)
 		return nil, nil, err
 	}
 	if in.RPCError != nil {

@@ -42,6 +42,12 @@ func wsTimedOut(method string, after time.Duration) error {
 	return &Error{Op: method, Kind: Transient, Err: fmt.Errorf("%w (%s)", errWSTimeout, after)}
 }
 
+// wsMalformedError: the server sent something for this call or subscription that no DWN server
+// sends. Transient: reopening from the checkpoint loses nothing, and backoff bounds a loop.
+func wsMalformedError(op string, cause error) error {
+	return &Error{Op: op, Kind: Transient, Detail: "the server sent a frame this client cannot read; reopen from the checkpoint", Err: cause}
+}
+
 // wsCallError classifies a JSON-RPC error answer to method.
 func wsCallError(method string, e *wsRPCError) error {
 	var data struct {

@@ -66,10 +66,19 @@ type wsInbound struct {
 	// Frame is set for event and eose frames; SubError for enbox terminal "error" frames.
 	Frame    *wsFrame
 	SubError *wsSubscriptionError
+	// UnknownType is an enbox subscription frame type this client does not know (ignored).
+	UnknownType string
+	// Malformed is set by the demultiplexer when the frame named this id but could not be
+	// decoded (decodeWSFrame's errWSMalformed).
+	Malformed error
 }
 
-// errWSGarbage marks a frame that is not a JSON-RPC response we can make sense of.
-var errWSGarbage = errors.New("websocket frame is not a JSON-RPC response")
+var (
+	// errWSGarbage marks a frame that is not a JSON-RPC response we can attribute to an id.
+	errWSGarbage = errors.New("websocket frame is not a JSON-RPC response")
+	// errWSMalformed marks a frame for a string id whose body a DWN server would not send.
+	errWSMalformed = errors.New("malformed websocket frame")
+)
 
 // wire shapes (decoding only)
 
@@ -109,45 +118,58 @@ type wsWireFrameErr struct {
 	Detail string        `json:"detail"`
 }
 
-// wsLooseString accepts a JSON string or number (servers disagree on `seq` and error codes); the
-// value is informational, so a tolerant decode beats dropping the frame.
+// wsLooseString accepts a JSON string or number (servers disagree on `seq` and error codes) and
+// never fails: the value is informational, and a failure here would hide the frame's id.
 type wsLooseString string
 
 func (s *wsLooseString) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
-	if len(b) == 0 || bytes.Equal(b, []byte("null")) {
-		return nil
-	}
-	if b[0] == '"' {
+	switch {
+	case len(b) == 0:
+	case b[0] == '"':
 		var v string
-		if err := json.Unmarshal(b, &v); err != nil {
-			return err
+		if json.Unmarshal(b, &v) == nil {
+			*s = wsLooseString(v)
 		}
-		*s = wsLooseString(v)
-		return nil
+	case b[0] == '-' || b[0] >= '0' && b[0] <= '9':
+		*s = wsLooseString(b)
 	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("want a string or a number, got %.20s", b)
-	}
-	*s = wsLooseString(n)
 	return nil
 }
 
-// decodeWSFrame turns one text frame into a wsInbound. It never panics; any input it cannot
-// read as a JSON-RPC response is errWSGarbage (wrapped with the reason).
+// decodeWSFrame turns one text frame into a wsInbound. It never panics. Three outcomes:
+//   - a usable frame: err == nil;
+//   - a frame that names a string id but whose body is not what a DWN server sends (an event
+//     without a message, a non-object result, ...): err wraps errWSMalformed and in.ID is set,
+//     so the demultiplexer can end that one subscription or call instead of losing an event;
+//   - anything else (not JSON, no id, neither result nor error): err wraps errWSGarbage.
+//
+// An enbox subscription frame of a type we do not know is not an error: in.UnknownType is set
+// and the frame is ignored (a newer server may add types).
 func decodeWSFrame(data []byte) (wsInbound, error) {
 	var env wsWireEnvelope
-	if err := json.Unmarshal(data, &env); err != nil {
+	err := json.Unmarshal(data, &env)
+	var typeErr *json.UnmarshalTypeError
+	if err != nil && !errors.As(err, &typeErr) {
 		return wsInbound{}, fmt.Errorf("%w: %v", errWSGarbage, err)
+	}
+	id := wsFrameID(env.ID)
+	bad := func(format string, args ...any) (wsInbound, error) {
+		if id == "" {
+			return wsInbound{}, fmt.Errorf("%w: "+format, append([]any{errWSGarbage}, args...)...)
+		}
+		return wsInbound{ID: id}, fmt.Errorf("%w: "+format, append([]any{errWSMalformed}, args...)...)
+	}
+	if err != nil {
+		return bad("%v", err)
 	}
 	if env.Result == nil && env.Error == nil {
 		if env.Method != "" {
 			return wsInbound{}, fmt.Errorf("%w: server-initiated method %q", errWSGarbage, env.Method)
 		}
-		return wsInbound{}, fmt.Errorf("%w: neither result nor error", errWSGarbage)
+		return bad("neither result nor error")
 	}
-	in := wsInbound{ID: wsFrameID(env.ID), RPCError: env.Error}
+	in := wsInbound{ID: id, RPCError: env.Error}
 	if env.Error != nil {
 		return in, nil
 	}
@@ -158,21 +180,21 @@ func decodeWSFrame(data []byte) (wsInbound, error) {
 	}
 	switch {
 	case res.Subscription != nil:
-		return decodeEnboxFrame(in, res.Subscription)
+		return decodeEnboxFrame(in, res.Subscription, bad)
 	case res.Event != nil:
 		if !isJSONPresent(res.Event.Message) {
-			return wsInbound{}, fmt.Errorf("%w: event without message", errWSGarbage)
+			return bad("event without message")
 		}
 		in.Frame = &wsFrame{Kind: wsFrameEvent, Message: res.Event.Message, InitialWrite: presentOrNil(res.Event.InitialWrite)}
 	}
 	return in, nil
 }
 
-func decodeEnboxFrame(in wsInbound, f *wsWireEnboxFrame) (wsInbound, error) {
+func decodeEnboxFrame(in wsInbound, f *wsWireEnboxFrame, bad func(string, ...any) (wsInbound, error)) (wsInbound, error) {
 	switch f.Type {
 	case "event":
 		if f.Event == nil || !isJSONPresent(f.Event.Message) {
-			return wsInbound{}, fmt.Errorf("%w: event frame without event.message", errWSGarbage)
+			return bad("event frame without event.message")
 		}
 		in.Frame = &wsFrame{
 			Kind:              wsFrameEvent,
@@ -193,8 +215,10 @@ func decodeEnboxFrame(in wsInbound, f *wsWireEnboxFrame) (wsInbound, error) {
 			e.Code, e.Detail = string(f.Error.Code), f.Error.Detail
 		}
 		in.SubError = e
+	case "":
+		return bad("subscription frame without a type")
 	default:
-		return wsInbound{}, fmt.Errorf("%w: unknown subscription frame type %q", errWSGarbage, f.Type)
+		in.UnknownType = f.Type
 	}
 	return in, nil
 }

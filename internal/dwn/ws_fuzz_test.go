@@ -2,6 +2,7 @@ package dwn
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -40,8 +41,19 @@ func FuzzWSFrame(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in, err := decodeWSFrame(data)
-		if err == nil {
+		switch {
+		case err == nil:
 			checkWSInbound(t, data, in)
+		case errors.Is(err, errWSMalformed):
+			if in.ID == "" || in.Frame != nil || in.Reply != nil {
+				t.Fatalf("%q: malformed frame without its id, or with content: %+v", data, in)
+			}
+		case errors.Is(err, errWSGarbage):
+			if in.ID != "" {
+				t.Fatalf("%q: garbage with an id %q", data, in.ID)
+			}
+		default:
+			t.Fatalf("%q: error %v is neither garbage nor malformed", data, err)
 		}
 		if in.Reply != nil {
 			_, _, _ = wsReplyStatus(in.Reply)

@@ -40,15 +40,23 @@ func (s *wsSubscription) Err() error {
 // deliver runs on the reader goroutine and never blocks.
 func (s *wsSubscription) deliver(in wsInbound) {
 	switch {
+	case in.Malformed != nil:
+		// An event we cannot read would be a silent hole in the feed: end this subscription
+		// so the engine reopens from its checkpoint (which precedes the hole).
+		s.end(wsMalformedError("MessagesSubscribe", in.Malformed))
+		return
 	case in.RPCError != nil:
 		s.end(wsCallError("MessagesSubscribe", in.RPCError))
 		return
 	case in.SubError != nil:
 		s.end(wsServerEnded(in.SubError))
 		return
+	case in.UnknownType != "":
+		s.conn.mux.n.unknown.Add(1) // a frame type from a newer server: not ours to judge
+		return
 	case in.Frame == nil:
-		// A result for our id that is neither event nor eose (e.g. a reply shape we do not know).
 		s.conn.mux.n.garbage.Add(1)
+		s.end(wsMalformedError("MessagesSubscribe", fmt.Errorf("%w: a result that is neither event, eose nor error", errWSMalformed)))
 		return
 	}
 	s.mu.Lock()
@@ -128,6 +136,8 @@ func (s *wsSubscription) closeOnServer(ctx context.Context) error {
 		return nil // the socket is gone and took the subscription with it
 	case err != nil:
 		return fmt.Errorf("dwn websocket: %s %s: %w", wsMethodClose, s.id, err)
+	case in.Malformed != nil:
+		return wsMalformedError(wsMethodClose, in.Malformed)
 	case in.RPCError != nil:
 		return wsCallError(wsMethodClose, in.RPCError)
 	case in.Reply == nil:

@@ -366,7 +366,8 @@ func TestWSSubscribeErrors(t *testing.T) {
 	}
 }
 
-// Garbage never kills the socket or a subscription: it is counted and ignored.
+// Garbage never kills the socket or a subscription: it is counted and ignored. A malformed
+// frame addressed to a subscription ends only that subscription (it may have been an event).
 func TestWSGarbageFrames(t *testing.T) {
 	f := wsNewFake(t)
 	f.setAuto(wsAutoOK)
@@ -379,18 +380,14 @@ func TestWSGarbageFrames(t *testing.T) {
 	garbage := []string{
 		`not json`, `{"jsonrpc":"2.0","id":`, `[]`, `null`, `42`, `""`, `{}`,
 		`{"jsonrpc":"2.0","method":"rpc.server.push","params":{}}`,
-		`{"jsonrpc":"2.0","id":"` + s.ID() + `","result":{"event":{}}}`,
-		`{"jsonrpc":"2.0","id":"` + s.ID() + `","result":{"event":{"message":null}}}`,
-		`{"jsonrpc":"2.0","id":"` + s.ID() + `","result":{"subscription":{"type":"weird"}}}`,
-		`{"jsonrpc":"2.0","id":"` + s.ID() + `","result":{"subscription":{"type":"event"}}}`,
-		`{"jsonrpc":"2.0","id":"` + s.ID() + `","result":{"event":"not an object"}}`,
-		`{"jsonrpc":"2.0","id":"` + s.ID() + `","result":{"reply":{"status":200}}}`, // a result for the sub that is no frame
+		`{"jsonrpc":"2.0","id":7,"result":"x"}`,
 		strings.Repeat("[", 100000),
 	}
 	unknown := []string{
 		`{"jsonrpc":"2.0","id":"5b0e7c4e-0000-4000-8000-000000000000","result":{"reply":{"status":200,"detail":"OK"}}}`, // ack reply, random id
 		`{"jsonrpc":"2.0","id":17,"result":{"event":{"message":{}}}}`,                                                   // numeric id: never ours
 		`{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}`,
+		`{"jsonrpc":"2.0","id":"` + s.ID() + `","result":{"subscription":{"type":"heartbeat"}}}`, // a type from a newer server
 	}
 	for _, g := range garbage {
 		c.sendRaw(g)
@@ -406,6 +403,42 @@ func TestWSGarbageFrames(t *testing.T) {
 	st := m.Stats()
 	if st.GarbageFrames != int64(len(garbage)+1) || st.UnknownFrames != int64(len(unknown)) || st.ConnectionsLost != 0 {
 		t.Fatalf("stats %+v: want %d garbage, %d unknown, no loss", st, len(garbage)+1, len(unknown))
+	}
+
+	// Each malformed frame ends its own subscription, Transient; the neighbour lives on.
+	malformed := []string{
+		`{"jsonrpc":"2.0","id":%q,"result":{"event":{}}}`,
+		`{"jsonrpc":"2.0","id":%q,"result":{"event":{"message":null}}}`,
+		`{"jsonrpc":"2.0","id":%q,"result":{"event":"not an object"}}`,
+		`{"jsonrpc":"2.0","id":%q,"result":{"subscription":{"type":"event"}}}`,
+		`{"jsonrpc":"2.0","id":%q,"result":{"subscription":{"cursor":{}}}}`,
+		`{"jsonrpc":"2.0","id":%q,"result":{"reply":{"status":200}}}`,
+		`{"jsonrpc":"2.0","id":%q,"result":[1,2]}`,
+		`{"jsonrpc":"2.0","id":%q}`,
+	}
+	for _, frame := range malformed {
+		victim, _, err := m.Subscribe(wsCtx(t), wsTestParams("did:example:victim"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.sendRaw(fmt.Sprintf(frame, victim.ID()))
+		err, _ = wsWaitEnded(t, victim)
+		if !errors.Is(err, errWSMalformed) || !IsTransient(err) {
+			t.Fatalf("%s: victim ended with %v; want a transient errWSMalformed", frame, err)
+		}
+	}
+	c.sendRaw(wsWeb5Event(s.ID(), 8))
+	if n := wsFrameN(t, wsRecvFrame(t, s)); n != 8 {
+		t.Fatalf("neighbour after malformed frames: n=%d", n)
+	}
+
+	// A malformed answer to a subscribe fails that Subscribe instead of leaving it waiting.
+	f.setAuto(func(c *fakeWSConn, r fakeWSRequest) bool {
+		c.sendRaw(fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"reply":{"status":{"code":200}}},"error":"x"}`, r.ID))
+		return true
+	})
+	if _, _, err := m.Subscribe(wsCtx(t), wsTestParams("did:example:alice")); !errors.Is(err, errWSMalformed) {
+		t.Fatalf("malformed subscribe reply: %v", err)
 	}
 }
 
