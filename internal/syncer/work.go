@@ -176,7 +176,11 @@ func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, err
 	if total < applied {
 		total = applied
 	}
-	l.setProgress(Progress{Applied: applied, Total: total})
+	if total > 0 {
+		// Keep the last pass that had work to do (the bootstrap, typically); a later pass
+		// that found the sides equal does not reset it to 0/0.
+		l.setProgress(Progress{Applied: applied, Total: total})
+	}
 	return res, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/go-logr/logr"
@@ -18,7 +19,15 @@ const (
 	DefaultMaxPasses           = 4     // whole-batch passes while some entry still makes progress
 	DefaultPrefetchBudget      = 64 << 20
 	DefaultFetchConcurrency    = 4
+	DefaultApplyConcurrency    = 4
 )
+
+func (c *Copier) applyConcurrency() int {
+	if c.ApplyConcurrency > 0 {
+		return c.ApplyConcurrency
+	}
+	return DefaultApplyConcurrency
+}
 
 // Copier copies messages between tenants. The zero value is ready to use.
 type Copier struct {
@@ -35,6 +44,8 @@ type Copier struct {
 	// FetchConcurrency is how many source Reads run at once while messages are fetched
 	// before sorting (the agent's remote fetch concurrency).
 	FetchConcurrency int
+	// ApplyConcurrency is how many messages of one dependency level are applied at once.
+	ApplyConcurrency int
 	// PrefetchBudget bounds the small payloads one Copy keeps in memory between reading and
 	// applying; beyond it payloads are read again at apply time.
 	PrefetchBudget int64
@@ -76,7 +87,8 @@ type item struct {
 }
 
 // Copy applies entries from src to dst in dependency order and returns one outcome per entry,
-// in input order. A message missing from an entry is read from src; data comes inline or as
+// in input order. Messages of one dependency level (see topoOrder) go ApplyConcurrency at a
+// time; a level starts when the one below is done. A message missing from an entry is read from src; data comes inline or as
 // src's Read stream, piped straight into dst's Apply (and read again for every retry). Every
 // message's CID is recomputed before it is written; a mismatch is refused as Invalid
 // "cid-mismatch". Incomplete is resolved by applying the missing dependencies from src first.
@@ -86,30 +98,27 @@ func (c *Copier) Copy(ctx context.Context, src, dst dwn.Tenant, entries []dwn.En
 	res := Result{Outcomes: make([]Outcome, len(entries))}
 	ready, abort := c.prefetch(ctx, src, entries, res.Outcomes)
 
-	sorted := sortItems(ready)
-	for pass := 0; pass < c.maxPasses() && len(sorted) > 0; pass++ {
-		progress := false
+	pending := ready
+	for pass := 0; pass < c.maxPasses() && len(pending) > 0 && abort == nil; pass++ {
+		var progress bool
 		var again []item
-		for _, it := range sorted {
-			if abort != nil {
-				res.Outcomes[it.index] = Outcome{CID: it.Entry.CID, Err: abort}
-				continue
+		for _, lvl := range sortByLevel(pending) {
+			outs := c.applyLevel(ctx, src, dst, lvl, &abort)
+			for k, it := range lvl {
+				o := outs[k]
+				res.Outcomes[it.index] = o
+				if o.Succeeded() {
+					progress = true
+				}
+				if o.Kind == dwn.Incomplete && o.Err == nil {
+					again = append(again, it)
+				}
 			}
-			budget := c.maxDependencyPasses()
-			o := c.copyOne(ctx, src, dst, it, &budget, map[string]bool{it.Entry.CID: true})
-			res.Outcomes[it.index] = o
-			if o.Succeeded() {
-				progress = true
-			}
-			if o.Kind == dwn.Incomplete && o.Err == nil {
-				again = append(again, it)
-			}
-			abort = abortCause(ctx, o.Err)
 		}
-		if !progress || abort != nil {
+		if !progress {
 			break
 		}
-		sorted = again
+		pending = again
 	}
 	if err := ctx.Err(); err != nil {
 		return res, err
@@ -132,16 +141,59 @@ func abortCause(ctx context.Context, err error) error {
 	return nil
 }
 
-func sortItems(items []item) []item {
+// sortByLevel groups items by dependency level, each group in topological order.
+func sortByLevel(items []item) [][]item {
 	infos := make([]dwn.MessageInfo, len(items))
 	for i, it := range items {
 		infos[i] = it.Info
 	}
-	out := make([]item, 0, len(items))
-	for _, i := range topoOrder(infos) {
-		out = append(out, items[i])
+	order, level := topoOrder(infos)
+	var out [][]item
+	for _, i := range order {
+		for len(out) <= level[i] {
+			out = append(out, nil)
+		}
+		out[level[i]] = append(out[level[i]], items[i])
 	}
 	return out
+}
+
+// applyLevel copies items that do not depend on each other, ApplyConcurrency at a time, and
+// returns their outcomes in order. Once a transient failure sets *abort, items not yet started
+// are not attempted.
+func (c *Copier) applyLevel(ctx context.Context, src, dst dwn.Tenant, items []item, abort *error) []Outcome {
+	outs := make([]Outcome, len(items))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, c.applyConcurrency())
+	for k, it := range items {
+		sem <- struct{}{}
+		mu.Lock()
+		stop := *abort
+		mu.Unlock()
+		if stop != nil {
+			<-sem
+			outs[k] = Outcome{CID: it.Entry.CID, Err: stop}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			budget := c.maxDependencyPasses()
+			o := c.copyOne(ctx, src, dst, it, &budget, map[string]bool{it.Entry.CID: true})
+			outs[k] = o
+			if cause := abortCause(ctx, o.Err); cause != nil {
+				mu.Lock()
+				if *abort == nil {
+					*abort = cause
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return outs
 }
 
 func readFailure(cid string, err error) Outcome {
@@ -194,7 +246,10 @@ func (c *Copier) copyOne(ctx context.Context, src, dst dwn.Tenant, it item, budg
 				}
 				if d.Succeeded() {
 					progressed = true
-					deps += 1 + d.Dependencies
+				}
+				deps += d.Dependencies
+				if d.Err == nil && d.Kind == dwn.Applied {
+					deps++
 				}
 			}
 		}

@@ -114,7 +114,8 @@ func TestCopyResolvesIncompleteFromTheSource(t *testing.T) {
 	src.seed(t, grandchild)
 
 	// Only the grandchild is in the batch: protocol, parent, grandparent come from the source.
-	res, err := (&Copier{}).Copy(context.Background(), src, dst, entries(grandchild, s.up))
+	// One at a time, so that the update does not fetch the shared configure first.
+	res, err := (&Copier{ApplyConcurrency: 1}).Copy(context.Background(), src, dst, entries(grandchild, s.up))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,8 @@ type Outcome struct {
 	Err error
 	// AncestryOnly: the target stored the message as history without data (DWN 204).
 	AncestryOnly bool
-	// Dependencies counts the messages applied first to satisfy an Incomplete.
+	// Dependencies counts the messages newly applied (Applied, not Duplicate) to the target to
+	// satisfy an Incomplete, recursively.
 	Dependencies int
 }
 

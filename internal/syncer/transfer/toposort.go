@@ -32,14 +32,19 @@ func TopoSort(items []Item) []Item {
 		infos[i] = it.Info
 	}
 	out := make([]Item, 0, len(items))
-	for _, i := range topoOrder(infos) {
+	order, _ := topoOrder(infos)
+	for _, i := range order {
 		out = append(out, items[i])
 	}
 	return out
 }
 
-// topoOrder returns the indexes of infos in dependency order (see TopoSort).
-func topoOrder(items []dwn.MessageInfo) []int {
+// topoOrder returns the indexes of infos in dependency order (see TopoSort), and each item's
+// level: 0 for items with no dependency in the batch, otherwise one more than the highest
+// level among its dependencies. Items of one level do not depend on each other, so they may
+// be applied concurrently once the levels below are done. Items left in a cycle get a level of
+// their own after all others.
+func topoOrder(items []dwn.MessageInfo) (order []int, level []int) {
 	n := len(items)
 	configures := map[string]int{}    // protocol -> last configure in the batch
 	initialWrites := map[string]int{} // recordId -> its initial write
@@ -87,6 +92,8 @@ func topoOrder(items []dwn.MessageInfo) []int {
 	// Dependents are appended while scanning in input order, so each list is already sorted.
 
 	out := make([]int, 0, n)
+	level = make([]int, n)
+	maxLevel := 0
 	placed := make([]bool, n)
 	queue := make([]int, 0, n)
 	for i := range items {
@@ -99,7 +106,9 @@ func topoOrder(items []dwn.MessageInfo) []int {
 		queue = queue[1:]
 		out = append(out, i)
 		placed[i] = true
+		maxLevel = max(maxLevel, level[i])
 		for _, d := range dependents[i] {
+			level[d] = max(level[d], level[i]+1)
 			inDegree[d]--
 			if inDegree[d] == 0 {
 				queue = append(queue, d)
@@ -109,7 +118,9 @@ func topoOrder(items []dwn.MessageInfo) []int {
 	for i := range items {
 		if !placed[i] {
 			out = append(out, i)
+			level[i] = maxLevel + 1 // a cycle: one at a time, in input order
+			maxLevel++
 		}
 	}
-	return out
+	return out, level
 }

@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/ledger"
+	"github.com/dwnsync/dwnsync/internal/syncer"
+)
+
+type engineOpts struct {
+	ledgerPath string
+	pool       *dwn.Pool
+}
+
+type testEngine struct {
+	*syncer.Engine
+	reg *prometheus.Registry
+}
+
+// startEngine runs an engine with the spec's timings, except that reconciles after start-up
+// and give-ups come sooner, and stops it when the test ends.
+func startEngine(t *testing.T, o engineOpts) *testEngine {
+	t.Helper()
+	if o.ledgerPath == "" {
+		o.ledgerPath = filepath.Join(t.TempDir(), "ledger.db")
+	}
+	store, err := ledger.Open(o.ledgerPath, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.pool == nil {
+		o.pool = dwn.NewPool(dwn.Options{})
+	}
+	timing := syncer.DefaultTiming()
+	timing.ReconcileStartupDirty = 100 * time.Millisecond
+	timing.ReconcileRetry = 500 * time.Millisecond
+	reg := prometheus.NewRegistry()
+	eng, err := syncer.New(syncer.Options{Ledger: store, Pool: o.pool, Registerer: reg, Timing: &timing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Start(ctx) }()
+	go func() {
+		for {
+			select {
+			case <-eng.Events():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("engine: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("engine did not stop")
+		}
+		o.pool.Close()
+		_ = store.Close()
+	})
+	if err := eng.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return &testEngine{Engine: eng, reg: reg}
+}
+
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		<-tick.C
+	}
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+func contains(list []string, s string) bool { return slices.Contains(list, s) }
