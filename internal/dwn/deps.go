@@ -7,12 +7,28 @@ import (
 )
 
 // Dependency lookups (protocol spec §2.7): when a target answers Incomplete, the copier asks
-// the SOURCE for what is missing. Records and Protocols queries are signed by the tenant's
-// signer directly: they need the tenant's own key (a Messages-only delegate gets Unauthorized).
-// Entries come back in the order they must be applied: a record's initial write before its
-// latest state.
+// the SOURCE for what is missing. Records and Protocols queries are signed by the signer
+// directly (no grant invocation): they work with the tenant's own key. A Messages-only
+// delegate is refused those, and falls back to scanning the feed with MessagesRead. Entries
+// come back in the order they must be applied: a record's initial write before its latest
+// state.
 
-func (t *tenantBase) dependency(ctx context.Context, ref DependencyRef, plural bool) ([]Entry, error) {
+func (t *tenantBase) dependency(ctx context.Context, ref DependencyRef, plural bool, list lister) ([]Entry, error) {
+	entries, err := t.lookupDependency(ctx, ref, plural)
+	refused := IsUnauthorized(err) || (err == nil && len(entries) == 0)
+	if refused && t.delegate() && ref.MessageCID == "" {
+		// A Messages-only delegate may not run Records/Protocols queries (refused, or answered
+		// with only what it may see: nothing); find the dependency with what it may do: list
+		// the feed and read messages until they match.
+		return t.scanDependency(ctx, ref, plural, list)
+	}
+	return entries, err
+}
+
+// lister lists a scope's CIDs in feed order (the dialect's ListCIDs).
+type lister func(ctx context.Context, scope Scope) ([]string, error)
+
+func (t *tenantBase) lookupDependency(ctx context.Context, ref DependencyRef, plural bool) ([]Entry, error) {
 	switch {
 	case ref.MessageCID != "":
 		res, err := t.read(ctx, ref.MessageCID, plural)
@@ -31,6 +47,50 @@ func (t *tenantBase) dependency(ctx context.Context, ref DependencyRef, plural b
 		return t.recordByID(ctx, ref.RecordID)
 	}
 	return nil, &Error{Op: "dependency", Kind: Unsupported, Detail: fmt.Sprintf("cannot look up a %s reference without messageCid, protocol or recordId", ref.Type)}
+}
+
+// scanDependency is the delegate's fallback: one MessagesRead per listed CID (of ref's
+// protocol when known) until the messages that satisfy ref are found. It costs a read per
+// message, so it only runs when the direct queries are refused.
+func (t *tenantBase) scanDependency(ctx context.Context, ref DependencyRef, plural bool, list lister) ([]Entry, error) {
+	recordID := ref.RecordID
+	if ref.Type == "Grant" {
+		recordID = ref.PermissionGrant
+	}
+	scope := Scope{Protocol: ref.Protocol}
+	if ref.Type == "Grant" {
+		scope = Scope{} // grants live in the permissions protocol, tagged with theirs
+	}
+	cids, err := list(ctx, scope)
+	if err != nil {
+		return nil, err
+	}
+	var initial, rest []Entry
+	for _, cid := range cids {
+		res, err := t.read(ctx, cid, plural)
+		if IsNotFound(err) {
+			continue // pruned since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		if res.Data != nil {
+			res.Data.Close()
+		}
+		info, err := Inspect(res.Message)
+		if err != nil {
+			continue
+		}
+		switch {
+		case ref.Type == "Protocol" && info.Kind() == "ProtocolsConfigure" && info.ConfiguredProtocol == ref.Protocol:
+			rest = append(rest, Entry{CID: cid, Message: res.Message})
+		case recordID != "" && info.RecordID == recordID && info.IsInitialWrite:
+			initial = append(initial, Entry{CID: cid, Message: res.Message})
+		case recordID != "" && info.RecordID == recordID:
+			rest = append(rest, Entry{CID: cid, Message: res.Message})
+		}
+	}
+	return append(initial, rest...), nil
 }
 
 func (t *tenantBase) protocolsQuery(ctx context.Context, protocol string) ([]Entry, error) {

@@ -169,7 +169,7 @@ func (t *enboxTenant) Apply(ctx context.Context, message json.RawMessage, data i
 }
 
 func (t *enboxTenant) Dependency(ctx context.Context, ref DependencyRef) ([]Entry, error) {
-	return t.dependency(ctx, ref, true)
+	return t.dependency(ctx, ref, true, t.ListCIDs)
 }
 
 // Subscribe opens MessagesSubscribe on the endpoint's shared WebSocket: replay after `from`,

@@ -141,7 +141,7 @@ func (t *smtTenant) Apply(ctx context.Context, message json.RawMessage, data io.
 }
 
 func (t *smtTenant) Dependency(ctx context.Context, ref DependencyRef) ([]Entry, error) {
-	return t.dependency(ctx, ref, true)
+	return t.dependency(ctx, ref, true, t.ListCIDs)
 }
 
 func (t *smtTenant) Subscribe(ctx context.Context, scope Scope, from *Cursor) (Subscription, error) {

@@ -219,7 +219,7 @@ func (t *web5Tenant) Apply(ctx context.Context, message json.RawMessage, data io
 }
 
 func (t *web5Tenant) Dependency(ctx context.Context, ref DependencyRef) ([]Entry, error) {
-	return t.dependency(ctx, ref, false)
+	return t.dependency(ctx, ref, false, t.ListCIDs)
 }
 
 func (t *web5Tenant) Subscribe(ctx context.Context, scope Scope, from *Cursor) (Subscription, error) {

@@ -285,6 +285,18 @@ func TestWeb5Server(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitCID(t, ctx, sub, w.CID)
+		// Dependencies: a Messages-only delegate may not RecordsQuery, so it scans the feed.
+		w, err = env.client.Write(env.servers[0].URL, env.alice, dwnserver.WriteOpts{Protocol: dwnserver.SeedProtocol, ProtocolPath: "note", Data: []byte(`{"dep":1}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.client.Update(env.servers[0].URL, env.alice, w.RecordID, []byte(`{"dep":2}`)); err != nil {
+			t.Fatal(err)
+		}
+		deps, err := delegate.Dependency(ctx, dwn.DependencyRef{Type: "InitialWrite", RecordID: w.RecordID, Protocol: dwnserver.SeedProtocol})
+		if err != nil || len(deps) != 2 || deps[0].CID != w.CID {
+			t.Fatalf("delegate dependency lookup: %v %v (initial write %s)", cids(deps), err, w.CID)
+		}
 		// Without grants the same identity is refused.
 		_, err = env.tenant(t, 0, bobSigner).ListCIDs(ctx, dwn.Scope{})
 		if !dwn.IsUnauthorized(err) {
