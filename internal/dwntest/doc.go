@@ -47,5 +47,22 @@
 //     went out is not delivered (its position is a hole by then, as in a scan).
 //   - RotateEpoch keeps positions and open subscriptions; their later frames carry the new
 //     epoch. Combine it with DropWebSockets to force clients to resume with old tokens.
-//   - The server-side 30 s WebSocket ping and the 30 s idle re-drain are not modelled.
+//   - The server's WebSocket ping runs only when Options.PingInterval is set; the 30 s idle
+//     re-drain of subscriptions is not modelled (wake-ups are never lost here).
+//   - Tenant registration is not modelled; SetTenantActive(did, false) plays an unregistered
+//     tenant.
+//
+// # Faults and inspection
+//
+// Every fault is a method of Node and takes effect at once: DropWebSockets, RefuseConnections /
+// SetRefusing, FailNext (HTTP status, Retry-After), FailNextRPC (JSON-RPC error with the
+// server's HTTP mapping), DeferNextApplies, SetTenantActive, SetLatency, RotateEpoch,
+// CompactFeed, StallSubscriptions, ReplayBeforeReply, CorruptNextRead / CorruptNextMessages
+// (bytes that do not match the CID), CorruptNextData, SendGarbageFrames. Timers (latency,
+// refuse windows, subscription stall timeout, pings, grant expiry) run on Options.Clock.
+//
+// Inspection: CIDs, Fingerprint, Message, Head, Token, Count / Counts (requests by JSON-RPC
+// method, DWN message kind, "apply:<kind>", "GET /info", "websocket"…), Subscriptions,
+// WebSockets, Refused, Corrupted. Write stores a signed message without HTTP; Identity
+// authors signed messages (records, updates, deletes, protocols, grants, queries).
 package dwntest

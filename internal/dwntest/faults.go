@@ -27,6 +27,7 @@ type faultState struct {
 	corruptReads   int // next MessagesRead/RecordsRead answers
 	corruptAny     int // next messages served on any path
 	corrupted      int // how many corrupted messages were served
+	corruptData    int // next record data served (reads and inline data)
 
 	rpcFailNext  int
 	rpcFailCode  int
@@ -154,6 +155,27 @@ func (n *Node) SendGarbageFrames() {
 	for _, c := range conns {
 		c.sendGarbage()
 	}
+}
+
+// CorruptNextData makes the next count record data payloads served (MessagesRead and
+// RecordsRead bodies, inline encodedData of entries, events and diffs) differ from the data
+// their descriptors name: same length, first byte flipped.
+func (n *Node) CorruptNextData(count int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.faults.corruptData += count
+}
+
+// serveDataLocked returns the data to serve for m, corrupting it when a fault asks so.
+func (n *Node) serveDataLocked(m *stored) []byte {
+	if len(m.data) == 0 || n.faults.corruptData <= 0 {
+		return m.data
+	}
+	n.faults.corruptData--
+	n.faults.corrupted++
+	bad := append([]byte(nil), m.data...)
+	bad[0] ^= 0xff
+	return bad
 }
 
 // serveMessageLocked returns the bytes to serve for m, corrupting them when a fault asks so.

@@ -1,6 +1,7 @@
 package dwntest
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -233,4 +234,59 @@ func TestFaultReplayBeforeReply(t *testing.T) {
 	if f := c.nextJSON(); f["id"] != "req" || code(f["result"].(map[string]any)["reply"].(map[string]any)) != 200 {
 		t.Fatalf("the reply comes last: %v", f)
 	}
+}
+
+func TestFaultCorruptServedData(t *testing.T) {
+	n := Start(t, Options{})
+	alice := MustIdentity(t)
+	big := must[Written](t)(alice.Write(WriteOpts{Data: bytes.Repeat([]byte("d"), 40000)}))
+	small := must[Written](t)(alice.Write(WriteOpts{Data: []byte("small")}))
+	seed(t, n, alice.DID, big, small)
+	read := func() []byte {
+		msg := must[json.RawMessage](t)(alice.Sign(map[string]any{"interface": "Messages", "method": "Read", "messageCid": big.CID}))
+		return call(t, n.URL(), "dwn.processMessage", alice.DID, msg, nil).Data
+	}
+	n.CorruptNextData(2)
+	if got := read(); len(got) != len(big.Data) || dwn.RawDataCID(got) == dwn.RawDataCID(big.Data) {
+		t.Fatal("the corrupted read must keep the length and change the data CID")
+	}
+	rep := query(t, n, alice, alice.DID, map[string]any{})
+	if inline := decodeB64(t, entries(rep)[1]["encodedData"].(string)); bytes.Equal(inline, small.Data) {
+		t.Fatal("the second corruption must hit the inline data")
+	}
+	if got := read(); !bytes.Equal(got, big.Data) {
+		t.Fatal("only two payloads are corrupted")
+	}
+}
+
+func TestServerPingDropsSilentSockets(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	n := Start(t, Options{Clock: clk, PingInterval: 30 * time.Second})
+	url := "ws" + n.URL()[4:]
+	answering, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer answering.Close()
+	go func() { // a reading gorilla client answers pings
+		for {
+			if _, _, err := answering.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	silent, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close() // never reads, so never pongs
+	waitFor(t, func() bool { return n.WebSockets() == 2 })
+
+	bothArmed := func() bool { return clk.Waiters() == 2 }
+	waitFor(t, bothArmed)
+	clk.Step(30 * time.Second) // first ping to both
+	waitFor(t, func() bool { return n.Count("websocket:pong") == 1 })
+	waitFor(t, bothArmed)
+	clk.Step(30 * time.Second) // the silent one missed its pong
+	waitFor(t, func() bool { return n.WebSockets() == 1 && n.Count("websocket:ping-timeout") == 1 })
 }

@@ -221,15 +221,16 @@ func (n *Node) entryLocked(m *stored, cidsOnly bool) feedEntry {
 	e := feedEntry{Seq: strconv.FormatUint(m.pos, 10), MessageCID: m.cid, IsLatestBaseState: m.latest, Protocol: m.protocol}
 	if !cidsOnly {
 		e.Message = n.serveMessageLocked(m, servedQuery)
-		e.EncodedData = inlineData(m)
+		e.EncodedData = n.inlineDataLocked(m)
 	}
 	return e
 }
 
-// inlineData is the base64url data a server attaches to entries and events (≤ 30,000 bytes).
-func inlineData(m *stored) string {
-	if m.data == nil || len(m.data) > inlineDataLimit || len(m.data) == 0 {
+// inlineDataLocked is the base64url data a server attaches to entries, events and diff
+// entries (≤ 30,000 bytes), or "".
+func (n *Node) inlineDataLocked(m *stored) string {
+	if len(m.data) == 0 || len(m.data) > inlineDataLimit {
 		return ""
 	}
-	return base64.RawURLEncoding.EncodeToString(m.data)
+	return base64.RawURLEncoding.EncodeToString(n.serveDataLocked(m))
 }

@@ -230,7 +230,7 @@ func (n *Node) messagesReadLocked(t *tenant, req request) reply {
 	}
 	body := status(200, "OK")
 	body["entry"] = map[string]any{"messageCid": m.cid, "message": n.serveMessageLocked(m, servedRead)}
-	return reply{body: body, data: m.data}
+	return reply{body: body, data: n.serveDataLocked(m)}
 }
 
 // recordsQueryLocked answers the dependency lookups of spec §2.7: the newest write of each
@@ -269,7 +269,7 @@ func (n *Node) recordEntryLocked(t *tenant, m *stored) json.RawMessage {
 	if iw := t.initialWriteOf(m); iw != nil {
 		obj["initialWrite"] = iw.raw
 	}
-	if s := inlineData(m); s != "" {
+	if s := n.inlineDataLocked(m); s != "" {
 		obj["encodedData"], _ = json.Marshal(s)
 	}
 	b, _ := json.Marshal(obj)
@@ -292,7 +292,7 @@ func (n *Node) recordsReadLocked(t *tenant, req request) reply {
 	}
 	body := status(200, "OK")
 	body["entry"] = entry
-	return reply{body: body, data: r.latest.data}
+	return reply{body: body, data: n.serveDataLocked(r.latest)}
 }
 
 // protocolsQueryLocked lists the newest configuration of each (or one) protocol. Protocols

@@ -45,6 +45,10 @@ type Options struct {
 	// BufferTimeout is how long a subscription may wait behind a full window without ack
 	// progress before it is closed with SubscriptionBufferTimeout. 0 = 30 s.
 	BufferTimeout time.Duration
+	// PingInterval, when set, makes the node ping every WebSocket at this interval and cut a
+	// socket that has not answered with a pong since the previous ping (the enbox server does
+	// this every 30 s). 0 = off, so fake clocks see no heartbeat timers unless a test asks.
+	PingInterval time.Duration
 }
 
 // Node is one in-process enbox DWN server.

@@ -1,7 +1,6 @@
 package dwntest
 
 import (
-	"encoding/base64"
 	"regexp"
 	"sort"
 
@@ -147,9 +146,7 @@ func (n *Node) diffLocked(t *tenant, tree *dwn.SMT, client map[string]string, de
 				continue
 			}
 			e := diffEntry{MessageCID: cid, Message: n.serveMessageLocked(m, servedDiff)}
-			if m.data != nil && len(m.data) <= inlineDataLimit {
-				e.EncodedData = base64.RawURLEncoding.EncodeToString(m.data)
-			}
+			e.EncodedData = n.inlineDataLocked(m)
 			onlyRemote = append(onlyRemote, e)
 		}
 	}

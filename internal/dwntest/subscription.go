@@ -229,7 +229,7 @@ func (s *subscription) eventLocked(m *stored, cursor dwn.Cursor) map[string]any 
 	if m.protocol != "" {
 		body["protocol"] = m.protocol
 	}
-	if d := inlineData(m); d != "" {
+	if d := s.c.n.inlineDataLocked(m); d != "" {
 		body["encodedData"] = d
 	}
 	return body

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -27,6 +29,7 @@ type wsConn struct {
 	writeMu sync.Mutex
 
 	subs      map[string]*subscription // by client subscription id; guarded by Node.mu
+	ponged    atomic.Bool              // a pong arrived since the last ping
 	done      chan struct{}
 	closeOnce sync.Once
 }
@@ -38,10 +41,45 @@ func (n *Node) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(maxRequestData * 2)
 	c := &wsConn{n: n, conn: conn, subs: map[string]*subscription{}, done: make(chan struct{})}
+	c.ponged.Store(true)
+	conn.SetPongHandler(func(string) error {
+		c.ponged.Store(true)
+		n.counter.add("websocket:pong")
+		return nil
+	})
 	n.mu.Lock()
 	n.conns[c] = struct{}{}
 	n.mu.Unlock()
 	go c.readLoop()
+	if n.opts.PingInterval > 0 {
+		go c.heartbeat(n.opts.PingInterval)
+	}
+}
+
+// heartbeat pings the client every interval and drops the socket when the previous ping went
+// unanswered.
+func (c *wsConn) heartbeat(interval time.Duration) {
+	for {
+		timer := c.n.clock.NewTimer(interval)
+		select {
+		case <-c.done:
+			timer.Stop()
+			return
+		case <-timer.C():
+		}
+		if !c.ponged.Swap(false) {
+			c.n.counter.add("websocket:ping-timeout")
+			c.drop()
+			return
+		}
+		c.writeMu.Lock()
+		err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second))
+		c.writeMu.Unlock()
+		if err != nil {
+			c.drop()
+			return
+		}
+	}
 }
 
 func (c *wsConn) readLoop() {
