@@ -178,6 +178,24 @@ func TestTwoServersRealMessages(t *testing.T) {
 	if len(listedB) != 1+66+2 {
 		t.Errorf("server B lists %d CIDs after the second seed, want 69", len(listedB))
 	}
+
+	// Protocol-scoped replicator grants, one per Messages method, on both servers.
+	grants, err := c.ReplicatorGrants([]string{a.URL, b.URL}, alice, replicator.DID, notesProtocol)
+	noErr(t, err)
+	if len(grants) != 3 || grants["Query"] == "" || grants["Read"] == "" || grants["Subscribe"] == "" {
+		t.Fatalf("replicator grants %v, want Query, Read and Subscribe", grants)
+	}
+	for server, want := range map[*Server]int{a: 8 + 3, b: 69 + 3} {
+		viaGrant, err := c.QueryAs(server.URL, alice.DID, replicator, grants["Query"])
+		noErr(t, err)
+		// A scoped grant with filters: [] lists the whole tenant (spec §8).
+		if len(viaGrant) != want {
+			t.Errorf("%s lists %d CIDs via the scoped Query grant, want %d", server.URL, len(viaGrant), want)
+		}
+	}
+	if _, err := c.QueryAs(a.URL, alice.DID, replicator, grants["Read"]); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("query with the Read grant: err = %v, want 401 (method mismatch)", err)
+	}
 }
 
 func TestStopIsGracefulAndIdempotent(t *testing.T) {
