@@ -28,7 +28,8 @@ package dwn
 //     *Error with RPCCode; no socket → a Transient *Error wrapping errWSDisconnected.
 //
 // Delivery and termination: frames are delivered in arrival order on a bounded channel
-// (wsOptions.Buffer, default 512). The reader goroutine never blocks on a consumer: if the
+// (wsOptions.Buffer, default 128: a channel of values is allocated whole, ~19 KB per
+// subscription). The reader goroutine never blocks on a consumer: if the
 // channel is full when a frame arrives, that subscription alone ends with errWSOverflow (frames
 // already buffered stay readable; the mux sends rpc.subscribe.close in the background) and the
 // engine reopens from its checkpoint. We chose terminate-on-overflow over blocking (one slow
@@ -78,7 +79,7 @@ import (
 
 // Defaults of wsOptions.
 const (
-	wsDefaultBuffer       = 512
+	wsDefaultBuffer       = 128
 	wsDefaultPingInterval = 20 * time.Second
 	wsDefaultWriteTimeout = 10 * time.Second
 	wsDefaultCallTimeout  = 30 * time.Second
@@ -98,7 +99,7 @@ type wsOptions struct {
 	// Dialer defaults to a copy of websocket.DefaultDialer. Header is sent with the upgrade.
 	Dialer *websocket.Dialer
 	Header http.Header
-	// Buffer is the per-subscription frame buffer (default 512).
+	// Buffer is the per-subscription frame buffer (default 128; > enbox's window of 32).
 	Buffer int
 	// MaxInFlight is the server's unacknowledged-event window (/info.maxInFlight). 0 means the
 	// server has no flow control and Ack is a no-op.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,6 +86,9 @@ func BenchmarkWSFanIn1000(b *testing.B) {
 	all := make(chan struct{})
 	var target atomic.Int64
 	var consumers sync.WaitGroup
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
 	for i := range subs {
 		s, _, err := m.Subscribe(ctx, wsTestParams(fmt.Sprintf("did:example:tenant%d", i)))
 		if err != nil {
@@ -101,6 +105,8 @@ func BenchmarkWSFanIn1000(b *testing.B) {
 			}
 		}()
 	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
 	if f.upgrades.Load() != 1 {
 		b.Fatalf("%d sockets for %d subscriptions", f.upgrades.Load(), subs)
 	}
@@ -126,6 +132,8 @@ func BenchmarkWSFanIn1000(b *testing.B) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "frames/s")
+	// Heap per open subscription, client and fake server together (the server side is small).
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/subs, "heap-B/sub")
 	if st := m.Stats(); st.Overflows != 0 || st.GarbageFrames != 0 {
 		b.Fatalf("stats %+v: want no overflow, no garbage", st)
 	}
