@@ -58,3 +58,15 @@ func TestTopoSort(t *testing.T) {
 		})
 	}
 }
+
+// Levels decide what may be applied concurrently: nothing shares a level with a dependency.
+func TestTopoLevels(t *testing.T) {
+	in := []dwn.MessageInfo{dR1, wC1, uR1, wR1, cfgP, other, cyc1, cyc2}
+	order, level := topoOrder(in)
+	want := map[int]int{4: 0, 5: 0, 3: 1, 0: 2, 1: 2, 2: 2, 6: 3, 7: 4}
+	for i, l := range want {
+		if level[i] != l {
+			t.Errorf("item %d: level %d, want %d (order %v, levels %v)", i, level[i], l, order, level)
+		}
+	}
+}
