@@ -52,8 +52,12 @@ package dwn
 // Socket I/O deadlines for writes use wall time (they bound kernel I/O, not protocol timing).
 //
 // Frames with an id the mux does not know (e.g. the replies to rpc.ack, which carry random ids,
-// or frames for a subscription that just ended) are counted and ignored; frames that are not
-// JSON-RPC responses are counted as garbage and ignored. Nothing a server sends can panic the
+// or frames for a subscription that just ended) and enbox frame types it does not know are
+// counted (Stats().UnknownFrames) and ignored; frames that are not JSON-RPC responses with a
+// string id are counted (GarbageFrames) and ignored. A frame that names a live subscription but
+// cannot be read (an event without a message, a non-object result) ends that subscription with
+// a Transient *Error wrapping errWSMalformed: skipping it could leave a silent hole in the feed,
+// while reopening from the checkpoint loses nothing. Nothing a server sends can panic the
 // reader (FuzzWSFrame).
 
 import (
