@@ -283,3 +283,10 @@ func (t *tenantBase) duplicateOr(ctx context.Context, message json.RawMessage, a
 		return ApplyResult{}, err
 	}
 }
+
+// Every adapter implements the contract; enbox-smt also the SMT primitives.
+var (
+	_ Tenant    = (*web5Tenant)(nil)
+	_ Tenant    = (*enboxTenant)(nil)
+	_ SMTTenant = (*smtTenant)(nil)
+)
