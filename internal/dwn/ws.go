@@ -205,7 +205,11 @@ func newWSMux(endpoint string, opts wsOptions) (*wsMux, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	return &wsMux{url: u, opts: opts, log: opts.Logger.WithValues("endpoint", u)}, nil
+	shown := u
+	if p, err := url.Parse(u); err == nil {
+		shown = p.Redacted() // never log credentials embedded in the URL
+	}
+	return &wsMux{url: u, opts: opts, log: opts.Logger.WithValues("endpoint", shown)}, nil
 }
 
 // wsURL maps http→ws and https→wss (ws and wss pass through).
@@ -231,6 +235,13 @@ func wsURL(endpoint string) (string, error) {
 
 // URL is the ws(s) URL the mux dials.
 func (m *wsMux) URL() string { return m.url }
+
+func (m *wsMux) redactedURL() string {
+	if p, err := url.Parse(m.url); err == nil {
+		return p.Redacted()
+	}
+	return "the endpoint"
+}
 
 // Stats returns the counters.
 func (m *wsMux) Stats() wsStats {
@@ -361,9 +372,9 @@ func (m *wsMux) dialAfter(ctx context.Context, wait time.Duration) (*wsConn, err
 	}
 	if err != nil {
 		if resp != nil {
-			return nil, wsLost("dial %s: HTTP %d: %v", m.url, resp.StatusCode, err)
+			return nil, wsLost("dial %s: HTTP %d: %v", m.redactedURL(), resp.StatusCode, err)
 		}
-		return nil, wsLost("dial %s: %v", m.url, err)
+		return nil, wsLost("dial %s: %v", m.redactedURL(), err)
 	}
 	m.log.V(1).Info("websocket connected")
 	return newWSConn(m, ws), nil

@@ -47,6 +47,15 @@ func TestWSURL(t *testing.T) {
 			t.Errorf("wsURL(%q) accepted a bad endpoint", bad)
 		}
 	}
+	// Credentials in an endpoint never reach an error message.
+	m, err := newWSMux("http://user:s3cret@127.0.0.1:1", wsOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = m.Subscribe(wsCtx(t), wsTestParams("did:example:alice"))
+	if !IsTransient(err) || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("dial error %q: want a transient error without the password", err)
+	}
 }
 
 // The subscribe request carries fresh ids and the params verbatim; frames sent before the reply
