@@ -17,11 +17,11 @@ all: build
 ##@ Getting started
 .PHONY: demo
 demo: build dwn-server ## Replicate a tenant between two real local DWN servers (no cluster needed)
-	bash hack/demo.sh
+	go run ./hack/demo
 
 .PHONY: demo-k8s
 demo-k8s: build dwn-server install-tools ## The same story on an envtest control plane with kubectl
-	bash hack/demo-k8s.sh
+	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./hack/demo -k8s
 
 .PHONY: test
 test: install-tools dwn-server ## Unit, protocol, engine end-to-end and envtest tests (installs what they need)
