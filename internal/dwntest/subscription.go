@@ -198,9 +198,13 @@ func (s *subscription) framesLocked() (frames []any, terminal, windowFull bool) 
 // backlogLocked counts the live rows waiting behind the window (replay rows are read from the
 // store on demand and do not count).
 func (s *subscription) backlogLocked() int {
+	from := s.next
+	if s.replayTo > from {
+		from = s.replayTo
+	}
 	count := 0
-	for i := s.t.after(s.next); i < len(s.t.feed); i++ {
-		if row := s.t.feed[i]; row.pos > s.replayTo && matchesAny(s.filters, row) {
+	for i := s.t.after(from); i < len(s.t.feed); i++ {
+		if matchesAny(s.filters, s.t.feed[i]) {
 			count++
 		}
 	}
