@@ -163,7 +163,9 @@ func TestEngineCrashResumesFromCheckpoints(t *testing.T) {
 	if cp <= 20 {
 		t.Fatalf("the durable push checkpoint (%d) never moved into the burst", cp)
 	}
-	if replayed > 170-cp+1 {
+	// From the checkpoint there are 170-cp entries to push again (plus a few retried as
+	// duplicates under load); from the start it would be the whole burst and the seed.
+	if replayed > 170-cp+20 {
 		t.Fatalf("re-pushed %d messages: the checkpoint was not used", replayed)
 	}
 }

@@ -194,7 +194,7 @@ func (l *link) runReconcile(ctx context.Context, eff ls.StartReconcile) {
 	if ctx.Err() != nil {
 		return
 	}
-	done := ls.ReconcileDone{Seq: eff.Seq, Converged: res.Converged, Pulled: res.Pulled, Pushed: res.Pushed}
+	done := ls.ReconcileDone{Seq: eff.Seq, Converged: res.Converged, Pulled: res.Pulled, Pushed: res.Pushed, Crossed: crossed(res)}
 	if err != nil {
 		done.Err = err.Error()
 	}
@@ -202,11 +202,11 @@ func (l *link) runReconcile(ctx context.Context, eff ls.StartReconcile) {
 }
 
 func (l *link) runRepair(ctx context.Context, eff ls.StartRepair) {
-	_, err := l.reconcileOnce(ctx)
+	res, err := l.reconcileOnce(ctx)
 	if ctx.Err() != nil {
 		return
 	}
-	done := ls.RepairDone{Seq: eff.Seq}
+	done := ls.RepairDone{Seq: eff.Seq, Crossed: crossed(res)}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return
@@ -214,4 +214,9 @@ func (l *link) runRepair(ctx context.Context, eff ls.StartRepair) {
 		done.Err = err.Error()
 	}
 	l.send(done)
+}
+
+// crossed lists what a reconcile copied each way (for echo suppression).
+func crossed(res transfer.ReconcileResult) [2][]string {
+	return [2][]string{res.PullResult.Succeeded(), res.PushResult.Succeeded()}
 }

@@ -336,17 +336,27 @@ func TestE13_StaleDurableStatusOverwritten(t *testing.T) {
 	}
 }
 
-// E14: a message applied by a reconcile is not in the echo cache; when the push feed delivers
-// it, it is pushed, and the remote's Duplicate counts as success.
-func TestE14_ReconcileEchoPushedAsDuplicate(t *testing.T) {
+// E14: what a reconcile copied is recorded like a live transfer, so the feeds do not send it
+// back; a message that still comes back (e.g. delivered before the reconcile finished) is
+// pushed, and the remote's Duplicate counts as success.
+func TestE14_ReconcileEchoSuppressedOrDuplicate(t *testing.T) {
 	h := newHarness(t, both())
 	h.startLive()
-	eff := h.deliver(Push, "from-reconcile", 1)
+	h.fire(TimerVerify)
+	h.fire(TimerReconcile)
+	h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true, Crossed: [2][]string{{"pulled-by-reconcile"}, {"pushed-by-reconcile"}}})
+	if eff := h.deliver(Push, "pulled-by-reconcile", 1); has[FlushPush](eff) || lastCommit(eff, Push) == nil {
+		t.Fatalf("reconcile-pulled message pushed back: %s", describe(eff))
+	}
+	if eff := h.deliver(Pull, "pushed-by-reconcile", 1); has[ApplyPull](eff) || lastCommit(eff, Pull) == nil {
+		t.Fatalf("reconcile-pushed message pulled back: %s", describe(eff))
+	}
+	eff := h.deliver(Push, "from-reconcile", 2)
 	fp := find[FlushPush](eff)
 	if len(fp) != 1 {
 		t.Fatalf("not pushed: %s", describe(eff))
 	}
-	eff = h.step(PushFlushed{Epoch: fp[0].Epoch, Results: []PushItemResult{{Ordinal: 0, CID: "from-reconcile", Outcome: OutcomeOK, Reason: "Duplicate"}}})
+	eff = h.step(PushFlushed{Epoch: fp[0].Epoch, Results: []PushItemResult{{Ordinal: fp[0].Items[0].Ordinal, CID: "from-reconcile", Outcome: OutcomeOK, Reason: "Duplicate"}}})
 	if lastCommit(eff, Push) == nil {
 		t.Fatalf("duplicate not treated as success: %s", describe(eff))
 	}

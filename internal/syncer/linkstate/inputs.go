@@ -94,12 +94,16 @@ type ReconcileDone struct {
 	Err       string
 	Pulled    int
 	Pushed    int
+	// Crossed lists the CIDs the pass copied, per direction: the feeds will show them on the
+	// other side, and they are not sent back (a fix of E14; the seed echoed them as 409s).
+	Crossed [2][]string
 }
 
 // RepairDone: the work part of a repair (close feeds, reconcile) finished.
 type RepairDone struct {
-	Seq uint64
-	Err string
+	Seq     uint64
+	Err     string
+	Crossed [2][]string
 }
 
 // TimerFired: timer T armed for At fired. A firing for a deadline that is no longer armed is

@@ -79,6 +79,7 @@ func (m *Machine) reconcileDone(env Env, o *out, v ReconcileDone) {
 		return
 	}
 	m.rec.inFlight = false
+	m.noteCrossed(env, v.Crossed)
 	ok := v.Err == "" && v.Converged
 	o.add(Reconciled{Converged: ok, Pulled: v.Pulled, Pushed: v.Pushed, Err: v.Err})
 	if m.rec.pollWaiting {
@@ -122,6 +123,14 @@ func (m *Machine) reconcileDone(env Env, o *out, v ReconcileDone) {
 	if m.rec.trailing {
 		m.rec.trailing = false
 		m.requestReconcile(env, o, m.rec.trailingDelay, "trailing")
+	}
+}
+
+func (m *Machine) noteCrossed(env Env, crossed [2][]string) {
+	for _, d := range Dirs {
+		for _, cid := range crossed[d] {
+			m.noteEcho(env, d, cid)
+		}
 	}
 }
 

@@ -66,6 +66,7 @@ func (m *Machine) repairDone(env Env, o *out, v RepairDone) {
 	if !m.repair.active || m.repair.reopening || v.Seq != m.repair.seq {
 		return
 	}
+	m.noteCrossed(env, v.Crossed)
 	if v.Err != "" {
 		m.repairFailed(env, o, v.Err)
 		return

@@ -32,17 +32,31 @@ func TestReconcileTwoRealWeb5Servers(t *testing.T) {
 	}
 	t.Logf("servers and client up in %v", time.Since(start).Round(time.Millisecond))
 
+	// Both servers are seeded at once (the dwn-sdk-js client serves concurrent calls).
 	seedStart := time.Now()
-	seedA, err := client.Seed(servers[0].URL, id, dwnserver.SeedSpec{Records: 300, Large: 20, Updates: 50, Deletes: 20, Prefix: "a"})
-	if err != nil {
+	var seedA, seedB dwnserver.SeedResult
+	var errA, errB error
+	seeded := make(chan struct{})
+	go func() {
+		defer close(seeded)
+		seedB, errB = client.Seed(servers[1].URL, id, dwnserver.SeedSpec{Records: 40, Large: 5, Updates: 10, Deletes: 5, Prefix: "b"})
+	}()
+	seedA, errA = client.Seed(servers[0].URL, id, dwnserver.SeedSpec{Records: 300, Large: 20, Updates: 50, Deletes: 20, Prefix: "a"})
+	<-seeded
+	if errA != nil || errB != nil {
+		t.Fatal(errA, errB)
+	}
+	// One record above the 1 MiB buffering limit of the seed engine (E18): it must arrive whole.
+	huge := make([]byte, 2<<20+123)
+	for i := range huge {
+		huge[i] = byte(i*31 + i>>11)
+	}
+	if _, err := client.Write(servers[0].URL, id, dwnserver.WriteOpts{Protocol: dwnserver.SeedProtocol, ProtocolPath: "blob", Data: huge}); err != nil {
 		t.Fatal(err)
 	}
-	seedB, err := client.Seed(servers[1].URL, id, dwnserver.SeedSpec{Records: 40, Large: 5, Updates: 10, Deletes: 5, Prefix: "b"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("seeded A with %d messages (%d CIDs) at %.0f/s, B with %d messages (%d CIDs) at %.0f/s in %v",
-		seedA.Messages, seedA.ExpectedCIDs, seedA.Rate(), seedB.Messages, seedB.ExpectedCIDs, seedB.Rate(), time.Since(seedStart).Round(time.Millisecond))
+	seedA.ExpectedCIDs++
+	t.Logf("seeded A with %d messages (%d CIDs, one of 2 MiB) at %.0f/s, B with %d messages (%d CIDs) at %.0f/s in %v",
+		seedA.Messages+1, seedA.ExpectedCIDs, seedA.Rate(), seedB.Messages, seedB.ExpectedCIDs, seedB.Rate(), time.Since(seedStart).Round(time.Millisecond))
 
 	signer, err := dwn.NewSigner(id.DID, id.PrivateJWK)
 	if err != nil {
@@ -106,6 +120,14 @@ func TestReconcileTwoRealWeb5Servers(t *testing.T) {
 	// Same data per record.
 	hashStart := time.Now()
 	hashesA, hashesB := dataHashes(ctx, t, local, after[0]), dataHashes(ctx, t, remote, after[0])
+	hugeSum := sha256.Sum256(huge)
+	hugeFound := false
+	for _, h := range hashesB {
+		hugeFound = hugeFound || h == hex.EncodeToString(hugeSum[:])
+	}
+	if !hugeFound {
+		t.Fatal("the 2 MiB record did not arrive whole on B")
+	}
 	withData := 0
 	for _, cid := range after[0] {
 		if hashesA[cid] != hashesB[cid] {
