@@ -168,7 +168,10 @@ func (n *Node) CorruptNextData(count int) {
 
 // serveDataLocked returns the data to serve for m, corrupting it when a fault asks so.
 func (n *Node) serveDataLocked(m *stored) []byte {
-	if len(m.data) == 0 || n.faults.corruptData <= 0 {
+	if len(m.data) == 0 {
+		return nil // an empty payload is no data: no body, no dwn-response framing
+	}
+	if n.faults.corruptData <= 0 {
 		return m.data
 	}
 	n.faults.corruptData--
