@@ -131,11 +131,16 @@ func (n *Node) serveRPC(w http.ResponseWriter, r *http.Request) {
 	req, data, err := n.decodeHTTPRequest(r)
 	if err != nil {
 		n.counter.add("invalid")
-		writeJSON(w, http.StatusBadRequest, rpcErrorResponse(nil, codeBadRequest, err.Error(), nil))
+	} else {
+		n.counter.add(req.Method)
+	}
+	// Injected failures stand for trouble in front of the handler (proxy, limiter, crash), so
+	// they answer even requests the handler would reject.
+	if n.injectedFailure(w, req.ID) || n.injectedRPCFailure(w, req.ID) {
 		return
 	}
-	n.counter.add(req.Method)
-	if n.injectedFailure(w, req.ID) || n.injectedRPCFailure(w, req.ID) {
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, rpcErrorResponse(nil, codeBadRequest, err.Error(), nil))
 		return
 	}
 	rep, rerr := n.dispatch(req, data, transportHTTP)
