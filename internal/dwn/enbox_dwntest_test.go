@@ -166,6 +166,25 @@ func TestEnboxSMTAdapter(t *testing.T) {
 	if err != nil || db.Kind != dwn.DigestSMTRoot || db.Value != root {
 		t.Fatalf("B digest %+v %v, A root %s", db, err, root)
 	}
+	// processMessage outcomes that need a second look at the target (web5 spec §6).
+	rec, _ := alice.Write(dwntest.WriteOpts{Protocol: notes, ProtocolPath: "note", Data: []byte(`{"v":0}`)})
+	v1, _ := alice.Update(rec, []byte(`{"v":1}`))
+	v2, _ := alice.Update(v1, []byte(`{"v":2}`))
+	for _, w := range []dwntest.Written{rec, v2} {
+		if r, err := tb.Apply(ctx, w.Message, bytes.NewReader(w.Data)); err != nil || r.Kind != dwn.Applied {
+			t.Fatalf("apply %s: %+v %v", w.CID, r, err)
+		}
+	}
+	if r, err := tb.Apply(ctx, v1.Message, bytes.NewReader(v1.Data)); err != nil || r.Kind != dwn.Superseded {
+		t.Fatalf("older update after a newer one: %+v %v, want Superseded", r, err)
+	}
+	orphan, _ := alice.Write(dwntest.WriteOpts{Protocol: notes, ProtocolPath: "note", Data: []byte(`{"orphan":1}`)})
+	del, _ := alice.Delete(orphan.RecordID)
+	if r, err := tb.Apply(ctx, del.Message, nil); err != nil || r.Kind != dwn.Incomplete || len(r.Missing) != 1 ||
+		r.Missing[0].Type != "InitialWrite" || r.Missing[0].RecordID != orphan.RecordID {
+		t.Fatalf("delete before its record: %+v %v", r, err)
+	}
+
 	// A large record reads back whole.
 	res, err := ta.Read(ctx, written[2].CID)
 	if err != nil || res.Data == nil {
@@ -175,5 +194,45 @@ func TestEnboxSMTAdapter(t *testing.T) {
 	res.Data.Close()
 	if err != nil || !bytes.Equal(data, written[2].Data) {
 		t.Fatalf("large data: %d bytes, %v", len(data), err)
+	}
+}
+
+// A server pinned as enbox that lacks dwn.applyReplicatedMessage (-32601) is served through
+// dwn.processMessage from then on; a refused call that carried data is Deferred (its stream
+// is spent) and the retry goes through.
+func TestEnboxApplyFallsBackToProcessMessage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	n := dwntest.Start(t, dwntest.Options{Mode: dwntest.ModeEnboxSMT})
+	alice := dwntest.MustIdentity(t)
+	c, err := dwn.Open(ctx, n.URL(), dwn.Options{Dialect: dwn.DialectEnbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tn := c.Tenant(alice.DID, alice.Signer)
+	cfg, _ := alice.ConfigureProtocol(notes)
+	if r, err := tn.Apply(ctx, cfg.Message, nil); err != nil || r.Kind != dwn.Applied {
+		t.Fatalf("configure: %+v %v", r, err)
+	}
+	w, _ := alice.Write(dwntest.WriteOpts{Protocol: notes, ProtocolPath: "note", Data: []byte(`{"x":1}`)})
+	r, err := tn.Apply(ctx, w.Message, bytes.NewReader(w.Data))
+	if err != nil || r.Kind != dwn.Applied {
+		t.Fatalf("write after fallback: %+v %v", r, err)
+	}
+	if !slices.Contains(n.CIDs(alice.DID), w.CID) || n.Count("dwn.applyReplicatedMessage") != 1 {
+		t.Fatalf("node holds %v; apply attempts %d", n.CIDs(alice.DID), n.Count("dwn.applyReplicatedMessage"))
+	}
+
+	// A fresh client learns it on a call with data: Deferred, then Applied.
+	c2, _ := dwn.Open(ctx, n.URL(), dwn.Options{Dialect: dwn.DialectEnbox})
+	defer c2.Close()
+	t2 := c2.Tenant(alice.DID, alice.Signer)
+	w2, _ := alice.Write(dwntest.WriteOpts{Protocol: notes, ProtocolPath: "note", Data: []byte(`{"x":2}`)})
+	if r, err := t2.Apply(ctx, w2.Message, bytes.NewReader(w2.Data)); err != nil || r.Kind != dwn.Deferred {
+		t.Fatalf("first call with data: %+v %v, want Deferred", r, err)
+	}
+	if r, err := t2.Apply(ctx, w2.Message, bytes.NewReader(w2.Data)); err != nil || r.Kind != dwn.Applied {
+		t.Fatalf("retry: %+v %v", r, err)
 	}
 }
