@@ -76,7 +76,7 @@ func TestApplyValidation(t *testing.T) {
 
 // A changed config restarts the link (one supervisor, one subscription per feed: E15) and
 // keeps its checkpoints; an unchanged one is a no-op.
-func TestApplyChangeRestartsKeepingCheckpoints(t *testing.T) {
+func TestE15_ApplyChangeRestartsOneSupervisorKeepingCheckpoints(t *testing.T) {
 	p := startPair(t, dwntest.ModeEnbox, 20, 20, engineOpts{})
 	p.waitLiveConverged(t)
 	p.write(t, p.remote, 5, "before-change")
