@@ -1,0 +1,112 @@
+package transfer
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwntest"
+)
+
+// Reconcile between in-process enbox nodes through the real dwn adapters: fingerprints
+// (enbox), the batched SMT diff (enbox-smt), and mixed digest kinds (listing digests).
+func TestReconcileEnboxNodes(t *testing.T) {
+	cases := []struct {
+		name   string
+		a, b   dwntest.Mode
+		method string
+	}{
+		{"enbox fingerprints", dwntest.ModeEnbox, dwntest.ModeEnbox, MethodListing},
+		{"enbox-smt diff", dwntest.ModeEnboxSMT, dwntest.ModeEnboxSMT, MethodSMT},
+		{"mixed digest kinds", dwntest.ModeEnbox, dwntest.ModeEnboxSMT, MethodListing},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			na, nb := dwntest.Start(t, dwntest.Options{Mode: c.a}), dwntest.Start(t, dwntest.Options{Mode: c.b})
+			id := dwntest.MustIdentity(t)
+			seedEnboxNodes(t, id, na, nb)
+			a, b := openNode(ctx, t, na, id), openNode(ctx, t, nb, id)
+
+			res, err := Reconcile(ctx, a, b, dwn.Scope{}, Both)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Converged || res.Method != c.method || len(res.Failed) != 0 {
+				t.Fatalf("reconcile: converged=%v method=%s failed=%v", res.Converged, res.Method, res.Failed)
+			}
+			if !reflect.DeepEqual(na.CIDs(id.DID), nb.CIDs(id.DID)) {
+				t.Fatalf("CID sets differ: %d vs %d", len(na.CIDs(id.DID)), len(nb.CIDs(id.DID)))
+			}
+			cids := na.CIDs(id.DID)
+			ha, hb := dataHashes(ctx, t, a, cids), dataHashes(ctx, t, b, cids)
+			if !reflect.DeepEqual(ha, hb) {
+				t.Fatal("data differs")
+			}
+			t.Logf("%s: %d CIDs, pulled %d, pushed %d, diff %d/%d", c.name, len(cids), res.Pulled, res.Pushed, res.OnlyRemote, res.OnlyLocal)
+
+			again, err := Reconcile(ctx, a, b, dwn.Scope{}, Both)
+			if err != nil || !again.Converged || again.Method != MethodDigestEqual {
+				t.Fatalf("second reconcile: %v %+v", err, again)
+			}
+		})
+	}
+}
+
+// seedEnboxNodes writes one shared configure to both nodes, then disjoint records: small and
+// 200 KB payloads, children, updates and deletes.
+func seedEnboxNodes(t *testing.T, id *dwntest.Identity, na, nb *dwntest.Node) {
+	t.Helper()
+	must := func(w dwntest.Written, err error) dwntest.Written {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	put := func(n *dwntest.Node, w dwntest.Written) {
+		t.Helper()
+		if r := n.Write(id.DID, w.Message, w.Data); !r.Kind.Succeeded() {
+			t.Fatalf("seed: %s %s", r.Kind, r.Reason)
+		}
+	}
+	cfg := must(id.ConfigureProtocol(proto))
+	put(na, cfg)
+	put(nb, cfg)
+	for side, n := range []*dwntest.Node{na, nb} {
+		for i := 0; i < 15; i++ {
+			size := 100 + i
+			if i%4 == 0 {
+				size = 200 << 10
+			}
+			w := must(id.Write(dwntest.WriteOpts{Protocol: proto, ProtocolPath: "note", Data: payload(size, byte(side*50+i))}))
+			put(n, w)
+			if i%3 == 0 {
+				put(n, must(id.Write(dwntest.WriteOpts{Protocol: proto, ProtocolPath: "note/comment", Parent: &w, Data: payload(30, byte(i))})))
+			}
+			if i%5 == 1 {
+				put(n, must(id.Update(w, payload(64, byte(i)))))
+			}
+			if i%7 == 2 {
+				put(n, must(id.Delete(w.RecordID)))
+			}
+		}
+	}
+}
+
+func openNode(ctx context.Context, t *testing.T, n *dwntest.Node, id *dwntest.Identity) dwn.Tenant {
+	t.Helper()
+	dialect := dwn.DialectEnbox
+	if n.Mode() == dwntest.ModeEnboxSMT {
+		dialect = dwn.DialectEnboxSMT
+	}
+	c, err := dwn.Open(ctx, n.URL(), dwn.Options{Dialect: dialect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c.Tenant(id.DID, id.Signer)
+}
