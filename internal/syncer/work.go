@@ -155,7 +155,13 @@ func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, err
 	if err != nil {
 		return transfer.ReconcileResult{}, err
 	}
-	res, err := l.e.copier.Reconcile(ctx, local, remote, l.cfg.Scope, transfer.Direction(l.cfg.Direction))
+	prog := &reconcileProgress{pull: l.cfg.Direction != DirectionPush, push: l.cfg.Direction != DirectionPull,
+		report: func(p Progress) {
+			if p.Applied > 0 || p.Total > 0 {
+				l.setProgress(p)
+			}
+		}}
+	res, err := l.e.copier.Reconcile(ctx, prog.watch(local, 0), prog.watch(remote, 1), l.cfg.Scope, transfer.Direction(l.cfg.Direction))
 	if err != nil {
 		return res, err
 	}
@@ -171,14 +177,15 @@ func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, err
 			l.deadLetterFromWorker(ls.Push, o)
 		}
 	}
-	total := int64(res.OnlyLocal + res.OnlyRemote)
-	applied := int64(res.Pulled + res.Pushed)
-	if total < applied {
-		total = applied
-	}
-	if total > 0 {
-		// Keep the last pass that had work to do (the bootstrap, typically); a later pass
-		// that found the sides equal does not reset it to 0/0.
+	if applied := int64(res.Pulled + res.Pushed); applied > 0 {
+		// The final figures of a pass that copied something (the bootstrap, typically); a
+		// later pass that found the sides equal does not reset them to 0/0.
+		total := max(int64(res.OnlyLocal+res.OnlyRemote), applied)
+		prog.mu.Lock()
+		if pr := prog.progressLocked(); pr.Total > 0 {
+			total = max(pr.Total, applied)
+		}
+		prog.mu.Unlock()
 		l.setProgress(Progress{Applied: applied, Total: total})
 	}
 	return res, nil

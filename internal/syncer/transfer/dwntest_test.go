@@ -97,7 +97,7 @@ func seedEnboxNodes(t *testing.T, id *dwntest.Identity, na, nb *dwntest.Node) {
 	}
 }
 
-func openNode(ctx context.Context, t *testing.T, n *dwntest.Node, id *dwntest.Identity) dwn.Tenant {
+func openNode(ctx context.Context, t testing.TB, n *dwntest.Node, id *dwntest.Identity) dwn.Tenant {
 	t.Helper()
 	dialect := dwn.DialectEnbox
 	if n.Mode() == dwntest.ModeEnboxSMT {

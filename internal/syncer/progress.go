@@ -1,0 +1,122 @@
+package syncer
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"sync"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+)
+
+// reconcileProgress watches one reconcile through the tenants it is given: it counts the
+// messages newly stored on either side as they are applied, and, when the dialect diffs by
+// CID listings, knows the total to copy as soon as both listings are in.
+type reconcileProgress struct {
+	mu       sync.Mutex
+	applied  int64
+	listings [2][]string // [0] local, [1] remote
+	listed   [2]bool
+	pull     bool // remote → local allowed
+	push     bool // local → remote allowed
+	report   func(Progress)
+}
+
+func (p *reconcileProgress) onApplied() {
+	p.mu.Lock()
+	p.applied++
+	pr := p.progressLocked()
+	p.mu.Unlock()
+	p.report(pr)
+}
+
+func (p *reconcileProgress) onListing(side int, cids []string) {
+	p.mu.Lock()
+	p.listings[side], p.listed[side] = cids, true
+	pr := p.progressLocked()
+	p.mu.Unlock()
+	p.report(pr)
+}
+
+func (p *reconcileProgress) progressLocked() Progress {
+	pr := Progress{Applied: p.applied}
+	if p.listed[0] && p.listed[1] {
+		have := [2]map[string]bool{{}, {}}
+		for side := range p.listings {
+			for _, c := range p.listings[side] {
+				have[side][c] = true
+			}
+		}
+		if p.pull {
+			for c := range have[1] {
+				if !have[0][c] {
+					pr.Total++
+				}
+			}
+		}
+		if p.push {
+			for c := range have[0] {
+				if !have[1][c] {
+					pr.Total++
+				}
+			}
+		}
+		if pr.Total < pr.Applied {
+			pr.Total = pr.Applied
+		}
+	}
+	return pr
+}
+
+// watch wraps a tenant so that its applies and listings reach p; SMT tenants keep their SMT
+// methods (the copier diffs with them when both sides have them).
+func (p *reconcileProgress) watch(t dwn.Tenant, side int) dwn.Tenant {
+	w := watchedTenant{Tenant: t, side: side, p: p}
+	if s, ok := t.(dwn.SMTTenant); ok {
+		return watchedSMTTenant{watchedTenant: w, smt: s}
+	}
+	return w
+}
+
+type watchedTenant struct {
+	dwn.Tenant
+	side int
+	p    *reconcileProgress
+}
+
+func (w watchedTenant) Apply(ctx context.Context, message json.RawMessage, data io.Reader) (dwn.ApplyResult, error) {
+	r, err := w.Tenant.Apply(ctx, message, data)
+	if err == nil && r.Kind == dwn.Applied {
+		w.p.onApplied()
+	}
+	return r, err
+}
+
+func (w watchedTenant) ListCIDs(ctx context.Context, scope dwn.Scope) ([]string, error) {
+	cids, err := w.Tenant.ListCIDs(ctx, scope)
+	if err == nil {
+		w.p.onListing(w.side, cids)
+	}
+	return cids, err
+}
+
+type watchedSMTTenant struct {
+	watchedTenant
+	smt dwn.SMTTenant
+}
+
+func (w watchedSMTTenant) SMTRoot(ctx context.Context, scope dwn.Scope) (string, error) {
+	return w.smt.SMTRoot(ctx, scope)
+}
+
+func (w watchedSMTTenant) SMTSubtree(ctx context.Context, scope dwn.Scope, prefix string) (string, error) {
+	return w.smt.SMTSubtree(ctx, scope, prefix)
+}
+
+func (w watchedSMTTenant) SMTLeaves(ctx context.Context, scope dwn.Scope, prefix string) ([]string, error) {
+	return w.smt.SMTLeaves(ctx, scope, prefix)
+}
+
+func (w watchedSMTTenant) SMTDiff(ctx context.Context, scope dwn.Scope, hashes map[string]string, depth int) ([]dwn.Entry, []string, error) {
+	return w.smt.SMTDiff(ctx, scope, hashes, depth)
+}
