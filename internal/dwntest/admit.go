@@ -230,8 +230,7 @@ func (n *Node) replaceLatestLocked(t *tenant, r *record, m *stored) {
 	r.latest = m
 }
 
-// checkData validates record data against the descriptor (size, and the CID when the data is
-// one raw UnixFS block).
+// checkData validates record data against the descriptor: size and UnixFS data CID.
 func checkData(m *stored, data []byte) (outcome, bool) {
 	if data == nil {
 		return outcome{}, true
@@ -240,8 +239,10 @@ func checkData(m *stored, data []byte) (outcome, bool) {
 		return invalid(400, "RecordsWriteDataSizeMismatch",
 			fmt.Sprintf("data is %d bytes, descriptor.dataSize is %d", len(data), m.info.DataSize)), false
 	}
-	if len(data) <= 262144 && m.info.DataCID != "" && dwn.RawDataCID(data) != m.info.DataCID {
-		return invalid(400, "RecordsWriteDataCidMismatch", "data does not match descriptor.dataCid"), false
+	if m.info.DataCID != "" {
+		if cid, _, err := dwn.DataCID(bytes.NewReader(data)); err != nil || cid != m.info.DataCID {
+			return invalid(400, "RecordsWriteDataCidMismatch", "data does not match descriptor.dataCid"), false
+		}
 	}
 	return outcome{}, true
 }

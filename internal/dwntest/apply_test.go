@@ -238,3 +238,24 @@ func TestDependencyLookups(t *testing.T) {
 		t.Fatalf("stranger RecordsQuery: %v", rep)
 	}
 }
+
+func TestLargeRecordsAreCheckedAndStreamed(t *testing.T) {
+	n := Start(t, Options{})
+	alice := MustIdentity(t)
+	big := bytes.Repeat([]byte("a"), 300000) // two UnixFS chunks: a dag-pb dataCid
+	w := must[Written](t)(alice.Write(WriteOpts{Data: big}))
+	if r := apply(t, n, alice.DID, w); r["kind"] != "Applied" {
+		t.Fatalf("large record: %v", r)
+	}
+	wrong := append([]byte(nil), big...)
+	wrong[299999] = 'b'
+	other := must[Written](t)(alice.Write(WriteOpts{Data: big}))
+	if r := apply(t, n, alice.DID, Written{Message: other.Message, Data: wrong}); r["kind"] != "Invalid" ||
+		!strings.Contains(r["reason"].(string), "DataCidMismatch") {
+		t.Fatalf("data that does not match the dag-pb dataCid: %v", r)
+	}
+	msg := must[json.RawMessage](t)(alice.Sign(map[string]any{"interface": "Messages", "method": "Read", "messageCid": w.CID}))
+	if resp := call(t, n.URL(), "dwn.processMessage", alice.DID, msg, nil); !bytes.Equal(resp.Data, big) {
+		t.Fatalf("read back %d bytes", len(resp.Data))
+	}
+}

@@ -1,11 +1,11 @@
 package dwntest
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -112,7 +112,7 @@ type WriteOpts struct {
 	Parent                 *Written // parent record (protocol records only)
 	Recipient              string
 	Tags                   map[string]any
-	Data                   []byte // ≤ 262,144 bytes (one raw UnixFS block)
+	Data                   []byte
 	DataFormat             string // default application/octet-stream
 }
 
@@ -223,14 +223,15 @@ func (id *Identity) Sign(descriptor map[string]any, grantIDs ...string) (json.Ra
 }
 
 func recordDescriptor(data []byte, format, created, ts string) (map[string]any, error) {
-	if len(data) > 262144 {
-		return nil, errors.New("dwntest: record data above 262,144 bytes needs a dag-pb dataCid, which this helper does not build")
-	}
 	if format == "" {
 		format = "application/octet-stream"
 	}
+	dataCID, _, err := dwn.DataCID(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
 	return map[string]any{
-		"interface": "Records", "method": "Write", "dataCid": dwn.RawDataCID(data), "dataSize": len(data),
+		"interface": "Records", "method": "Write", "dataCid": dataCID, "dataSize": len(data),
 		"dateCreated": created, "messageTimestamp": ts, "dataFormat": format,
 	}, nil
 }

@@ -41,8 +41,7 @@
 //     write a record of a configured protocol. ProtocolsConfigure and grants must be authored
 //     by the tenant. ProtocolsQuery treats every protocol as published.
 //   - Only did:jwk signatures verify; other DID methods are Invalid (401 on processMessage).
-//   - Data CIDs are checked for data up to one raw UnixFS block (262,144 bytes); larger data
-//     is checked by size only.
+//   - Record data is checked against descriptor.dataSize and dataCid (dwn.DataCID, any size).
 //   - Subscriptions deliver straight from the feed, so a message removed before its frame
 //     went out is not delivered (its position is a hole by then, as in a scan).
 //   - RotateEpoch keeps positions and open subscriptions; their later frames carry the new
