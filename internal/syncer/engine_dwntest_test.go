@@ -183,77 +183,89 @@ func TestEngineDwntestGapRepairsToLive(t *testing.T) {
 
 // Remote unreachable → three failed repairs → degraded_poll → live once it answers again.
 func TestEngineDwntestUnreachableDegradedThenLive(t *testing.T) {
-	p := startPair(t, dwntest.ModeEnbox, 3, 3, engineOpts{})
-	p.waitLiveConverged(t)
-	p.remote.SetRefusing(true)
-	eventually(t, 30*time.Second, "degraded_poll", func() bool { return p.phase() == "degraded_poll" })
-	failed := 0
-	for _, ty := range p.te.eventTypes(p.key) {
-		if ty == "repair:failed" {
-			failed++
-		}
+	for _, mode := range modes() {
+		t.Run(string(mode), func(t *testing.T) {
+			p := startPair(t, mode, 3, 3, engineOpts{})
+			p.waitLiveConverged(t)
+			p.remote.SetRefusing(true)
+			eventually(t, 30*time.Second, "degraded_poll", func() bool { return p.phase() == "degraded_poll" })
+			failed := 0
+			for _, ty := range p.te.eventTypes(p.key) {
+				if ty == "repair:failed" {
+					failed++
+				}
+			}
+			if failed < 3 {
+				t.Fatalf("degraded after %d failed repairs: %v", failed, p.te.eventTypes(p.key))
+			}
+			s, _ := p.te.Snapshot(p.key)
+			if s.Connectivity != "offline" {
+				t.Fatalf("connectivity %s in degraded_poll", s.Connectivity)
+			}
+			p.write(t, p.local, 2, "while-down")
+			p.remote.SetRefusing(false)
+			eventually(t, 30*time.Second, "back to live and converged", func() bool {
+				return p.phase() == "live" && p.converged()
+			})
+			t.Logf("events: %v", p.te.eventTypes(p.key))
+		})
 	}
-	if failed < 3 {
-		t.Fatalf("degraded after %d failed repairs: %v", failed, p.te.eventTypes(p.key))
-	}
-	s, _ := p.te.Snapshot(p.key)
-	if s.Connectivity != "offline" {
-		t.Fatalf("connectivity %s in degraded_poll", s.Connectivity)
-	}
-	p.write(t, p.local, 2, "while-down")
-	p.remote.SetRefusing(false)
-	eventually(t, 30*time.Second, "back to live and converged", func() bool {
-		return p.phase() == "live" && p.converged()
-	})
-	t.Logf("events: %v", p.te.eventTypes(p.key))
 }
 
 // Push 5xx until the retries are exhausted → needsReconcile → a reconcile clears it.
 func TestEngineDwntestPushFailuresNeedReconcile(t *testing.T) {
-	p := startPair(t, dwntest.ModeEnbox, 2, 2, engineOpts{})
-	p.waitLiveConverged(t)
-	// Enough failures for the client's own retries and the engine's four push attempts.
-	p.remote.FailNext(12, 503, 0)
-	w := p.write(t, p.local, 1, "push-fails")
-	eventually(t, 20*time.Second, "reconcile:needed", func() bool {
-		return p.te.sawEvent(p.key, "reconcile:needed", "")
-	})
-	eventually(t, 30*time.Second, "reconcile cleared needsReconcile and copied the write", func() bool {
-		s, _ := p.te.Snapshot(p.key)
-		return !s.NeedsReconcile && contains(p.remote.CIDs(p.id.DID), w[0])
-	})
-	if !p.te.sawEvent(p.key, "reconcile:completed", "") {
-		t.Fatalf("no reconcile:completed: %v", p.te.eventTypes(p.key))
+	for _, mode := range modes() {
+		t.Run(string(mode), func(t *testing.T) {
+			p := startPair(t, mode, 2, 2, engineOpts{})
+			p.waitLiveConverged(t)
+			// Enough failures for the client's own retries and the engine's four push attempts.
+			p.remote.FailNext(12, 503, 0)
+			w := p.write(t, p.local, 1, "push-fails")
+			eventually(t, 20*time.Second, "reconcile:needed", func() bool {
+				return p.te.sawEvent(p.key, "reconcile:needed", "")
+			})
+			eventually(t, 30*time.Second, "reconcile cleared needsReconcile and copied the write", func() bool {
+				s, _ := p.te.Snapshot(p.key)
+				return !s.NeedsReconcile && contains(p.remote.CIDs(p.id.DID), w[0])
+			})
+			if !p.te.sawEvent(p.key, "reconcile:completed", "") {
+				t.Fatalf("no reconcile:completed: %v", p.te.eventTypes(p.key))
+			}
+		})
 	}
 }
 
 // A message served with a wrong CID is refused and dead-lettered; the link keeps going.
 func TestEngineDwntestWrongCIDRefused(t *testing.T) {
-	p := startPair(t, dwntest.ModeEnbox, 2, 2, engineOpts{})
-	p.waitLiveConverged(t)
-	p.remote.CorruptNextMessages(1)
-	bad := p.write(t, p.remote, 1, "corrupt")
-	eventually(t, 20*time.Second, "dead letter", func() bool {
-		s, _ := p.te.Snapshot(p.key)
-		return s.DeadLetters > 0
-	})
-	good := p.write(t, p.remote, 2, "after-corrupt")
-	eventually(t, 20*time.Second, "the link kept going", func() bool {
-		l := p.local.CIDs(p.id.DID)
-		return contains(l, good[0]) && contains(l, good[1])
-	})
-	rec, _, _ := p.te.store.Get(p.key)
-	found := false
-	for _, d := range rec.DeadLetters {
-		if d.CID == bad[0] && strings.HasPrefix(d.Reason, "cid-mismatch") {
-			found = true
-		}
+	for _, mode := range modes() {
+		t.Run(string(mode), func(t *testing.T) {
+			p := startPair(t, mode, 2, 2, engineOpts{})
+			p.waitLiveConverged(t)
+			p.remote.CorruptNextMessages(1)
+			bad := p.write(t, p.remote, 1, "corrupt")
+			eventually(t, 20*time.Second, "dead letter", func() bool {
+				s, _ := p.te.Snapshot(p.key)
+				return s.DeadLetters > 0
+			})
+			good := p.write(t, p.remote, 2, "after-corrupt")
+			eventually(t, 20*time.Second, "the link kept going", func() bool {
+				l := p.local.CIDs(p.id.DID)
+				return contains(l, good[0]) && contains(l, good[1])
+			})
+			rec, _, _ := p.te.store.Get(p.key)
+			found := false
+			for _, d := range rec.DeadLetters {
+				if d.CID == bad[0] && strings.HasPrefix(d.Reason, "cid-mismatch") {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("dead letters %+v do not name %s as cid-mismatch", rec.DeadLetters, bad[0])
+			}
+			if p.remote.Corrupted() == 0 {
+				t.Fatal("the node served nothing corrupted")
+			}
+			_ = dwn.Invalid
+		})
 	}
-	if !found {
-		t.Fatalf("dead letters %+v do not name %s as cid-mismatch", rec.DeadLetters, bad[0])
-	}
-	if p.remote.Corrupted() == 0 {
-		t.Fatal("the node served nothing corrupted")
-	}
-	_ = dwn.Invalid
 }

@@ -44,6 +44,9 @@ func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
 			if o.Kind == dwn.Applied {
 				l.countApplied(ls.Pull, 1+o.Dependencies)
 			}
+			if attempt > 0 {
+				l.setDirError(ls.Pull, "")
+			}
 		case err == nil && o.Kind == dwn.Invalid:
 			res.Outcome, res.Reason = ls.OutcomeInvalid, o.Reason
 		case err == nil && o.Err == nil && !o.Retryable():
@@ -121,7 +124,7 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 		l.send(out)
 		return
 	}
-	applied := 0
+	applied, transient := 0, 0
 	for i, it := range eff.Items {
 		o := r.Outcomes[i]
 		res := ls.PushItemResult{Ordinal: it.Ordinal, CID: it.Entry.CID, Reason: o.Reason}
@@ -139,6 +142,7 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 		case o.Retryable() || o.Err != nil:
 			res.Outcome = ls.OutcomeTransient
 			res.Reason = o.String()
+			transient++
 			l.setDirError(ls.Push, o.String())
 		default:
 			res.Outcome, res.Reason = ls.OutcomeInvalid, o.String()
@@ -146,6 +150,9 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 		out.Results = append(out.Results, res)
 	}
 	l.countApplied(ls.Push, applied)
+	if transient == 0 {
+		l.setDirError(ls.Push, "")
+	}
 	l.send(out)
 }
 

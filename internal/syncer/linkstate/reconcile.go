@@ -99,6 +99,7 @@ func (m *Machine) reconcileDone(env Env, o *out, v ReconcileDone) {
 	}
 	if ok {
 		m.rec.failures = 0
+		m.LastError = "" // the sides are equal: whatever failed before no longer matters
 		if m.NeedsReconcile && !m.rec.dirtiedDuringFlight {
 			m.NeedsReconcile = false
 			m.persist(o)
