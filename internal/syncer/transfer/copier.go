@@ -97,6 +97,11 @@ type item struct {
 func (c *Copier) Copy(ctx context.Context, src, dst dwn.Tenant, entries []dwn.Entry) (Result, error) {
 	res := Result{Outcomes: make([]Outcome, len(entries))}
 	ready, abort := c.prefetch(ctx, src, entries, res.Outcomes)
+	if abort != nil {
+		for _, it := range ready {
+			res.Outcomes[it.index] = Outcome{CID: it.Entry.CID, Err: abort}
+		}
+	}
 
 	pending := ready
 	for pass := 0; pass < c.maxPasses() && len(pending) > 0 && abort == nil; pass++ {

@@ -212,6 +212,25 @@ func TestCopyStopsAfterATransportError(t *testing.T) {
 		t.Fatalf("%d applies after the failure, want only the failed one", n)
 	}
 
+	// A transient failure while reading the source: nothing is applied, and every entry says
+	// why (no outcome is left without a kind or an error).
+	for _, conc := range []int{1, 4} {
+		src.failReads = 1
+		dst := newFakeTenant("dst")
+		res, err = (&Copier{FetchConcurrency: conc}).Copy(context.Background(), src, dst, cidsOnly(s.all...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range res.Outcomes {
+			if o.Succeeded() || o.Err == nil || !o.Retryable() {
+				t.Fatalf("concurrency %d: outcome %+v after a transient read failure", conc, o)
+			}
+		}
+		if len(dst.applies) != 0 {
+			t.Fatalf("concurrency %d: %d applies after a failed prefetch", conc, len(dst.applies))
+		}
+	}
+
 	// Cancelled context: nothing attempted, error returned.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
