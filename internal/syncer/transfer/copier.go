@@ -232,7 +232,7 @@ func (c *Copier) copyOne(ctx context.Context, src, dst dwn.Tenant, it item, budg
 		*budget--
 		progressed := false
 		for _, ref := range res.Missing {
-			found, err := c.fetchRef(ctx, src, ref)
+			found, err := c.fetchRef(ctx, src, it, ref)
 			if err != nil {
 				if dwn.IsTransient(err) || ctx.Err() != nil {
 					return Outcome{CID: it.Entry.CID, Err: err, Dependencies: deps}
@@ -267,11 +267,16 @@ func (c *Copier) copyOne(ctx context.Context, src, dst dwn.Tenant, it item, budg
 }
 
 // fetchRef turns a dependency ref into items to apply (an attached initial write first).
-func (c *Copier) fetchRef(ctx context.Context, src dwn.Tenant, ref dwn.DependencyRef) ([]item, error) {
+// When the entry being applied carries its record's initial write (feed events of updates and
+// deletes do), an InitialWrite ref is satisfied from it without asking the source.
+func (c *Copier) fetchRef(ctx context.Context, src dwn.Tenant, of item, ref dwn.DependencyRef) ([]item, error) {
 	var entries []dwn.Entry
-	if ref.MessageCID != "" {
+	switch {
+	case ref.MessageCID != "":
 		entries = []dwn.Entry{{CID: ref.MessageCID}} // applyOnce reads message and data in one go
-	} else {
+	case ref.Type == "InitialWrite" && of.Entry.InitialWrite != nil:
+		entries = []dwn.Entry{{Message: of.Entry.InitialWrite}}
+	default:
 		got, err := src.Dependency(ctx, ref)
 		if err != nil {
 			return nil, err
@@ -281,28 +286,36 @@ func (c *Copier) fetchRef(ctx context.Context, src dwn.Tenant, ref dwn.Dependenc
 	var out []item
 	for _, e := range entries {
 		if e.InitialWrite != nil {
-			cid, err := dwn.MessageCID(e.InitialWrite)
-			if err == nil {
-				out = append(out, item{Item: Item{Entry: dwn.Entry{CID: cid, Message: e.InitialWrite}}, index: -1})
+			if it, ok := dependencyItem(dwn.Entry{Message: e.InitialWrite}); ok {
+				out = append(out, it)
 			}
-		}
-		if e.CID == "" && e.Message != nil {
-			cid, err := dwn.MessageCID(e.Message)
-			if err != nil {
-				continue
-			}
-			e.CID = cid
 		}
 		e.InitialWrite = nil
-		it := item{Item: Item{Entry: e}, index: -1}
-		if e.Message != nil {
-			if info, err := dwn.Inspect(e.Message); err == nil {
-				it.Info = info
-			}
+		if it, ok := dependencyItem(e); ok {
+			out = append(out, it)
 		}
-		out = append(out, it)
 	}
 	return out, nil
+}
+
+// dependencyItem completes an entry found for a dependency: its CID (computed when the
+// source did not say) and what Inspect tells about it (so that applyOnce fetches its data).
+func dependencyItem(e dwn.Entry) (item, bool) {
+	if e.Message == nil {
+		return item{Item: Item{Entry: e}, index: -1}, e.CID != ""
+	}
+	if e.CID == "" {
+		cid, err := dwn.MessageCID(e.Message)
+		if err != nil {
+			return item{}, false
+		}
+		e.CID = cid
+	}
+	it := item{Item: Item{Entry: e}, index: -1}
+	if info, err := dwn.Inspect(e.Message); err == nil {
+		it.Info = info
+	}
+	return it, true
 }
 
 // applyOnce fetches the message and data as needed (a fresh stream every time: seed E18),

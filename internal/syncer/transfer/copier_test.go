@@ -342,3 +342,22 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+// A feed event of an update carries the record's initial write: an Incomplete for it is
+// satisfied from the entry itself, without a dependency lookup on the source.
+func TestCopyUsesTheAttachedInitialWrite(t *testing.T) {
+	f := newFactory(t)
+	src, dst := newFakeTenant("src"), newFakeTenant("dst")
+	s := seedScenario(t, f, src)
+	dst.seed(t, s.cfg)
+	src.noDependency = true // the source could not help
+	e := s.up.entry()
+	e.InitialWrite = s.w1.Message
+	res, _ := (&Copier{}).Copy(context.Background(), src, dst, []dwn.Entry{e})
+	if o := res.Outcomes[0]; o.Kind != dwn.Applied || o.Dependencies != 1 {
+		t.Fatalf("update: %+v", o)
+	}
+	if got := dst.dataHashes()[s.w1.CID]; got != src.dataHashes()[s.w1.CID] {
+		t.Fatal("the initial write went without the data the source still holds")
+	}
+}
