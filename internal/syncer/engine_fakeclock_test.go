@@ -1,0 +1,108 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwntest"
+	"github.com/dwnsync/dwnsync/internal/ledger"
+)
+
+// flakyDialer refuses every tenant until up is set, then resolves them through a real pool.
+type flakyDialer struct {
+	up   atomic.Bool
+	pool *dwn.Pool
+}
+
+func (d *flakyDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
+	if !d.up.Load() {
+		return nil, errors.New("dial tcp: connection refused")
+	}
+	return poolDialer{d.pool}.Tenant(ctx, endpoint, dialect, did, signer)
+}
+
+// The supervisor's timers run on the injected clock with the spec's own delays: repairs after
+// 1 s and 3 s, degraded_poll after the third failure, the poll tick 15 s (+ jitter, 0 here)
+// later brings the link live once the remote answers.
+func TestEngineRepairTimersOnFakeClock(t *testing.T) {
+	local := dwntest.Start(t, dwntest.Options{})
+	remote := dwntest.Start(t, dwntest.Options{})
+	id := dwntest.MustIdentity(t)
+	fake := testingclock.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	store, err := ledger.Open(filepath.Join(t.TempDir(), "l.db"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := dwn.NewPool(dwn.Options{})
+	dialer := &flakyDialer{pool: pool}
+	eng, err := New(Options{Ledger: store, Dialer: dialer, Clock: fake, Rand: func() float64 { return 0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		pool.Close()
+		_ = store.Close()
+	})
+	var events []Event
+	count := func(typ, to string) int {
+		for {
+			select {
+			case ev := <-eng.Events():
+				events = append(events, ev)
+				continue
+			default:
+			}
+			break
+		}
+		n := 0
+		for _, ev := range events {
+			if ev.Type == typ && (to == "" || ev.To == to) {
+				n++
+			}
+		}
+		return n
+	}
+	key, err := eng.Apply(LinkConfig{Name: "fake-clock", Tenant: id.DID, LocalEndpoint: local.URL(), RemoteEndpoint: remote.URL(),
+		LocalSigner: id.Signer, RemoteSigner: id.Signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitArmed := func(what string, cond func() bool) {
+		t.Helper()
+		eventually(t, 10*time.Second, what, func() bool { return cond() && fake.HasWaiters() })
+	}
+	waitArmed("first repair failed", func() bool { return count("repair:failed", "") == 1 })
+	fake.Step(999 * time.Millisecond)
+	if count("repair:started", "") != 1 {
+		t.Fatal("retried before 1 s")
+	}
+	fake.Step(time.Millisecond)
+	waitArmed("second repair failed", func() bool { return count("repair:failed", "") == 2 })
+	fake.Step(3 * time.Second)
+	waitArmed("degraded_poll", func() bool { return count("degraded-poll:entered", "") == 1 })
+	if s, _ := eng.Snapshot(key); s.Phase != "degraded_poll" || s.Connectivity != "offline" {
+		t.Fatalf("phase %s connectivity %s", s.Phase, s.Connectivity)
+	}
+	dialer.up.Store(true)
+	fake.Step(14 * time.Second)
+	if count("repair:started", "") != 3 {
+		t.Fatalf("degraded tick before 15 s: %d repairs started", count("repair:started", ""))
+	}
+	fake.Step(time.Second)
+	eventually(t, 10*time.Second, "live after the degraded tick", func() bool {
+		s, _ := eng.Snapshot(key)
+		return s.Phase == "live" && count("repair:completed", "") == 1
+	})
+}
