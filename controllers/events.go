@@ -1,0 +1,127 @@
+package controllers
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/dwnsync/dwnsync/api/v1alpha1"
+	"github.com/dwnsync/dwnsync/internal/linkconfig"
+	"github.com/dwnsync/dwnsync/internal/syncer"
+)
+
+// Engine event types that carry details the status does not keep; they become Kubernetes Events
+// as they happen. Transitions visible in the status are recorded when the status is written.
+var engineEventsToRecord = map[string]struct{ reason, action string }{
+	"dead-letter":   {"DeadLetter", "Replicate"},
+	"repair:failed": {"RepairFailed", "Repair"},
+	"gap:detected":  {"FeedGap", "Replicate"},
+}
+
+// pumpEngineEvents wakes the reconciler of the link each engine event is about, and records the
+// events worth a person's attention. It runs next to the engine (on the leader only).
+func (r *ReplicationLinkReconciler) pumpEngineEvents(ctx context.Context) error {
+	events := r.Engine.Events()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			nn, uid, ok := r.ownerOf(ev.Key)
+			if !ok {
+				continue // a link being removed, or not reconciled yet
+			}
+			stub := &v1alpha1.ReplicationLink{ObjectMeta: metav1.ObjectMeta{Namespace: nn.Namespace, Name: nn.Name, UID: uid}}
+			if rec, ok := engineEventsToRecord[ev.Type]; ok {
+				r.event(stub, corev1.EventTypeWarning, rec.reason, rec.action, "%s", eventNote(ev))
+			}
+			select {
+			case r.wake <- event.GenericEvent{Object: stub}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
+
+func eventNote(ev syncer.Event) string {
+	note := ev.Message
+	if note == "" {
+		note = ev.Reason
+	}
+	if note == "" {
+		note = ev.Type
+	}
+	return note
+}
+
+// recordTransitions records Kubernetes Events for what changed between two written statuses.
+func (r *ReplicationLinkReconciler) recordTransitions(link *v1alpha1.ReplicationLink, old, cur v1alpha1.ReplicationLinkStatus) {
+	if old.Phase != cur.Phase && cur.Phase != "" {
+		from := string(old.Phase)
+		if from == "" {
+			from = "new"
+		}
+		switch cur.Phase {
+		case v1alpha1.PhaseLive:
+			r.event(link, corev1.EventTypeNormal, "Live", "Replicate", "link is live (was %s)", from)
+		case v1alpha1.PhaseRepairing:
+			r.event(link, corev1.EventTypeWarning, "Repairing", "Repair", "re-reading the feeds from their checkpoints (was %s); last error: %s", from, orNone(cur.LastError))
+		case v1alpha1.PhaseDegradedPoll:
+			r.event(link, corev1.EventTypeWarning, "DegradedPoll", "Repair", "%d repairs failed; polling every %s until one succeeds; last error: %s", cur.RepairAttempts, pollInterval(link), orNone(cur.LastError))
+		case v1alpha1.PhasePaused:
+			r.event(link, corev1.EventTypeNormal, "Suspended", "Replicate", "link paused (spec.suspend is true); checkpoints kept")
+		case v1alpha1.PhaseInitializing:
+			r.event(link, corev1.EventTypeNormal, "Initializing", "Replicate", "link started: copying what each server lacks")
+		}
+	}
+	if isTrue(cur.Conditions, v1alpha1.ConditionConverged) && !isTrue(old.Conditions, v1alpha1.ConditionConverged) {
+		r.event(link, corev1.EventTypeNormal, "Converged", "Reconcile", "both servers hold the same messages for this scope")
+	}
+	if c := meta.FindStatusCondition(cur.Conditions, v1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionFalse {
+		if o := meta.FindStatusCondition(old.Conditions, v1alpha1.ConditionReady); o == nil || o.Reason != c.Reason {
+			if isInputProblem(c.Reason) {
+				r.event(link, corev1.EventTypeWarning, c.Reason, "Configure", "%s", c.Message)
+			}
+		}
+	}
+}
+
+func (r *ReplicationLinkReconciler) event(obj *v1alpha1.ReplicationLink, eventType, reason, action, note string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(obj, nil, eventType, reason, action, note, args...)
+	}
+}
+
+func isInputProblem(reason string) bool {
+	switch reason {
+	case linkconfig.ReasonSecretMissing, linkconfig.ReasonSecretInvalid, linkconfig.ReasonLocalEndpointMissing,
+		linkconfig.ReasonInvalidSpec, "DuplicateLink", "EngineRejected":
+		return true
+	}
+	return false
+}
+
+func isTrue(conds []metav1.Condition, t string) bool {
+	return meta.IsStatusConditionTrue(conds, t)
+}
+
+func pollInterval(link *v1alpha1.ReplicationLink) string {
+	if link.Spec.PollInterval != nil {
+		return link.Spec.PollInterval.Duration.String()
+	}
+	return v1alpha1.DefaultPollInterval.String()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

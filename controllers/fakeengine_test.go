@@ -1,0 +1,118 @@
+package controllers_test
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/dwnsync/dwnsync/internal/ledger"
+	"github.com/dwnsync/dwnsync/internal/syncer"
+)
+
+// fakeEngine stands in for *syncer.Engine in the controller tests that are about the
+// reconciler itself: it records what it is asked and reports what the test tells it to.
+type fakeEngine struct {
+	mu      sync.Mutex
+	configs map[string]syncer.LinkConfig
+	snaps   map[string]syncer.LinkStatus
+	applies map[string]int
+	removed []string
+	events  chan syncer.Event
+}
+
+func newFakeEngine() *fakeEngine {
+	return &fakeEngine{configs: map[string]syncer.LinkConfig{}, snaps: map[string]syncer.LinkStatus{},
+		applies: map[string]int{}, events: make(chan syncer.Event, 4096)}
+}
+
+func (f *fakeEngine) Apply(cfg syncer.LinkConfig) (string, error) {
+	key, err := ledger.LinkKey(cfg.Tenant, cfg.RemoteEndpoint, cfg.Scope)
+	if err != nil {
+		return "", err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.configs[key] = cfg
+	f.applies[key]++
+	s, ok := f.snaps[key]
+	if !ok {
+		s = syncer.LinkStatus{Key: key, Name: cfg.Name, Phase: "initializing", Connectivity: "unknown", NeedsReconcile: true}
+	}
+	switch {
+	case cfg.Suspend:
+		s.Phase = "paused"
+	case s.Phase == "paused":
+		s.Phase = "initializing"
+	}
+	f.snaps[key] = s
+	f.publishLocked(syncer.Event{Key: key, Name: cfg.Name, Type: "link:status-change", To: s.Phase})
+	return key, nil
+}
+
+func (f *fakeEngine) Remove(key string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.configs, key)
+	delete(f.snaps, key)
+	f.removed = append(f.removed, key)
+	return nil
+}
+
+func (f *fakeEngine) Snapshot(key string) (syncer.LinkStatus, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.snaps[key]
+	return s, ok
+}
+
+func (f *fakeEngine) Events() <-chan syncer.Event { return f.events }
+
+// update changes a link's snapshot and publishes an event, as the engine does on transitions.
+func (f *fakeEngine) update(key, eventType string, fn func(*syncer.LinkStatus)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.snaps[key]
+	if !ok {
+		panic(fmt.Sprintf("fake engine: no link %s", key))
+	}
+	from := s.Phase
+	fn(&s)
+	f.snaps[key] = s
+	f.publishLocked(syncer.Event{Key: key, Name: s.Name, Type: eventType, From: from, To: s.Phase})
+}
+
+// publishLocked never blocks, like the engine: when the buffer is full the oldest event goes.
+func (f *fakeEngine) publishLocked(ev syncer.Event) {
+	for {
+		select {
+		case f.events <- ev:
+			return
+		default:
+		}
+		select {
+		case <-f.events:
+		default:
+		}
+	}
+}
+
+func (f *fakeEngine) config(key string) (syncer.LinkConfig, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.configs[key], f.applies[key]
+}
+
+func (f *fakeEngine) removedKeys() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.removed...)
+}
+
+func (f *fakeEngine) keys() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for k := range f.snaps {
+		out = append(out, k)
+	}
+	return out
+}

@@ -1,0 +1,155 @@
+package controllers_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/dwnsync/dwnsync/api/v1alpha1"
+	"github.com/dwnsync/dwnsync/controllers"
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/linkconfig"
+	"github.com/dwnsync/dwnsync/internal/operator"
+)
+
+func keyOf(ns, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: ns, Name: name}
+}
+
+func equalStatus(a, b v1alpha1.ReplicationLinkStatus) bool { return equality.Semantic.DeepEqual(a, b) }
+
+// startReconciler runs a manager limited to ns with the reconciler on engine; it stops when
+// the test ends.
+func startReconciler(t *testing.T, ns string, engine controllers.LinkEngine, tune func(*controllers.ReplicationLinkReconciler)) *controllers.ReplicationLinkReconciler {
+	t.Helper()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 operator.Scheme(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &controllers.ReplicationLinkReconciler{
+		Client:   mgr.GetClient(),
+		Engine:   engine,
+		Recorder: mgr.GetEventRecorder("dwnsync-operator"),
+		Defaults: linkconfig.Defaults{LocalEndpoint: "http://local.dwn.test:3000"},
+	}
+	if tune != nil {
+		tune(r)
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("manager: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("manager did not stop within 30s")
+		}
+	})
+	return r
+}
+
+// signerSecret is a valid signer Secret for a fresh identity; it returns the identity's DID.
+func signerSecret(t *testing.T, ns, name string) (*corev1.Secret, string) {
+	t.Helper()
+	s, jwk, err := dwn.GenerateSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Data:       map[string][]byte{"did": []byte(s.DID), "privateJwk": jwk},
+	}, s.DID
+}
+
+func newLink(ns, name, tenant, endpoint, secret string) *v1alpha1.ReplicationLink {
+	return &v1alpha1.ReplicationLink{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.ReplicationLinkSpec{Tenant: tenant, Endpoint: endpoint,
+			Signer: v1alpha1.SignerSpec{SecretRef: v1alpha1.SecretReference{Name: secret}}},
+	}
+}
+
+func getLink(t *testing.T, ns, name string) *v1alpha1.ReplicationLink {
+	t.Helper()
+	l := &v1alpha1.ReplicationLink{}
+	if err := k8sClient.Get(context.Background(), keyOf(ns, name), l); err != nil {
+		t.Fatalf("get %s/%s: %v", ns, name, err)
+	}
+	return l
+}
+
+// readyIs waits until the link's Ready condition has status and reason; it returns the link.
+func readyIs(t *testing.T, ns, name string, status metav1.ConditionStatus, reason string, within time.Duration) *v1alpha1.ReplicationLink {
+	t.Helper()
+	var l *v1alpha1.ReplicationLink
+	eventually(t, within, "Ready="+string(status)+"/"+reason+" on "+name, func() (bool, string) {
+		l = &v1alpha1.ReplicationLink{}
+		if err := k8sClient.Get(context.Background(), keyOf(ns, name), l); err != nil {
+			return false, err.Error()
+		}
+		c := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil {
+			return false, "no Ready condition; phase " + string(l.Status.Phase)
+		}
+		return c.Status == status && c.Reason == reason, string(c.Status) + "/" + c.Reason + ": " + c.Message
+	})
+	return l
+}
+
+// recorded lists the Kubernetes Events about a link (events.k8s.io and core alike).
+func recorded(t *testing.T, ns, name string) []string {
+	t.Helper()
+	var list corev1.EventList
+	if err := k8sClient.List(context.Background(), &list); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		if e.Namespace == ns && e.InvolvedObject.Name == name {
+			out = append(out, e.Reason)
+		}
+	}
+	return out
+}
+
+// updateLink applies edit to the latest version of a link, retrying on conflicts (the
+// reconciler writes the same object).
+func updateLink(t *testing.T, ns, name string, edit func(*v1alpha1.ReplicationLink)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		l := &v1alpha1.ReplicationLink{}
+		if err := k8sClient.Get(context.Background(), keyOf(ns, name), l); err != nil {
+			return err
+		}
+		edit(l)
+		return k8sClient.Update(context.Background(), l)
+	})
+	if err != nil {
+		t.Fatalf("update %s/%s: %v", ns, name, err)
+	}
+}

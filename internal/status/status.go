@@ -1,0 +1,251 @@
+// Package status turns the engine's view of a link (a syncer.LinkStatus snapshot) into the
+// ReplicationLink status a person reads: phase, counters, times and conditions with reasons
+// they can act on. The operator writes it to the CR; `dwnsync run` serves it as JSON.
+package status
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/dwnsync/dwnsync/api/v1alpha1"
+	"github.com/dwnsync/dwnsync/internal/syncer"
+)
+
+// Condition reasons (besides the linkconfig ones about Secrets and the spec).
+const (
+	ReasonLive                = "Live"
+	ReasonInitializing        = "Initializing"
+	ReasonRepairing           = "Repairing"
+	ReasonDegradedPoll        = "DegradedPoll"
+	ReasonSuspended           = "Suspended"
+	ReasonUnauthorized        = "Unauthorized"
+	ReasonEndpointUnreachable = "EndpointUnreachable"
+	ReasonRepairFailed        = "RepairFailed"
+	ReasonDeadLetters         = "DeadLetters"
+	ReasonHealthy             = "Healthy"
+	ReasonConverged           = "Converged"
+	ReasonReconcilePending    = "ReconcilePending"
+	ReasonNotYetCompared      = "NotYetCompared"
+	ReasonEngineNotRunning    = "EngineNotRunning"
+	ReasonEngineRejected      = "EngineRejected"
+)
+
+// Inputs is what the status needs besides the snapshot.
+type Inputs struct {
+	Generation int64
+	Now        time.Time
+	Direction  v1alpha1.Direction
+	Suspended  bool
+	// Remote names the remote endpoint in messages.
+	Remote string
+}
+
+// FromSnapshot computes the link's status from the engine's snapshot, keeping the condition
+// transition times of cur where a condition did not change.
+func FromSnapshot(cur v1alpha1.ReplicationLinkStatus, snap syncer.LinkStatus, in Inputs) v1alpha1.ReplicationLinkStatus {
+	s := v1alpha1.ReplicationLinkStatus{
+		ObservedGeneration: in.Generation,
+		Phase:              v1alpha1.Phase(snap.Phase),
+		NeedsReconcile:     snap.NeedsReconcile,
+		Connectivity:       v1alpha1.Connectivity(orUnknown(snap.Connectivity)),
+		Dialect:            snap.Dialect,
+		LinkKey:            snap.Key,
+		LastReconcileTime:  timeOrNil(snap.LastReconcileTime),
+		LastConvergedTime:  timeOrNil(snap.LastConvergedTime),
+		RepairAttempts:     int32(snap.RepairAttempts),
+		DeadLetters:        int32(snap.DeadLetters),
+		LastError:          snap.LastError,
+		Conditions:         cloneConditions(cur.Conditions),
+	}
+	if in.Direction != v1alpha1.DirectionPush {
+		s.Pull = direction(snap.Pull)
+	}
+	if in.Direction != v1alpha1.DirectionPull {
+		s.Push = direction(snap.Push)
+	}
+	if snap.Progress.Applied > 0 || snap.Progress.Total > 0 {
+		if s.Phase == v1alpha1.PhaseInitializing || s.Phase == v1alpha1.PhaseRepairing {
+			s.Progress = &v1alpha1.Progress{Applied: snap.Progress.Applied, Total: snap.Progress.Total}
+		}
+	}
+	now := metav1.NewTime(in.Now.UTC().Truncate(time.Second))
+	set := func(c metav1.Condition) {
+		c.ObservedGeneration = in.Generation
+		c.LastTransitionTime = now
+		meta.SetStatusCondition(&s.Conditions, c)
+	}
+	set(ready(snap, in))
+	set(converged(snap))
+	set(degraded(snap))
+	return s
+}
+
+// WithProblem returns cur with Ready=False for a problem that keeps the engine from running the
+// link as specified (Secret missing, engine refused it, ...). The rest of the status is kept.
+func WithProblem(cur v1alpha1.ReplicationLinkStatus, generation int64, now time.Time, reason, message string) v1alpha1.ReplicationLinkStatus {
+	s := *cur.DeepCopy()
+	s.ObservedGeneration = generation
+	meta.SetStatusCondition(&s.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason, Message: message,
+		ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now.UTC().Truncate(time.Second)),
+	})
+	return s
+}
+
+func ready(snap syncer.LinkStatus, in Inputs) metav1.Condition {
+	c := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse}
+	switch v1alpha1.Phase(snap.Phase) {
+	case v1alpha1.PhaseLive:
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonLive, "replicating live in both feeds"
+		return c
+	case v1alpha1.PhaseDegradedPoll:
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonDegradedPoll
+		c.Message = "replicating by polling after repeated repair failures; see the Degraded condition"
+		return c
+	case v1alpha1.PhasePaused:
+		c.Reason, c.Message = ReasonSuspended, "spec.suspend is true: set it to false to resume from the checkpoints"
+		return c
+	}
+	if reason, msg := classify(snap, in.Remote); reason != "" {
+		c.Reason, c.Message = reason, msg
+		return c
+	}
+	if v1alpha1.Phase(snap.Phase) == v1alpha1.PhaseRepairing {
+		c.Reason, c.Message = ReasonRepairing, "re-reading the feeds from the checkpoints after a gap or an error; see status.progress"
+		return c
+	}
+	c.Reason, c.Message = ReasonInitializing, "bootstrapping: copying what the other server lacks; see status.progress"
+	return c
+}
+
+func converged(snap syncer.LinkStatus) metav1.Condition {
+	c := metav1.Condition{Type: v1alpha1.ConditionConverged}
+	switch {
+	case snap.NeedsReconcile:
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonReconcilePending
+		c.Message = "a digest compare of both servers is due (after a gap, a restart or an error)"
+	case snap.LastConvergedTime.IsZero():
+		c.Status, c.Reason, c.Message = metav1.ConditionUnknown, ReasonNotYetCompared, "the servers have not been compared yet"
+	default:
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonConverged, "the last digest compare found both servers equal (status.lastConvergedTime)"
+	}
+	return c
+}
+
+func degraded(snap syncer.LinkStatus) metav1.Condition {
+	c := metav1.Condition{Type: v1alpha1.ConditionDegraded, Status: metav1.ConditionTrue}
+	switch {
+	case v1alpha1.Phase(snap.Phase) == v1alpha1.PhaseDegradedPoll:
+		c.Reason = ReasonDegradedPoll
+		c.Message = fmt.Sprintf("%d repairs failed; polling until a repair succeeds. Last error: %s", snap.RepairAttempts, orNone(snap.LastError))
+	case snap.RepairAttempts > 0 && snap.LastError != "":
+		c.Reason = ReasonRepairFailed
+		c.Message = "a repair failed and will be retried; last error: " + snap.LastError
+	case snap.DeadLetters > 0:
+		c.Reason = ReasonDeadLetters
+		c.Message = "some messages were given up on (count in status.deadLetters); see the link's Events for which and why"
+	default:
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonHealthy, "no failed repairs or dead letters"
+	}
+	return c
+}
+
+// classify names an actionable reason for a link that is not running well, from its
+// connectivity and last error (the engine reports errors as text).
+func classify(snap syncer.LinkStatus, remote string) (string, string) {
+	e := strings.ToLower(snap.LastError + " " + snap.Pull.LastError + " " + snap.Push.LastError)
+	switch {
+	case containsAny(e, "401", "403", "unauthorized", "unauthorised", "forbidden", "not authorized", "permission"):
+		return ReasonUnauthorized, "a server refused the signer: check that the Secret's did is the tenant or holds Messages grants on both servers (Secret key grants); last error: " + firstError(snap)
+	case snap.Connectivity == string(v1alpha1.ConnectivityOffline):
+		return ReasonEndpointUnreachable, fmt.Sprintf("cannot reach %s (retrying); check the URL and the network; last error: %s", remote, orNone(firstError(snap)))
+	case v1alpha1.Phase(snap.Phase) == v1alpha1.PhaseRepairing && snap.RepairAttempts > 0 && snap.LastError != "":
+		return ReasonRepairFailed, "repair failed and will be retried; last error: " + snap.LastError
+	}
+	return "", ""
+}
+
+// Significant reports whether a and b differ in more than counters, checkpoints and times: such
+// a change is written to the API server at once; counter changes are coalesced.
+func Significant(a, b v1alpha1.ReplicationLinkStatus) bool {
+	return !equality.Semantic.DeepEqual(shape(a), shape(b))
+}
+
+// Equal reports whether writing b over a would change anything.
+func Equal(a, b v1alpha1.ReplicationLinkStatus) bool { return equality.Semantic.DeepEqual(a, b) }
+
+func shape(s v1alpha1.ReplicationLinkStatus) v1alpha1.ReplicationLinkStatus {
+	c := *s.DeepCopy()
+	for _, d := range []*v1alpha1.DirectionStatus{c.Pull, c.Push} {
+		if d != nil {
+			d.Applied, d.Pending, d.Checkpoint, d.LastEventTime = 0, 0, "", nil
+		}
+	}
+	c.Progress, c.LastReconcileTime, c.LastConvergedTime = nil, nil, nil
+	for i := range c.Conditions {
+		c.Conditions[i].Message, c.Conditions[i].LastTransitionTime = "", metav1.Time{}
+	}
+	return c
+}
+
+func direction(d syncer.DirectionStatus) *v1alpha1.DirectionStatus {
+	return &v1alpha1.DirectionStatus{
+		Checkpoint:    d.Checkpoint,
+		Applied:       d.Applied,
+		Pending:       int64(d.Pending),
+		LastEventTime: timeOrNil(d.LastEventTime),
+		LastError:     d.LastError,
+	}
+}
+
+func timeOrNil(t time.Time) *metav1.Time {
+	if t.IsZero() {
+		return nil
+	}
+	mt := metav1.NewTime(t.UTC().Truncate(time.Second))
+	return &mt
+}
+
+func cloneConditions(in []metav1.Condition) []metav1.Condition {
+	if in == nil {
+		return nil
+	}
+	return append([]metav1.Condition(nil), in...)
+}
+
+func firstError(snap syncer.LinkStatus) string {
+	for _, e := range []string{snap.LastError, snap.Pull.LastError, snap.Push.LastError} {
+		if e != "" {
+			return e
+		}
+	}
+	return ""
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return string(v1alpha1.ConnectivityUnknown)
+	}
+	return s
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
