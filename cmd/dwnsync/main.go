@@ -1,0 +1,160 @@
+// Command dwnsync replicates DWN tenants between DWN servers: `dwnsync operator` in a
+// Kubernetes cluster, `dwnsync run -f links.yaml` without one. The logic lives in internal/.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/operator"
+	"github.com/dwnsync/dwnsync/internal/standalone"
+	"github.com/dwnsync/dwnsync/internal/version"
+)
+
+const usage = `dwnsync keeps DWN tenants converged between DWN servers.
+
+Usage:
+  dwnsync operator [flags]        run the Kubernetes operator (controller manager)
+  dwnsync run -f FILE... [flags]  run links from YAML (Secrets + ReplicationLinks), no cluster
+  dwnsync status [--addr A]       print the links of a running 'dwnsync run'
+  dwnsync version                 print the version
+
+Run 'dwnsync COMMAND -h' for the flags of a command.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "operator":
+		err = runOperator(args)
+	case "run":
+		err = runStandalone(args)
+	case "status":
+		err = runStatus(args)
+	case "version", "--version":
+		fmt.Println("dwnsync", version.Version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "dwnsync: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dwnsync:", err)
+		os.Exit(1)
+	}
+}
+
+// stringList is a repeatable flag (-f a.yaml -f b.yaml).
+type stringList []string
+
+func (s *stringList) String() string     { return fmt.Sprint(*s) }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func runOperator(args []string) error {
+	fs := flag.NewFlagSet("operator", flag.ContinueOnError)
+	var o operator.Options
+	var localDialect string
+	fs.StringVar(&o.LocalEndpoint, "local-endpoint", "", "base URL of the cluster's own DWN server; links without spec.localEndpoint replicate to it")
+	fs.StringVar(&localDialect, "local-dialect", "auto", "dialect of the local server: auto, web5, enbox or enbox-smt")
+	fs.StringVar(&o.StateDir, "state-dir", "/var/lib/dwnsync", "directory of the ledger (checkpoints); a PVC in the chart")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "address of /metrics; 0 disables")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect one active replica; only the leader runs links")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the election Lease (default: the pod's)")
+	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "ReplicationLinks reconciled in parallel")
+	fs.DurationVar(&o.MinCounterInterval, "status-counter-interval", 5*time.Second, "shortest time between two counter-only status writes of one link")
+	fs.DurationVar(&o.GracefulShutdownTimeout, "graceful-shutdown-timeout", 30*time.Second, "how long shutdown waits for links to stop and the ledger to flush")
+	zopts := zap.Options{}
+	zopts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o.LocalDialect = dwn.Dialect(localDialect)
+	o.Logger = zap.New(zap.UseFlagOptions(&zopts))
+	ctrl.SetLogger(o.Logger)
+	o.Logger.Info("starting dwnsync operator", "version", version.Version, "localEndpoint", o.LocalEndpoint, "stateDir", o.StateDir, "leaderElect", o.LeaderElect)
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("no Kubernetes API server (in-cluster config or KUBECONFIG): %w; without a cluster use 'dwnsync run -f FILE'", err)
+	}
+	op, err := operator.New(cfg, o)
+	if err != nil {
+		return err
+	}
+	return op.Start(ctrl.SetupSignalHandler())
+}
+
+func runStandalone(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var files stringList
+	var o standalone.Options
+	var localDialect string
+	fs.Var(&files, "f", "YAML file of Secrets and ReplicationLinks (repeatable)")
+	fs.StringVar(&o.StateDir, "state-dir", "./dwnsync-state", "directory of the ledger (checkpoints)")
+	fs.StringVar(&o.Listen, "listen", standalone.DefaultListen, "address of /healthz, /metrics and /status")
+	fs.StringVar(&o.Defaults.LocalEndpoint, "local-endpoint", "", "local DWN server for links without spec.localEndpoint")
+	fs.StringVar(&localDialect, "local-dialect", "auto", "dialect of the local server: auto, web5, enbox or enbox-smt")
+	fs.DurationVar(&o.ProgressEvery, "progress-every", standalone.DefaultProgressEvery, "period of the progress log lines")
+	zopts := zap.Options{Development: true}
+	zopts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	files = append(files, fs.Args()...)
+	o.Files = files
+	o.Defaults.LocalDialect = dwn.Dialect(localDialect)
+	o.Logger = zap.New(zap.UseFlagOptions(&zopts))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	o.Reload = reload
+	return standalone.Run(ctx, o)
+}
+
+func runStatus(args []string) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	addr := fs.String("addr", standalone.DefaultListen, "address of the running 'dwnsync run' (its --listen)")
+	output := fs.String("o", "wide", "output: wide, table or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := standalone.FetchStatus(ctx, *addr)
+	if err != nil {
+		return err
+	}
+	switch *output {
+	case "json":
+		return printJSON(list)
+	case "table", "wide":
+		return standalone.PrintTable(os.Stdout, list, time.Now(), *output == "wide")
+	default:
+		return fmt.Errorf("-o %q: want wide, table or json", *output)
+	}
+}

@@ -1,0 +1,152 @@
+// Package operator assembles `dwnsync operator`: the controller manager, the ReplicationLink
+// reconciler and the replication engine (which runs only on the elected leader).
+package operator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/dwnsync/dwnsync/api/v1alpha1"
+	"github.com/dwnsync/dwnsync/controllers"
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/linkconfig"
+)
+
+// Options are the operator's flags.
+type Options struct {
+	LocalEndpoint           string
+	LocalDialect            dwn.Dialect
+	StateDir                string
+	MetricsBindAddress      string // "0" disables
+	HealthProbeBindAddress  string // "0" disables
+	LeaderElect             bool
+	LeaderElectionID        string
+	LeaderElectionNamespace string
+	GracefulShutdownTimeout time.Duration
+	MaxConcurrentReconciles int
+	MinCounterInterval      time.Duration
+	// WatchNamespaces limits the operator to these namespaces (empty: all).
+	WatchNamespaces []string
+	// SkipNameValidation lets one process start several managers (tests restart the operator).
+	SkipNameValidation bool
+	Logger             logr.Logger
+	// Clock drives the engine and the status coalescing (tests inject a fake).
+	Clock clock.WithTicker
+}
+
+// Operator is a configured manager, ready to Start.
+type Operator struct {
+	Manager    manager.Manager
+	Reconciler *controllers.ReplicationLinkReconciler
+	engine     *leaderEngine
+}
+
+// Scheme knows core types and ReplicationLinks.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = v1alpha1.AddToScheme(s)
+	return s
+}
+
+// New builds the operator against the cluster at cfg.
+func New(cfg *rest.Config, opts Options) (*Operator, error) {
+	if opts.StateDir == "" {
+		return nil, errors.New("--state-dir is required: the ledger (checkpoints) lives there; in the chart it is a PVC")
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--state-dir %s: %w", opts.StateDir, err)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.LeaderElectionID == "" {
+		opts.LeaderElectionID = "dwnsync-operator.dwnsync.io"
+	}
+	if opts.GracefulShutdownTimeout == 0 {
+		opts.GracefulShutdownTimeout = 30 * time.Second
+	}
+	log := opts.Logger
+	var cacheOpts cache.Options
+	if len(opts.WatchNamespaces) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range opts.WatchNamespaces {
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Cache:                         cacheOpts,
+		Controller:                    config.Controller{SkipNameValidation: &opts.SkipNameValidation},
+		Scheme:                        Scheme(),
+		Logger:                        log,
+		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsBindAddress},
+		HealthProbeBindAddress:        opts.HealthProbeBindAddress,
+		LeaderElection:                opts.LeaderElect,
+		LeaderElectionID:              opts.LeaderElectionID,
+		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       &opts.GracefulShutdownTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	eng := newLeaderEngine(opts.StateDir, opts.Clock, log.WithName("runtime"), metrics.Registry)
+	if err := mgr.Add(eng); err != nil {
+		return nil, err
+	}
+	rec := &controllers.ReplicationLinkReconciler{
+		Client:                  mgr.GetClient(),
+		Engine:                  eng,
+		Recorder:                mgr.GetEventRecorder("dwnsync-operator"),
+		Defaults:                linkconfig.Defaults{LocalEndpoint: opts.LocalEndpoint, LocalDialect: opts.LocalDialect},
+		Clock:                   opts.Clock,
+		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		MinCounterInterval:      opts.MinCounterInterval,
+	}
+	if err := rec.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	// Ready means: this replica leads and runs the links. A standby reports not ready, so a
+	// Service (or a person) sees which pod does the work.
+	if err := mgr.AddReadyzCheck("engine", func(*http.Request) error {
+		if !eng.Running() {
+			return errors.New("standing by: not the elected leader, or the engine is starting")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return &Operator{Manager: mgr, Reconciler: rec, engine: eng}, nil
+}
+
+// Start runs until ctx ends; on return the links are stopped and the ledger flushed and closed.
+func (o *Operator) Start(ctx context.Context) error {
+	err := o.Manager.Start(ctx)
+	if o.engine.started.Load() {
+		<-o.engine.stopped // the manager's graceful timeout may have returned first
+	}
+	return err
+}
+
+// Engine is the running engine's LinkEngine view (for tests).
+func (o *Operator) Engine() controllers.LinkEngine { return o.engine }

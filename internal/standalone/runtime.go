@@ -1,0 +1,298 @@
+package standalone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+
+	"github.com/dwnsync/dwnsync/api/v1alpha1"
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/ledger"
+	"github.com/dwnsync/dwnsync/internal/linkconfig"
+	"github.com/dwnsync/dwnsync/internal/status"
+	"github.com/dwnsync/dwnsync/internal/syncer"
+)
+
+// LedgerFile is the ledger's file name inside --state-dir (the same as the operator's).
+const LedgerFile = "ledger.db"
+
+// DefaultListen is where `dwnsync run` serves and `dwnsync status` looks.
+const DefaultListen = "127.0.0.1:9477"
+
+// DefaultProgressEvery is how often the log reports progress of bootstrapping links.
+const DefaultProgressEvery = 10 * time.Second
+
+// Options configure `dwnsync run`.
+type Options struct {
+	Files    []string
+	StateDir string
+	Listen   string
+	Defaults linkconfig.Defaults
+	Logger   logr.Logger
+	Clock    clock.WithTicker
+	// Reload receives a value on SIGHUP: re-read the files and apply the differences.
+	Reload <-chan struct{}
+	// ProgressEvery is the period of the progress log lines.
+	ProgressEvery time.Duration
+	// Listening, when set, is called with the bound address once the server accepts requests.
+	Listening func(addr string)
+}
+
+// Runtime is a running `dwnsync run`.
+type Runtime struct {
+	opts    Options
+	log     logr.Logger
+	engine  *syncer.Engine
+	started time.Time
+
+	mu       sync.Mutex
+	links    map[string]*active // by ledger key
+	statuses map[string]v1alpha1.ReplicationLinkStatus
+}
+
+type active struct {
+	Link
+	since time.Time
+}
+
+// Run validates the files, runs their links until ctx ends, then stops every link, flushes the
+// ledger and returns. An invalid file stops it before anything starts.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Listen == "" {
+		opts.Listen = DefaultListen
+	}
+	if opts.ProgressEvery <= 0 {
+		opts.ProgressEvery = DefaultProgressEvery
+	}
+	if opts.StateDir == "" {
+		return errors.New("--state-dir is required: the ledger (checkpoints) lives there")
+	}
+	log := opts.Logger
+	links, err := Load(opts.Files, opts.Defaults)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		return fmt.Errorf("--state-dir %s: %w", opts.StateDir, err)
+	}
+	store, err := ledger.Open(filepath.Join(opts.StateDir, LedgerFile), ledger.Options{Logger: log.WithName("ledger")})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error(err, "closing the ledger")
+			return
+		}
+		log.Info("ledger flushed and closed", "path", filepath.Join(opts.StateDir, LedgerFile))
+	}()
+	pool := dwn.NewPool(dwn.Options{Clock: opts.Clock, Logger: log.WithName("dwn")})
+	defer pool.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	eng, err := syncer.New(syncer.Options{Ledger: store, Pool: pool, Clock: opts.Clock, Logger: log.WithName("engine"), Registerer: reg})
+	if err != nil {
+		return err
+	}
+	rt := &Runtime{opts: opts, log: log, engine: eng, started: opts.Clock.Now(),
+		links: map[string]*active{}, statuses: map[string]v1alpha1.ReplicationLinkStatus{}}
+
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", opts.Listen, err)
+	}
+	srv := &http.Server{Handler: rt.handler(reg), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("serving /healthz, /metrics and /status", "address", ln.Addr().String())
+
+	engCtx, stopEngine := context.WithCancel(context.Background())
+	engDone := make(chan error, 1)
+	go func() { engDone <- eng.Start(engCtx) }()
+	defer func() {
+		stopEngine()
+		if err := <-engDone; err != nil {
+			log.Error(err, "engine stopped with an error")
+		}
+		log.Info("all links stopped")
+	}()
+
+	rt.apply(links)
+	if opts.Listening != nil {
+		opts.Listening(ln.Addr().String())
+	}
+	return rt.loop(ctx, engDone)
+}
+
+// loop logs progress, reloads on request and returns when ctx ends or the engine fails.
+func (rt *Runtime) loop(ctx context.Context, engDone chan error) error {
+	ticker := rt.opts.Clock.NewTicker(rt.opts.ProgressEvery)
+	defer ticker.Stop()
+	events := rt.engine.Events()
+	for {
+		select {
+		case <-ctx.Done():
+			rt.log.Info("stopping: flushing checkpoints")
+			return nil
+		case err := <-engDone:
+			engDone <- err // for the deferred wait
+			if err == nil {
+				err = errors.New("engine stopped unexpectedly")
+			}
+			return err
+		case <-rt.opts.Reload:
+			rt.reload()
+		case ev, ok := <-events:
+			if ok {
+				rt.logEvent(ev)
+			} else {
+				events = nil
+			}
+		case <-ticker.C():
+			rt.logProgress()
+		}
+	}
+}
+
+// apply starts new links and updates changed ones; links missing from the set are removed
+// (stopped, and their ledger record deleted, as `kubectl delete` would).
+func (rt *Runtime) apply(links []Link) {
+	now := rt.opts.Clock.Now()
+	want := map[string]bool{}
+	for _, l := range links {
+		want[l.Key] = true
+		rt.mu.Lock()
+		cur, exists := rt.links[l.Key]
+		rt.mu.Unlock()
+		if exists && cur.Inputs == l.Inputs {
+			continue
+		}
+		key, err := rt.engine.Apply(l.Config)
+		if err != nil {
+			rt.log.Error(err, "engine refused the link", "link", l.Config.Name, "source", l.Source)
+			continue
+		}
+		since := now
+		if exists {
+			since = cur.since
+			rt.log.Info("link updated (checkpoints kept)", "link", l.Config.Name)
+		} else {
+			rt.log.Info("link started", "link", l.Config.Name, "tenant", l.Config.Tenant, "local", l.Config.LocalEndpoint, "remote", l.Config.RemoteEndpoint, "key", key)
+		}
+		l.Key = key
+		rt.mu.Lock()
+		rt.links[key] = &active{Link: l, since: since}
+		rt.mu.Unlock()
+	}
+	rt.mu.Lock()
+	var gone []*active
+	for key, a := range rt.links {
+		if !want[key] {
+			gone = append(gone, a)
+			delete(rt.links, key)
+			delete(rt.statuses, key)
+		}
+	}
+	rt.mu.Unlock()
+	for _, a := range gone {
+		if err := rt.engine.Remove(a.Key); err != nil {
+			rt.log.Error(err, "removing a link that left the files", "link", a.Config.Name)
+			continue
+		}
+		rt.log.Info("link removed (no longer in the files; ledger record deleted)", "link", a.Config.Name)
+	}
+}
+
+func (rt *Runtime) reload() {
+	links, err := Load(rt.opts.Files, rt.opts.Defaults)
+	if err != nil {
+		rt.log.Error(err, "reload refused: keeping the running links unchanged")
+		return
+	}
+	rt.log.Info("reloading link files", "links", len(links))
+	rt.apply(links)
+}
+
+// logEvent writes the engine events a person follows to the log.
+func (rt *Runtime) logEvent(ev syncer.Event) {
+	switch ev.Type {
+	case "checkpoint:pull-advance", "checkpoint:push-advance":
+		return // too chatty; the progress lines summarise them
+	}
+	kv := []any{"link", ev.Name, "event", ev.Type}
+	if ev.From != "" || ev.To != "" {
+		kv = append(kv, "from", ev.From, "to", ev.To)
+	}
+	if ev.Reason != "" {
+		kv = append(kv, "reason", ev.Reason)
+	}
+	if ev.Message != "" {
+		kv = append(kv, "message", ev.Message)
+	}
+	rt.log.Info("link event", kv...)
+}
+
+// logProgress writes one line per link that is bootstrapping or repairing.
+func (rt *Runtime) logProgress() {
+	for _, l := range rt.List().Items {
+		s := l.Status
+		if s.Phase != v1alpha1.PhaseInitializing && s.Phase != v1alpha1.PhaseRepairing {
+			continue
+		}
+		kv := []any{"link", l.Namespace + "/" + l.Name, "phase", s.Phase}
+		if p := s.Progress; p != nil {
+			kv = append(kv, "applied", p.Applied)
+			if p.Total > 0 {
+				kv = append(kv, "total", p.Total, "percent", fmt.Sprintf("%.1f", 100*float64(p.Applied)/float64(p.Total)))
+			}
+		}
+		if s.LastError != "" {
+			kv = append(kv, "lastError", s.LastError)
+		}
+		rt.log.Info("progress", kv...)
+	}
+}
+
+// List is the status of every link, as a ReplicationLinkList (the JSON `dwnsync status` reads).
+func (rt *Runtime) List() *v1alpha1.ReplicationLinkList {
+	now := rt.opts.Clock.Now()
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	list := &v1alpha1.ReplicationLinkList{TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ReplicationLinkList"}}
+	for key, a := range rt.links {
+		obj := a.Object.DeepCopy()
+		obj.TypeMeta = metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ReplicationLink"}
+		obj.CreationTimestamp = metav1.NewTime(a.since.UTC().Truncate(time.Second))
+		prev := rt.statuses[key]
+		if snap, ok := rt.engine.Snapshot(key); ok {
+			prev = status.FromSnapshot(prev, snap, status.Inputs{Generation: obj.Generation, Now: now,
+				Direction: obj.Spec.Direction, Suspended: obj.Spec.Suspend, Remote: obj.Spec.Endpoint})
+			prev.LinkKey = key
+			rt.statuses[key] = prev
+		}
+		obj.Status = prev
+		list.Items = append(list.Items, *obj)
+	}
+	sortLinks(list.Items)
+	return list
+}
