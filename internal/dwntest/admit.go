@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 )
@@ -143,6 +144,10 @@ func (n *Node) admitWriteLocked(t *tenant, m *stored, data []byte) outcome {
 		return incomplete(400, "RecordsWriteGetInitialWriteNotFound", "initial write is not found",
 			dwn.DependencyRef{Type: "InitialWrite", RecordID: info.RecordID, Protocol: info.Protocol})
 	}
+	if id := info.PermissionGrantID; id != "" && (t.records[id] == nil || t.records[id].initial == nil) {
+		return incomplete(401, "GrantAuthorizationGrantMissing", "permission grant "+id+" is not stored",
+			dwn.DependencyRef{Type: "Grant", PermissionGrant: id})
+	}
 	if info.Protocol != "" && info.Protocol != permissionsProtocol && t.protocols[info.Protocol] == nil {
 		return incomplete(400, "ProtocolAuthorizationProtocolNotFound", "unable to find protocol definition for "+info.Protocol,
 			dwn.DependencyRef{Type: "Protocol", Protocol: info.Protocol})
@@ -153,11 +158,8 @@ func (n *Node) admitWriteLocked(t *tenant, m *stored, data []byte) outcome {
 			// Same recordId, different initial write: the record already exists.
 			return superseded("RecordsWriteInitialWriteExists", "the record already has an initial write")
 		}
-		if info.ParentID != "" {
-			if p := t.records[info.ParentID]; p == nil || p.initial == nil {
-				return incomplete(400, "ProtocolAuthorizationParentNotFound", "no parent found with ID "+info.ParentID,
-					dwn.DependencyRef{Type: "Parent", RecordID: info.ParentID, Protocol: info.Protocol})
-			}
+		if refs := t.missingAncestors(info); len(refs) > 0 {
+			return incomplete(400, "ProtocolAuthorizationParentNotFound", "no parent found with ID "+info.ParentID, refs...)
 		}
 		if o, ok := checkData(m, data); !ok {
 			return o
@@ -207,6 +209,10 @@ func (n *Node) admitDeleteLocked(t *tenant, m *stored) outcome {
 	if isNewer(r.latest, m) {
 		return superseded("RecordsDeleteNewerExists", "a newer state of this record is stored")
 	}
+	if id := m.info.PermissionGrantID; id != "" && (t.records[id] == nil || t.records[id].initial == nil) {
+		return incomplete(401, "GrantAuthorizationGrantMissing", "permission grant "+id+" is not stored",
+			dwn.DependencyRef{Type: "Grant", PermissionGrant: id})
+	}
 	// Deletes carry the indexes of the record they delete.
 	m.protocol, m.protocolPath, m.contextID = r.initial.protocol, r.initial.protocolPath, r.initial.contextID
 	m.tagProtocol = r.initial.tagProtocol
@@ -214,6 +220,33 @@ func (n *Node) admitDeleteLocked(t *tenant, m *stored) outcome {
 	m.latest = true
 	t.add(m)
 	return applied(202, m)
+}
+
+// missingAncestors lists, root first, the ancestors of a new child record the tenant lacks:
+// the contextId names the whole chain (root/…/parent/self). Empty when the parent is stored.
+func (t *tenant) missingAncestors(info dwn.MessageInfo) []dwn.DependencyRef {
+	if info.ParentID == "" {
+		return nil
+	}
+	if p := t.records[info.ParentID]; p != nil && p.initial != nil {
+		return nil
+	}
+	chain := strings.Split(info.ContextID, "/")
+	if len(chain) < 2 || chain[len(chain)-2] != info.ParentID {
+		chain = []string{info.ParentID, info.RecordID} // no usable contextId: the parent alone
+	}
+	var refs []dwn.DependencyRef
+	for _, id := range chain[:len(chain)-1] {
+		if r := t.records[id]; r != nil && r.initial != nil {
+			continue
+		}
+		kind := "Ancestor"
+		if id == info.ParentID {
+			kind = "Parent"
+		}
+		refs = append(refs, dwn.DependencyRef{Type: kind, RecordID: id, Protocol: info.Protocol})
+	}
+	return refs
 }
 
 // replaceLatestLocked makes m the record's newest state. The previous newest state leaves the

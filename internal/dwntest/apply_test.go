@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 )
@@ -257,5 +258,38 @@ func TestLargeRecordsAreCheckedAndStreamed(t *testing.T) {
 	msg := must[json.RawMessage](t)(alice.Sign(map[string]any{"interface": "Messages", "method": "Read", "messageCid": w.CID}))
 	if resp := call(t, n.URL(), "dwn.processMessage", alice.DID, msg, nil); !bytes.Equal(resp.Data, big) {
 		t.Fatalf("read back %d bytes", len(resp.Data))
+	}
+}
+
+func TestIncompleteListsMissingAncestorsAndGrants(t *testing.T) {
+	src, dst := Start(t, Options{}), Start(t, Options{})
+	alice, bob := MustIdentity(t), MustIdentity(t)
+	proto := must[Written](t)(alice.ConfigureProtocol(notes))
+	note := must[Written](t)(alice.Write(WriteOpts{Protocol: notes, ProtocolPath: "note", Data: []byte("n")}))
+	comment := must[Written](t)(alice.Write(WriteOpts{Protocol: notes, ProtocolPath: "note/comment", Parent: &note, Data: []byte("c")}))
+	reply := must[Written](t)(alice.Write(WriteOpts{Protocol: notes, ProtocolPath: "note/comment/reply", Parent: &comment, Data: []byte("r")}))
+	seed(t, src, alice.DID, proto, note, comment, reply)
+	seed(t, dst, alice.DID, proto)
+
+	r := apply(t, dst, alice.DID, reply)
+	missing, _ := r["missing"].([]any)
+	if r["kind"] != "Incomplete" || len(missing) != 2 {
+		t.Fatalf("reply without its ancestors: %v", r)
+	}
+	first, second := missing[0].(map[string]any), missing[1].(map[string]any)
+	if first["type"] != "Ancestor" || first["recordId"] != note.RecordID || second["type"] != "Parent" || second["recordId"] != comment.RecordID {
+		t.Fatalf("want root-first [Ancestor note, Parent comment], got %v", missing)
+	}
+
+	grant := must[Written](t)(alice.Grant(bob.DID, map[string]any{"interface": "Records", "method": "Write", "protocol": notes}, time.Hour))
+	byBob := must[Written](t)(bob.Write(WriteOpts{Protocol: notes, ProtocolPath: "note", Data: []byte("b"), PermissionGrantID: grant.RecordID}))
+	r = apply(t, dst, alice.DID, byBob)
+	if m := r["missing"].([]any); r["kind"] != "Incomplete" || m[0].(map[string]any)["type"] != "Grant" ||
+		m[0].(map[string]any)["permissionGrantId"] != grant.RecordID {
+		t.Fatalf("delegate write without its grant: %v", r)
+	}
+	seed(t, dst, alice.DID, grant)
+	if r := apply(t, dst, alice.DID, byBob); r["kind"] != "Applied" {
+		t.Fatalf("after the grant: %v", r)
 	}
 }

@@ -114,6 +114,8 @@ type WriteOpts struct {
 	Tags                   map[string]any
 	Data                   []byte
 	DataFormat             string // default application/octet-stream
+	// PermissionGrantID is the grant a delegate author invokes (signature payload).
+	PermissionGrantID string
 }
 
 // Write authors the initial RecordsWrite of a new record.
@@ -150,7 +152,7 @@ func (id *Identity) Write(o WriteOpts) (Written, error) {
 			contextID = o.Parent.ContextID + "/" + recordID
 		}
 	}
-	return id.signRecordsWrite(desc, recordID, contextID, o.Data)
+	return id.signRecordsWrite(desc, recordID, contextID, o.Data, o.PermissionGrantID)
 }
 
 // Update authors a newer RecordsWrite of prev's record with new data.
@@ -172,7 +174,7 @@ func (id *Identity) Update(prev Written, data []byte) (Written, error) {
 			desc[k] = v
 		}
 	}
-	return id.signRecordsWrite(desc, prev.RecordID, prev.ContextID, data)
+	return id.signRecordsWrite(desc, prev.RecordID, prev.ContextID, data, "")
 }
 
 // Delete authors a RecordsDelete of recordID.
@@ -245,7 +247,7 @@ func (id *Identity) sign(desc map[string]any, data []byte) (Written, error) {
 }
 
 // signRecordsWrite signs a RecordsWrite: payload {descriptorCid, recordId, contextId?}.
-func (id *Identity) signRecordsWrite(desc map[string]any, recordID, contextID string, data []byte) (Written, error) {
+func (id *Identity) signRecordsWrite(desc map[string]any, recordID, contextID string, data []byte, grantID string) (Written, error) {
 	descCID, err := dwn.CIDOf(desc)
 	if err != nil {
 		return Written{}, err
@@ -253,6 +255,9 @@ func (id *Identity) signRecordsWrite(desc map[string]any, recordID, contextID st
 	payload := map[string]any{"descriptorCid": descCID, "recordId": recordID}
 	if contextID != "" {
 		payload["contextId"] = contextID
+	}
+	if grantID != "" {
+		payload["permissionGrantId"] = grantID
 	}
 	payloadJSON, _ := json.Marshal(payload)
 	headerJSON, _ := json.Marshal(map[string]string{"alg": "EdDSA", "kid": id.Signer.KeyID})
