@@ -65,7 +65,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
@@ -277,7 +276,7 @@ func (m *wsMux) Close() error {
 // the reply (ctx, at most CallTimeout). See the file comment for the outcomes.
 func (m *wsMux) Subscribe(ctx context.Context, params json.RawMessage) (*wsSubscription, json.RawMessage, error) {
 	if !json.Valid(params) {
-		return nil, nil, errors.New("dwn websocket: subscribe params are not valid JSON; want {\"target\": did, \"message\": signed MessagesSubscribe}")
+		return nil, nil, &Error{Op: wsMethodSubscribe, Kind: Permanent, Detail: `params are not valid JSON; want {"target": <tenant DID>, "message": <signed MessagesSubscribe>}`}
 	}
 	c, err := m.connection(ctx)
 	if err != nil {

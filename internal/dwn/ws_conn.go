@@ -263,7 +263,7 @@ func (c *wsConn) subscribe(ctx context.Context, params json.RawMessage) (*wsSubs
 	reqID, subID := newWSID(), newWSID()
 	frame, err := encodeWSRequest(reqID, wsMethodSubscribe, params, subID)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dwn websocket: encode subscribe: %w", err)
+		return nil, nil, &Error{Op: wsMethodSubscribe, Kind: Permanent, Detail: "encode the request", Err: err}
 	}
 	s := newWSSubscription(c, subID, c.mux.opts.Buffer)
 	if err := c.register(s); err != nil {
@@ -289,13 +289,13 @@ func (c *wsConn) subscribe(ctx context.Context, params json.RawMessage) (*wsSubs
 		return nil, nil, err
 	}
 	if in.Reply == nil {
-		err := fmt.Errorf("dwn websocket: %s reply has no result.reply", wsMethodSubscribe)
+		err := wsMalformedError(wsMethodSubscribe, fmt.Errorf("%w: the reply has no result.reply", errWSMalformed))
 		s.end(err)
 		return nil, nil, err
 	}
 	code, detail, err := wsReplyStatus(in.Reply)
 	if err != nil {
-		err = fmt.Errorf("dwn websocket: %s: %w", wsMethodSubscribe, err)
+		err = wsMalformedError(wsMethodSubscribe, fmt.Errorf("%w: %v", errWSMalformed, err))
 		s.end(err)
 		return nil, in.Reply, err
 	}

@@ -141,11 +141,11 @@ func (s *wsSubscription) closeOnServer(ctx context.Context) error {
 	case in.RPCError != nil:
 		return wsCallError(wsMethodClose, in.RPCError)
 	case in.Reply == nil:
-		return fmt.Errorf("dwn websocket: %s %s: reply has no result.reply", wsMethodClose, s.id)
+		return wsMalformedError(wsMethodClose, fmt.Errorf("%w: the reply has no result.reply", errWSMalformed))
 	}
 	code, detail, err := wsReplyStatus(in.Reply)
 	if err != nil {
-		return fmt.Errorf("dwn websocket: %s %s: %w", wsMethodClose, s.id, err)
+		return wsMalformedError(wsMethodClose, fmt.Errorf("%w: %v", errWSMalformed, err))
 	}
 	if code != 200 {
 		return wsStatusError(wsMethodClose, code, detail)

@@ -346,8 +346,8 @@ func TestWSSubscribeErrors(t *testing.T) {
 		{"reply without status", func(r fakeWSRequest) string {
 			return fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"reply":{"detail":"?"}}}`, r.ID)
 		}, func(t *testing.T, err error) {
-			if err == nil || !strings.Contains(err.Error(), "no status") {
-				t.Fatalf("want a no-status error, got %v", err)
+			if !errors.Is(err, errWSMalformed) || !IsTransient(err) || !strings.Contains(err.Error(), "no status") {
+				t.Fatalf("want a transient malformed no-status error, got %v", err)
 			}
 		}},
 	}
