@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"errors"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,7 @@ type leaderEngine struct {
 	clock      clock.WithTicker
 	logger     logr.Logger
 	registerer prometheus.Registerer
+	httpClient *http.Client
 
 	ready   chan struct{} // closed when engine is set
 	failed  chan struct{} // closed when the engine could not start
@@ -61,7 +63,7 @@ func (l *leaderEngine) Start(ctx context.Context) (err error) {
 		}
 		l.logger.Info("ledger flushed and closed", "path", filepath.Join(l.stateDir, LedgerFile))
 	}()
-	pool := dwn.NewPool(dwn.Options{Clock: l.clock, Logger: l.logger.WithName("dwn")})
+	pool := dwn.NewPool(dwn.Options{Clock: l.clock, Logger: l.logger.WithName("dwn"), HTTPClient: l.httpClient})
 	defer pool.Close()
 	eng, err := syncer.New(syncer.Options{Ledger: store, Pool: pool, Clock: l.clock, Logger: l.logger.WithName("engine"), Registerer: l.registerer})
 	if err != nil {

@@ -44,6 +44,8 @@ type Options struct {
 	MinCounterInterval      time.Duration
 	// WatchNamespaces limits the operator to these namespaces (empty: all).
 	WatchNamespaces []string
+	// HTTPClient, when set, carries every request to the DWN servers (tests count them).
+	HTTPClient *http.Client
 	// SkipNameValidation lets one process start several managers (tests restart the operator).
 	SkipNameValidation bool
 	Logger             logr.Logger
@@ -108,6 +110,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		return nil, fmt.Errorf("create manager: %w", err)
 	}
 	eng := newLeaderEngine(opts.StateDir, opts.Clock, log.WithName("runtime"), metrics.Registry)
+	eng.httpClient = opts.HTTPClient
 	if err := mgr.Add(eng); err != nil {
 		return nil, err
 	}
