@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"reflect"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
@@ -13,7 +14,7 @@ import (
 // too: seed E21). It counts subtree requests.
 type fakeSMTTenant struct {
 	*fakeTenant
-	subtreeCalls int
+	subtreeCalls atomic.Int64
 }
 
 func (t *fakeSMTTenant) Dialect() dwn.Dialect { return dwn.DialectEnboxSMT }
@@ -34,7 +35,7 @@ func (t *fakeSMTTenant) SMTRoot(context.Context, dwn.Scope) (string, error) {
 	return t.tree().Root(), nil
 }
 func (t *fakeSMTTenant) SMTSubtree(_ context.Context, _ dwn.Scope, prefix string) (string, error) {
-	t.subtreeCalls++
+	t.subtreeCalls.Add(1)
 	return t.tree().Subtree(prefix), nil
 }
 func (t *fakeSMTTenant) SMTLeaves(_ context.Context, _ dwn.Scope, prefix string) ([]string, error) {
@@ -173,8 +174,8 @@ func TestReconcileSMT(t *testing.T) {
 		t.Fatal("over-reported entries should come back Duplicate")
 	}
 	assertIdentical(t, local.fakeTenant, remote.fakeTenant)
-	if local.subtreeCalls > 511 {
-		t.Fatalf("%d subtree calls; a depth-8 walk needs at most 511", local.subtreeCalls)
+	if n := local.subtreeCalls.Load(); n > 511 || n == 0 {
+		t.Fatalf("%d subtree calls; a depth-8 walk needs 1 to 511", n)
 	}
 }
 
@@ -193,5 +194,24 @@ func TestReconcileMixedDigestKinds(t *testing.T) {
 	res, err = Reconcile(context.Background(), local, remote, dwn.Scope{}, Both)
 	if err != nil || !res.Converged || res.Method != MethodDigestEqual {
 		t.Fatalf("second: %v %+v", err, res)
+	}
+}
+
+// The pruned walk finds exactly the tree's non-empty subtrees at depth 8.
+func TestCollectHashesMatchesTheTree(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 300} {
+		tenant := &fakeSMTTenant{fakeTenant: newFakeTenant("t")}
+		f := newFactory(t)
+		for i := 0; i < n; i++ {
+			tenant.seed(t, f.write("", "", "", payload(8, byte(i))))
+		}
+		got := map[string]string{}
+		if err := collectHashes(context.Background(), tenant, dwn.Scope{}, got); err != nil {
+			t.Fatal(err)
+		}
+		want := tenant.tree().Hashes(SMTDiffDepth)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%d leaves: walk found %d buckets, the tree has %d", n, len(got), len(want))
+		}
 	}
 }

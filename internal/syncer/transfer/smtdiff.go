@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 )
@@ -13,7 +14,7 @@ import (
 // over-report when a bucket differs (seed E21); idempotent apply makes that safe.
 func smtDiff(ctx context.Context, local, remote dwn.SMTTenant, scope dwn.Scope) (onlyRemote, onlyLocal []dwn.Entry, err error) {
 	hashes := map[string]string{}
-	if err := collectHashes(ctx, local, scope, "", hashes); err != nil {
+	if err := collectHashes(ctx, local, scope, hashes); err != nil {
 		return nil, nil, err
 	}
 	remoteEntries, localPrefixes, err := remote.SMTDiff(ctx, scope, hashes, SMTDiffDepth)
@@ -43,21 +44,44 @@ func smtDiff(ctx context.Context, local, remote dwn.SMTTenant, scope dwn.Scope) 
 	return onlyRemote, onlyLocal, nil
 }
 
-// collectHashes walks the tree from prefix and records every non-empty subtree at depth 8.
-func collectHashes(ctx context.Context, t dwn.SMTTenant, scope dwn.Scope, prefix string, out map[string]string) error {
-	h, err := t.SMTSubtree(ctx, scope, prefix)
-	if err != nil {
-		return fmt.Errorf("SMT subtree %q of %s: %w", prefix, t.Endpoint(), err)
+// smtWalkConcurrency bounds the subtree requests in flight during the local walk.
+const smtWalkConcurrency = 8
+
+// collectHashes walks the tree breadth-first from the root, one depth at a time with up to
+// smtWalkConcurrency subtree requests in flight, drops empty subtrees, and records every
+// non-empty subtree at depth 8 (at most 511 requests).
+func collectHashes(ctx context.Context, t dwn.SMTTenant, scope dwn.Scope, out map[string]string) error {
+	frontier := []string{""}
+	for depth := 0; len(frontier) > 0; depth++ {
+		hashes := make([]string, len(frontier))
+		errs := make([]error, len(frontier))
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, smtWalkConcurrency)
+		for i, prefix := range frontier {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				hashes[i], errs[i] = t.SMTSubtree(ctx, scope, prefix)
+			}()
+		}
+		wg.Wait()
+		var next []string
+		for i, prefix := range frontier {
+			if errs[i] != nil {
+				return fmt.Errorf("SMT subtree %q of %s: %w", prefix, t.Endpoint(), errs[i])
+			}
+			if h := hashes[i]; h == "" || h == dwn.EmptySubtree(depth) {
+				continue
+			}
+			if depth == SMTDiffDepth {
+				out[prefix] = hashes[i]
+				continue
+			}
+			next = append(next, prefix+"0", prefix+"1")
+		}
+		frontier = next
 	}
-	if h == "" || h == dwn.EmptySubtree(len(prefix)) {
-		return nil
-	}
-	if len(prefix) == SMTDiffDepth {
-		out[prefix] = h
-		return nil
-	}
-	if err := collectHashes(ctx, t, scope, prefix+"0", out); err != nil {
-		return err
-	}
-	return collectHashes(ctx, t, scope, prefix+"1", out)
+	return nil
 }
