@@ -20,7 +20,8 @@
 //   - WebSocket: rpc.subscribe.dwn.processMessage with MessagesSubscribe (cursor replay, eose,
 //     live; head and fingerprint in the reply of a live-only subscription), rpc.ack with a
 //     window of MaxInFlight (default 32), buffer overflow and stall timeout, rpc.subscribe.close,
-//     rpc.ping, and the non-RecordsWrite processMessage/apply calls.
+//     rpc.ping, and the non-RecordsWrite processMessage/apply calls. Options.StrictAck plays the
+//     server version whose rpc.ack demands cursor.messageCid.
 //   - MessagesSync is answered 400 (no such schema any more).
 //
 // ModeEnboxSMT (the seed-era server @enbox/agent 0.5.15 replicated against):

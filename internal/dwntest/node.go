@@ -49,6 +49,9 @@ type Options struct {
 	// socket that has not answered with a pong since the previous ping (the enbox server does
 	// this every 30 s). 0 = off, so fake clocks see no heartbeat timers unless a test asks.
 	PingInterval time.Duration
+	// StrictAck makes rpc.ack refuse (-32602) a cursor without messageCid, as one stored
+	// enbox server version does; the default accepts any token, like the flow controller.
+	StrictAck bool
 }
 
 // Node is one in-process enbox DWN server.

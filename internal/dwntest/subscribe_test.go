@@ -262,3 +262,25 @@ func TestCloseEndsEveryGoroutine(t *testing.T) {
 	httpClient.CloseIdleConnections()
 	waitFor(t, func() bool { return runtime.NumGoroutine() <= before })
 }
+
+func TestStrictAckRefusesTokensWithoutMessageCID(t *testing.T) {
+	n := Start(t, Options{StrictAck: true, MaxInFlight: 1})
+	alice := MustIdentity(t)
+	tenantWithNotes(t, n, alice, 0)
+	c := dialWS(t, n)
+	anchor := n.Token(alice.DID, 1)
+	anchor.MessageCID = ""
+	c.subscribe(alice, alice.DID, "s", map[string]any{"cursor": anchor})
+	eose := c.subFrame("s") // nothing to replay: eose carries the input token, without messageCid
+	if eose["type"] != "eose" {
+		t.Fatalf("want eose, got %v", eose)
+	}
+	c.send(map[string]any{"jsonrpc": "2.0", "method": "rpc.ack", "params": map[string]any{"cursor": eose["cursor"]},
+		"subscription": map[string]any{"id": "s"}})
+	f := c.nextJSON()
+	if e, _ := f["error"].(map[string]any); e == nil || e["code"] != float64(-32602) {
+		t.Fatalf("strict ack of a token without messageCid: %v", f)
+	}
+	notesAfter(t, n, alice, 1)
+	c.ping() // the window of 1 is still held by the eose
+}

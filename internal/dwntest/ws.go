@@ -283,6 +283,10 @@ func (c *wsConn) ack(req rpcRequest) {
 		ackReply(rpcErrorResponse(nil, codeInvalidParams, "rpc.ack needs params.cursor and subscription.id", nil))
 		return
 	}
+	if n.opts.StrictAck && p.Cursor.MessageCID == "" {
+		ackReply(rpcErrorResponse(nil, codeInvalidParams, "cursor.messageCid must be a non-empty string", nil))
+		return
+	}
 	n.mu.Lock()
 	s := c.subs[req.Subscription.ID]
 	if s != nil {
