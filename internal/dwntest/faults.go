@@ -313,6 +313,9 @@ func (n *Node) delay() {
 	d := n.faults.latency
 	n.mu.Unlock()
 	if d > 0 {
-		<-n.clock.After(d)
+		select {
+		case <-n.clock.After(d):
+		case <-n.closed:
+		}
 	}
 }

@@ -71,6 +71,7 @@ type Node struct {
 	faults  faultState
 	counter requestCounter
 
+	closed    chan struct{} // closed by Close: releases requests held by injected latency
 	closeOnce sync.Once
 }
 
@@ -117,6 +118,7 @@ func Launch(opts Options) (*Node, error) {
 		tenants: map[string]*tenant{},
 		changed: make(chan struct{}),
 		conns:   map[*wsConn]struct{}{},
+		closed:  make(chan struct{}),
 	}
 	n.listener = newGateListener(ln, n.clock)
 	n.url = "http://" + ln.Addr().String()
@@ -141,6 +143,7 @@ func (n *Node) Epoch() string {
 // Close stops the node: the listener, every HTTP connection and every WebSocket.
 func (n *Node) Close() {
 	n.closeOnce.Do(func() {
+		close(n.closed)
 		n.DropWebSockets()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
