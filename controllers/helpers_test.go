@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -34,7 +35,13 @@ func equalStatus(a, b v1alpha1.ReplicationLinkStatus) bool { return equality.Sem
 // the test ends.
 func startReconciler(t *testing.T, ns string, engine controllers.LinkEngine, tune func(*controllers.ReplicationLinkReconciler)) *controllers.ReplicationLinkReconciler {
 	t.Helper()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	return startReconcilerWith(t, cfg, ns, engine, tune)
+}
+
+// startReconcilerWith is startReconciler talking to the API server through restCfg.
+func startReconcilerWith(t *testing.T, restCfg *rest.Config, ns string, engine controllers.LinkEngine, tune func(*controllers.ReplicationLinkReconciler)) *controllers.ReplicationLinkReconciler {
+	t.Helper()
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                 operator.Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -67,6 +68,7 @@ type ReplicationLinkReconciler struct {
 	links  map[types.NamespacedName]*tracked
 	owners map[string]types.NamespacedName // ledger key → the link that runs it
 	wake   chan event.GenericEvent
+	budget *rate.Limiter // counter-only writes of all links together
 
 	writes writeCounts
 }
@@ -90,6 +92,14 @@ func (r *ReplicationLinkReconciler) StatusWrites() (transitions, counters int64)
 
 // Reconcile brings one ReplicationLink's engine link and status up to date.
 func (r *ReplicationLinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if err != nil && ctx.Err() != nil {
+		return ctrl.Result{}, nil // shutting down: the next leader picks it up
+	}
+	return res, err
+}
+
+func (r *ReplicationLinkReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	link := &v1alpha1.ReplicationLink{}
 	if err := r.Client.Get(ctx, req.NamespacedName, link); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -202,6 +212,13 @@ func (r *ReplicationLinkReconciler) writeStatus(ctx context.Context, link *v1alp
 		r.mu.Unlock()
 		if wait := last.Add(interval).Sub(now); wait > 0 {
 			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+		// The per-link interval bounds the average; the shared budget also smooths the bursts
+		// of links that became due together (e.g. all went live at start-up).
+		if res := r.budget.ReserveN(now, 1); !res.OK() || res.DelayFrom(now) > 0 {
+			delay := res.DelayFrom(now)
+			res.CancelAt(now)
+			return ctrl.Result{RequeueAfter: max(delay, time.Second/time.Duration(max(1, int(r.CounterWritesPerSecond))))}, nil
 		}
 	}
 	patch := client.MergeFrom(link.DeepCopy())

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
@@ -43,6 +44,7 @@ func (r *ReplicationLinkReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.links = map[types.NamespacedName]*tracked{}
 	r.owners = map[string]types.NamespacedName{}
 	r.wake = make(chan event.GenericEvent, 1024)
+	r.budget = rate.NewLimiter(rate.Limit(r.CounterWritesPerSecond), max(1, int(r.CounterWritesPerSecond)))
 
 	err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.ReplicationLink{}, secretRefIndex,
 		func(o client.Object) []string {

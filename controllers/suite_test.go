@@ -117,8 +117,14 @@ func newNamespace(t *testing.T) string {
 // and the last observation.
 func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
+	eventuallyEvery(t, 50*time.Millisecond, within, what, cond)
+}
+
+// eventuallyEvery is eventually with a chosen polling period (for expensive conditions).
+func eventuallyEvery(t *testing.T, every, within time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
 	last := ""
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, within, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), every, within, true, func(context.Context) (bool, error) {
 		ok, seen := cond()
 		last = seen
 		return ok, nil
