@@ -99,12 +99,9 @@ func Load(files []string, defaults linkconfig.Defaults) ([]Link, error) {
 			if link != nil && link.Namespace == "" {
 				link.Namespace = "default"
 			}
-			what := d.source + " (ReplicationLink)"
-			if link != nil {
-				what = fmt.Sprintf("%s (ReplicationLink %s/%s)", d.source, link.Namespace, link.Name)
-				if link.Name == "" {
-					errs = append(errs, field.Required(field.NewPath("metadata", "name"), "every ReplicationLink needs a name"))
-				}
+			what := fmt.Sprintf("%s (ReplicationLink %s)", d.source, looseName(d.raw))
+			if link != nil && link.Name == "" {
+				errs = append(errs, field.Required(field.NewPath("metadata", "name"), "every ReplicationLink needs a name"))
 			}
 			if len(errs) > 0 {
 				for _, e := range errs {
@@ -241,4 +238,21 @@ func fingerprint(spec v1alpha1.ReplicationLinkSpec, secret *corev1.Secret) strin
 
 func nsName(namespace, name string) types.NamespacedName {
 	return types.NamespacedName{Namespace: namespace, Name: name}
+}
+
+// looseName is namespace/name of a document that may not decode strictly (for messages).
+func looseName(raw []byte) string {
+	var m struct {
+		Metadata metav1.ObjectMeta `json:"metadata"`
+	}
+	_ = yaml.Unmarshal(raw, &m)
+	ns := m.Metadata.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	name := m.Metadata.Name
+	if name == "" {
+		name = "<no name>"
+	}
+	return ns + "/" + name
 }

@@ -45,7 +45,7 @@ func FetchStatus(ctx context.Context, addr string) (*v1alpha1.ReplicationLinkLis
 }
 
 // PrintTable prints links like `kubectl get replicationlinks -o wide` (with a NAMESPACE column
-// when they span namespaces, like -A).
+// when they span namespaces, like -A; empty cells stay empty, as kubectl prints them).
 func PrintTable(w io.Writer, list *v1alpha1.ReplicationLinkList, now time.Time, wide bool) error {
 	multiNS := false
 	for _, l := range list.Items {
@@ -76,11 +76,6 @@ func PrintTable(w io.Writer, list *v1alpha1.ReplicationLinkList, now time.Time, 
 		}
 		if multiNS {
 			row = append([]string{l.Namespace}, row...)
-		}
-		for i := range row {
-			if row[i] == "" {
-				row[i] = "<none>"
-			}
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
