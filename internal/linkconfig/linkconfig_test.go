@@ -1,0 +1,108 @@
+package linkconfig_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/dwnsync/dwnsync/api/v1alpha1"
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/linkconfig"
+	"github.com/dwnsync/dwnsync/internal/syncer"
+)
+
+func secret(t *testing.T, data map[string]string) (*corev1.Secret, string) {
+	t.Helper()
+	s, jwk, err := dwn.GenerateSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "sig"},
+		Data: map[string][]byte{"did": []byte(s.DID), "privateJwk": jwk}}
+	for k, v := range data {
+		if v == "" {
+			delete(sec.Data, k)
+		} else {
+			sec.Data[k] = []byte(v)
+		}
+	}
+	return sec, s.DID
+}
+
+func TestSignerErrorsNameSecretAndKey(t *testing.T) {
+	other, _, _ := dwn.GenerateSigner()
+	cases := []struct {
+		name, key string
+		data      map[string]string
+	}{
+		{"no did", "did", map[string]string{"did": ""}},
+		{"no key", "privateJwk", map[string]string{"privateJwk": ""}},
+		{"not json", "privateJwk", map[string]string{"privateJwk": "{"}},
+		{"other identity", "privateJwk", map[string]string{"did": other.DID}},
+		{"bad did", "did", map[string]string{"did": "did:web:example.com"}},
+		{"bad grants", "grants", map[string]string{"grants": `{"*": {"Write": "x"}}`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sec, _ := secret(t, c.data)
+			_, _, err := linkconfig.Signer(sec)
+			var le *linkconfig.Error
+			if !errors.As(err, &le) || le.Reason != linkconfig.ReasonSecretInvalid {
+				t.Fatalf("err %v", err)
+			}
+			if !strings.Contains(le.Message, `ns/sig key "`+c.key+`"`) {
+				t.Fatalf("message does not name the key %q: %s", c.key, le.Message)
+			}
+			if strings.Contains(le.Message, string(sec.Data["privateJwk"])) && len(sec.Data["privateJwk"]) > 2 {
+				t.Fatal("message leaks the private key")
+			}
+		})
+	}
+}
+
+func TestSignerFromStringData(t *testing.T) {
+	sec, did := secret(t, nil)
+	sec.StringData = map[string]string{"did": string(sec.Data["did"]), "privateJwk": string(sec.Data["privateJwk"])}
+	sec.Data = nil
+	s, _, err := linkconfig.Signer(sec)
+	if err != nil || s.DID != did {
+		t.Fatalf("signer %v err %v", s, err)
+	}
+}
+
+func TestBuild(t *testing.T) {
+	sec, did := secret(t, map[string]string{"grants": `{"https://remote.test": {"Query": "gq", "Read": "gr", "Subscribe": "gs"}, "*": {"Query": "lq"}}`})
+	signer, grants, err := linkconfig.Signer(sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := &v1alpha1.ReplicationLink{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "l"}, Spec: v1alpha1.ReplicationLinkSpec{
+		Tenant: did, Endpoint: "https://remote.test", Protocol: "https://example.com/chat",
+		ProtocolPathPrefixes: []v1alpha1.ProtocolPathPrefix{"thread"}, Suspend: true,
+	}}
+	link.Default()
+	cfg, err := linkconfig.Build(link, signer, grants, linkconfig.Defaults{LocalEndpoint: "http://local.test:3000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Name != "ns/l" || cfg.LocalEndpoint != "http://local.test:3000" || cfg.Direction != syncer.DirectionBoth || cfg.Mode != syncer.ModeLive ||
+		cfg.PollInterval != 2*time.Minute || cfg.Dialect != dwn.DialectAuto || cfg.LocalDialect != dwn.DialectAuto || !cfg.Suspend ||
+		cfg.Scope.Protocol != "https://example.com/chat" || len(cfg.Scope.ProtocolPathPrefixes) != 1 {
+		t.Fatalf("cfg %+v", cfg)
+	}
+	if cfg.RemoteSigner.Grants["Read"] != "gr" || cfg.LocalSigner.Grants["Query"] != "lq" || cfg.LocalSigner.Grants["Read"] != "" {
+		t.Fatalf("grants: remote %v local %v", cfg.RemoteSigner.Grants, cfg.LocalSigner.Grants)
+	}
+
+	link.Spec.LocalEndpoint = ""
+	if _, err := linkconfig.Build(link, signer, grants, linkconfig.Defaults{}); err == nil || !strings.Contains(err.Error(), "--local-endpoint") {
+		t.Fatalf("no local endpoint: %v", err)
+	}
+	if _, err := linkconfig.Build(link, signer, grants, linkconfig.Defaults{LocalEndpoint: "https://remote.test/"}); err == nil || !strings.Contains(err.Error(), "local server itself") {
+		t.Fatalf("local = remote: %v", err)
+	}
+}
