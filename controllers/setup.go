@@ -26,25 +26,10 @@ const secretRefIndex = ".spec.signer.secretRef.name"
 
 // SetupWithManager registers the reconciler, its Secret index and the engine event pump.
 func (r *ReplicationLinkReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Clock == nil {
-		r.Clock = clock.RealClock{}
-	}
-	if r.MinCounterInterval == 0 {
-		r.MinCounterInterval = DefaultMinCounterInterval
-	}
-	if r.CounterWritesPerSecond <= 0 {
-		r.CounterWritesPerSecond = DefaultCounterWritesPerSecond
-	}
-	if r.MaxConcurrentReconciles <= 0 {
-		r.MaxConcurrentReconciles = DefaultMaxConcurrentReconcile
-	}
 	if r.Client == nil {
 		r.Client = mgr.GetClient()
 	}
-	r.links = map[types.NamespacedName]*tracked{}
-	r.owners = map[string]types.NamespacedName{}
-	r.wake = make(chan event.GenericEvent, 1024)
-	r.budget = rate.NewLimiter(rate.Limit(r.CounterWritesPerSecond), max(1, int(r.CounterWritesPerSecond)))
+	r.init()
 
 	err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.ReplicationLink{}, secretRefIndex,
 		func(o client.Object) []string {
@@ -95,4 +80,24 @@ func specOrLifecycleChanged() predicate.Predicate {
 			return !o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) || len(o.GetFinalizers()) != len(n.GetFinalizers())
 		}},
 	)
+}
+
+// init fills defaults and the reconciler's memory.
+func (r *ReplicationLinkReconciler) init() {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.MinCounterInterval == 0 {
+		r.MinCounterInterval = DefaultMinCounterInterval
+	}
+	if r.CounterWritesPerSecond <= 0 {
+		r.CounterWritesPerSecond = DefaultCounterWritesPerSecond
+	}
+	if r.MaxConcurrentReconciles <= 0 {
+		r.MaxConcurrentReconciles = DefaultMaxConcurrentReconcile
+	}
+	r.links = map[types.NamespacedName]*tracked{}
+	r.owners = map[string]types.NamespacedName{}
+	r.wake = make(chan event.GenericEvent, 1024)
+	r.budget = rate.NewLimiter(rate.Limit(r.CounterWritesPerSecond), max(1, int(r.CounterWritesPerSecond)))
 }
