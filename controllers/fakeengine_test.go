@@ -116,3 +116,10 @@ func (f *fakeEngine) keys() []string {
 	}
 	return out
 }
+
+// publish sends an engine event without changing the snapshot.
+func (f *fakeEngine) publish(ev syncer.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.publishLocked(ev)
+}

@@ -3,7 +3,6 @@ package controllers_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"testing"
@@ -65,12 +64,7 @@ type replica struct {
 
 func startReplica(t *testing.T, ns string) *replica {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	probe := l.Addr().String()
-	_ = l.Close()
+	probe := freeAddr(t)
 	op, err := operator.New(cfg, operator.Options{
 		StateDir: t.TempDir(), MetricsBindAddress: "0", HealthProbeBindAddress: probe,
 		LeaderElect: true, LeaderElectionNamespace: ns, LeaderElectionID: "dwnsync-" + ns,

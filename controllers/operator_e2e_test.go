@@ -3,6 +3,8 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,16 +45,18 @@ func (c *applyCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 type runningOperator struct {
-	op   *operator.Operator
-	stop func()
+	op      *operator.Operator
+	metrics string // host:port of /metrics
+	stop    func()
 }
 
 // startOperator runs the real operator (manager + reconciler + engine) limited to ns.
 func startOperator(t *testing.T, ns, local, stateDir string, counter *applyCounter) *runningOperator {
 	t.Helper()
+	metricsAddr := freeAddr(t)
 	op, err := operator.New(cfg, operator.Options{
 		LocalEndpoint: local, StateDir: stateDir,
-		MetricsBindAddress: "0", HealthProbeBindAddress: "0",
+		MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0",
 		WatchNamespaces: []string{ns}, SkipNameValidation: true,
 		MinCounterInterval: time.Second,
 		HTTPClient:         &http.Client{Transport: counter},
@@ -81,7 +85,7 @@ func startOperator(t *testing.T, ns, local, stateDir string, counter *applyCount
 		}
 	}
 	t.Cleanup(stop)
-	return &runningOperator{op: op, stop: stop}
+	return &runningOperator{op: op, metrics: metricsAddr, stop: stop}
 }
 
 // The acceptance story on real parts: envtest + the operator with the real engine + two real
@@ -136,6 +140,14 @@ func TestOperatorReplicatesBetweenRealServers(t *testing.T) {
 	}
 	holds(t, client, b.URL, id, wa.CID, time.Minute)
 	holds(t, client, a.URL, id, wb.CID, time.Minute)
+
+	// The manager's /metrics carries the engine's per-link series and the status writes.
+	metrics := scrape(t, run.metrics)
+	for _, want := range []string{`dwnsync_link_phase{link="` + ns + `/tenant",phase="live"} 1`, "dwnsync_messages_applied_total{", "dwnsync_status_writes_total{"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 
 	out := kubectl(t, "get", "replicationlinks", "-n", ns)
 	t.Logf("bin/kubectl get replicationlinks -n %s\n%s", ns, out)
@@ -283,4 +295,28 @@ func kubectl(t *testing.T, args ...string) string {
 		t.Fatalf("kubectl %v: %v\n%s", args, err, out)
 	}
 	return string(out)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }

@@ -66,6 +66,15 @@ func TestReconcilerLifecycle(t *testing.T) {
 		return slices.Contains(ev, "Live") && slices.Contains(ev, "Converged") && slices.Contains(ev, "Initializing"), strings.Join(ev, ",")
 	})
 
+	// A dead letter: a Warning Event with the engine's reason, and Degraded=True.
+	eng.update(key, "link:status-change", func(s *syncer.LinkStatus) { s.DeadLetters = 1 })
+	eng.publish(syncer.Event{Key: key, Type: "dead-letter", Reason: "Invalid", Message: "bafy123 refused by " + remote + ": cid-mismatch"})
+	eventually(t, 20*time.Second, "a DeadLetter Event and Degraded=True", func() (bool, string) {
+		ev := recorded(t, ns, "alice")
+		c := meta.FindStatusCondition(getLink(t, ns, "alice").Status.Conditions, v1alpha1.ConditionDegraded)
+		return slices.Contains(ev, "DeadLetter") && c != nil && c.Status == metav1.ConditionTrue && c.Reason == "DeadLetters", strings.Join(ev, ",")
+	})
+
 	if err := k8sClient.Delete(ctx, l); err != nil {
 		t.Fatal(err)
 	}

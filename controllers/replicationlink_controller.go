@@ -235,8 +235,10 @@ func (r *ReplicationLinkReconciler) writeStatus(ctx context.Context, link *v1alp
 	r.mu.Unlock()
 	if significant {
 		r.writes.transitions.Add(1)
+		statusWritesTotal.WithLabelValues("transition").Inc()
 	} else {
 		r.writes.counters.Add(1)
+		statusWritesTotal.WithLabelValues("counters").Inc()
 	}
 	r.recordTransitions(link, cur, next)
 	return ctrl.Result{}, nil

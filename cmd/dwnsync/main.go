@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -75,6 +76,7 @@ func runOperator(args []string) error {
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect one active replica; only the leader runs links")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the election Lease (default: the pod's)")
+	watch := fs.String("watch-namespace", "", "comma-separated namespaces to watch (default: all)")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "ReplicationLinks reconciled in parallel")
 	fs.DurationVar(&o.MinCounterInterval, "status-counter-interval", 5*time.Second, "shortest time between two counter-only status writes of one link")
 	fs.DurationVar(&o.GracefulShutdownTimeout, "graceful-shutdown-timeout", 30*time.Second, "how long shutdown waits for links to stop and the ledger to flush")
@@ -84,6 +86,11 @@ func runOperator(args []string) error {
 		return err
 	}
 	o.LocalDialect = dwn.Dialect(localDialect)
+	for _, ns := range strings.Split(*watch, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			o.WatchNamespaces = append(o.WatchNamespaces, ns)
+		}
+	}
 	o.Logger = zap.New(zap.UseFlagOptions(&zopts))
 	ctrl.SetLogger(o.Logger)
 	o.Logger.Info("starting dwnsync operator", "version", version.Version, "localEndpoint", o.LocalEndpoint, "stateDir", o.StateDir, "leaderElect", o.LeaderElect)
