@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -53,11 +54,28 @@ func main() {
 		fmt.Fprintf(os.Stderr, "dwnsync: unknown command %q\n\n%s", cmd, usage)
 		os.Exit(2)
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dwnsync:", err)
 		os.Exit(1)
 	}
 }
+
+// aliasFlag forwards to another flag of the same set.
+type aliasFlag struct {
+	fs   *flag.FlagSet
+	name string
+}
+
+func (a aliasFlag) String() string {
+	if a.fs == nil {
+		return ""
+	}
+	return a.fs.Lookup(a.name).Value.String()
+}
+func (a aliasFlag) Set(v string) error { return a.fs.Set(a.name, v) }
 
 // stringList is a repeatable flag (-f a.yaml -f b.yaml).
 type stringList []string
@@ -76,7 +94,8 @@ func runOperator(args []string) error {
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect one active replica; only the leader runs links")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the election Lease (default: the pod's)")
-	watch := fs.String("watch-namespace", "", "comma-separated namespaces to watch (default: all)")
+	watch := fs.String("watch-namespaces", "", "comma-separated namespaces to watch (default: all)")
+	fs.Var(aliasFlag{fs, "watch-namespaces"}, "watch-namespace", "alias of --watch-namespaces")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "ReplicationLinks reconciled in parallel")
 	fs.DurationVar(&o.MinCounterInterval, "status-counter-interval", 5*time.Second, "shortest time between two counter-only status writes of one link")
 	fs.DurationVar(&o.GracefulShutdownTimeout, "graceful-shutdown-timeout", 30*time.Second, "how long shutdown waits for links to stop and the ledger to flush")
