@@ -74,14 +74,11 @@ func (s *Signer) SignDescriptor(descriptor map[string]any, opts ...SignOption) (
 		payload.PermissionGrantIDs = canonicalGrantIDs(cfg.grantIDs)
 		desc["permissionGrantIds"] = payload.PermissionGrantIDs
 	}
-	descJSON, err := json.Marshal(desc)
+	descJSON, descCID, err := descriptorAndCID(desc)
 	if err != nil {
-		return nil, fmt.Errorf("sign: marshal descriptor: %w", err)
+		return nil, err
 	}
-	payload.DescriptorCID, err = CIDOf(json.RawMessage(descJSON))
-	if err != nil {
-		return nil, fmt.Errorf("sign: descriptor cid: %w", err)
-	}
+	payload.DescriptorCID = descCID
 	sig, err := s.signJWS(payload)
 	if err != nil {
 		return nil, err

@@ -2,8 +2,6 @@ package dwntest
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -18,15 +16,12 @@ import (
 // Identity authors signed DWN messages for tests: protocol configurations, record writes,
 // updates, deletes and permission grants, as a did:jwk Ed25519 identity.
 //
-// internal/dwn signs only generic payloads (SignDescriptor); a RecordsWrite payload also
-// carries recordId/contextId, so this helper signs those itself. Everything else is signed by
-// the dwn.Signer it wraps.
+// Every message is signed by the dwn.Signer it wraps (SignRecordsWrite for records,
+// SignDescriptor for everything else); this type only shapes descriptors and record ids.
 type Identity struct {
 	DID        string
 	PrivateJWK []byte
 	Signer     *dwn.Signer
-
-	key ed25519.PrivateKey
 
 	mu   sync.Mutex
 	last time.Time // timestamps are strictly increasing per identity
@@ -35,19 +30,11 @@ type Identity struct {
 
 // NewIdentity makes a fresh did:jwk identity.
 func NewIdentity() (*Identity, error) {
-	_, key, err := ed25519.GenerateKey(rand.Reader)
+	signer, jwk, err := dwn.GenerateSigner()
 	if err != nil {
 		return nil, err
 	}
-	pub := key.Public().(ed25519.PublicKey)
-	did := dwn.DIDForPublicKey(pub)
-	jwk, _ := json.Marshal(map[string]string{"kty": "OKP", "crv": "Ed25519",
-		"x": b64(pub), "d": b64(key.Seed())})
-	signer, err := dwn.NewSigner(did, jwk)
-	if err != nil {
-		return nil, err
-	}
-	return &Identity{DID: did, PrivateJWK: jwk, Signer: signer, key: key, now: time.Now}, nil
+	return &Identity{DID: signer.DID, PrivateJWK: jwk, Signer: signer, now: time.Now}, nil
 }
 
 // MustIdentity is NewIdentity for tests.
@@ -246,34 +233,9 @@ func (id *Identity) sign(desc map[string]any, data []byte) (Written, error) {
 	return finish(raw, data, "")
 }
 
-// signRecordsWrite signs a RecordsWrite: payload {descriptorCid, recordId, contextId?}.
+// signRecordsWrite signs a RecordsWrite with dwn.Signer.SignRecordsWrite.
 func (id *Identity) signRecordsWrite(desc map[string]any, recordID, contextID string, data []byte, grantID string) (Written, error) {
-	descCID, err := dwn.CIDOf(desc)
-	if err != nil {
-		return Written{}, err
-	}
-	payload := map[string]any{"descriptorCid": descCID, "recordId": recordID}
-	if contextID != "" {
-		payload["contextId"] = contextID
-	}
-	if grantID != "" {
-		payload["permissionGrantId"] = grantID
-	}
-	payloadJSON, _ := json.Marshal(payload)
-	headerJSON, _ := json.Marshal(map[string]string{"alg": "EdDSA", "kid": id.Signer.KeyID})
-	protected, body := b64(headerJSON), b64(payloadJSON)
-	sig := ed25519.Sign(id.key, []byte(protected+"."+body))
-	msg := map[string]any{
-		"recordId":   recordID,
-		"descriptor": desc,
-		"authorization": map[string]any{"signature": map[string]any{
-			"payload": body, "signatures": []any{map[string]string{"protected": protected, "signature": b64(sig)}},
-		}},
-	}
-	if contextID != "" {
-		msg["contextId"] = contextID
-	}
-	raw, err := json.Marshal(msg)
+	raw, err := id.Signer.SignRecordsWrite(desc, recordID, contextID, dwn.WithPermissionGrantID(grantID))
 	if err != nil {
 		return Written{}, err
 	}
