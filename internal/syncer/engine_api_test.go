@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -235,5 +236,33 @@ func TestMetricsExported(t *testing.T) {
 	}
 	if applied < 8 {
 		t.Fatalf("applied counter %v, want ≥ 8", applied)
+	}
+}
+
+// Teardown: removing a link while its push feed is busy leaves no record behind and no
+// subscription open; late results of its workers change nothing.
+func TestRemoveDuringActivityLeavesNothing(t *testing.T) {
+	p := startPair(t, dwntest.ModeEnbox, 2, 2, engineOpts{})
+	p.waitLiveConverged(t)
+	p.remote.SetLatency(10 * time.Millisecond)
+	p.write(t, p.local, 60, "busy")
+	eventually(t, 20*time.Second, "pushes under way", func() bool {
+		return len(p.remote.CIDs(p.id.DID)) > 6
+	})
+	if err := p.te.Remove(p.key); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "subscriptions closed", func() bool {
+		return p.remote.Subscriptions() == 0 && p.local.Subscriptions() == 0
+	})
+	if err := p.te.store.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := p.te.store.Get(p.key); ok {
+		t.Fatal("a worker of the removed link re-created its record")
+	}
+	recs, _ := p.te.store.List()
+	if len(recs) != 0 {
+		t.Fatalf("ledger holds %d records after Remove", len(recs))
 	}
 }

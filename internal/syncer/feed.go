@@ -18,11 +18,13 @@ type feedRun struct {
 	epoch  uint64
 	ctx    context.Context
 	cancel context.CancelFunc
-	// slots bound the deliveries handed to the supervisor and not yet finished (pull: apply
-	// concurrency; push: the batch window). A stuck delivery keeps its slot while later ones
-	// complete and release theirs, so the tracker's pending count can still overflow.
+	// slots is the feed's window: deliveries handed to the supervisor and not yet drained by
+	// the tracker (MaxPendingTokens). The reader waits for a slot, so a delivery that is slow
+	// or retrying holds the feed back instead of letting later ones pile up behind it.
 	slots chan struct{}
-	ackCh chan dwn.Cursor
+	// workers bounds the pull applies running at once (DeliveryConcurrency).
+	workers chan struct{}
+	ackCh   chan dwn.Cursor
 
 	mu  sync.Mutex
 	sub dwn.Subscription
@@ -33,12 +35,9 @@ func (l *link) openFeed(d ls.Dir, epoch uint64, from *dwn.Cursor) {
 		old.close()
 	}
 	ctx, cancel := context.WithCancel(l.ctx)
-	capacity := DeliveryConcurrency
-	if d == ls.Push {
-		capacity = MaxPendingTokens
-	}
 	f := &feedRun{l: l, dir: d, epoch: epoch, ctx: ctx, cancel: cancel,
-		slots: make(chan struct{}, capacity), ackCh: make(chan dwn.Cursor, 1)}
+		slots: make(chan struct{}, l.e.timing.MaxPending), workers: make(chan struct{}, DeliveryConcurrency),
+		ackCh: make(chan dwn.Cursor, 1)}
 	l.feeds[d] = f
 	var cp *dwn.Cursor
 	if from != nil && from.Valid() {

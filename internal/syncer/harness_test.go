@@ -121,6 +121,9 @@ func (te *testEngine) eventTypes(key string) []string {
 			if ev.To != "" {
 				s += "→" + ev.To
 			}
+			if ev.To == "repairing" || ev.Type == "repair:failed" {
+				s += "(" + ev.Reason + " " + ev.Message + ")"
+			}
 			out = append(out, s)
 		}
 	}

@@ -19,6 +19,12 @@ var maxDeliveryAttempts = len(DeliveryRetryBackoff) + 4
 // backoff without advancing, and reports the final outcome to the supervisor.
 func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
 	ctx := f.ctx
+	select {
+	case f.workers <- struct{}{}:
+		defer func() { <-f.workers }()
+	case <-ctx.Done():
+		return
+	}
 	res := ls.Applied{Epoch: eff.Epoch, Ordinal: eff.Ordinal, CID: eff.Entry.CID}
 	for attempt := 0; ; attempt++ {
 		local, remote, err := l.both(ctx)

@@ -42,7 +42,7 @@ func TestE02_StaleCompletionAfterRepairDropped(t *testing.T) {
 	h := newHarness(t, both())
 	h.startLive()
 	old := find[ApplyPull](h.deliver(Pull, "old", 1))[0]
-	h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "x"})
+	h.failPull()
 	h.step(RepairDone{Seq: h.m.repair.seq})
 	h.openAll()
 	h.mustPhase(Live)
@@ -286,7 +286,7 @@ func TestE11_PushFlushAfterTeardownIgnored(t *testing.T) {
 	h.startLive()
 	h.deliver(Push, "p", 1)
 	epoch := h.m.Epoch(Push)
-	h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "x"}) // repair closes both feeds
+	h.failPull() // repair closes both feeds
 	if eff := h.step(PushFlushed{Epoch: epoch, Err: "503"}); len(eff) != 0 {
 		t.Fatalf("stale flush after repair: %s", describe(eff))
 	}
@@ -452,7 +452,7 @@ func TestE24_ConcurrentPathsSerialised(t *testing.T) {
 	h := newHarness(t, both())
 	h.startLive()
 	h.step(TimerFired{Timer: TimerVerify, At: h.m.TimerAt(TimerVerify)})
-	h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "x"})
+	h.failPull()
 	eff := h.fire(TimerReconcile)
 	if has[StartReconcile](eff) {
 		t.Fatal("reconcile ran during a repair")
@@ -550,7 +550,7 @@ func TestE29_EchoPerEndpointBothWays(t *testing.T) {
 func TestE30_GapOnReopenRetriedOnce(t *testing.T) {
 	h := newHarness(t, both())
 	h.startLive()
-	h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "x"})
+	h.failPull()
 	h.step(RepairDone{Seq: h.m.repair.seq})
 	gap := &dwn.GapError{Reason: "token_too_old"}
 	eff := h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Gap: gap})

@@ -70,7 +70,8 @@ type FlushPush struct {
 	Attempt int // 0 = first try of this batch budget
 }
 
-// Release: n delivery slots of feed Dir (epoch) are free again (reader back-pressure).
+// Release: n deliveries of feed Dir (epoch) were drained by the tracker and left the feed's
+// window (reader back-pressure).
 type Release struct {
 	Dir   Dir
 	Epoch uint64

@@ -20,8 +20,10 @@ func (m *Machine) openFeed(o *out, d Dir) {
 	if f.running {
 		o.add(CloseFeed{Dir: d})
 	}
+	reopened := f.reopened
 	f.epoch++
 	f.running, f.open, f.eose, f.domain = true, false, false, ""
+	f.reopened = reopened
 	f.tracker = NewTracker()
 	if d == Push {
 		m.batch.reset()
@@ -39,6 +41,7 @@ func (m *Machine) closeFeeds(o *out) {
 		}
 		f.epoch++
 		f.running, f.open, f.eose, f.domain = false, false, false, ""
+		f.reopened = false
 		f.tracker = NewTracker()
 	}
 	m.batch.reset()
@@ -116,6 +119,14 @@ func (m *Machine) feedFailed(env Env, o *out, v FeedFailed) {
 		m.repairFailed(env, o, m.LastError)
 		return
 	}
+	if f := &m.feeds[v.Dir]; v.Gap == nil && f.open && !f.reopened && m.Phase == Live {
+		// An open feed that ends (a dropped WebSocket, a server closing a slow subscription) is
+		// first just reopened from its contiguous checkpoint, as the seed's resubscribe did;
+		// if it ends again before reaching its EOSE, the link repairs.
+		m.openFeed(o, v.Dir)
+		m.feeds[v.Dir].reopened = true
+		return
+	}
 	var resume *dwn.Cursor
 	reason := "feed-failed"
 	if v.Gap != nil {
@@ -139,6 +150,7 @@ func (m *Machine) eose(env Env, o *out, v EOSE) {
 	// An EOSE never moves the contiguous checkpoint: deliveries before it may still be in
 	// flight (E4).
 	m.feeds[v.Dir].eose = true
+	m.feeds[v.Dir].reopened = false
 	if m.Phase == Live || m.Phase == Initializing {
 		m.setConnectivity(o, Online, true)
 	}
@@ -181,7 +193,6 @@ func (m *Machine) delivered(env Env, o *out, v Delivered) {
 	// Out of scope, or an echo of what just crossed the other way: commit in order, skip.
 	if v.OutOfScope || (v.Entry.CID != "" && m.echo[1-v.Dir].Has(env.Now, v.Entry.CID)) {
 		m.complete(o, v.Dir, ord)
-		o.add(Release{Dir: v.Dir, Epoch: v.Epoch, N: 1})
 		return
 	}
 	if v.Dir == Pull {
@@ -204,10 +215,16 @@ func (m *Machine) noteEcho(env Env, d Dir, cid string) {
 	}
 }
 
-// complete marks a delivery done and commits the checkpoint if it advanced contiguously.
+// complete marks a delivery done and commits the checkpoint if it advanced contiguously. The
+// drained deliveries leave the feed's window (Release), so the reader never has more than
+// MaxPending deliveries pending: a slow or retrying delivery holds the feed back instead of
+// letting later ones pile up past it.
 func (m *Machine) complete(o *out, d Dir, ord uint64) {
 	f := &m.feeds[d]
 	c, n := f.tracker.Complete(ord)
+	if n > 0 {
+		o.add(Release{Dir: d, Epoch: f.epoch, N: n})
+	}
 	if c == nil {
 		return
 	}
@@ -231,10 +248,8 @@ func (m *Machine) applied(env Env, o *out, v Applied) {
 	case OutcomeTransient, OutcomeError:
 		// The worker already retried; never advance past a failure: repair fills the gap.
 		m.LastError = "pull " + v.CID + ": " + v.Reason
-		o.add(Release{Dir: Pull, Epoch: v.Epoch, N: 1})
 		m.enterRepairing(env, o, Pull, "apply-failed", nil, false)
 		return
 	}
 	m.complete(o, Pull, v.Ordinal)
-	o.add(Release{Dir: Pull, Epoch: v.Epoch, N: 1})
 }

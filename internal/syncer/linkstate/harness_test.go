@@ -154,3 +154,13 @@ func lastCommit(effects []Effect, d Dir) *dwn.Cursor {
 	}
 	return c
 }
+
+// failPull ends the pull feed of a live link until it repairs: the first end of an open feed
+// only reopens it from its checkpoint; a second end before its EOSE repairs.
+func (h *harness) failPull() {
+	h.t.Helper()
+	h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "x"})
+	if h.m.Phase == Live {
+		h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "x"})
+	}
+}

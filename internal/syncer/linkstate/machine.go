@@ -42,9 +42,11 @@ type feedState struct {
 	epoch   uint64
 	open    bool // the subscription is open (FeedOpened seen for this epoch)
 	running bool // OpenFeed issued for this epoch and not closed
-	eose    bool
-	domain  string // domain of the first cursor seen in this epoch (E22)
-	tracker *Tracker
+	// reopened: the feed was reopened after it ended and has not reached an EOSE since.
+	eose     bool
+	domain   string // domain of the first cursor seen in this epoch (E22)
+	reopened bool
+	tracker  *Tracker
 }
 
 // New returns a machine for a link with this config. Feed Start to begin.

@@ -72,9 +72,6 @@ func (m *Machine) pushFlushed(env Env, o *out, v PushFlushed) {
 	}
 	if len(retry) == 0 {
 		m.batch.retryCount = 0
-		if done > 0 {
-			o.add(Release{Dir: Push, Epoch: v.Epoch, N: done})
-		}
 		if len(m.batch.queue) > 0 && !m.batch.timerArmed {
 			m.batch.timerArmed = true
 			m.setTimer(o, TimerPushFlush, env.Now.Add(m.t.PushDebounce))
@@ -83,11 +80,8 @@ func (m *Machine) pushFlushed(env Env, o *out, v PushFlushed) {
 	}
 	m.batch.retryCount++
 	if m.batch.retryCount >= len(m.t.PushRetryBackoff) {
-		m.pushGiveUp(env, o, v.Epoch, retry, done)
+		m.pushGiveUp(env, o, retry)
 		return
-	}
-	if done > 0 {
-		o.add(Release{Dir: Push, Epoch: v.Epoch, N: done})
 	}
 	m.batch.queue = append(retry, m.batch.queue...)
 	delay := m.t.PushRetryBackoff[m.batch.retryCount]
@@ -98,7 +92,7 @@ func (m *Machine) pushFlushed(env Env, o *out, v PushFlushed) {
 // pushGiveUp: retries exhausted. The link is marked dirty (persisted before the checkpoint
 // moves past the given-up entries, so the reconcile that recovers them survives a crash); the
 // given-up entries and everything queued behind them are left to that reconcile (E6).
-func (m *Machine) pushGiveUp(env Env, o *out, epoch uint64, failed []PushItem, done int) {
+func (m *Machine) pushGiveUp(env Env, o *out, failed []PushItem) {
 	all := append(failed, m.batch.queue...)
 	m.batch.queue = nil
 	m.batch.retryCount = 0
@@ -115,7 +109,6 @@ func (m *Machine) pushGiveUp(env Env, o *out, epoch uint64, failed []PushItem, d
 	for _, it := range all {
 		m.complete(o, Push, it.Ordinal)
 	}
-	o.add(Release{Dir: Push, Epoch: epoch, N: done + len(all)})
 }
 
 // markDirty sets needsReconcile (persisted) and remembers that a reconcile running now started

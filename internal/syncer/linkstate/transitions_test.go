@@ -67,10 +67,31 @@ func TestTransitions(t *testing.T) {
 			phase: Repairing, conn: Offline, want: []string{"StartRepair"},
 		},
 		{
-			name:  "live feed end: repairing",
+			name:  "live feed end: reopen that feed from its checkpoint, stay live",
 			setup: func(h *harness) { h.startLive() },
 			input: func(h *harness) Input { return FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "websocket closed"} },
+			phase: Live, conn: Online, want: []string{"CloseFeed", "OpenFeed"}, not: []string{"StartRepair", "Publish"},
+		},
+		{
+			name: "live feed ends again before its EOSE: repairing",
+			setup: func(h *harness) {
+				h.startLive()
+				h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "websocket closed"})
+				h.step(FeedOpened{Dir: Pull, Epoch: h.m.Epoch(Pull)})
+			},
+			input: func(h *harness) Input { return FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "websocket closed"} },
 			phase: Repairing, conn: Offline, want: []string{"CloseFeed", "StartRepair"}, wantEvents: []string{EvStatusChange, EvConnectivityChange},
+		},
+		{
+			name: "an EOSE restores the reopen budget",
+			setup: func(h *harness) {
+				h.startLive()
+				h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "websocket closed"})
+				h.step(FeedOpened{Dir: Pull, Epoch: h.m.Epoch(Pull)})
+				h.step(EOSE{Dir: Pull, Epoch: h.m.Epoch(Pull)})
+			},
+			input: func(h *harness) Input { return FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "websocket closed"} },
+			phase: Live, conn: Online, want: []string{"OpenFeed"}, not: []string{"StartRepair"},
 		},
 		{
 			name:  "live domain mismatch: repairing",
@@ -108,7 +129,7 @@ func TestTransitions(t *testing.T) {
 			name: "repair work done: reset checkpoints, dirty, reopen",
 			setup: func(h *harness) {
 				h.startLive()
-				h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "x"})
+				h.failPull()
 			},
 			input: func(h *harness) Input { return RepairDone{Seq: h.m.repair.seq} },
 			phase: Repairing, conn: Offline, want: []string{"ResetCheckpoint", "Persist", "OpenFeed"},
@@ -117,7 +138,7 @@ func TestTransitions(t *testing.T) {
 			name: "repairing to live when the feeds reopen",
 			setup: func(h *harness) {
 				h.startLive()
-				h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "x"})
+				h.failPull()
 				h.step(RepairDone{Seq: h.m.repair.seq})
 				h.step(FeedOpened{Dir: Pull, Epoch: h.m.Epoch(Pull)})
 			},
@@ -129,7 +150,7 @@ func TestTransitions(t *testing.T) {
 			name: "repair failure schedules a retry after 1 s",
 			setup: func(h *harness) {
 				h.startLive()
-				h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "x"})
+				h.failPull()
 			},
 			input: func(h *harness) Input { return RepairDone{Seq: h.m.repair.seq, Err: "unreachable"} },
 			phase: Repairing, conn: Offline, want: []string{"SetTimer"}, wantEvents: []string{EvRepairFailed},
@@ -138,7 +159,7 @@ func TestTransitions(t *testing.T) {
 			name: "third repair failure: degraded_poll",
 			setup: func(h *harness) {
 				h.startLive()
-				h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "x"})
+				h.failPull()
 				h.step(RepairDone{Seq: h.m.repair.seq, Err: "1"})
 				h.fire(TimerRepairRetry)
 				h.step(RepairDone{Seq: h.m.repair.seq, Err: "2"})
@@ -187,7 +208,7 @@ func TestTransitions(t *testing.T) {
 		},
 		{
 			name:  "repairing to paused cancels the repair",
-			setup: func(h *harness) { h.startLive(); h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "x"}) },
+			setup: func(h *harness) { h.startLive(); h.failPull() },
 			input: func(h *harness) Input { return Suspend{} },
 			phase: Paused, conn: Offline, want: []string{"CancelWork"}, wantEvents: []string{EvStatusChange},
 		},
@@ -284,7 +305,7 @@ func typeName(e Effect) string {
 func enterDegraded(h *harness) {
 	h.t.Helper()
 	h.startLive()
-	h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "x"})
+	h.failPull()
 	for i := 0; i < 3; i++ {
 		if i > 0 {
 			h.fire(TimerRepairRetry)
@@ -297,7 +318,7 @@ func enterDegraded(h *harness) {
 func TestRepairBackoffSequence(t *testing.T) {
 	h := newHarness(t, both())
 	h.startLive()
-	h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "x"})
+	h.failPull()
 	start := h.now
 	var gaps []time.Duration
 	for i := 0; i < 2; i++ {
@@ -353,7 +374,7 @@ func TestReconcileDelays(t *testing.T) {
 		}, 500 * time.Millisecond},
 		{"after repair", func(h *harness) {
 			h.startLive()
-			h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "x"})
+			h.failPull()
 			h.step(RepairDone{Seq: h.m.repair.seq})
 			h.openAll()
 		}, 500 * time.Millisecond},
