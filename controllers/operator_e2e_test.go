@@ -128,6 +128,13 @@ func TestOperatorReplicatesBetweenRealServers(t *testing.T) {
 		applied(l.Status.Pull), applied(l.Status.Push), l.Status.Dialect)
 	key := l.Status.LinkKey
 	converged(t, client, a.URL, b.URL, id, 3*time.Minute)
+	eventually(t, time.Minute, "the bootstrap's progress in the status", func() (bool, string) {
+		p := getLink(t, ns, "tenant").Status.Progress
+		if p == nil {
+			return false, "no progress"
+		}
+		return p.Applied > 0 && p.Total >= p.Applied, fmt.Sprintf("%d/%d", p.Applied, p.Total)
+	})
 
 	// Live writes on either side reach the other.
 	wa, err := client.Write(a.URL, id, dwnserver.WriteOpts{Data: []byte("written on A"), DataFormat: "text/plain"})

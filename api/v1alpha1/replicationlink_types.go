@@ -188,7 +188,7 @@ type DirectionStatus struct {
 	LastError string `json:"lastError,omitempty"`
 }
 
-// Progress tells how far a bootstrap or repair is.
+// Progress tells how far a copy pass (bootstrap or repair) is.
 type Progress struct {
 	// Applied counts messages applied so far.
 	Applied int64 `json:"applied"`
@@ -235,7 +235,8 @@ type ReplicationLinkStatus struct {
 	// Push is the local→remote feed.
 	// +optional
 	Push *DirectionStatus `json:"push,omitempty"`
-	// Progress of a bootstrap or repair in flight.
+	// Progress of the latest pass that copied messages (the bootstrap, typically): applied
+	// grows towards total while it runs.
 	// +optional
 	Progress *Progress `json:"progress,omitempty"`
 	// LastReconcileTime is when the servers were last compared.

@@ -79,6 +79,14 @@ func TestRunSampleAndStatusOnRealServers(t *testing.T) {
 		return len(la) > 0 && slices.Equal(la, lb), fmt.Sprintf("A %d CIDs, B %d", len(la), len(lb))
 	})
 	t.Logf("converged and live %v after start", time.Since(start).Round(time.Millisecond))
+	poll(t, 30*time.Second, "the bootstrap's progress in the status", func() (bool, string) {
+		list, err := standalone.FetchStatus(context.Background(), addr)
+		if err != nil || len(list.Items) != 1 || list.Items[0].Status.Progress == nil {
+			return false, fmt.Sprint(err)
+		}
+		p := list.Items[0].Status.Progress
+		return p.Applied > 0 && p.Total >= p.Applied, fmt.Sprintf("%d/%d", p.Applied, p.Total)
+	})
 
 	out := captureStdout(t, func() error { return runStatus([]string{"--addr", addr}) })
 	t.Logf("dwnsync status --addr %s\n%s", addr, out)

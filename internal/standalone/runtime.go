@@ -60,6 +60,8 @@ type Runtime struct {
 	mu       sync.Mutex
 	links    map[string]*active // by ledger key
 	statuses map[string]v1alpha1.ReplicationLinkStatus
+
+	lastProgress map[string]string // by link name: the last progress line (loop goroutine only)
 }
 
 type active struct {
@@ -111,7 +113,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	rt := &Runtime{opts: opts, log: log, engine: eng, started: opts.Clock.Now(),
-		links: map[string]*active{}, statuses: map[string]v1alpha1.ReplicationLinkStatus{}}
+		links: map[string]*active{}, statuses: map[string]v1alpha1.ReplicationLinkStatus{}, lastProgress: map[string]string{}}
 
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
@@ -252,14 +254,24 @@ func (rt *Runtime) logEvent(ev syncer.Event) {
 	rt.log.Info("link event", kv...)
 }
 
-// logProgress writes one line per link that is bootstrapping or repairing.
+// logProgress writes a line for each link that is bootstrapping, repairing or copying, when
+// its figures moved since the last line.
 func (rt *Runtime) logProgress() {
 	for _, l := range rt.List().Items {
 		s := l.Status
-		if s.Phase != v1alpha1.PhaseInitializing && s.Phase != v1alpha1.PhaseRepairing {
+		// A pass still copying; the engine keeps the last pass's figures after it ends, and a
+		// listed message that turned out superseded leaves applied < total for good.
+		copying := s.Progress != nil && s.Progress.Total > s.Progress.Applied && s.NeedsReconcile
+		if s.Phase != v1alpha1.PhaseInitializing && s.Phase != v1alpha1.PhaseRepairing && !copying {
 			continue
 		}
-		kv := []any{"link", l.Namespace + "/" + l.Name, "phase", s.Phase}
+		name := l.Namespace + "/" + l.Name
+		line := fmt.Sprintf("%s %v %s", s.Phase, s.Progress, s.LastError)
+		if rt.lastProgress[name] == line {
+			continue
+		}
+		rt.lastProgress[name] = line
+		kv := []any{"link", name, "phase", s.Phase}
 		if p := s.Progress; p != nil {
 			kv = append(kv, "applied", p.Applied)
 			if p.Total > 0 {

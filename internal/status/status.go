@@ -69,9 +69,9 @@ func FromSnapshot(cur v1alpha1.ReplicationLinkStatus, snap syncer.LinkStatus, in
 		s.Push = direction(snap.Push)
 	}
 	if snap.Progress.Applied > 0 || snap.Progress.Total > 0 {
-		if s.Phase == v1alpha1.PhaseInitializing || s.Phase == v1alpha1.PhaseRepairing {
-			s.Progress = &v1alpha1.Progress{Applied: snap.Progress.Applied, Total: snap.Progress.Total}
-		}
+		// The engine keeps the figures of the latest pass that copied something (the
+		// bootstrap, typically): applied < total while it runs.
+		s.Progress = &v1alpha1.Progress{Applied: snap.Progress.Applied, Total: snap.Progress.Total}
 	}
 	now := metav1.NewTime(in.Now.UTC().Truncate(time.Second))
 	set := func(c metav1.Condition) {
