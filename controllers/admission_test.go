@@ -199,3 +199,16 @@ func TestValidLinkDefaultsAndStatusSubresource(t *testing.T) {
 		t.Fatalf("main resource update: phase %q suspend %v generation %d", again.Status.Phase, again.Spec.Suspend, again.Generation)
 	}
 }
+
+// The shipped samples are what a user applies first: the API server must accept them as they
+// are (kubectl apply --dry-run=server, with strict field validation).
+func TestSamplesApplyCleanly(t *testing.T) {
+	ns := newNamespace(t)
+	for _, f := range []string{"dwnsync_v1alpha1_replicationlink.yaml", "standalone-links.yaml"} {
+		out := kubectl(t, "apply", "--dry-run=server", "--validate=strict", "-n", ns, "-f", "../config/samples/"+f)
+		t.Logf("kubectl apply --dry-run=server -f config/samples/%s\n%s", f, out)
+		if !strings.Contains(out, "replicationlink.dwnsync.io/") || !strings.Contains(out, "secret/") {
+			t.Fatalf("sample %s not accepted:\n%s", f, out)
+		}
+	}
+}
