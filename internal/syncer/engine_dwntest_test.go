@@ -245,7 +245,9 @@ func TestEngineDwntestPushFailuresNeedReconcile(t *testing.T) {
 func TestEngineDwntestWrongCIDRefused(t *testing.T) {
 	for _, mode := range modes() {
 		t.Run(string(mode), func(t *testing.T) {
-			p := startPair(t, mode, 2, 2, engineOpts{})
+			timing := fastTiming()
+			timing.VerifyInterval = 300 * time.Millisecond // the periodic reconcile brings it over intact
+			p := startPair(t, mode, 2, 2, engineOpts{timing: timing})
 			p.waitLiveConverged(t)
 			p.settle(t) // nothing else in flight may consume the corruption
 			p.remote.CorruptNextMessages(1)
@@ -272,6 +274,15 @@ func TestEngineDwntestWrongCIDRefused(t *testing.T) {
 			if p.remote.Corrupted() == 0 {
 				t.Fatal("the node served nothing corrupted")
 			}
+			// The corruption was one-shot: once the message crosses intact (the periodic
+			// reconcile), its dead letter is cleared.
+			eventually(t, 20*time.Second, "a reconcile copied it and cleared the dead letter", func() bool {
+				if !contains(p.local.CIDs(p.id.DID), bad[0]) {
+					return false
+				}
+				s, _ := p.te.Snapshot(p.key)
+				return s.DeadLetters == 0
+			})
 			_ = dwn.Invalid
 		})
 	}

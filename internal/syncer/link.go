@@ -269,6 +269,28 @@ func (l *link) deadLetter(d ledger.Dir, cid, reason string) {
 	l.mu.Unlock()
 }
 
+// clearDeadLetters drops dead letters of messages that have since crossed successfully.
+func (l *link) clearDeadLetters(d ls.Dir, cids []string) {
+	l.mu.Lock()
+	any := l.status.DeadLetters > 0
+	l.mu.Unlock()
+	if !any || len(cids) == 0 {
+		return
+	}
+	n := -1
+	l.update(func(r *ledger.Record) {
+		for _, c := range cids {
+			r.ClearDeadLetter(c, string(ledgerDir(d)))
+		}
+		n = len(r.DeadLetters)
+	})
+	if n >= 0 {
+		l.mu.Lock()
+		l.status.DeadLetters = n
+		l.mu.Unlock()
+	}
+}
+
 // countApplied records n messages newly stored on the other side by direction d.
 func (l *link) countApplied(d ls.Dir, n int) {
 	if n == 0 {

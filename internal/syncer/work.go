@@ -53,6 +53,7 @@ func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
 			if attempt > 0 {
 				l.setDirError(ls.Pull, "")
 			}
+			l.clearDeadLetters(ls.Pull, []string{res.CID})
 		case err == nil && o.Kind == dwn.Invalid:
 			res.Outcome, res.Reason = ls.OutcomeInvalid, o.Reason
 		case err == nil && o.Err == nil && !o.Retryable():
@@ -156,6 +157,13 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 		out.Results = append(out.Results, res)
 	}
 	l.countApplied(ls.Push, applied)
+	var pushed []string
+	for _, r := range out.Results {
+		if r.Outcome == ls.OutcomeOK {
+			pushed = append(pushed, r.CID)
+		}
+	}
+	l.clearDeadLetters(ls.Push, pushed)
 	if transient == 0 {
 		l.setDirError(ls.Push, "")
 	}
@@ -180,6 +188,8 @@ func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, err
 	}
 	l.countApplied(ls.Pull, res.Pulled)
 	l.countApplied(ls.Push, res.Pushed)
+	l.clearDeadLetters(ls.Pull, res.PullResult.Succeeded())
+	l.clearDeadLetters(ls.Push, res.PushResult.Succeeded())
 	for _, o := range res.PullResult.Outcomes {
 		if o.Kind == dwn.Invalid {
 			l.deadLetterFromWorker(ls.Pull, o)

@@ -144,7 +144,9 @@ func (m *Machine) enterDegradedPoll(env Env, o *out) {
 	prev := m.Phase
 	m.Phase = DegradedPoll
 	m.setConnectivity(o, Offline, false)
-	m.RepairAttempts = 0
+	// The seed deleted the attempt counter here; it is kept (and counts on through the
+	// degraded-poll attempts) so status can say how many repairs failed. Only the
+	// repairing phase compares it with MaxRepairAttempts.
 	m.persist(o)
 	o.add(Publish{Type: EvStatusChange, From: string(prev), To: string(DegradedPoll)})
 	o.add(Publish{Type: EvDegradedPoll})
@@ -161,7 +163,6 @@ func (m *Machine) degradedTick(env Env, o *out) {
 	}
 	m.setTimer(o, TimerDegradedPoll, env.Now.Add(m.degradedInterval))
 	if !m.repair.active {
-		m.RepairAttempts = 0
 		m.startRepair(env, o)
 	}
 }

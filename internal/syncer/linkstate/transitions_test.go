@@ -335,8 +335,13 @@ func TestRepairBackoffSequence(t *testing.T) {
 	if h.now.Sub(start) != 4*time.Second {
 		t.Fatalf("degraded after %v, want 4s", h.now.Sub(start))
 	}
-	if h.m.RepairAttempts != 0 {
-		t.Fatalf("attempts after entering degraded_poll = %d, want 0", h.m.RepairAttempts)
+	if h.m.RepairAttempts != 3 {
+		t.Fatalf("attempts after entering degraded_poll = %d, want 3 (kept for status)", h.m.RepairAttempts)
+	}
+	h.fire(TimerDegradedPoll)
+	h.step(RepairDone{Seq: h.m.repair.seq, Err: "down"})
+	if h.m.RepairAttempts != 4 {
+		t.Fatalf("attempts after a failed degraded-poll attempt = %d, want 4", h.m.RepairAttempts)
 	}
 }
 
