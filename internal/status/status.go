@@ -170,8 +170,8 @@ func classify(snap syncer.LinkStatus, remote string) (string, string) {
 	return "", ""
 }
 
-// Significant reports whether a and b differ in more than counters, checkpoints and times: such
-// a change is written to the API server at once; counter changes are coalesced.
+// Significant reports whether a and b differ in more than counters, checkpoints, progress and
+// times: such a change is written to the API server at once; counter changes are coalesced.
 func Significant(a, b v1alpha1.ReplicationLinkStatus) bool {
 	return !equality.Semantic.DeepEqual(shape(a), shape(b))
 }
@@ -187,8 +187,9 @@ func shape(s v1alpha1.ReplicationLinkStatus) v1alpha1.ReplicationLinkStatus {
 		}
 	}
 	c.Progress, c.LastReconcileTime, c.LastConvergedTime = nil, nil, nil
+	// Condition messages count: they carry the error or the Secret key to fix, never counters.
 	for i := range c.Conditions {
-		c.Conditions[i].Message, c.Conditions[i].LastTransitionTime = "", metav1.Time{}
+		c.Conditions[i].LastTransitionTime = metav1.Time{}
 	}
 	return c
 }

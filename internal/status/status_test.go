@@ -90,8 +90,8 @@ func TestDirectionsAndProgress(t *testing.T) {
 	}
 }
 
-// Counters, checkpoints, times and condition messages are not significant: they are coalesced.
-// Phase, connectivity, errors and condition reasons are written at once.
+// Counters, checkpoints, progress and times are not significant: they are coalesced. Phase,
+// connectivity, errors and condition reasons and messages are written at once.
 func TestSignificant(t *testing.T) {
 	base := syncer.LinkStatus{Phase: "initializing", Connectivity: "online", Pull: syncer.DirectionStatus{Applied: 1}, Progress: syncer.Progress{Applied: 1, Total: 9}}
 	a := status.FromSnapshot(v1alpha1.ReplicationLinkStatus{}, base, in(v1alpha1.DirectionBoth))
@@ -113,6 +113,12 @@ func TestSignificant(t *testing.T) {
 		if c := status.FromSnapshot(a, x, in(v1alpha1.DirectionBoth)); !status.Significant(a, c) {
 			t.Errorf("%s change not significant", name)
 		}
+	}
+	// A new message for the same problem (another key of the Secret is wrong) goes out at once.
+	p1 := status.WithProblem(a, 3, t0, "SignerSecretInvalid", `signer Secret ns/s key "did": missing`)
+	p2 := status.WithProblem(p1, 3, t0, "SignerSecretInvalid", `signer Secret ns/s key "privateJwk": not JSON`)
+	if !status.Significant(p1, p2) {
+		t.Error("a changed problem message is not significant")
 	}
 	// Unchanged conditions keep their transition time.
 	later := status.FromSnapshot(a, base, status.Inputs{Generation: 3, Now: t0.Add(time.Hour), Direction: v1alpha1.DirectionBoth})
