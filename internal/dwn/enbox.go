@@ -192,9 +192,9 @@ func (t *enboxTenant) Subscribe(ctx context.Context, scope Scope, from *Cursor) 
 		return nil, err
 	}
 	params, _ := json.Marshal(map[string]any{"target": t.did, "message": msg})
-	sub, _, err := mux.Subscribe(ctx, params)
+	sub, reply, err := mux.Subscribe(ctx, params)
 	if err != nil {
 		return nil, err
 	}
-	return newFeedSubscription(ctx, sub), nil
+	return newFeedSubscription(ctx, sub, liveOnlyEOSE(from, reply)), nil
 }

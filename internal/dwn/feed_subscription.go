@@ -21,9 +21,15 @@ type feedSubscription struct {
 	once sync.Once
 }
 
-func newFeedSubscription(ctx context.Context, sub *wsSubscription) *feedSubscription {
+// newFeedSubscription adapts sub and starts its pump. A live-only subscription (no cursor) gets no eose from the server (protocol spec §2.3), yet
+// every Subscription promises replay, EOSE, live: for those, first is the EOSE to emit before
+// any frame (its cursor is the reply's head when the server reports one).
+func newFeedSubscription(ctx context.Context, sub *wsSubscription, first *Event) *feedSubscription {
 	runCtx, cancel := context.WithCancel(ctx)
 	s := &feedSubscription{sub: sub, events: make(chan Event, 64), cancel: cancel, done: make(chan struct{})}
+	if first != nil {
+		s.events <- *first // the buffer is empty: never blocks
+	}
 	go func() {
 		s.run(runCtx)
 		s.closeServer()
@@ -33,6 +39,24 @@ func newFeedSubscription(ctx context.Context, sub *wsSubscription) *feedSubscrip
 }
 
 func (s *feedSubscription) Events() <-chan Event { return s.events }
+
+// liveOnlyEOSE is the EOSE of a subscription opened without a cursor: live starts at the
+// reply's head (enbox reports it; seed-era servers do not, so the cursor is then nil). A head
+// that is not a valid token is left out rather than trusted.
+func liveOnlyEOSE(from *Cursor, reply json.RawMessage) *Event {
+	if from != nil {
+		return nil
+	}
+	var r struct {
+		Head json.RawMessage `json:"head"`
+	}
+	_ = json.Unmarshal(reply, &r)
+	head, err := decodeProgressToken(r.Head)
+	if err != nil {
+		head = nil
+	}
+	return &Event{Kind: EventEOSE, Cursor: head}
+}
 
 // Ack acknowledges c and everything before it (rpc.ack is cumulative). Cursor encodes to the
 // ProgressToken's exact member set (messageCid only when present), which is what the server

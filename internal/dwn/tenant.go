@@ -181,6 +181,18 @@ func scopeFilters(scope Scope, withPaths bool) ([]any, error) {
 
 var grantIDInDetail = regexp.MustCompile(`bafy[a-z2-7]{20,}`)
 
+// parentMissingCodes are the DwnErrorCodes a server gives a child record whose parent it lacks:
+// web5 0.6.x says the protocol path does not match, older dwn-sdk-js (the seed-era enbox
+// server) ParentNotFound, enbox ParentRecordNotFound / CrossProtocolParentNotFound, and any of
+// them ParentNotFoundConstructingRecordChain for a broken ancestor chain.
+var parentMissingCodes = map[string]bool{
+	"ProtocolAuthorizationIncorrectProtocolPath":                 true,
+	"ProtocolAuthorizationParentNotFound":                        true,
+	"ProtocolAuthorizationParentRecordNotFound":                  true,
+	"ProtocolAuthorizationCrossProtocolParentNotFound":           true,
+	"ProtocolAuthorizationParentNotFoundConstructingRecordChain": true,
+}
+
 // classifyProcessReply maps a dwn.processMessage reply to an apply outcome for servers without
 // dwn.applyReplicatedMessage (web5 spec §6, protocol spec §2.6). 409, 404-of-a-delete and
 // 5xx need the caller (they require another round trip or are errors).
@@ -197,7 +209,7 @@ func classifyProcessReply(info MessageInfo, status dwnStatus) (ApplyResult, bool
 		return incomplete(DependencyRef{Type: "Protocol", Protocol: info.Protocol}), true
 	case code == "RecordsWriteGetInitialWriteNotFound", code == "RecordsWriteGetNewestWriteRecordNotFound":
 		return incomplete(DependencyRef{Type: "InitialWrite", RecordID: info.RecordID, Protocol: info.Protocol}), true
-	case (code == "ProtocolAuthorizationIncorrectProtocolPath" || code == "ProtocolAuthorizationParentNotFoundConstructingRecordChain") && info.ParentID != "":
+	case parentMissingCodes[code] && info.ParentID != "":
 		return incomplete(DependencyRef{Type: "Parent", RecordID: info.ParentID, Protocol: info.Protocol}), true
 	case code == "GrantAuthorizationGrantMissing":
 		id := info.PermissionGrantID

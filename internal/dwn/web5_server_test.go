@@ -327,8 +327,15 @@ func TestWeb5Server(t *testing.T) {
 // pageAll pages the feed from the start in slices of limit until drained.
 func pageAll(t *testing.T, ctx context.Context, tn dwn.Tenant, limit int) []string {
 	t.Helper()
+	out, _ := pageAllFrom(t, ctx, tn, nil, limit)
+	return out
+}
+
+// pageAllFrom pages the feed after `after` until drained and returns the CIDs and the cursor
+// of the last page that had one (the resume point), or `after` when no page had one.
+func pageAllFrom(t *testing.T, ctx context.Context, tn dwn.Tenant, after *dwn.Cursor, limit int) ([]string, *dwn.Cursor) {
+	t.Helper()
 	var out []string
-	var after *dwn.Cursor
 	for i := 0; ; i++ {
 		if i > 1000 {
 			t.Fatal("feed never drained")
@@ -343,10 +350,12 @@ func pageAll(t *testing.T, ctx context.Context, tn dwn.Tenant, limit int) []stri
 		for _, e := range p.Entries {
 			out = append(out, e.CID)
 		}
-		if p.Drained {
-			return out
+		if p.Cursor != nil {
+			after = p.Cursor
 		}
-		after = p.Cursor
+		if p.Drained {
+			return out, after
+		}
 	}
 }
 
