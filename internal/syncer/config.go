@@ -141,7 +141,25 @@ type Progress struct {
 	Applied, Total int64 // Total 0 = unknown
 }
 
-// Event is one link transition (types in linkstate: link:status-change, ...).
+// Event types. Reason and Message carry the details: the trigger of a status change, the
+// attempt number and error of a repair, the reason and CID of a dead letter, the position and
+// message CID of a checkpoint advance.
+const (
+	EventStatusChange       = linkstate.EvStatusChange       // From, To: phases
+	EventConnectivityChange = linkstate.EvConnectivityChange // From, To: online|offline|unknown
+	EventPullAdvance        = linkstate.EvPullAdvance        // durable; at most one a second per feed
+	EventPushAdvance        = linkstate.EvPushAdvance
+	EventReconcileNeeded    = linkstate.EvReconcileNeeded
+	EventReconcileCompleted = linkstate.EvReconcileCompleted
+	EventRepairStarted      = linkstate.EvRepairStarted
+	EventRepairCompleted    = linkstate.EvRepairCompleted
+	EventRepairFailed       = linkstate.EvRepairFailed
+	EventDegradedPoll       = linkstate.EvDegradedPoll
+	EventGapDetected        = linkstate.EvGapDetected
+	EventDeadLetter         = linkstate.EvDeadLetter
+)
+
+// Event is one link transition.
 type Event struct {
 	Key, Name, Type, From, To, Reason, Message string
 	Time                                       time.Time

@@ -43,7 +43,7 @@ type Options struct {
 	Rand func() float64
 	// Copier moves messages (optional; the zero Copier by default).
 	Copier *transfer.Copier
-	// EventBuffer is the size of the Events channel (default 1024).
+	// EventBuffer is the size of the Events channel (default EventBufferSize).
 	EventBuffer int
 }
 
@@ -84,7 +84,7 @@ func New(opts Options) (*Engine, error) {
 		opts.Rand = rand.Float64
 	}
 	if opts.EventBuffer <= 0 {
-		opts.EventBuffer = 1024
+		opts.EventBuffer = EventBufferSize
 	}
 	e := &Engine{
 		opts:    opts,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
@@ -155,6 +156,7 @@ func (f *feedRun) ack(c dwn.Cursor) {
 // ackLoop makes committed checkpoints durable (ledger.Flush) before acknowledging them to the
 // server, and reports each durable advance once.
 func (f *feedRun) ackLoop(sub dwn.Subscription) {
+	var lastEvent time.Time
 	for {
 		select {
 		case <-f.ctx.Done():
@@ -167,11 +169,16 @@ func (f *feedRun) ackLoop(sub dwn.Subscription) {
 				continue
 			}
 			sub.Ack(c)
-			typ := ls.EvPullAdvance
-			if f.dir == ls.Push {
-				typ = ls.EvPushAdvance
+			// Checkpoint advances are reported at most once a second per feed: they wake the
+			// controller, and the snapshot always holds the latest position anyway.
+			if now := f.l.e.clock.Now(); now.Sub(lastEvent) >= CheckpointEventInterval {
+				lastEvent = now
+				typ := ls.EvPullAdvance
+				if f.dir == ls.Push {
+					typ = ls.EvPushAdvance
+				}
+				f.l.e.publish(Event{Key: f.l.key, Name: f.l.cfg.Name, Type: typ, Reason: c.Position, Message: c.MessageCID})
 			}
-			f.l.e.publish(Event{Key: f.l.key, Name: f.l.cfg.Name, Type: typ, Reason: c.Position, Message: c.MessageCID})
 		}
 	}
 }

@@ -51,7 +51,7 @@ func newLink(e *Engine, key string, cfg LinkConfig) *link {
 		log:       e.log.WithValues("link", cfg.Name),
 		ctx:       ctx,
 		cancel:    cancel,
-		mbox:      make(chan ls.Input, 256),
+		mbox:      make(chan ls.Input, MailboxSize),
 		done:      make(chan struct{}),
 		timers:    map[ls.Timer]*timerRun{},
 		pollReply: make(chan ls.PollResult, 1),

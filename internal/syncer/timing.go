@@ -74,8 +74,16 @@ const (
 	FeedReadLimit = 100
 	// DeadLetterCap bounds the dead letters kept per link in the ledger.
 	DeadLetterCap = 100
-	// StatusAckInterval is how often checkpoint advances are flushed and acknowledged.
-	AckInterval = 200 * time.Millisecond
+	// CheckpointEventInterval is the least time between two checkpoint-advance events of one
+	// feed (the snapshot always holds the latest position).
+	CheckpointEventInterval = time.Second
+	// MaxDeliveryAttempts bounds the tries of one Deferred or transiently failing pull
+	// delivery; after them the link repairs.
+	MaxDeliveryAttempts = 8
+	// EventBufferSize is the default capacity of Engine.Events (oldest dropped when full).
+	EventBufferSize = 1024
+	// MailboxSize is the capacity of a link supervisor's mailbox.
+	MailboxSize = 256
 )
 
 // PushRetryBackoff is PUSH_RETRY_BACKOFF_MS: its length (4) is the retry budget; slot 0 is

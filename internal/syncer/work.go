@@ -11,10 +11,6 @@ import (
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
 )
 
-// maxDeliveryAttempts bounds the retries of one Deferred or transiently failing pull delivery;
-// after them the delivery fails and the link repairs (the repair's reconcile retries it).
-var maxDeliveryAttempts = len(DeliveryRetryBackoff) + 4
-
 // applyPull applies one pull delivery to local, retrying Deferred and transient failures with
 // backoff without advancing, and reports the final outcome to the supervisor.
 func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
@@ -60,7 +56,7 @@ func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
 			res.Outcome, res.Reason = ls.OutcomeInvalid, o.String()
 		case err == nil && o.Err != nil && dwn.IsUnauthorized(o.Err):
 			res.Outcome, res.Reason = ls.OutcomeError, o.Err.Error()
-		case attempt+1 < maxDeliveryAttempts:
+		case attempt+1 < MaxDeliveryAttempts:
 			reason := o.String()
 			if err != nil {
 				reason = err.Error()
