@@ -3,13 +3,16 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
+	"github.com/dwnsync/dwnsync/internal/ledger"
 )
 
 func TestTimingMatchesSpec(t *testing.T) {
@@ -265,4 +268,47 @@ func TestRemoveDuringActivityLeavesNothing(t *testing.T) {
 	if len(recs) != 0 {
 		t.Fatalf("ledger holds %d records after Remove", len(recs))
 	}
+}
+
+// The operator applies links before it is elected; they start with the engine.
+func TestApplyBeforeStart(t *testing.T) {
+	local := dwntest.Start(t, dwntest.Options{})
+	remote := dwntest.Start(t, dwntest.Options{})
+	id := dwntest.MustIdentity(t)
+	p := &pair{local: local, remote: remote, id: id}
+	p.write(t, remote, 3, "r")
+	store, err := ledger.Open(filepath.Join(t.TempDir(), "l.db"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := dwn.NewPool(dwn.Options{})
+	eng, err := New(Options{Ledger: store, Pool: pool, Timing: fastTiming()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := eng.Apply(LinkConfig{Name: "early", Tenant: id.DID, LocalEndpoint: local.URL(), RemoteEndpoint: remote.URL(),
+		LocalSigner: id.Signer, RemoteSigner: id.Signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := eng.Snapshot(key); !ok || s.Phase != "initializing" {
+		t.Fatalf("before Start: %+v %v", s, ok)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Start(ctx) }()
+	eventually(t, 20*time.Second, "live after Start", func() bool {
+		s, _ := eng.Snapshot(key)
+		return s.Phase == "live" && len(local.CIDs(id.DID)) == 3
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Apply(LinkConfig{Name: "late", Tenant: id.DID, LocalEndpoint: local.URL(), RemoteEndpoint: remote.URL() + "/x",
+		LocalSigner: id.Signer, RemoteSigner: id.Signer}); err == nil {
+		t.Fatal("Apply after stop succeeded")
+	}
+	pool.Close()
+	_ = store.Close()
 }
