@@ -236,6 +236,17 @@ func TestE08_FreshLinkBootstrapReconcile(t *testing.T) {
 	if got := h.m.TimerAt(TimerReconcile).Sub(h.now); got != time.Second {
 		t.Fatalf("bootstrap reconcile in %v, want 1s", got)
 	}
+	// A direction enabled later (pull-only → both) has no push checkpoint: dirty as well.
+	h2 := newHarness(t, both())
+	h2.step(Start{Checkpoints: [2]*dwn.Cursor{cur("s", "e", 9), nil}})
+	if !h2.m.NeedsReconcile {
+		t.Fatal("a feed without a checkpoint did not make the link dirty")
+	}
+	h3 := newHarness(t, Config{Mode: ModeLive, Pull: true})
+	h3.step(Start{Checkpoints: [2]*dwn.Cursor{cur("s", "e", 9), nil}})
+	if h3.m.NeedsReconcile {
+		t.Fatal("a disabled direction's missing checkpoint made the link dirty")
+	}
 }
 
 // E9: a non-410 failure to open is retried through repair, not dropped.

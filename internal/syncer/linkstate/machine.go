@@ -160,10 +160,18 @@ func (m *Machine) start(env Env, o *out, s Start) {
 		m.enterPaused(o)
 		return
 	}
-	if s.Fresh && m.cfg.Mode == ModeLive {
-		// Nothing was ever replicated: the feeds open live-only (nothing to replay) and a
-		// bootstrap reconcile copies the history both ways; being dirty makes it durable (E8).
-		m.NeedsReconcile = true
+	if m.cfg.Mode == ModeLive {
+		// A feed without a checkpoint (a fresh link, or a direction just enabled) opens
+		// live-only: the bootstrap reconcile copies its history; being dirty makes that durable
+		// (E8).
+		for _, d := range Dirs {
+			if m.cfg.enabled(d) && m.checkpoint[d] == nil {
+				s.Fresh = true
+			}
+		}
+		if s.Fresh {
+			m.NeedsReconcile = true
+		}
 	}
 	m.persist(o)
 	m.openFeeds(o)
