@@ -14,7 +14,7 @@ package dwn_test
 // Read of 100 B, 40,000 B and 300,000 B records;        TestContract/read (all three)
 //   not found as a typed error (IsNotFound)
 // Applied, Duplicate, Superseded, Incomplete for        TestContract/apply-outcomes (all three)
-//   Protocol / InitialWrite / Parent; each resolved
+//   Protocol / InitialWrite (update, delete) / Parent; each resolved
 //   from the source with Dependency
 // subscribe: replay from a cursor, eose, live event     TestContract/subscribe (all three; web5 replay is emulated)
 // delegate grants (web5 per-method, enbox Read grant);  TestContract/delegate (all three)
@@ -62,6 +62,7 @@ type contractAuthor interface {
 	configure(t *testing.T, protocol string) string
 	write(t *testing.T, protocol, path string, parent *contractRecord, data []byte) contractRecord
 	update(t *testing.T, r contractRecord, data []byte) contractRecord
+	remove(t *testing.T, r contractRecord) string // RecordsDelete; returns its CID
 	// delegate returns a new identity holding the dialect's Messages grants on A.
 	delegate(t *testing.T) *dwn.Signer
 	listed(t *testing.T) []string
@@ -317,6 +318,16 @@ func contractApplyOutcomes(t *testing.T, ctx context.Context, be *contractBacken
 		t.Fatalf("update after its initial write: %+v", r)
 	}
 
+	// A delete whose record B lacks.
+	gone := be.author.write(t, protocol, "note", nil, []byte("to be deleted"))
+	del := be.author.remove(t, gone)
+	r = copyOne(t, ctx, be.a, be.b, del)
+	wantMissing(t, r, "InitialWrite", func(ref dwn.DependencyRef) bool { return ref.RecordID == gone.RecordID })
+	resolveFromSource(t, ctx, be, r.Missing[0])
+	if r := copyOne(t, ctx, be.a, be.b, del); !r.Kind.Succeeded() {
+		t.Fatalf("delete after its record: %+v", r)
+	}
+
 	// A child whose parent B lacks.
 	parent := be.author.write(t, protocol, "note", nil, []byte("parent"))
 	child := be.author.write(t, protocol, "note/comment", &parent, []byte("child"))
@@ -338,7 +349,7 @@ func contractSubscribe(t *testing.T, ctx context.Context, be *contractBackend) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	replayed := untilEOSE(t, ctx, sub)
+	replayed, _ := untilEOSE(t, ctx, sub)
 	if !slices.Equal(replayed, []string{missed.CID}) {
 		t.Fatalf("replayed %v before eose, want %s", replayed, missed.CID)
 	}
@@ -487,6 +498,15 @@ func (w *web5Author) update(t *testing.T, r contractRecord, data []byte) contrac
 	return contractRecord{RecordID: wr.RecordID, CID: wr.CID}
 }
 
+func (w *web5Author) remove(t *testing.T, r contractRecord) string {
+	t.Helper()
+	cid, err := w.client.Delete(w.url, w.id, r.RecordID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cid
+}
+
 func (w *web5Author) delegate(t *testing.T) *dwn.Signer {
 	t.Helper()
 	bob, err := w.client.NewTenant()
@@ -556,6 +576,12 @@ func (d *dwntestAuthor) update(t *testing.T, r contractRecord, data []byte) cont
 	w, err := d.id.Update(d.latest[r.RecordID], data)
 	w = d.store(t, w, err)
 	return contractRecord{RecordID: w.RecordID, CID: w.CID}
+}
+
+func (d *dwntestAuthor) remove(t *testing.T, r contractRecord) string {
+	t.Helper()
+	w, err := d.id.Delete(r.RecordID)
+	return d.store(t, w, err).CID
 }
 
 func (d *dwntestAuthor) delegate(t *testing.T) *dwn.Signer {
@@ -629,8 +655,9 @@ func resolveFromSource(t *testing.T, ctx context.Context, be *contractBackend, r
 	}
 }
 
-// untilEOSE collects the CIDs delivered before the subscription's EOSE, acknowledging each.
-func untilEOSE(t *testing.T, ctx context.Context, sub dwn.Subscription) []string {
+// untilEOSE collects the CIDs delivered before the subscription's EOSE, acknowledging each,
+// and returns them with the EOSE's cursor (the checkpoint to resume from).
+func untilEOSE(t *testing.T, ctx context.Context, sub dwn.Subscription) ([]string, *dwn.Cursor) {
 	t.Helper()
 	var got []string
 	for {
@@ -643,7 +670,7 @@ func untilEOSE(t *testing.T, ctx context.Context, sub dwn.Subscription) []string
 				sub.Ack(*ev.Cursor)
 			}
 			if ev.Kind == dwn.EventEOSE {
-				return got
+				return got, ev.Cursor
 			}
 			got = append(got, ev.Entry.CID)
 		case <-ctx.Done():

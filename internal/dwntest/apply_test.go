@@ -231,6 +231,18 @@ func TestDependencyLookups(t *testing.T) {
 	if string(resp.Data) != "v2" || resp.Reply(t)["entry"].(map[string]any)["initialWrite"] == nil {
 		t.Fatalf("RecordsRead: %v data %q", resp.Envelope, resp.Data)
 	}
+	// A deleted record reads as 404 carrying the delete and the initial write (dwn-sdk-js).
+	del := must[Written](t)(alice.Delete(note.RecordID))
+	seed(t, n, alice.DID, del)
+	msg = must[json.RawMessage](t)(alice.Sign(map[string]any{"interface": "Records", "method": "Read",
+		"filter": map[string]any{"recordId": note.RecordID}}))
+	rep = call(t, n.URL(), "dwn.processMessage", alice.DID, msg, nil).Reply(t)
+	entry, _ := rep["entry"].(map[string]any)
+	rd, _ := json.Marshal(entry["recordsDelete"])
+	iw, _ = json.Marshal(entry["initialWrite"])
+	if code(rep) != 404 || must[string](t)(dwn.MessageCID(rd)) != del.CID || must[string](t)(dwn.MessageCID(iw)) != note.CID {
+		t.Fatalf("RecordsRead of a deleted record: %v", rep)
+	}
 	// A stranger may not look records up.
 	bob := MustIdentity(t)
 	msg = must[json.RawMessage](t)(bob.Sign(map[string]any{"interface": "Records", "method": "Query",

@@ -276,14 +276,21 @@ func (n *Node) recordEntryLocked(t *tenant, m *stored) json.RawMessage {
 	return b
 }
 
-// recordsReadLocked serves the newest write of one record with its data.
+// recordsReadLocked serves the newest write of one record with its data. A deleted record is a
+// 404 that still carries the delete and the initial write, as dwn-sdk-js answers: that is how
+// a replicator fetches what a target needs before it can accept the delete.
 func (n *Node) recordsReadLocked(t *tenant, req request) reply {
 	f := req.desc.Filter
 	if code, detail := n.authorizeRecordsLocked(t, req, f.Protocol); code != 0 {
 		return statusReply(code, detail)
 	}
 	r := t.records[f.RecordID]
-	if r == nil || r.latest == nil || r.deleted() {
+	if r != nil && r.initial != nil && r.deleted() {
+		body := status(404, "Not Found")
+		body["entry"] = map[string]any{"recordsDelete": n.serveMessageLocked(r.latest, servedRead), "initialWrite": r.initial.raw}
+		return reply{body: body}
+	}
+	if r == nil || r.latest == nil {
 		return statusReply(404, "Not Found")
 	}
 	entry := map[string]any{"recordsWrite": n.serveMessageLocked(r.latest, servedRead)}
