@@ -150,6 +150,9 @@ func (m *Machine) eose(env Env, o *out, v EOSE) {
 	// An EOSE never moves the contiguous checkpoint: deliveries before it may still be in
 	// flight (E4).
 	m.feeds[v.Dir].eose = true
+	if m.feeds[v.Dir].reopened && m.Phase == Live {
+		m.LastError = "" // the reopened feed caught up: its end is resolved
+	}
 	m.feeds[v.Dir].reopened = false
 	if m.Phase == Live || m.Phase == Initializing {
 		m.setConnectivity(o, Online, true)
