@@ -46,5 +46,5 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: ["create", "patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create", "patch", "update"]
 {{- end -}}
