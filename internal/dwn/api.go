@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"strconv"
 )
 
 // Dialect names the protocol family an endpoint speaks.
@@ -39,6 +40,21 @@ func (c Cursor) Domain() string { return c.StreamID + "/" + c.Epoch }
 
 // Valid reports whether every required field is set (the engine discards invalid cursors).
 func (c Cursor) Valid() bool { return c.StreamID != "" && c.Epoch != "" && c.Position != "" }
+
+// Sequence returns the position as a number counting this tenant's feed, when the dialect has
+// one (enbox ProgressTokens: canonical decimal positions per tenant). It reports false for web5
+// cursors, whose value is a store-wide watermark shared by every tenant, and for anything that
+// is not a canonical decimal, so a difference of two sequences is a count of feed positions.
+func (c Cursor) Sequence() (uint64, bool) {
+	if c.Epoch == web5Epoch {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(c.Position, 10, 64)
+	if err != nil || strconv.FormatUint(n, 10) != c.Position {
+		return 0, false
+	}
+	return n, true
+}
 
 // Scope selects what a link replicates: the whole tenant (Protocol == "") or one protocol,
 // optionally narrowed to protocol paths.

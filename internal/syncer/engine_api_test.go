@@ -240,6 +240,27 @@ func TestMetricsExported(t *testing.T) {
 	if applied < 8 {
 		t.Fatalf("applied counter %v, want ≥ 8", applied)
 	}
+	// enbox numbers feed positions per tenant, so the checkpoint lag is measurable: present for
+	// the pull feed once it delivered, and back to 0 once its checkpoint is durable.
+	eventually(t, 10*time.Second, "pull checkpoint lag back to 0", func() bool {
+		mfs, err := p.te.reg.Gather()
+		if err != nil {
+			return false
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "dwnsync_checkpoint_lag" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "direction" && l.GetValue() == "pull" {
+						return m.GetGauge().GetValue() == 0
+					}
+				}
+			}
+		}
+		return false
+	})
 }
 
 // Teardown: removing a link while its push feed is busy leaves no record behind and no

@@ -117,8 +117,10 @@ func (f *feedRun) run(from *dwn.Cursor) {
 				if entry.Cursor == nil && ev.Cursor != nil {
 					entry.Cursor = ev.Cursor
 				}
+				f.l.observeCursor(f.dir, entry.Cursor)
 				f.l.send(ls.Delivered{Dir: f.dir, Epoch: f.epoch, Entry: entry, OutOfScope: outOfScope(f.l.cfg.Scope, entry)})
 			case dwn.EventEOSE:
+				f.l.observeCursor(f.dir, ev.Cursor)
 				f.l.send(ls.EOSE{Dir: f.dir, Epoch: f.epoch, Cursor: ev.Cursor})
 			case dwn.EventEnd:
 				f.failed(ev.Err)

@@ -42,6 +42,9 @@ type link struct {
 
 	mu     sync.Mutex
 	status LinkStatus
+	// seen and durable are the newest feed sequence delivered and the committed one, per
+	// direction, for the checkpoint-lag gauge (only dialects that number positions per tenant).
+	seen, durable [2]uint64
 }
 
 func newLink(e *Engine, key string, cfg LinkConfig) *link {
@@ -322,7 +325,40 @@ func (l *link) dirStatus(d ls.Dir) *DirectionStatus {
 func (l *link) setCheckpointStatus(d ls.Dir, c *dwn.Cursor) {
 	l.mu.Lock()
 	l.dirStatus(d).Checkpoint = position(c)
+	l.durable[d] = 0
+	if c != nil {
+		l.durable[d], _ = c.Sequence()
+	}
+	l.updateLagLocked(d)
 	l.mu.Unlock()
+}
+
+// observeCursor records the newest feed position a direction has delivered.
+func (l *link) observeCursor(d ls.Dir, c *dwn.Cursor) {
+	if c == nil {
+		return
+	}
+	seq, ok := c.Sequence()
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	if seq > l.seen[d] {
+		l.seen[d] = seq
+		l.updateLagLocked(d)
+	}
+	l.mu.Unlock()
+}
+
+func (l *link) updateLagLocked(d ls.Dir) {
+	if l.seen[d] == 0 {
+		return // nothing numbered seen yet: not measurable
+	}
+	lag := 0.0
+	if l.seen[d] > l.durable[d] {
+		lag = float64(l.seen[d] - l.durable[d])
+	}
+	l.e.met.lag.WithLabelValues(l.cfg.Name, d.String()).Set(lag)
 }
 
 func (l *link) refreshStatus() {

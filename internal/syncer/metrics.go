@@ -13,6 +13,7 @@ type metrics struct {
 	phase       *prometheus.GaugeVec     // link, phase: 1 for the current phase
 	applied     *prometheus.CounterVec   // link, direction: messages stored on the other side
 	pending     *prometheus.GaugeVec     // link, direction
+	lag         *prometheus.GaugeVec     // link, direction: positions seen but not yet durable
 	pushLatency *prometheus.HistogramVec // link
 	repairs     *prometheus.CounterVec   // link, result
 	reconciles  *prometheus.CounterVec   // link, result
@@ -30,6 +31,8 @@ func newMetrics(reg prometheus.Registerer, bus *eventBus) *metrics {
 			Help: "Messages a link stored on the other side (pull: on local, push: on remote)."}, []string{"link", "direction"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dwnsync_pending_deliveries",
 			Help: "Feed deliveries not yet contiguously committed."}, []string{"link", "direction"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dwnsync_checkpoint_lag",
+			Help: "Feed positions between the newest one seen and the durable checkpoint (dialects that number positions per tenant)."}, []string{"link", "direction"}),
 		pushLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dwnsync_push_latency_seconds",
 			Help: "Duration of one push batch.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}, []string{"link"}),
 		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dwnsync_repairs_total",
@@ -47,6 +50,7 @@ func newMetrics(reg prometheus.Registerer, bus *eventBus) *metrics {
 	m.phase = register(reg, m.phase)
 	m.applied = register(reg, m.applied)
 	m.pending = register(reg, m.pending)
+	m.lag = register(reg, m.lag)
 	m.pushLatency = register(reg, m.pushLatency)
 	m.repairs = register(reg, m.repairs)
 	m.reconciles = register(reg, m.reconciles)
@@ -85,5 +89,6 @@ func (m *metrics) forget(link string) {
 	}
 	for _, d := range []string{"pull", "push"} {
 		m.pending.DeleteLabelValues(link, d)
+		m.lag.DeleteLabelValues(link, d)
 	}
 }
