@@ -8,7 +8,8 @@ package dwn_test
 //
 // Row                                                  Where
 // ---------------------------------------------------  ---------------------------------------------------------
-// dialect from /info (web5) or probing (enbox, smt)     TestContract/dialect (all three)
+// dialect from /info (web5) or probing (enbox, smt),    TestContract/dialect (all three)
+//   requests counted; pinned = none
 // Go-authored messages (dwn.SignRecordsWrite) accepted  TestContract/go-authored (all three; the real server too)
 // paging until drained, exclusive cursors, ListCIDs     TestContract/paging (all three)
 // Read of 100 B, 40,000 B and 300,000 B records;        TestContract/read (all three)
@@ -42,8 +43,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,16 +174,28 @@ func contractProtocol(t *testing.T) string {
 
 // ---- cases shared by every backend ----
 
+// Detection costs GET /info alone on web5 (never probe it: it does not answer unknown
+// methods), /info plus the durable-feed probe on enbox, and one more probe (MessagesSync root)
+// on enbox-smt; a pinned dialect sends nothing at Open.
 func contractDialect(t *testing.T, ctx context.Context, be *contractBackend) {
+	wantRequests := map[dwn.Dialect]int{dwn.DialectWeb5: 1, dwn.DialectEnbox: 2, dwn.DialectEnboxSMT: 3}[be.dialect]
 	for _, url := range be.urls {
-		c, err := dwn.Open(ctx, url, dwn.Options{})
-		if err != nil {
-			t.Fatal(err)
+		for _, pinned := range []dwn.Dialect{dwn.DialectAuto, be.dialect} {
+			rt := &countingTransport{base: http.DefaultTransport}
+			c, err := dwn.Open(ctx, url, dwn.Options{Dialect: pinned, HTTPClient: &http.Client{Transport: rt, Timeout: 30 * time.Second}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			want := wantRequests
+			if pinned != dwn.DialectAuto {
+				want = 0
+			}
+			if c.Dialect() != be.dialect || int(rt.n.Load()) != want {
+				t.Fatalf("%s opened with %q: dialect %q after %d requests, want %q after %d", url, pinned, c.Dialect(), rt.n.Load(), be.dialect, want)
+			}
 		}
-		defer c.Close()
-		if c.Dialect() != be.dialect {
-			t.Fatalf("%s detected as %q, want %q", url, c.Dialect(), be.dialect)
-		}
+		c, _ := openTenant(t, url, be.did, be.signer)
 		info, err := c.Info(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -189,6 +204,17 @@ func contractDialect(t *testing.T, ctx context.Context, be *contractBackend) {
 			t.Fatalf("/info server %q for a %s endpoint", info.Server, be.dialect)
 		}
 	}
+}
+
+// countingTransport counts the HTTP requests a client sends.
+type countingTransport struct {
+	base http.RoundTripper
+	n    atomic.Int32
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.base.RoundTrip(r)
 }
 
 // Messages authored in Go (dwntest.Identity, signed by dwn.Signer) are accepted through Apply;
