@@ -141,27 +141,16 @@ func (t *enboxTenant) Apply(ctx context.Context, message json.RawMessage, data i
 	if t.c.applyUnsupported() {
 		return t.applyViaProcess(ctx, message, data, true)
 	}
-	message, err := StripForApply(message)
-	if err != nil {
-		return ApplyResult{Kind: Invalid, Reason: err.Error()}, nil
-	}
-	info, err := Inspect(message)
-	if err != nil {
-		return ApplyResult{Kind: Invalid, Reason: err.Error()}, nil
-	}
-	var dataLen int64
-	if data != nil && info.Kind() == "RecordsWrite" && info.DataSize > 0 {
-		dataLen = info.DataSize
-		data = io.LimitReader(data, dataLen)
-	} else {
-		data = nil
+	in, invalid := prepareApply(message, data)
+	if invalid != nil {
+		return *invalid, nil
 	}
 	t.c.ensureInfo(ctx)
-	res, err := t.c.rpc.applyReplicated(ctx, t.did, message, data, dataLen)
+	res, err := t.c.rpc.applyReplicated(ctx, t.did, in.message, in.data, in.dataLen)
 	if IsUnsupported(err) {
 		t.c.markApplyUnsupported()
-		if data == nil {
-			return t.applyViaProcess(ctx, message, nil, true)
+		if in.data == nil {
+			return t.applyViaProcess(ctx, in.message, nil, true)
 		}
 		return ApplyResult{Kind: Deferred, Reason: "server lacks dwn.applyReplicatedMessage; retry (will use dwn.processMessage)"}, nil
 	}
@@ -179,6 +168,12 @@ func (t *enboxTenant) Subscribe(ctx context.Context, scope Scope, from *Cursor) 
 	if err != nil {
 		return nil, err
 	}
+	return t.openFeed(ctx, filters, from)
+}
+
+// openFeed sends a signed MessagesSubscribe for filters (replay after from, when set) on the
+// endpoint's shared WebSocket. enbox and enbox-smt differ only in the filters they may send.
+func (t *tenantBase) openFeed(ctx context.Context, filters []any, from *Cursor) (*feedSubscription, error) {
 	mux, err := t.c.mux(ctx)
 	if err != nil {
 		return nil, err

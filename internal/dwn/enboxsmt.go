@@ -156,24 +156,7 @@ func (t *smtTenant) openReplay(ctx context.Context, scope Scope, from *Cursor) (
 	if err != nil {
 		return nil, err
 	}
-	mux, err := t.c.mux(ctx)
-	if err != nil {
-		return nil, err
-	}
-	desc := map[string]any{"filters": filters}
-	if from != nil {
-		desc["cursor"] = from
-	}
-	msg, err := t.signMessages("Subscribe", desc, true)
-	if err != nil {
-		return nil, err
-	}
-	params, _ := json.Marshal(map[string]any{"target": t.did, "message": msg})
-	sub, reply, err := mux.Subscribe(ctx, params)
-	if err != nil {
-		return nil, err
-	}
-	return newFeedSubscription(ctx, sub, liveOnlyEOSE(from, reply)), nil
+	return t.openFeed(ctx, filters, from)
 }
 
 // FeedPage replays from `after` through a short-lived subscription (see the type comment).

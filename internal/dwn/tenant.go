@@ -231,29 +231,47 @@ func incomplete(ref DependencyRef) ApplyResult {
 	return ApplyResult{Kind: Incomplete, Missing: []DependencyRef{ref}}
 }
 
+// applyInput is a message ready to replicate: stripped, inspected, and with its data bounded to
+// the size the descriptor names (no data unless a RecordsWrite carries some).
+type applyInput struct {
+	message json.RawMessage
+	info    MessageInfo
+	data    io.Reader
+	dataLen int64
+}
+
+// prepareApply builds the applyInput; a message that cannot be stripped or inspected comes back
+// as the Invalid result to return instead.
+func prepareApply(message json.RawMessage, data io.Reader) (applyInput, *ApplyResult) {
+	message, err := StripForApply(message)
+	if err != nil {
+		return applyInput{}, &ApplyResult{Kind: Invalid, Reason: err.Error()}
+	}
+	info, err := Inspect(message)
+	if err != nil {
+		return applyInput{}, &ApplyResult{Kind: Invalid, Reason: err.Error()}
+	}
+	in := applyInput{message: message, info: info}
+	if data != nil && info.Kind() == "RecordsWrite" && info.DataSize > 0 {
+		in.dataLen = info.DataSize
+		in.data = io.LimitReader(data, in.dataLen)
+	}
+	return in, nil
+}
+
 // applyViaProcess pushes a foreign message with dwn.processMessage and maps the reply.
 // Ambiguous answers are resolved by asking the target whether it holds the exact CID: 409 is
 // Duplicate when it does (else Superseded), and a RecordsDelete 404 is Duplicate when the
 // delete is there (else its record is missing: Incomplete InitialWrite).
 func (t *tenantBase) applyViaProcess(ctx context.Context, message json.RawMessage, data io.Reader, plural bool) (ApplyResult, error) {
 	const op = "apply (dwn.processMessage)"
-	message, err := StripForApply(message)
-	if err != nil {
-		return ApplyResult{Kind: Invalid, Reason: err.Error()}, nil
+	in, invalid := prepareApply(message, data)
+	if invalid != nil {
+		return *invalid, nil
 	}
-	info, err := Inspect(message)
-	if err != nil {
-		return ApplyResult{Kind: Invalid, Reason: err.Error()}, nil
-	}
-	var dataLen int64
-	if data != nil && info.Kind() == "RecordsWrite" && info.DataSize > 0 {
-		dataLen = info.DataSize
-		data = io.LimitReader(data, dataLen)
-	} else {
-		data = nil
-	}
+	message, info := in.message, in.info
 	t.c.ensureInfo(ctx)
-	reply, body, err := t.c.rpc.processMessage(ctx, op, t.did, message, data, dataLen)
+	reply, body, err := t.c.rpc.processMessage(ctx, op, t.did, message, in.data, in.dataLen)
 	if err != nil {
 		return ApplyResult{}, err
 	}
