@@ -303,7 +303,7 @@ func (c *wsConn) subscribe(ctx context.Context, params json.RawMessage) (*wsSubs
 	case 200:
 		return s, in.Reply, nil
 	case 410:
-		err = wsGapError(in.Reply)
+		err = gapFromReply(in.Reply)
 	default:
 		err = wsStatusError(wsMethodSubscribe, code, detail)
 	}

@@ -57,27 +57,9 @@ func wsCallError(method string, e *wsRPCError) error {
 	return &Error{Op: method, Kind: kindForRPC(e.Code, data.Code), RPCCode: e.Code, Detail: e.Message, Err: e}
 }
 
-// wsStatusError classifies a DWN reply status other than 200 (410 is a gap: see wsGapError).
+// wsStatusError classifies a DWN reply status other than 200 (410 is a gap: see gapFromReply).
 func wsStatusError(method string, code int, detail string) error {
 	return &Error{Op: method, Kind: kindForDWN(code), DWNCode: code, Detail: detail}
-}
-
-// wsGapError turns a 410 reply into the package's *GapError (enbox spec §6.4). A reply without a
-// payload (the store gave no bounds) yields a gap with no reason and no cursors.
-func wsGapError(reply json.RawMessage) error {
-	var r struct {
-		Error *struct {
-			Reason          string  `json:"reason"`
-			Requested       *Cursor `json:"requested"`
-			OldestAvailable *Cursor `json:"oldestAvailable"`
-			LatestAvailable *Cursor `json:"latestAvailable"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(reply, &r) != nil || r.Error == nil {
-		return &GapError{}
-	}
-	return &GapError{Reason: r.Error.Reason, Requested: r.Error.Requested,
-		OldestAvailable: r.Error.OldestAvailable, LatestAvailable: r.Error.LatestAvailable}
 }
 
 // wsServerEnded classifies an enbox terminal error frame.

@@ -57,7 +57,7 @@ func FuzzWSFrame(f *testing.F) {
 		}
 		if in.Reply != nil {
 			_, _, _ = wsReplyStatus(in.Reply)
-			_ = wsGapError(in.Reply)
+			_ = gapFromReply(in.Reply)
 		}
 		// The demultiplexer, with one open subscription (buffer 1, so overflow is reachable).
 		m, _ := newWSMux("http://127.0.0.1:1", wsOptions{Buffer: 1})
