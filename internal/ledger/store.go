@@ -216,33 +216,32 @@ func (s *Store) GetOrCreate(rec Record) (Record, error) {
 // backwards within its cursor domain (use ResetCheckpoint for that), caps the dead letters and
 // stamps LastActivity.
 func (s *Store) Update(key string, fn func(*Record)) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	cur, ok := s.records[key]
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrNotFound, key)
-	}
-	next := cur.clone()
-	fn(&next)
-	next.Key, next.Tenant, next.RemoteEndpoint, next.ScopeID = cur.Key, cur.Tenant, cur.RemoteEndpoint, cur.ScopeID
-	keepForward(&next.Pull, cur.Pull)
-	keepForward(&next.Push, cur.Push)
-	if extra := len(next.DeadLetters) - s.opts.MaxDeadLetters; extra > 0 {
-		next.DeadLetters = append([]DeadLetter(nil), next.DeadLetters[extra:]...)
-	}
-	next.LastActivity = s.opts.Clock.Now().UTC()
-	*cur = next
-	s.stageLocked(key)
-	return nil
+	return s.change(key, func(cur *Record) {
+		next := cur.clone()
+		fn(&next)
+		next.Key, next.Tenant, next.RemoteEndpoint, next.ScopeID = cur.Key, cur.Tenant, cur.RemoteEndpoint, cur.ScopeID
+		keepForward(&next.Pull, cur.Pull)
+		keepForward(&next.Push, cur.Push)
+		if extra := len(next.DeadLetters) - s.opts.MaxDeadLetters; extra > 0 {
+			next.DeadLetters = append([]DeadLetter(nil), next.DeadLetters[extra:]...)
+		}
+		*cur = next
+	})
 }
 
 // ResetCheckpoint sets both positions of one direction to to (nil clears them), even when that
 // moves the resume point backwards: repair after a gap, a new epoch, a corrupt cursor.
 // Staged like Update. (Calling Checkpoint.Reset inside Update does the same.)
 func (s *Store) ResetCheckpoint(key string, d Dir, to *dwn.Cursor) error {
+	return s.change(key, func(cur *Record) {
+		cur.Checkpoint(d).Reset(to)
+		cur.Checkpoint(d).reset = false
+	})
+}
+
+// change runs fn on key's in-memory record under s.mu (fn must not block), stamps
+// LastActivity and stages the record for the next group commit.
+func (s *Store) change(key string, fn func(cur *Record)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -252,8 +251,7 @@ func (s *Store) ResetCheckpoint(key string, d Dir, to *dwn.Cursor) error {
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNotFound, key)
 	}
-	cur.Checkpoint(d).Reset(to)
-	cur.Checkpoint(d).reset = false
+	fn(cur)
 	cur.LastActivity = s.opts.Clock.Now().UTC()
 	s.stageLocked(key)
 	return nil
