@@ -42,15 +42,20 @@ type faultState struct {
 // DropWebSockets closes every open WebSocket at the TCP level, without a close frame (as a
 // crashed proxy would). Their subscriptions end.
 func (n *Node) DropWebSockets() {
+	for _, c := range n.openConns() {
+		c.drop()
+	}
+}
+
+// openConns is a snapshot of the open WebSockets, so faults act on them without holding n.mu.
+func (n *Node) openConns() []*wsConn {
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	conns := make([]*wsConn, 0, len(n.conns))
 	for c := range n.conns {
 		conns = append(conns, c)
 	}
-	n.mu.Unlock()
-	for _, c := range conns {
-		c.drop()
-	}
+	return conns
 }
 
 // RefuseConnections makes the node unreachable for d (measured on the node's clock): open
@@ -146,13 +151,7 @@ func (n *Node) Corrupted() int {
 // frame with no cursor and no message. A client must survive the first three and end the
 // subscription (or treat it as a gap) on the last.
 func (n *Node) SendGarbageFrames() {
-	n.mu.Lock()
-	conns := make([]*wsConn, 0, len(n.conns))
-	for c := range n.conns {
-		conns = append(conns, c)
-	}
-	n.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range n.openConns() {
 		c.sendGarbage()
 	}
 }
