@@ -22,13 +22,6 @@ const (
 	DefaultApplyConcurrency    = 4
 )
 
-func (c *Copier) applyConcurrency() int {
-	if c.ApplyConcurrency > 0 {
-		return c.ApplyConcurrency
-	}
-	return DefaultApplyConcurrency
-}
-
 // Copier copies messages between tenants. The zero value is ready to use.
 type Copier struct {
 	Logger logr.Logger
@@ -51,32 +44,36 @@ type Copier struct {
 	PrefetchBudget int64
 }
 
-func (c *Copier) prefetchBudget() int64 {
-	if c.PrefetchBudget > 0 {
-		return c.PrefetchBudget
+// orDefault is v when set (positive), else def: a zero Copier field means the package default.
+func orDefault[T int | int64](v, def T) T {
+	if v > 0 {
+		return v
 	}
-	return DefaultPrefetchBudget
+	return def
+}
+
+func (c *Copier) applyConcurrency() int {
+	return orDefault(c.ApplyConcurrency, DefaultApplyConcurrency)
+}
+
+func (c *Copier) fetchConcurrency() int {
+	return orDefault(c.FetchConcurrency, DefaultFetchConcurrency)
+}
+
+func (c *Copier) prefetchBudget() int64 {
+	return orDefault(c.PrefetchBudget, DefaultPrefetchBudget)
 }
 
 func (c *Copier) maxDependencyPasses() int {
-	if c.MaxDependencyPasses > 0 {
-		return c.MaxDependencyPasses
-	}
-	return DefaultMaxDependencyPasses
+	return orDefault(c.MaxDependencyPasses, DefaultMaxDependencyPasses)
 }
 
 func (c *Copier) inlineLimit() int64 {
-	if c.InlineLimit > 0 {
-		return c.InlineLimit
-	}
-	return DefaultInlineLimit
+	return orDefault(c.InlineLimit, DefaultInlineLimit)
 }
 
 func (c *Copier) maxPasses() int {
-	if c.MaxPasses > 0 {
-		return c.MaxPasses
-	}
-	return DefaultMaxPasses
+	return orDefault(c.MaxPasses, DefaultMaxPasses)
 }
 
 // item is one message on its way: what we know of it, and whether the source had no data.

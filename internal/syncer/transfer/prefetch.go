@@ -8,13 +8,6 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
-func (c *Copier) fetchConcurrency() int {
-	if c.FetchConcurrency > 0 {
-		return c.FetchConcurrency
-	}
-	return DefaultFetchConcurrency
-}
-
 // prefetchBudget is the memory a Copy may spend on small payloads read before sorting.
 type prefetchBudget struct {
 	mu   sync.Mutex
