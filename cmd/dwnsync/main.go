@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -135,7 +136,9 @@ func runStandalone(args []string) error {
 	fs.StringVar(&o.Defaults.LocalEndpoint, "local-endpoint", "", "local DWN server for links without spec.localEndpoint")
 	fs.StringVar(&localDialect, "local-dialect", "auto", "dialect of the local server: auto, web5, enbox or enbox-smt")
 	fs.DurationVar(&o.ProgressEvery, "progress-every", standalone.DefaultProgressEvery, "period of the progress log lines")
-	zopts := zap.Options{Development: true}
+	// Human-readable console logs for a terminal, at info: --zap-log-level=debug shows every
+	// feed and WebSocket event.
+	zopts := zap.Options{Development: true, Level: zapcore.InfoLevel}
 	zopts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
