@@ -121,6 +121,9 @@ type wsOptions struct {
 	MaxFrameBytes int64
 	// Jitter returns a number in [0,1) used to spread backoff delays. Default math/rand/v2.
 	Jitter func() float64
+	// OnDialWait, when set, sees each dial's backoff wait once its timer is armed on Clock (so a
+	// test on a fake clock can step past it). Nil in production.
+	OnDialWait func(time.Duration)
 }
 
 func (o wsOptions) withDefaults() wsOptions {
@@ -187,9 +190,6 @@ type wsMux struct {
 	failures int       // consecutive losses/dial failures; sets the next backoff
 	retryAt  time.Time // no dial before this (clock time)
 	closed   bool
-
-	// testDialWait, when set by a test, sees each dial's backoff wait before it starts.
-	testDialWait func(time.Duration)
 }
 
 type wsDialAttempt struct {
@@ -354,8 +354,8 @@ func (m *wsMux) connection(ctx context.Context) (*wsConn, error) {
 func (m *wsMux) dialAfter(ctx context.Context, wait time.Duration) (*wsConn, error) {
 	if wait > 0 {
 		t := m.opts.Clock.NewTimer(wait)
-		if m.testDialWait != nil {
-			m.testDialWait(wait)
+		if m.opts.OnDialWait != nil {
+			m.opts.OnDialWait(wait)
 		}
 		select {
 		case <-t.C():

@@ -93,13 +93,13 @@ func TestWSEnboxNode(t *testing.T) {
 	want := append([]string{conf.CID}, wsCIDsOf(stored)...)
 
 	fc := clocktesting.NewFakeClock(time.Now())
-	m, err := dwn.NewWSMux(n.URL(), dwn.WSOptions{MaxInFlight: window, Clock: fc, Jitter: func() float64 { return 0.5 }})
+	waits := make(chan time.Duration, 4)
+	m, err := dwn.NewWSMux(n.URL(), dwn.WSOptions{MaxInFlight: window, Clock: fc, Jitter: func() float64 { return 0.5 },
+		OnDialWait: func(d time.Duration) { waits <- d }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close() })
-	waits := make(chan time.Duration, 4)
-	dwn.SetWSDialWaitHook(m, func(d time.Duration) { waits <- d })
 
 	start := n.Token(alice.DID, 0)
 	sub, reply, err := m.Subscribe(wsEnboxCtx(t), wsEnboxSubscribeParams(t, alice, &start))

@@ -3,7 +3,6 @@ package dwn
 import (
 	"context"
 	"encoding/json"
-	"time"
 )
 
 // Test-only exports of the WebSocket mux for external tests (package dwn_test), which can use
@@ -24,9 +23,6 @@ var (
 	ErrWSMalformed    = errWSMalformed
 	ErrWSClosed       = errWSClosed
 )
-
-// SetWSDialWaitHook lets a test see every backoff wait before a dial.
-func SetWSDialWaitHook(m *wsMux, hook func(time.Duration)) { m.testDialWait = hook }
 
 // WSPing does an rpc.ping round trip on the mux's current socket (enbox servers answer it).
 // Frames on one socket are ordered, so once it returns every frame the server sent before the

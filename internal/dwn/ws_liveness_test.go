@@ -45,9 +45,9 @@ func TestWSDisconnectAndBackoff(t *testing.T) {
 	f := wsNewFake(t)
 	f.setAuto(wsAutoOK)
 	fc := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
-	m := wsNewTestMux(t, f, wsOptions{Clock: fc, Jitter: func() float64 { return 0.5 }}) // factor exactly 1
 	waits := make(chan time.Duration, 16)
-	m.testDialWait = func(d time.Duration) { waits <- d }
+	m := wsNewTestMux(t, f, wsOptions{Clock: fc, Jitter: func() float64 { return 0.5 }, // factor exactly 1
+		OnDialWait: func(d time.Duration) { waits <- d }})
 
 	subscribe := func() (*wsSubscription, error) {
 		s, _, err := m.Subscribe(wsCtx(t), wsTestParams("did:example:alice"))

@@ -37,8 +37,8 @@ func TestWSStress(t *testing.T) {
 		return true // acks: no answer
 	})
 	fc := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
-	m := wsNewTestMux(t, f, wsOptions{Clock: fc, MaxInFlight: 32})
-	m.testDialWait = func(d time.Duration) { fc.Step(d) } // backoff passes at once
+	m := wsNewTestMux(t, f, wsOptions{Clock: fc, MaxInFlight: 32,
+		OnDialWait: func(d time.Duration) { fc.Step(d) }}) // backoff passes at once
 
 	var wg sync.WaitGroup
 	var opened, received, failedSub atomic.Int64
