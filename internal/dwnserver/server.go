@@ -186,6 +186,11 @@ func (s *Server) stopWhenDone(ctx context.Context) {
 	}
 }
 
+// ErrStopTimeout reports a server that did not finish its graceful stop in StopTimeout. On a
+// loaded machine Node can take that long to close its sockets; it says nothing about what the
+// server did while it ran.
+var ErrStopTimeout = errors.New("ignored SIGTERM")
+
 // Stop sends SIGTERM, waits for the graceful exit (killing the server after StopTimeout)
 // and reports an unclean exit. Safe to call more than once.
 func (s *Server) Stop() error {
@@ -200,7 +205,7 @@ func (s *Server) Stop() error {
 			case <-time.After(StopTimeout):
 				_ = s.cmd.Process.Kill()
 				<-s.exited
-				s.stopErr = fmt.Errorf("dwn-server on %s ignored SIGTERM for %s and was killed", s.URL, StopTimeout)
+				s.stopErr = fmt.Errorf("dwn-server on %s: %w after %s and was killed", s.URL, ErrStopTimeout, StopTimeout)
 				return
 			}
 		}

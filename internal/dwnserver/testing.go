@@ -2,6 +2,7 @@ package dwnserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -45,7 +46,12 @@ func Start(t testing.TB, n int) []*Server {
 			if t.Failed() {
 				t.Logf("dwn-server %s (data %s), last lines of its log:\n%s", s.URL, s.DataDir, s.LogTail(30))
 			}
-			if err := s.Stop(); err != nil {
+			switch err := s.Stop(); {
+			case errors.Is(err, ErrStopTimeout):
+				// A slow graceful stop (a loaded CI machine) is not a failure of the test
+				// that used the server; the process is gone either way.
+				t.Logf("stop: %v", err)
+			case err != nil:
 				t.Errorf("stop: %v\n%s", err, s.LogTail(30))
 			}
 		})
