@@ -63,21 +63,35 @@ func startReconcilerWith(t *testing.T, restCfg *rest.Config, ns string, engine c
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
+	runUntilStopped(t, "manager", 30*time.Second, mgr.Start)
+	return r
+}
+
+// runUntilStopped runs start in the background until the returned stop is called or the test
+// ends (whichever is first; stop is idempotent). stop cancels start's context and waits up to
+// within for it to return, reporting its error or its hang under name.
+func runUntilStopped(t *testing.T, name string, within time.Duration, start func(context.Context) error) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
+	go func() { done <- start(ctx) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("manager: %v", err)
+				t.Errorf("%s: %v", name, err)
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("manager did not stop within 30s")
+		case <-time.After(within):
+			t.Errorf("%s did not stop within %v", name, within)
 		}
-	})
-	return r
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // signerSecret is a valid signer Secret for a fresh identity; it returns the identity's DID.

@@ -74,28 +74,7 @@ func startReplica(t *testing.T, ns string) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- op.Start(ctx) }()
-	r := &replica{op: op, probe: probe}
-	stopped := false
-	r.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("replica: %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Error("replica did not stop")
-		}
-	}
-	t.Cleanup(r.stop)
-	return r
+	return &replica{op: op, probe: probe, stop: runUntilStopped(t, "replica", 60*time.Second, op.Start)}
 }
 
 func (r *replica) get(path string) (int, error) {

@@ -65,26 +65,7 @@ func startOperator(t *testing.T, ns, local, stateDir string, counter *applyCount
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- op.Start(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("operator: %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Error("operator did not stop within 60s")
-		}
-	}
-	t.Cleanup(stop)
+	stop := runUntilStopped(t, "operator", 60*time.Second, op.Start)
 	return &runningOperator{op: op, metrics: metricsAddr, stop: stop}
 }
 
