@@ -66,6 +66,10 @@ func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
 				return
 			}
 			continue
+		case err == nil && o.DeadLetter():
+			// Retries exhausted and the source cannot supply what local lacks: dead-letter it
+			// and move on instead of repairing over and over; reconciles retry it.
+			res.Outcome, res.Reason = ls.OutcomeInvalid, o.String()
 		default:
 			res.Outcome = ls.OutcomeError
 			if err != nil {
@@ -187,12 +191,12 @@ func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, err
 	l.clearDeadLetters(ls.Pull, res.PullResult.Succeeded())
 	l.clearDeadLetters(ls.Push, res.PushResult.Succeeded())
 	for _, o := range res.PullResult.Outcomes {
-		if o.Kind == dwn.Invalid {
+		if o.DeadLetter() {
 			l.deadLetterFromWorker(ls.Pull, o)
 		}
 	}
 	for _, o := range res.PushResult.Outcomes {
-		if o.Kind == dwn.Invalid {
+		if o.DeadLetter() {
 			l.deadLetterFromWorker(ls.Push, o)
 		}
 	}

@@ -171,8 +171,8 @@ func TestCopyTerminalUnresolvableDeferredAndGone(t *testing.T) {
 	dst = newFakeTenant("dst")
 	src.noDependency = true
 	res, _ = (&Copier{}).Copy(context.Background(), src, dst, entries(s.up))
-	if o := res.Outcomes[0]; o.Kind != dwn.Incomplete || !o.Retryable() || !strings.HasPrefix(o.Reason, ReasonUnresolvableDeps) {
-		t.Fatalf("unresolvable: %+v", o)
+	if o := res.Outcomes[0]; o.Kind != dwn.Incomplete || !o.Retryable() || !strings.HasPrefix(o.Reason, ReasonUnresolvableDeps) || !o.DeadLetter() {
+		t.Fatalf("unresolvable (retryable, and a dead letter once retries are spent): %+v", o)
 	}
 	src.noDependency = false
 

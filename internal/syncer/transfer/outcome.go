@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 )
@@ -38,6 +39,14 @@ type Outcome struct {
 // Succeeded reports whether the target now holds the message (or something that supersedes it).
 func (o Outcome) Succeeded() bool {
 	return o.Err == nil && (o.Kind.Succeeded() || o.Kind == SourceGone)
+}
+
+// DeadLetter reports whether the caller should record the entry as a dead letter: Invalid, or
+// (once the caller has given its retries) Incomplete with dependencies the source cannot
+// supply — waiting on the same two servers will not change that, so the feed moves on and a
+// later reconcile retries it.
+func (o Outcome) DeadLetter() bool {
+	return o.Err == nil && (o.Kind == dwn.Invalid || (o.Kind == dwn.Incomplete && strings.HasPrefix(o.Reason, ReasonUnresolvableDeps)))
 }
 
 // Retryable reports whether trying again later may succeed: transport errors, Deferred, and
