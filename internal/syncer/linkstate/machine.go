@@ -78,14 +78,8 @@ func (m *Machine) TimerAt(t Timer) time.Time { return m.timers[t] }
 // ReconcileInFlight reports whether a reconcile is running.
 func (m *Machine) ReconcileInFlight() bool { return m.rec.inFlight }
 
-// RepairActive reports whether repair work or the reopen after it is running.
-func (m *Machine) RepairActive() bool { return m.repair.active }
-
 // DegradedInterval is the degraded-poll interval drawn on entry.
 func (m *Machine) DegradedInterval() time.Duration { return m.degradedInterval }
-
-// Stopped reports whether Stop was fed.
-func (m *Machine) Stopped() bool { return m.stopped }
 
 // out collects effects of one step.
 type out struct{ effects []Effect }
