@@ -25,19 +25,27 @@ func BenchmarkStart(b *testing.B) {
 	}
 }
 
-// BenchmarkApply measures dwn.applyReplicatedMessage of small records over HTTP.
-func BenchmarkApply(b *testing.B) {
+// benchNodeAndTenant launches a node (closed when the benchmark ends) and an identity to write as.
+func benchNodeAndTenant(b *testing.B) (*Node, *Identity) {
+	b.Helper()
 	n, err := Launch(Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer n.Close()
+	b.Cleanup(n.Close)
 	alice, err := NewIdentity()
 	if err != nil {
 		b.Fatal(err)
 	}
+	return n, alice
+}
+
+// BenchmarkApply measures dwn.applyReplicatedMessage of small records over HTTP.
+func BenchmarkApply(b *testing.B) {
+	n, alice := benchNodeAndTenant(b)
 	ws := make([]Written, b.N)
 	for i := range ws {
+		var err error
 		if ws[i], err = alice.Write(WriteOpts{Data: []byte(fmt.Sprintf("record %d", i))}); err != nil {
 			b.Fatal(err)
 		}
@@ -53,15 +61,7 @@ func BenchmarkApply(b *testing.B) {
 
 // BenchmarkFeedPage measures one 100-entry MessagesQuery page of a 3,000-message tenant.
 func BenchmarkFeedPage(b *testing.B) {
-	n, err := Launch(Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer n.Close()
-	alice, err := NewIdentity()
-	if err != nil {
-		b.Fatal(err)
-	}
+	n, alice := benchNodeAndTenant(b)
 	for i := 0; i < 3000; i++ {
 		w, err := alice.Write(WriteOpts{Data: []byte(fmt.Sprintf("record %d", i))})
 		if err != nil {
@@ -88,15 +88,7 @@ func BenchmarkFeedPage(b *testing.B) {
 // BenchmarkSubscribeDelivery measures replay delivery over one WebSocket with acks (window
 // 32): ns per delivered event.
 func BenchmarkSubscribeDelivery(b *testing.B) {
-	n, err := Launch(Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer n.Close()
-	alice, err := NewIdentity()
-	if err != nil {
-		b.Fatal(err)
-	}
+	n, alice := benchNodeAndTenant(b)
 	for i := 0; i < b.N; i++ {
 		w, err := alice.Write(WriteOpts{Data: []byte(fmt.Sprintf("event %d", i))})
 		if err != nil {
