@@ -77,6 +77,33 @@ func startEngine(t *testing.T, o engineOpts) *testEngine {
 	return &testEngine{Engine: eng, reg: reg}
 }
 
+// tenantsOn opens the tenant did on two servers, through a pool of its own (closed when the test
+// ends), for the test to inspect what each side holds.
+func tenantsOn(t *testing.T, did string, signer *dwn.Signer, urlA, urlB string) (dwn.Tenant, dwn.Tenant) {
+	t.Helper()
+	check := dwn.NewPool(dwn.Options{})
+	t.Cleanup(check.Close)
+	ctx := context.Background()
+	ca, err := check.Get(ctx, urlA, dwn.DialectAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := check.Get(ctx, urlB, dwn.DialectAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca.Tenant(did, signer), cb.Tenant(did, signer)
+}
+
+// readable says whether tenant answers a Read of cid.
+func readable(ctx context.Context, tenant dwn.Tenant, cid string) bool {
+	r, err := tenant.Read(ctx, cid)
+	if err == nil && r.Data != nil {
+		_ = r.Data.Close()
+	}
+	return err == nil
+}
+
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)

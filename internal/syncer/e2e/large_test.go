@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/rand"
 	"testing"
 	"time"
@@ -48,18 +47,7 @@ func TestE18_LargePayloadsBothWays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := dwn.NewPool(dwn.Options{})
-	t.Cleanup(check.Close)
-	ctx := context.Background()
-	ca, err := check.Get(ctx, a.URL, dwn.DialectAuto)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb, err := check.Get(ctx, b.URL, dwn.DialectAuto)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ta, tb := ca.Tenant(id.DID, signer), cb.Tenant(id.DID, signer)
+	ta, tb := tenantsOn(t, id.DID, signer, a.URL, b.URL)
 	eventually(t, 2*time.Minute, "bootstrap copied every payload", func() bool {
 		s, _ := te.Snapshot(key)
 		la, lb := listCIDs(t, ta), listCIDs(t, tb)

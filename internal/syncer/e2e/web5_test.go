@@ -114,18 +114,8 @@ func TestEngineWeb5EndToEnd(t *testing.T) {
 	}
 	pool, counter := newCountingPool()
 	te := startEngine(t, engineOpts{pool: pool})
-	check := dwn.NewPool(dwn.Options{})
-	t.Cleanup(check.Close)
 	ctx := context.Background()
-	ca, err := check.Get(ctx, a.URL, dwn.DialectAuto)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb, err := check.Get(ctx, b.URL, dwn.DialectAuto)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ta, tb := ca.Tenant(id.DID, signer), cb.Tenant(id.DID, signer)
+	ta, tb := tenantsOn(t, id.DID, signer, a.URL, b.URL)
 
 	start := time.Now()
 	key, err := te.Apply(syncer.LinkConfig{Name: "e2e/web5", Tenant: id.DID, LocalEndpoint: a.URL, RemoteEndpoint: b.URL,
@@ -166,26 +156,14 @@ func TestEngineWeb5EndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Minute, "A's live write readable on B", func() bool {
-		r, err := tb.Read(ctx, wa.CID)
-		if err == nil && r.Data != nil {
-			_ = r.Data.Close()
-		}
-		return err == nil
-	})
+	eventually(t, time.Minute, "A's live write readable on B", func() bool { return readable(ctx, tb, wa.CID) })
 	aToB := time.Since(liveStart)
 	liveStart = time.Now()
 	wb, err := client.Write(b.URL, id, dwnserver.WriteOpts{Protocol: dwnserver.SeedProtocol, ProtocolPath: "note", Data: []byte(`{"live":"on B"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Minute, "B's live write readable on A", func() bool {
-		r, err := ta.Read(ctx, wb.CID)
-		if err == nil && r.Data != nil {
-			_ = r.Data.Close()
-		}
-		return err == nil
-	})
+	eventually(t, time.Minute, "B's live write readable on A", func() bool { return readable(ctx, ta, wb.CID) })
 	bToA := time.Since(liveStart)
 	eventually(t, 30*time.Second, "feeds drained", func() bool {
 		s, _ := te.Snapshot(key)
