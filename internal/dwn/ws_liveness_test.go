@@ -159,15 +159,12 @@ func TestWSPingAndReadDeadline(t *testing.T) {
 	f.setAuto(wsAutoOK)
 	fc := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
 	m := wsNewTestMux(t, f, wsOptions{Clock: fc, PingInterval: 20 * time.Second}) // ReadTimeout 40 s
-	s, _, err := m.Subscribe(wsCtx(t), wsTestParams("did:example:alice"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := wsMustSubscribe(t, m, "did:example:alice")
 	c := f.conn(0)
 
 	// Server ping → client pong.
 	c.wmu.Lock()
-	err = c.ws.WriteControl(websocket.PingMessage, []byte("srv"), time.Now().Add(5*time.Second))
+	err := c.ws.WriteControl(websocket.PingMessage, []byte("srv"), time.Now().Add(5*time.Second))
 	c.wmu.Unlock()
 	if err != nil {
 		t.Fatal(err)

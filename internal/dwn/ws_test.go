@@ -29,6 +29,16 @@ func wsCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// wsMustSubscribe opens a subscription for tenant on m or fails the test.
+func wsMustSubscribe(t *testing.T, m *wsMux, tenant string) *wsSubscription {
+	t.Helper()
+	s, _, err := m.Subscribe(wsCtx(t), wsTestParams(tenant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestWSURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"http://127.0.0.1:3000":      "ws://127.0.0.1:3000",
@@ -190,14 +200,8 @@ func TestWSSlowConsumerIsolation(t *testing.T) {
 		return wsAutoOK(c, r)
 	})
 	m := wsNewTestMux(t, f, wsOptions{Buffer: buffer})
-	slow, _, err := m.Subscribe(wsCtx(t), wsTestParams("did:example:slow"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fast, _, err := m.Subscribe(wsCtx(t), wsTestParams("did:example:fast"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	slow := wsMustSubscribe(t, m, "did:example:slow")
+	fast := wsMustSubscribe(t, m, "did:example:fast")
 	c := f.conn(0)
 	for k := range 10 {
 		c.sendRaw(wsWeb5Event(slow.ID(), k))
@@ -252,10 +256,7 @@ func TestWSCloseSendsEmptyParams(t *testing.T) {
 		return false
 	})
 	subscribe := func() *wsSubscription {
-		s, _, err := m.Subscribe(wsCtx(t), wsTestParams("did:example:alice"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := wsMustSubscribe(t, m, "did:example:alice")
 		return s
 	}
 
@@ -381,10 +382,7 @@ func TestWSGarbageFrames(t *testing.T) {
 	f := wsNewFake(t)
 	f.setAuto(wsAutoOK)
 	m := wsNewTestMux(t, f, wsOptions{})
-	s, _, err := m.Subscribe(wsCtx(t), wsTestParams("did:example:alice"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := wsMustSubscribe(t, m, "did:example:alice")
 	c := f.conn(0)
 	garbage := []string{
 		`not json`, `{"jsonrpc":"2.0","id":`, `[]`, `null`, `42`, `""`, `{}`,
@@ -426,12 +424,9 @@ func TestWSGarbageFrames(t *testing.T) {
 		`{"jsonrpc":"2.0","id":%q}`,
 	}
 	for _, frame := range malformed {
-		victim, _, err := m.Subscribe(wsCtx(t), wsTestParams("did:example:victim"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		victim := wsMustSubscribe(t, m, "did:example:victim")
 		c.sendRaw(fmt.Sprintf(frame, victim.ID()))
-		err, _ = wsWaitEnded(t, victim)
+		err, _ := wsWaitEnded(t, victim)
 		if !errors.Is(err, errWSMalformed) || !IsTransient(err) {
 			t.Fatalf("%s: victim ended with %v; want a transient errWSMalformed", frame, err)
 		}
@@ -508,17 +503,11 @@ func TestWSServerErrorFrame(t *testing.T) {
 	f := wsNewFake(t)
 	f.setAuto(wsAutoOK)
 	m := wsNewTestMux(t, f, wsOptions{})
-	a, _, err := m.Subscribe(wsCtx(t), wsTestParams("did:example:a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _, err := m.Subscribe(wsCtx(t), wsTestParams("did:example:b"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := wsMustSubscribe(t, m, "did:example:a")
+	b := wsMustSubscribe(t, m, "did:example:b")
 	c := f.conn(0)
 	c.sendRaw(fmt.Sprintf(`{"jsonrpc":"2.0","id":%q,"result":{"subscription":{"type":"error","cursor":{"streamId":"s","epoch":"e","position":"4"},"error":{"code":"MessagesSubscribeDeliveryAuthorizationFailed","detail":"grant revoked"}}}}`, a.ID()))
-	err, _ = wsWaitEnded(t, a)
+	err, _ := wsWaitEnded(t, a)
 	var se *wsSubscriptionError
 	if !IsUnauthorized(err) || !errors.As(err, &se) || !strings.Contains(string(se.Cursor), `"position":"4"`) {
 		t.Fatalf("a ended with %v; want Unauthorized carrying the frame's cursor", err)
@@ -556,10 +545,7 @@ func TestWSMuxClose(t *testing.T) {
 	f := wsNewFake(t)
 	f.setAuto(wsAutoOK)
 	m := wsNewTestMux(t, f, wsOptions{})
-	s, _, err := m.Subscribe(wsCtx(t), wsTestParams("did:example:alice"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := wsMustSubscribe(t, m, "did:example:alice")
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
