@@ -37,10 +37,7 @@ func (m *Machine) enterRepairing(env Env, o *out, d Dir, reason string, resume *
 		return // the degraded-poll tick drives the next attempt
 	}
 	if m.Phase != Repairing {
-		prev := m.Phase
-		m.Phase = Repairing
-		m.persist(o)
-		o.add(Publish{Type: EvStatusChange, From: string(prev), To: string(Repairing), Reason: reason})
+		m.setPhase(o, Repairing, true, reason)
 		m.setConnectivity(o, Offline, true)
 	}
 	if m.LastError == "" {
