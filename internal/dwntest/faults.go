@@ -246,6 +246,9 @@ func (n *Node) ReplayBeforeReply(on bool) {
 	n.faults.replayFirst = on
 }
 
+// ceilSeconds is d in whole seconds, rounded up (Retry-After carries integer seconds).
+func ceilSeconds(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
+
 // injectedRPCFailure answers with the configured JSON-RPC error, if one is pending.
 func (n *Node) injectedRPCFailure(w http.ResponseWriter, id json.RawMessage) bool {
 	n.mu.Lock()
@@ -262,19 +265,13 @@ func (n *Node) injectedRPCFailure(w http.ResponseWriter, id json.RawMessage) boo
 	}
 	status := http.StatusInternalServerError
 	if code == -50429 {
-		secs := int((retry + time.Second - 1) / time.Second)
-		if secs <= 0 {
-			secs = 1
-		}
+		secs := max(ceilSeconds(retry), 1)
 		data["retryAfterSec"] = secs
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		status = http.StatusTooManyRequests
 	}
-	if len(data) == 0 {
-		data = nil
-	}
-	var payload any
-	if data != nil {
+	var payload any // no "data" member when there is nothing to say
+	if len(data) > 0 {
 		payload = data
 	}
 	writeJSON(w, status, rpcErrorResponse(id, code, "injected JSON-RPC error", payload))
@@ -292,8 +289,7 @@ func (n *Node) injectedFailure(w http.ResponseWriter, id json.RawMessage) bool {
 	status, retry := n.faults.failStatus, n.faults.failRetryAfter
 	n.mu.Unlock()
 	if retry > 0 {
-		secs := int((retry + time.Second - 1) / time.Second)
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(retry)))
 	}
 	switch status {
 	case http.StatusTooManyRequests:
