@@ -1,6 +1,11 @@
 package syncer
 
-import "time"
+import (
+	"time"
+
+	"github.com/dwnsync/dwnsync/internal/ledger"
+	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
+)
 
 // Every timing and size constant of the engine lives in this file, named after the table in
 // the sync-engine spec §1.10 (and §5.3 for the reconcile delays). Tests and the per-engine
@@ -50,15 +55,16 @@ const (
 	StopTimeout       = 2000 * time.Millisecond
 	StopCheckInterval = 100 * time.Millisecond
 
-	// InlineDataThreshold is the largest payload a server sends inline (30 KB).
-	InlineDataThreshold = 30000
+	// InlineDataThreshold is the largest payload a server sends inline (30 KB); the copier
+	// owns the number (it keeps payloads up to it in memory).
+	InlineDataThreshold = transfer.DefaultInlineLimit
 	// PullRetryBuffer is the seed's buffering limit; we stream instead (fixes E18) and keep the
 	// number only for tests that cross it.
 	PullRetryBuffer = 1 << 20
-	// RemoteFetchConcurrency is the MessagesRead fan-out.
-	RemoteFetchConcurrency = 4
-	// PullApplyPasses is 1 + MAX_RETRY_PASSES.
-	PullApplyPasses = 4
+	// RemoteFetchConcurrency is the MessagesRead fan-out (the copier's default).
+	RemoteFetchConcurrency = transfer.DefaultFetchConcurrency
+	// PullApplyPasses is 1 + MAX_RETRY_PASSES (the copier's batch passes).
+	PullApplyPasses = transfer.DefaultMaxPasses
 	// ClosureMaxDepth is the dependency-walk depth limit.
 	ClosureMaxDepth = 32
 	// BatchedDiffDepth and MaxDiffDepth are the SMT diff depths.
@@ -72,8 +78,8 @@ const (
 	DeliveryConcurrency = 8
 	// FeedReadLimit is the page size used when a feed is paged rather than subscribed.
 	FeedReadLimit = 100
-	// DeadLetterCap bounds the dead letters kept per link in the ledger.
-	DeadLetterCap = 100
+	// DeadLetterCap bounds the dead letters kept per link in the ledger (the ledger's default).
+	DeadLetterCap = ledger.DefaultMaxDeadLetters
 	// CheckpointEventInterval is the least time between two checkpoint-advance events of one
 	// feed (the snapshot always holds the latest position).
 	CheckpointEventInterval = time.Second
