@@ -161,7 +161,7 @@ func (c *Client) mux(ctx context.Context) (*wsMux, error) {
 // Tenant returns the tenant did on this endpoint, signed for by signer (the tenant itself or a
 // delegate with Messages grants). enbox-smt tenants also implement SMTTenant.
 func (c *Client) Tenant(did string, signer *Signer) Tenant {
-	base := tenantBase{c: c, did: did, signer: signer}
+	base := tenantBase{c: c, did: did, signer: signer, pluralGrants: c.dialect == DialectEnbox || c.dialect == DialectEnboxSMT}
 	switch c.dialect {
 	case DialectEnbox:
 		return &enboxTenant{tenantBase: base}

@@ -13,14 +13,14 @@ import (
 // come back in the order they must be applied: a record's initial write before its latest
 // state.
 
-func (t *tenantBase) dependency(ctx context.Context, ref DependencyRef, plural bool, list lister) ([]Entry, error) {
-	entries, err := t.lookupDependency(ctx, ref, plural)
+func (t *tenantBase) dependency(ctx context.Context, ref DependencyRef, list lister) ([]Entry, error) {
+	entries, err := t.lookupDependency(ctx, ref)
 	refused := IsUnauthorized(err) || (err == nil && len(entries) == 0)
 	if refused && t.delegate() && ref.MessageCID == "" {
 		// A Messages-only delegate may not run Records/Protocols queries (refused, or answered
 		// with only what it may see: nothing); find the dependency with what it may do: list
 		// the feed and read messages until they match.
-		return t.scanDependency(ctx, ref, plural, list)
+		return t.scanDependency(ctx, ref, list)
 	}
 	return entries, err
 }
@@ -28,10 +28,10 @@ func (t *tenantBase) dependency(ctx context.Context, ref DependencyRef, plural b
 // lister lists a scope's CIDs in feed order (the dialect's ListCIDs).
 type lister func(ctx context.Context, scope Scope) ([]string, error)
 
-func (t *tenantBase) lookupDependency(ctx context.Context, ref DependencyRef, plural bool) ([]Entry, error) {
+func (t *tenantBase) lookupDependency(ctx context.Context, ref DependencyRef) ([]Entry, error) {
 	switch {
 	case ref.MessageCID != "":
-		res, err := t.read(ctx, ref.MessageCID, plural)
+		res, err := t.read(ctx, ref.MessageCID)
 		if err != nil {
 			return nil, err
 		}
@@ -52,7 +52,7 @@ func (t *tenantBase) lookupDependency(ctx context.Context, ref DependencyRef, pl
 // scanDependency is the delegate's fallback: one MessagesRead per listed CID (of ref's
 // protocol when known) until the messages that satisfy ref are found. It costs a read per
 // message, so it only runs when the direct queries are refused.
-func (t *tenantBase) scanDependency(ctx context.Context, ref DependencyRef, plural bool, list lister) ([]Entry, error) {
+func (t *tenantBase) scanDependency(ctx context.Context, ref DependencyRef, list lister) ([]Entry, error) {
 	recordID := ref.RecordID
 	if ref.Type == "Grant" {
 		recordID = ref.PermissionGrant
@@ -67,7 +67,7 @@ func (t *tenantBase) scanDependency(ctx context.Context, ref DependencyRef, plur
 	}
 	var initial, rest []Entry
 	for _, cid := range cids {
-		res, err := t.read(ctx, cid, plural)
+		res, err := t.read(ctx, cid)
 		if IsNotFound(err) {
 			continue // pruned since the listing
 		}

@@ -32,7 +32,7 @@ func (t *tenantBase) feedQuery(ctx context.Context, filters []any, after *Cursor
 	if cidsOnly {
 		desc["cidsOnly"] = true
 	}
-	msg, err := t.signMessages("Query", desc, true)
+	msg, err := t.signMessages("Query", desc)
 	if err != nil {
 		return Page{}, err
 	}
@@ -131,7 +131,7 @@ func (t *enboxTenant) Digest(ctx context.Context, scope Scope) (Digest, error) {
 }
 
 func (t *enboxTenant) Read(ctx context.Context, cid string) (ReadResult, error) {
-	return t.read(ctx, cid, true)
+	return t.read(ctx, cid)
 }
 
 // Apply uses dwn.applyReplicatedMessage; a server without it (-32601) is remembered and served
@@ -139,7 +139,7 @@ func (t *enboxTenant) Read(ctx context.Context, cid string) (ReadResult, error) 
 // spent, so the message is Deferred for the caller to retry with fresh data.
 func (t *enboxTenant) Apply(ctx context.Context, message json.RawMessage, data io.Reader) (ApplyResult, error) {
 	if t.c.applyUnsupported() {
-		return t.applyViaProcess(ctx, message, data, true)
+		return t.applyViaProcess(ctx, message, data)
 	}
 	in, invalid := prepareApply(message, data)
 	if invalid != nil {
@@ -150,7 +150,7 @@ func (t *enboxTenant) Apply(ctx context.Context, message json.RawMessage, data i
 	if IsUnsupported(err) {
 		t.c.markApplyUnsupported()
 		if in.data == nil {
-			return t.applyViaProcess(ctx, in.message, nil, true)
+			return t.applyViaProcess(ctx, in.message, nil)
 		}
 		return ApplyResult{Kind: Deferred, Reason: "server lacks dwn.applyReplicatedMessage; retry (will use dwn.processMessage)"}, nil
 	}
@@ -158,7 +158,7 @@ func (t *enboxTenant) Apply(ctx context.Context, message json.RawMessage, data i
 }
 
 func (t *enboxTenant) Dependency(ctx context.Context, ref DependencyRef) ([]Entry, error) {
-	return t.dependency(ctx, ref, true, t.ListCIDs)
+	return t.dependency(ctx, ref, t.ListCIDs)
 }
 
 // Subscribe opens MessagesSubscribe on the endpoint's shared WebSocket: replay after `from`,
@@ -182,7 +182,7 @@ func (t *tenantBase) openFeed(ctx context.Context, filters []any, from *Cursor) 
 	if from != nil {
 		desc["cursor"] = from
 	}
-	msg, err := t.signMessages("Subscribe", desc, true)
+	msg, err := t.signMessages("Subscribe", desc)
 	if err != nil {
 		return nil, err
 	}

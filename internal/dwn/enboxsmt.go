@@ -33,7 +33,7 @@ func (t *smtTenant) sync(ctx context.Context, scope Scope, desc map[string]any) 
 	if scope.Protocol != "" {
 		desc["protocol"] = scope.Protocol
 	}
-	msg, err := t.signMessages("Sync", desc, true)
+	msg, err := t.signMessages("Sync", desc)
 	if err != nil {
 		return nil, err
 	}
@@ -133,15 +133,15 @@ func (t *smtTenant) Digest(ctx context.Context, scope Scope) (Digest, error) {
 }
 
 func (t *smtTenant) Read(ctx context.Context, cid string) (ReadResult, error) {
-	return t.read(ctx, cid, true)
+	return t.read(ctx, cid)
 }
 
 func (t *smtTenant) Apply(ctx context.Context, message json.RawMessage, data io.Reader) (ApplyResult, error) {
-	return t.applyViaProcess(ctx, message, data, true)
+	return t.applyViaProcess(ctx, message, data)
 }
 
 func (t *smtTenant) Dependency(ctx context.Context, ref DependencyRef) ([]Entry, error) {
-	return t.dependency(ctx, ref, true, t.ListCIDs)
+	return t.dependency(ctx, ref, t.ListCIDs)
 }
 
 func (t *smtTenant) Subscribe(ctx context.Context, scope Scope, from *Cursor) (Subscription, error) {

@@ -22,12 +22,12 @@ import (
 // (CIDs are deduplicated, and applying is idempotent anyway). Ack is a no-op (no flow control).
 // The subscription ends with EventEnd when the socket or the server ends the doorbell, or when
 // a page fails; the engine then resubscribes from its checkpoint.
-func subscribeByPolling(ctx context.Context, t *tenantBase, filters []any, plural bool, feed pager, scope Scope, from *Cursor) (Subscription, error) {
+func subscribeByPolling(ctx context.Context, t *tenantBase, filters []any, feed pager, scope Scope, from *Cursor) (Subscription, error) {
 	mux, err := t.c.mux(ctx)
 	if err != nil {
 		return nil, err
 	}
-	msg, err := t.signMessages("Subscribe", map[string]any{"filters": filters}, plural)
+	msg, err := t.signMessages("Subscribe", map[string]any{"filters": filters})
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,9 @@ type tenantBase struct {
 	c      *Client
 	did    string
 	signer *Signer
+	// pluralGrants selects the enbox grant form (permissionGrantIds in descriptor and payload)
+	// over web5's singular payload-only form; set from the client's dialect.
+	pluralGrants bool
 }
 
 func (t *tenantBase) Endpoint() string { return t.c.endpoint }
@@ -39,9 +42,9 @@ func (t *tenantBase) grantFor(method string) string {
 	return t.signer.Grants["Read"]
 }
 
-// signMessages signs a Messages* descriptor. plural selects the enbox grant form
-// (permissionGrantIds in descriptor and payload) over web5's singular payload-only form.
-func (t *tenantBase) signMessages(method string, descriptor map[string]any, plural bool) (json.RawMessage, error) {
+// signMessages signs a Messages* descriptor, invoking the signer's grant in the tenant's
+// dialect form (see pluralGrants).
+func (t *tenantBase) signMessages(method string, descriptor map[string]any) (json.RawMessage, error) {
 	if t.signer == nil {
 		return nil, &Error{Op: "Messages" + method, Kind: Unauthorized, Detail: "no signer configured for tenant " + truncate(t.did, 40)}
 	}
@@ -50,7 +53,7 @@ func (t *tenantBase) signMessages(method string, descriptor map[string]any, plur
 	descriptor["messageTimestamp"] = FormatTimestamp(t.c.opts.Clock.Now())
 	var opts []SignOption
 	if id := t.grantFor(method); id != "" {
-		if plural {
+		if t.pluralGrants {
 			opts = append(opts, WithPermissionGrantIDs(id))
 		} else {
 			opts = append(opts, WithPermissionGrantID(id))
@@ -92,8 +95,8 @@ func (t *tenantBase) process(ctx context.Context, op string, msg json.RawMessage
 
 // read is MessagesRead: the stored message and, for a RecordsWrite with data, the data stream
 // capped at exactly descriptor.dataSize.
-func (t *tenantBase) read(ctx context.Context, cid string, plural bool) (ReadResult, error) {
-	msg, err := t.signMessages("Read", map[string]any{"messageCid": cid}, plural)
+func (t *tenantBase) read(ctx context.Context, cid string) (ReadResult, error) {
+	msg, err := t.signMessages("Read", map[string]any{"messageCid": cid})
 	if err != nil {
 		return ReadResult{}, err
 	}
@@ -263,7 +266,7 @@ func prepareApply(message json.RawMessage, data io.Reader) (applyInput, *ApplyRe
 // Ambiguous answers are resolved by asking the target whether it holds the exact CID: 409 is
 // Duplicate when it does (else Superseded), and a RecordsDelete 404 is Duplicate when the
 // delete is there (else its record is missing: Incomplete InitialWrite).
-func (t *tenantBase) applyViaProcess(ctx context.Context, message json.RawMessage, data io.Reader, plural bool) (ApplyResult, error) {
+func (t *tenantBase) applyViaProcess(ctx context.Context, message json.RawMessage, data io.Reader) (ApplyResult, error) {
 	const op = "apply (dwn.processMessage)"
 	in, invalid := prepareApply(message, data)
 	if invalid != nil {
@@ -283,9 +286,9 @@ func (t *tenantBase) applyViaProcess(ctx context.Context, message json.RawMessag
 	}
 	switch {
 	case reply.Status.Code == 409:
-		return t.duplicateOr(ctx, message, ApplyResult{Kind: Superseded, Reason: reply.Status.Detail}, plural)
+		return t.duplicateOr(ctx, message, ApplyResult{Kind: Superseded, Reason: reply.Status.Detail})
 	case reply.Status.Code == 404 && info.Kind() == "RecordsDelete":
-		return t.duplicateOr(ctx, message, incomplete(DependencyRef{Type: "InitialWrite", RecordID: info.RecordID}), plural)
+		return t.duplicateOr(ctx, message, incomplete(DependencyRef{Type: "InitialWrite", RecordID: info.RecordID}))
 	case reply.Status.Code == 404:
 		return ApplyResult{Kind: Invalid, Reason: reply.Status.Detail}, nil
 	}
@@ -293,12 +296,12 @@ func (t *tenantBase) applyViaProcess(ctx context.Context, message json.RawMessag
 }
 
 // duplicateOr returns Duplicate when the target already stores message's exact CID, else alt.
-func (t *tenantBase) duplicateOr(ctx context.Context, message json.RawMessage, alt ApplyResult, plural bool) (ApplyResult, error) {
+func (t *tenantBase) duplicateOr(ctx context.Context, message json.RawMessage, alt ApplyResult) (ApplyResult, error) {
 	cid, err := MessageCID(message)
 	if err != nil {
 		return alt, nil
 	}
-	res, err := t.read(ctx, cid, plural)
+	res, err := t.read(ctx, cid)
 	switch {
 	case err == nil:
 		if res.Data != nil {

@@ -114,7 +114,7 @@ func (t *web5Tenant) query(ctx context.Context, filters []any, base *web5ServerC
 	if base != nil {
 		desc["cursor"] = base
 	}
-	msg, err := t.signMessages("Query", desc, false)
+	msg, err := t.signMessages("Query", desc)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -211,15 +211,15 @@ func (t *web5Tenant) Digest(ctx context.Context, scope Scope) (Digest, error) {
 }
 
 func (t *web5Tenant) Read(ctx context.Context, cid string) (ReadResult, error) {
-	return t.read(ctx, cid, false)
+	return t.read(ctx, cid)
 }
 
 func (t *web5Tenant) Apply(ctx context.Context, message json.RawMessage, data io.Reader) (ApplyResult, error) {
-	return t.applyViaProcess(ctx, message, data, false)
+	return t.applyViaProcess(ctx, message, data)
 }
 
 func (t *web5Tenant) Dependency(ctx context.Context, ref DependencyRef) ([]Entry, error) {
-	return t.dependency(ctx, ref, false, t.ListCIDs)
+	return t.dependency(ctx, ref, t.ListCIDs)
 }
 
 func (t *web5Tenant) Subscribe(ctx context.Context, scope Scope, from *Cursor) (Subscription, error) {
@@ -227,5 +227,5 @@ func (t *web5Tenant) Subscribe(ctx context.Context, scope Scope, from *Cursor) (
 	if err != nil {
 		return nil, err
 	}
-	return subscribeByPolling(ctx, &t.tenantBase, filters, false, t, scope, from)
+	return subscribeByPolling(ctx, &t.tenantBase, filters, t, scope, from)
 }
