@@ -31,7 +31,7 @@ type lister func(ctx context.Context, scope Scope) ([]string, error)
 func (t *tenantBase) lookupDependency(ctx context.Context, ref DependencyRef) ([]Entry, error) {
 	switch {
 	case ref.MessageCID != "":
-		res, err := t.read(ctx, ref.MessageCID)
+		res, err := t.Read(ctx, ref.MessageCID)
 		if err != nil {
 			return nil, err
 		}
@@ -67,7 +67,7 @@ func (t *tenantBase) scanDependency(ctx context.Context, ref DependencyRef, list
 	}
 	var initial, rest []Entry
 	for _, cid := range cids {
-		res, err := t.read(ctx, cid)
+		res, err := t.Read(ctx, cid)
 		if IsNotFound(err) {
 			continue // pruned since the listing
 		}

@@ -130,10 +130,6 @@ func (t *enboxTenant) Digest(ctx context.Context, scope Scope) (Digest, error) {
 	return Digest{Kind: DigestListing, Value: ListingDigest(cids)}, nil
 }
 
-func (t *enboxTenant) Read(ctx context.Context, cid string) (ReadResult, error) {
-	return t.read(ctx, cid)
-}
-
 // Apply uses dwn.applyReplicatedMessage; a server without it (-32601) is remembered and served
 // through dwn.processMessage from then on. If the refused call carried data, that stream is
 // spent, so the message is Deferred for the caller to retry with fresh data.

@@ -132,10 +132,6 @@ func (t *smtTenant) Digest(ctx context.Context, scope Scope) (Digest, error) {
 	return Digest{Kind: DigestSMTRoot, Value: root}, nil
 }
 
-func (t *smtTenant) Read(ctx context.Context, cid string) (ReadResult, error) {
-	return t.read(ctx, cid)
-}
-
 func (t *smtTenant) Apply(ctx context.Context, message json.RawMessage, data io.Reader) (ApplyResult, error) {
 	return t.applyViaProcess(ctx, message, data)
 }

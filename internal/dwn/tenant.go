@@ -93,9 +93,9 @@ func (t *tenantBase) process(ctx context.Context, op string, msg json.RawMessage
 	return dwnReply{}, nil, reply.statusError(op)
 }
 
-// read is MessagesRead: the stored message and, for a RecordsWrite with data, the data stream
-// capped at exactly descriptor.dataSize.
-func (t *tenantBase) read(ctx context.Context, cid string) (ReadResult, error) {
+// Read is MessagesRead (the same in every dialect): the stored message and, for a RecordsWrite
+// with data, the data stream capped at exactly descriptor.dataSize.
+func (t *tenantBase) Read(ctx context.Context, cid string) (ReadResult, error) {
 	msg, err := t.signMessages("Read", map[string]any{"messageCid": cid})
 	if err != nil {
 		return ReadResult{}, err
@@ -301,7 +301,7 @@ func (t *tenantBase) duplicateOr(ctx context.Context, message json.RawMessage, a
 	if err != nil {
 		return alt, nil
 	}
-	res, err := t.read(ctx, cid)
+	res, err := t.Read(ctx, cid)
 	switch {
 	case err == nil:
 		if res.Data != nil {

@@ -210,10 +210,6 @@ func (t *web5Tenant) Digest(ctx context.Context, scope Scope) (Digest, error) {
 	return Digest{Kind: DigestListing, Value: ListingDigest(cids)}, nil
 }
 
-func (t *web5Tenant) Read(ctx context.Context, cid string) (ReadResult, error) {
-	return t.read(ctx, cid)
-}
-
 func (t *web5Tenant) Apply(ctx context.Context, message json.RawMessage, data io.Reader) (ApplyResult, error) {
 	return t.applyViaProcess(ctx, message, data)
 }
