@@ -264,7 +264,7 @@ func (n *Node) injectedRPCFailure(w http.ResponseWriter, id json.RawMessage) boo
 		data["code"] = dataCode
 	}
 	status := http.StatusInternalServerError
-	if code == -50429 {
+	if code == codeRateLimited {
 		secs := max(ceilSeconds(retry), 1)
 		data["retryAfterSec"] = secs
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
@@ -295,7 +295,7 @@ func (n *Node) injectedFailure(w http.ResponseWriter, id json.RawMessage) bool {
 	case http.StatusTooManyRequests:
 		writeJSON(w, status, map[string]string{"error": "Rate limit exceeded"})
 	case http.StatusInternalServerError:
-		writeJSON(w, status, rpcErrorResponse(id, -32603, "injected internal error", nil))
+		writeJSON(w, status, rpcErrorResponse(id, codeInternal, "injected internal error", nil))
 	default:
 		http.Error(w, http.StatusText(status), status)
 	}

@@ -20,6 +20,7 @@ const (
 	codeInvalidParams  = -32602
 	codeInternal       = -32603
 	codeBadRequest     = -50400
+	codeRateLimited    = -50429
 )
 
 const (
@@ -146,7 +147,7 @@ func (n *Node) serveRPC(w http.ResponseWriter, r *http.Request) {
 	rep, rerr := n.dispatch(req, data, transportHTTP)
 	if rerr != nil {
 		code := http.StatusInternalServerError
-		if rerr.Code == -50429 {
+		if rerr.Code == codeRateLimited {
 			code = http.StatusTooManyRequests
 		}
 		writeJSON(w, code, rpcErrorResponse(req.ID, rerr.Code, rerr.Message, rerr.Data))
