@@ -93,12 +93,15 @@ func (t *tenantBase) scanDependency(ctx context.Context, ref DependencyRef, list
 	return append(initial, rest...), nil
 }
 
-func (t *tenantBase) protocolsQuery(ctx context.Context, protocol string) ([]Entry, error) {
-	msg, err := t.signOther("Protocols", "Query", map[string]any{"filter": map[string]any{"protocol": protocol}})
+// queryEntries sends <iface>Query (Protocols or Records) with filter and returns the reply's
+// entries.
+func (t *tenantBase) queryEntries(ctx context.Context, iface string, filter map[string]any) ([]json.RawMessage, error) {
+	op := iface + "Query"
+	msg, err := t.signOther(iface, "Query", map[string]any{"filter": filter})
 	if err != nil {
 		return nil, err
 	}
-	reply, _, err := t.process(ctx, "ProtocolsQuery", msg, 200)
+	reply, _, err := t.process(ctx, op, msg, 200)
 	if err != nil {
 		return nil, err
 	}
@@ -106,10 +109,18 @@ func (t *tenantBase) protocolsQuery(ctx context.Context, protocol string) ([]Ent
 		Entries []json.RawMessage `json:"entries"`
 	}
 	if err := json.Unmarshal(reply.Raw, &r); err != nil {
-		return nil, &Error{Op: "ProtocolsQuery", Kind: Transient, Detail: "malformed reply: " + err.Error()}
+		return nil, &Error{Op: op, Kind: Transient, Detail: "malformed reply: " + err.Error()}
 	}
-	out := make([]Entry, 0, len(r.Entries))
-	for _, m := range r.Entries {
+	return r.Entries, nil
+}
+
+func (t *tenantBase) protocolsQuery(ctx context.Context, protocol string) ([]Entry, error) {
+	entries, err := t.queryEntries(ctx, "Protocols", map[string]any{"protocol": protocol})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(entries))
+	for _, m := range entries {
 		e, err := entryFromMessage(m, nil)
 		if err != nil {
 			return nil, err
@@ -123,22 +134,12 @@ func (t *tenantBase) protocolsQuery(ctx context.Context, protocol string) ([]Ent
 // latest state: RecordsQuery by recordId, or — for a deleted record, which RecordsQuery no
 // longer lists — RecordsRead, whose 404 carries the delete and the initial write.
 func (t *tenantBase) recordByID(ctx context.Context, recordID string) ([]Entry, error) {
-	msg, err := t.signOther("Records", "Query", map[string]any{"filter": map[string]any{"recordId": recordID}})
+	entries, err := t.queryEntries(ctx, "Records", map[string]any{"recordId": recordID})
 	if err != nil {
 		return nil, err
-	}
-	reply, _, err := t.process(ctx, "RecordsQuery", msg, 200)
-	if err != nil {
-		return nil, err
-	}
-	var q struct {
-		Entries []json.RawMessage `json:"entries"`
-	}
-	if err := json.Unmarshal(reply.Raw, &q); err != nil {
-		return nil, &Error{Op: "RecordsQuery", Kind: Transient, Detail: "malformed reply: " + err.Error()}
 	}
 	var out []Entry
-	for _, raw := range q.Entries {
+	for _, raw := range entries {
 		var extra struct {
 			InitialWrite json.RawMessage `json:"initialWrite"`
 		}
