@@ -15,6 +15,8 @@ import (
 	"time"
 
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
 // seenRequest is what a fake server received, decoded from either framing.
@@ -288,11 +290,5 @@ func TestASCIIJSONAndHeaderText(t *testing.T) {
 // waitFor polls cond until it holds or 10 s pass (a condition wait, not a sleep).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waittest.For(t, 10*time.Second, time.Millisecond, "the condition", cond)
 }

@@ -1,7 +1,6 @@
 package dwn
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
 // fakeWS is a scriptable JSON-RPC WebSocket server on 127.0.0.1 (httptest binds loopback). By
@@ -244,17 +245,7 @@ func wsWaitEnded(t testing.TB, s *wsSubscription) (error, int) {
 // wsEventually polls cond until it holds or 10 s pass (a condition wait, not a sleep).
 func wsEventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
+	waittest.For(t, 10*time.Second, time.Millisecond, what, cond)
 }
 
 func wsTestParams(tenant string) json.RawMessage {

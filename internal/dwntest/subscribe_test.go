@@ -1,7 +1,6 @@
 package dwntest
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"runtime"
@@ -9,6 +8,8 @@ import (
 	"time"
 
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
 // notesAfter writes count more notes and returns them.
@@ -212,17 +213,7 @@ func TestSeedEraSubscribeHasNoFlowControl(t *testing.T) {
 // waitFor polls a condition with a deadline (never a fixed sleep).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatal("condition not met within 10s")
-		case <-tick.C:
-		}
-	}
+	waittest.For(t, 10*time.Second, time.Millisecond, "the condition", cond)
 }
 
 func TestOneAckOfTheEOSECursorReleasesTheWholeWindow(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/waittest"
 	bolt "go.etcd.io/bbolt"
 	clocktesting "k8s.io/utils/clock/testing"
 )
@@ -52,16 +53,7 @@ func stored(t *testing.T, s *Store, key string) (Record, bool) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		default:
-			time.Sleep(time.Millisecond) // poll interval of a condition loop, not a timing assumption
-		}
-	}
+	waittest.For(t, 10*time.Second, time.Millisecond, what, cond)
 }
 
 func TestGetOrCreatePersistsAtOnceAndUpdatesWaitForTheBatch(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/ledger"
+	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
 // fastTiming keeps the spec's shape (ordering, ratios, budgets) but shrinks the delays so
@@ -144,15 +145,7 @@ func (te *testEngine) sawEvent(key, typ, to string) bool {
 // eventually polls cond until it holds or the deadline passes (no fixed sleeps).
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		<-tick.C
-	}
+	waittest.For(t, within, 10*time.Millisecond, what, cond)
 }
 
 func sameSet(a, b []string) bool {

@@ -12,6 +12,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
+	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
 type engineOpts struct {
@@ -104,17 +105,10 @@ func readable(ctx context.Context, tenant dwn.Tenant, cid string) bool {
 	return err == nil
 }
 
+// eventually polls every 50 ms: conditions here list whole tenants on real servers.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		<-tick.C
-	}
+	waittest.For(t, within, 50*time.Millisecond, what, cond)
 }
 
 func sameSet(a, b []string) bool {
