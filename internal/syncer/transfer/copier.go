@@ -42,6 +42,9 @@ type Copier struct {
 	// PrefetchBudget bounds the small payloads one Copy keeps in memory between reading and
 	// applying; beyond it payloads are read again at apply time.
 	PrefetchBudget int64
+	// ReconcileChunk is how many missing messages Reconcile copies at a time (default
+	// DefaultReconcileChunk): the memory of a reconcile is bounded by it, not by the tenant.
+	ReconcileChunk int
 }
 
 // orDefault is v when set (positive), else def: a zero Copier field means the package default.

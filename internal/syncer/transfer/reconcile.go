@@ -30,9 +30,19 @@ const (
 // SMTDiffDepth is the depth of the batched SMT diff (256 buckets; spec BATCHED_DIFF_DEPTH).
 const SMTDiffDepth = 8
 
+// DefaultReconcileChunk is how many missing messages a reconcile hands the Copier at a time,
+// so the messages held in memory are bounded by the chunk, not by the tenant.
+const DefaultReconcileChunk = 500
+
 // ReconcileResult reports one reconcile.
 type ReconcileResult struct {
+	// Converged: the pass is settled for the allowed directions — every message a destination
+	// lacked either crossed (Applied, Duplicate, Superseded, SourceGone) or was refused for
+	// good (Outcome.DeadLetter) in this pass. Another pass would find nothing new to do, so a
+	// one-way link or one with a dead letter is converged for its direction.
 	Converged bool
+	// DigestsEqual: both digests were equal at the end (only then are the servers identical).
+	DigestsEqual bool
 	// Pulled and Pushed count the messages the other side newly stored (Applied).
 	Pulled, Pushed int
 	// Failed lists outcomes that did not succeed, pull failures first.
@@ -62,7 +72,7 @@ func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope 
 	}
 	res.LocalDigest, res.RemoteDigest = ld, rd
 	if ld.Value == rd.Value {
-		res.Converged, res.Method = true, MethodDigestEqual
+		res.Converged, res.DigestsEqual, res.Method = true, true, MethodDigestEqual
 		return res, nil
 	}
 
@@ -82,7 +92,7 @@ func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope 
 	res.OnlyLocal, res.OnlyRemote = len(onlyLocal), len(onlyRemote)
 
 	if dir.pulls() && len(onlyRemote) > 0 {
-		r, err := c.Copy(ctx, remote, local, onlyRemote)
+		r, err := c.copyChunked(ctx, remote, local, onlyRemote)
 		res.PullResult = r
 		res.Pulled = r.Count(dwn.Applied)
 		res.Failed = append(res.Failed, r.Failed()...)
@@ -91,7 +101,7 @@ func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope 
 		}
 	}
 	if dir.pushes() && len(onlyLocal) > 0 {
-		r, err := c.Copy(ctx, local, remote, onlyLocal)
+		r, err := c.copyChunked(ctx, local, remote, onlyLocal)
 		res.PushResult = r
 		res.Pushed = r.Count(dwn.Applied)
 		res.Failed = append(res.Failed, r.Failed()...)
@@ -106,8 +116,59 @@ func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope 
 		return res, fmt.Errorf("verify after copy: %w", err)
 	}
 	res.LocalDigest, res.RemoteDigest = ld, rd
-	res.Converged = ld.Value == rd.Value
+	res.DigestsEqual = ld.Value == rd.Value
+	res.Converged = (res.DigestsEqual && dir.pulls() && dir.pushes()) ||
+		(settled(res.PullResult) && settled(res.PushResult))
 	return res, nil
+}
+
+// settled reports whether every entry of a copy either crossed or was refused for good: what
+// is left is only what the caller dead-letters, so repeating the pass cannot change anything.
+func settled(r Result) bool {
+	for _, o := range r.Outcomes {
+		if !o.Succeeded() && !o.DeadLetter() {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Copier) reconcileChunk() int {
+	return orDefault(c.ReconcileChunk, DefaultReconcileChunk)
+}
+
+// copyChunked copies entries ReconcileChunk at a time, in the given (listing) order, so only
+// one chunk's messages are held in memory. A dependency in a later chunk is resolved by the
+// Copier's Incomplete handling (it reads it from src); the later chunk then sees Duplicate.
+// After a chunk ended on a transient failure the rest are not attempted (they carry the error).
+func (c *Copier) copyChunked(ctx context.Context, src, dst dwn.Tenant, entries []dwn.Entry) (Result, error) {
+	out := Result{Outcomes: make([]Outcome, 0, len(entries))}
+	size := c.reconcileChunk()
+	for start := 0; start < len(entries); start += size {
+		chunk := entries[start:min(start+size, len(entries))]
+		r, err := c.Copy(ctx, src, dst, chunk)
+		out.Outcomes = append(out.Outcomes, r.Outcomes...)
+		if err != nil {
+			return out, err
+		}
+		if stop := chunkAbort(ctx, r); stop != nil {
+			for _, e := range entries[start+len(chunk):] {
+				out.Outcomes = append(out.Outcomes, Outcome{CID: e.CID, Err: stop})
+			}
+			break
+		}
+	}
+	return out, nil
+}
+
+// chunkAbort is the transient failure that stopped a chunk, if any.
+func chunkAbort(ctx context.Context, r Result) error {
+	for _, o := range r.Outcomes {
+		if cause := abortCause(ctx, o.Err); cause != nil {
+			return cause
+		}
+	}
+	return nil
 }
 
 // digestComparer obtains comparable digests of both sides, remembering listings it had to

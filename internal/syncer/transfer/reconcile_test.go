@@ -2,7 +2,10 @@ package transfer
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -135,14 +138,16 @@ func TestReconcileOneDirection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Converged || res.Pulled != 48 || res.Pushed != 0 {
+	// Everything the allowed direction needed crossed: settled (converged for the link's
+	// direction) even though the digests still differ.
+	if !res.Converged || res.DigestsEqual || res.Pulled != 48 || res.Pushed != 0 {
 		t.Fatalf("pull only: %+v", res)
 	}
 	if len(remote.applies) != 0 {
 		t.Fatal("pull-only reconcile wrote to the remote")
 	}
 	res, err = Reconcile(context.Background(), local, remote, dwn.Scope{}, PushOnly)
-	if err != nil || !res.Converged || res.Pushed != 48 {
+	if err != nil || !res.Converged || !res.DigestsEqual || res.Pushed != 48 {
 		t.Fatalf("push only afterwards: %v %+v", err, res)
 	}
 	assertIdentical(t, local, remote)
@@ -213,5 +218,126 @@ func TestCollectHashesMatchesTheTree(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("%d leaves: walk found %d buckets, the tree has %d", n, len(got), len(want))
 		}
+	}
+}
+
+// A pull-only pass with nothing to pull is settled at once, whatever local holds extra.
+func TestReconcileOneDirectionNothingToCopyIsSettled(t *testing.T) {
+	local, remote := newFakeTenant("local"), newFakeTenant("remote")
+	f := newFactory(t)
+	local.seed(t, f.configure(proto))
+	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, PullOnly)
+	if err != nil || !res.Converged || res.DigestsEqual || len(remote.applies)+len(local.applies) != 0 {
+		t.Fatalf("%v %+v", err, res)
+	}
+}
+
+// A message refused for good (here: the source serves a tampered copy) is what the caller
+// dead-letters; the pass is settled, so the link does not re-compare forever. A transient
+// failure is not settled.
+func TestReconcileSettledWithDeadLetterNotWithTransient(t *testing.T) {
+	local, remote := newFakeTenant("local"), newFakeTenant("remote")
+	f := newFactory(t)
+	cfg := f.configure(proto)
+	local.seed(t, cfg)
+	remote.seed(t, cfg)
+	good, bad := f.write(proto, "note", "", payload(50, 1)), f.write(proto, "note", "", payload(50, 2))
+	remote.seed(t, good, bad)
+	remote.corrupt[bad.CID] = true
+	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, Both)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Converged || res.DigestsEqual || res.Pulled != 1 || len(res.Failed) != 1 || !res.Failed[0].DeadLetter() {
+		t.Fatalf("dead letter pass: %+v", res)
+	}
+
+	remote.corrupt[bad.CID] = false
+	remote.failReads = 1 << 20 // every read of the source fails transiently
+	res, err = Reconcile(context.Background(), local, remote, dwn.Scope{}, PullOnly)
+	if err != nil || res.Converged || len(res.Failed) != 1 {
+		t.Fatalf("a pass with a transient failure must not be settled: %v %+v", err, res)
+	}
+}
+
+// orderTenant records, across a pair of tenants, how many messages were read from the
+// source and not yet applied to the destination, and the most there ever were.
+type orderTenant struct {
+	*fakeTenant
+	mu                *sync.Mutex
+	read, applied     map[string]bool
+	outstanding, peak *int
+	isSource          bool
+}
+
+func (o orderTenant) Read(ctx context.Context, cid string) (dwn.ReadResult, error) {
+	rr, err := o.fakeTenant.Read(ctx, cid)
+	o.mu.Lock()
+	if o.isSource && !o.read[cid] {
+		o.read[cid] = true
+		*o.outstanding++
+		*o.peak = max(*o.peak, *o.outstanding)
+	}
+	o.mu.Unlock()
+	return rr, err
+}
+
+func (o orderTenant) Apply(ctx context.Context, message json.RawMessage, data io.Reader) (dwn.ApplyResult, error) {
+	res, err := o.fakeTenant.Apply(ctx, message, data)
+	cid, _ := dwn.MessageCID(message)
+	o.mu.Lock()
+	if !o.isSource && !o.applied[cid] && o.read[cid] {
+		o.applied[cid] = true
+		*o.outstanding--
+	}
+	o.mu.Unlock()
+	return res, err
+}
+
+// Reconcile copies the missing set a chunk at a time: no more than a chunk's messages are
+// ever read and not yet applied (the whole set was, before chunking).
+func TestReconcileCopiesInChunks(t *testing.T) {
+	local, remote := newFakeTenant("local"), newFakeTenant("remote")
+	f := newFactory(t)
+	cfg := f.configure(proto)
+	local.seed(t, cfg)
+	remote.seed(t, cfg)
+	for i := 0; i < 20; i++ {
+		remote.seed(t, f.write(proto, "note", "", payload(50, byte(i))))
+	}
+	var mu sync.Mutex
+	var outstanding, peak int
+	read, applied := map[string]bool{}, map[string]bool{}
+	src := orderTenant{fakeTenant: remote, mu: &mu, read: read, applied: applied, outstanding: &outstanding, peak: &peak, isSource: true}
+	dst := orderTenant{fakeTenant: local, mu: &mu, read: read, applied: applied, outstanding: &outstanding, peak: &peak}
+	c := Copier{ReconcileChunk: 3}
+	res, err := c.Reconcile(context.Background(), dst, src, dwn.Scope{}, PullOnly)
+	if err != nil || res.Pulled != 20 || !res.DigestsEqual || len(res.PullResult.Outcomes) != 20 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if peak > 3 {
+		t.Fatalf("%d messages were held read and unapplied at once; the chunk is 3", peak)
+	}
+}
+
+// A transient failure in one chunk stops the later chunks (they would fail the same way) and
+// they are reported, one outcome per entry, as not attempted.
+func TestReconcileChunksStopAfterTransient(t *testing.T) {
+	local, remote := newFakeTenant("local"), newFakeTenant("remote")
+	f := newFactory(t)
+	cfg := f.configure(proto)
+	local.seed(t, cfg)
+	remote.seed(t, cfg)
+	for i := 0; i < 9; i++ {
+		remote.seed(t, f.write(proto, "note", "", payload(50, byte(i))))
+	}
+	local.failApplies = 1 << 20
+	c := Copier{ReconcileChunk: 3}
+	res, err := c.Reconcile(context.Background(), local, remote, dwn.Scope{}, PullOnly)
+	if err != nil || res.Converged || len(res.PullResult.Outcomes) != 9 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if n := len(local.applies); n > 3 {
+		t.Fatalf("%d applies attempted; later chunks should not start after a transient failure", n)
 	}
 }
