@@ -373,9 +373,12 @@ func TestE14_ReconcileEchoSuppressedOrDuplicate(t *testing.T) {
 	}
 }
 
-// E16: an entry the push could not read (gone locally) is transient: it burns the budget,
-// then the link is dirty and the feed moves on.
-func TestE16_MissingLocallyIsTransient(t *testing.T) {
+// E16 documents the seed: there, an entry the push could not read (gone locally: deleted or
+// superseded before the push) came back transient, burned the retry budget, and then the link
+// was dirty and the feed moved on. The machine still behaves so when told "transient"; dwnsync
+// never tells it that for this case: the Copier reports SourceGone, which the engine maps to
+// OutcomeOK (decision D8; engine test TestPushOfMessageGoneLocallyCommitsWithoutDirty).
+func TestE16_SeedTransientNotFoundBurnsRetries_DwnsyncMapsSourceGoneToOK(t *testing.T) {
 	h := newHarness(t, both())
 	h.startLive()
 	h.deliver(Push, "gone", 1)
@@ -386,7 +389,16 @@ func TestE16_MissingLocallyIsTransient(t *testing.T) {
 		h.step(PushFlushed{Epoch: h.m.Epoch(Push), Results: []PushItemResult{{Ordinal: 0, CID: "gone", Outcome: OutcomeTransient, Reason: "not found locally"}}})
 	}
 	if !h.m.NeedsReconcile || h.m.Pending(Push) != 0 {
-		t.Fatalf("dirty=%v pending=%d", h.m.NeedsReconcile, h.m.Pending(Push))
+		t.Fatalf("seed behaviour: dirty=%v pending=%d", h.m.NeedsReconcile, h.m.Pending(Push))
+	}
+
+	// What dwnsync reports for the same entry: OK on the first flush, committed, not dirty.
+	h = newHarness(t, both())
+	h.startLive()
+	h.deliver(Push, "gone", 1)
+	eff := h.step(PushFlushed{Epoch: h.m.Epoch(Push), Results: []PushItemResult{{Ordinal: 0, CID: "gone", Outcome: OutcomeOK, Reason: "SourceGone"}}})
+	if h.m.NeedsReconcile || h.m.Pending(Push) != 0 || lastCommit(eff, Push) == nil {
+		t.Fatalf("SourceGone as OK: dirty=%v pending=%d; %s", h.m.NeedsReconcile, h.m.Pending(Push), describe(eff))
 	}
 }
 

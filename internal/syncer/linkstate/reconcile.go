@@ -14,7 +14,7 @@ type reconcileState struct {
 	dirtiedDuringFlight bool
 	deferred            bool // the timer fired while the link could not reconcile
 	pollWaiting         bool
-	failures            int // consecutive failed or non-converged passes
+	failures            int // consecutive failed or unsettled passes
 }
 
 func (m *Machine) requestReconcile(env Env, o *out, delay time.Duration, reason string) {
@@ -114,10 +114,10 @@ func (m *Machine) reconcileDone(env Env, o *out, v ReconcileDone) {
 		}
 		if m.cfg.Mode == ModeLive {
 			// The retry is requested after the in-flight marker is gone, so it is never
-			// dropped (E7). Consecutive failures back off up to 4× so a permanent difference
-			// (a dead-lettered message) does not reconcile every 5 s forever.
-			mult := 1 << min(m.rec.failures-1, 2)
-			m.requestReconcile(env, o, m.t.ReconcileRetry*time.Duration(mult), "retry")
+			// dropped (E7). A pass that only dead-letters is settled and lands above, so this
+			// is a real error or unfinished copy: back off exponentially, capped at the
+			// periodic verify interval, so a lasting failure costs no more than verifying.
+			m.requestReconcile(env, o, m.retryDelay(), "retry")
 		}
 	}
 	m.rec.dirtiedDuringFlight = false
@@ -125,6 +125,16 @@ func (m *Machine) reconcileDone(env Env, o *out, v ReconcileDone) {
 		m.rec.trailing = false
 		m.requestReconcile(env, o, m.rec.trailingDelay, "trailing")
 	}
+}
+
+// retryDelay is ReconcileRetry doubled per consecutive failure after the first, at most the
+// verify interval (when there is one).
+func (m *Machine) retryDelay() time.Duration {
+	d := m.t.ReconcileRetry << min(m.rec.failures-1, 16)
+	if v := m.t.VerifyInterval; v > 0 && d > v {
+		d = v
+	}
+	return d
 }
 
 func (m *Machine) noteCrossed(env Env, crossed [2][]string) {
