@@ -10,15 +10,16 @@ import (
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
+	"github.com/dwnsync/dwnsync/internal/status"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
 // Engine event types that carry details the status does not keep; they become Kubernetes Events
 // as they happen. Transitions visible in the status are recorded when the status is written.
 var engineEventsToRecord = map[string]struct{ reason, action string }{
-	"dead-letter":   {"DeadLetter", "Replicate"},
-	"repair:failed": {"RepairFailed", "Repair"},
-	"gap:detected":  {"FeedGap", "Replicate"},
+	syncer.EventDeadLetter:   {"DeadLetter", "Replicate"},
+	syncer.EventRepairFailed: {"RepairFailed", "Repair"},
+	syncer.EventGapDetected:  {"FeedGap", "Replicate"},
 }
 
 // pumpEngineEvents wakes the reconciler of the link each engine event is about, and records the
@@ -74,7 +75,7 @@ func (r *ReplicationLinkReconciler) recordTransitions(link *v1alpha1.Replication
 		case v1alpha1.PhaseRepairing:
 			r.event(link, corev1.EventTypeWarning, "Repairing", "Repair", "re-reading the feeds from their checkpoints (was %s); last error: %s", from, orNone(cur.LastError))
 		case v1alpha1.PhaseDegradedPoll:
-			r.event(link, corev1.EventTypeWarning, "DegradedPoll", "Repair", "%d repairs failed; polling every %s until one succeeds; last error: %s", cur.RepairAttempts, pollInterval(link), orNone(cur.LastError))
+			r.event(link, corev1.EventTypeWarning, "DegradedPoll", "Repair", "%d repairs failed; polling every %s (not spec.pollInterval) until one succeeds; last error: %s", cur.RepairAttempts, status.DegradedPollEvery, orNone(cur.LastError))
 		case v1alpha1.PhasePaused:
 			r.event(link, corev1.EventTypeNormal, "Suspended", "Replicate", "link paused (spec.suspend is true); checkpoints kept")
 		case v1alpha1.PhaseInitializing:
@@ -82,7 +83,7 @@ func (r *ReplicationLinkReconciler) recordTransitions(link *v1alpha1.Replication
 		}
 	}
 	if isTrue(cur.Conditions, v1alpha1.ConditionConverged) && !isTrue(old.Conditions, v1alpha1.ConditionConverged) {
-		r.event(link, corev1.EventTypeNormal, "Converged", "Reconcile", "both servers hold the same messages for this scope")
+		r.event(link, corev1.EventTypeNormal, "Converged", "Reconcile", "the latest reconcile found nothing left to copy in the link's direction(s)")
 	}
 	if c := meta.FindStatusCondition(cur.Conditions, v1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionFalse {
 		if o := meta.FindStatusCondition(old.Conditions, v1alpha1.ConditionReady); o == nil || o.Reason != c.Reason {
@@ -110,13 +111,6 @@ func isInputProblem(reason string) bool {
 
 func isTrue(conds []metav1.Condition, t string) bool {
 	return meta.IsStatusConditionTrue(conds, t)
-}
-
-func pollInterval(link *v1alpha1.ReplicationLink) string {
-	if link.Spec.PollInterval != nil {
-		return link.Spec.PollInterval.Duration.String()
-	}
-	return v1alpha1.DefaultPollInterval.String()
 }
 
 func orNone(s string) string {

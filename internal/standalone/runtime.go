@@ -238,7 +238,7 @@ func (rt *Runtime) reload() {
 // logEvent writes the engine events a person follows to the log.
 func (rt *Runtime) logEvent(ev syncer.Event) {
 	switch ev.Type {
-	case "checkpoint:pull-advance", "checkpoint:push-advance":
+	case syncer.EventPullAdvance, syncer.EventPushAdvance:
 		return // too chatty; the progress lines summarise them
 	}
 	kv := []any{"link", ev.Name, "event", ev.Type}
