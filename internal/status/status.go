@@ -31,16 +31,23 @@ const (
 	ReasonConverged           = "Converged"
 	ReasonReconcilePending    = "ReconcilePending"
 	ReasonNotYetCompared      = "NotYetCompared"
+	ReasonDiverged            = "Diverged"
 	ReasonEngineNotRunning    = "EngineNotRunning"
 	ReasonEngineRejected      = "EngineRejected"
 )
+
+// DegradedPollEvery is how often a degraded_poll link polls: fixed by the engine, not
+// spec.pollInterval (which applies to poll-mode links only).
+var DegradedPollEvery = fmt.Sprintf("%v-%v", syncer.DegradedPollBase, syncer.DegradedPollBase+syncer.DegradedPollJitter)
 
 // Inputs is what the status needs besides the snapshot.
 type Inputs struct {
 	Generation int64
 	Now        time.Time
 	Direction  v1alpha1.Direction
-	Suspended  bool
+	// Mode is the link's spec.mode ("" = live); it only shapes the Ready message.
+	Mode      v1alpha1.Mode
+	Suspended bool
 	// Remote names the remote endpoint in messages.
 	Remote string
 }
@@ -101,11 +108,7 @@ func ready(snap syncer.LinkStatus, in Inputs) metav1.Condition {
 	c := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse}
 	switch v1alpha1.Phase(snap.Phase) {
 	case v1alpha1.PhaseLive:
-		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonLive, "replicating live in both feeds"
-		return c
-	case v1alpha1.PhaseDegradedPoll:
-		c.Status, c.Reason = metav1.ConditionTrue, ReasonDegradedPoll
-		c.Message = "replicating by polling after repeated repair failures; see the Degraded condition"
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonLive, replicatingMessage(in)
 		return c
 	case v1alpha1.PhasePaused:
 		c.Reason, c.Message = ReasonSuspended, "spec.suspend is true: set it to false to resume from the checkpoints"
@@ -115,24 +118,54 @@ func ready(snap syncer.LinkStatus, in Inputs) metav1.Condition {
 		c.Reason, c.Message = reason, msg
 		return c
 	}
-	if v1alpha1.Phase(snap.Phase) == v1alpha1.PhaseRepairing {
+	switch v1alpha1.Phase(snap.Phase) {
+	case v1alpha1.PhaseDegradedPoll:
+		// Not Ready: the feeds failed repeatedly and whatever broke them (a key, a server) is
+		// still broken until a repair succeeds; the fallback poll only keeps trying.
+		c.Reason = ReasonRepairFailed
+		c.Message = fmt.Sprintf("%d repairs failed; polling every %s until one succeeds; last error: %s", snap.RepairAttempts, DegradedPollEvery, orNone(firstError(snap)))
+	case v1alpha1.PhaseRepairing:
 		c.Reason, c.Message = ReasonRepairing, "re-reading the feeds from the checkpoints after a gap or an error; see status.progress"
-		return c
+	default:
+		c.Reason, c.Message = ReasonInitializing, "bootstrapping: copying what the other server lacks; see status.progress"
 	}
-	c.Reason, c.Message = ReasonInitializing, "bootstrapping: copying what the other server lacks; see status.progress"
 	return c
 }
 
+// replicatingMessage says how a healthy link moves messages, in its direction and mode.
+func replicatingMessage(in Inputs) string {
+	way, feeds := "both ways", "both servers' feeds"
+	switch in.Direction {
+	case v1alpha1.DirectionPull:
+		way, feeds = "from the remote to the local server", "the remote server's feed"
+	case v1alpha1.DirectionPush:
+		way, feeds = "from the local to the remote server", "the local server's feed"
+	}
+	if in.Mode == v1alpha1.ModePoll {
+		return "replicating " + way + " by comparing both servers every spec.pollInterval"
+	}
+	return "replicating " + way + " as writes happen (subscribed to " + feeds + ")"
+}
+
+// converged reflects the latest reconcile only: an old success does not hide a newer compare
+// that found differences (the engine stamps both times with the same instant on success).
 func converged(snap syncer.LinkStatus) metav1.Condition {
 	c := metav1.Condition{Type: v1alpha1.ConditionConverged}
 	switch {
 	case snap.NeedsReconcile:
 		c.Status, c.Reason = metav1.ConditionFalse, ReasonReconcilePending
-		c.Message = "a digest compare of both servers is due (after a gap, a restart or an error)"
-	case snap.LastConvergedTime.IsZero():
+		c.Message = "a comparison of both servers is due (after a gap, a restart or an error)"
+	case snap.LastConvergedTime.IsZero() && snap.LastReconcileTime.IsZero():
 		c.Status, c.Reason, c.Message = metav1.ConditionUnknown, ReasonNotYetCompared, "the servers have not been compared yet"
+	case snap.LastConvergedTime.Before(snap.LastReconcileTime):
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonDiverged
+		c.Message = "the latest reconcile (status.lastReconcileTime) left differences or failed; it is retried. Last error: " + orNone(firstError(snap))
 	default:
-		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonConverged, "the last digest compare found both servers equal (status.lastConvergedTime)"
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonConverged
+		c.Message = "the latest reconcile found nothing left to copy (status.lastConvergedTime)"
+		if snap.DeadLetters > 0 {
+			c.Message += fmt.Sprintf("; but %d messages were dead-lettered (status.deadLetters): the link's Events say which and why", snap.DeadLetters)
+		}
 	}
 	return c
 }
@@ -142,7 +175,7 @@ func degraded(snap syncer.LinkStatus) metav1.Condition {
 	switch {
 	case v1alpha1.Phase(snap.Phase) == v1alpha1.PhaseDegradedPoll:
 		c.Reason = ReasonDegradedPoll
-		c.Message = fmt.Sprintf("%d repairs failed; polling until a repair succeeds. Last error: %s", snap.RepairAttempts, orNone(snap.LastError))
+		c.Message = fmt.Sprintf("%d repairs failed; polling every %s until a repair succeeds. Last error: %s", snap.RepairAttempts, DegradedPollEvery, orNone(snap.LastError))
 	case snap.RepairAttempts > 0 && snap.LastError != "":
 		c.Reason = ReasonRepairFailed
 		c.Message = "a repair failed and will be retried; last error: " + snap.LastError
