@@ -16,7 +16,11 @@ type fakeEngine struct {
 	snaps   map[string]syncer.LinkStatus
 	applies map[string]int
 	removed []string
-	events  chan syncer.Event
+	// removeErr, when set, fails Remove (counted in removeAttempts) as an engine that cannot
+	// stop a link right now would.
+	removeErr      error
+	removeAttempts int
+	events         chan syncer.Event
 }
 
 func newFakeEngine() *fakeEngine {
@@ -51,6 +55,10 @@ func (f *fakeEngine) Apply(cfg syncer.LinkConfig) (string, error) {
 func (f *fakeEngine) Remove(key string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.removeAttempts++
+	if f.removeErr != nil {
+		return f.removeErr
+	}
 	delete(f.configs, key)
 	delete(f.snaps, key)
 	f.removed = append(f.removed, key)
@@ -99,6 +107,19 @@ func (f *fakeEngine) config(key string) (syncer.LinkConfig, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.configs[key], f.applies[key]
+}
+
+// failRemoves makes Remove fail with err (nil: succeed again).
+func (f *fakeEngine) failRemoves(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removeErr = err
+}
+
+func (f *fakeEngine) removeCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.removeAttempts
 }
 
 func (f *fakeEngine) removedKeys() []string {

@@ -103,8 +103,9 @@ func (r *ReplicationLinkReconciler) reconcile(ctx context.Context, req ctrl.Requ
 	link := &v1alpha1.ReplicationLink{}
 	if err := r.Client.Get(ctx, req.NamespacedName, link); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.forget(req.NamespacedName) // gone without our finalizer (e.g. removed by hand)
-			return ctrl.Result{}, nil
+			// Gone without our finalizer (removed by hand, or its namespace force-deleted): the
+			// engine must not keep replicating a link nobody can see any more.
+			return ctrl.Result{}, r.release(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, err
 	}
@@ -177,7 +178,7 @@ func (r *ReplicationLinkReconciler) sync(ctx context.Context, link *v1alpha1.Rep
 			Message: "the replication engine is not running this link yet; it starts on the elected operator replica"})
 	}
 	next := status.FromSnapshot(r.lastStatus(link), snap, status.Inputs{
-		Generation: link.Generation, Now: r.Clock.Now(), Direction: link.Spec.Direction,
+		Generation: link.Generation, Now: r.Clock.Now(), Direction: link.Spec.Direction, Mode: link.Spec.Mode,
 		Suspended: link.Spec.Suspend, Remote: link.Spec.Endpoint,
 	})
 	next.LinkKey = key
@@ -248,8 +249,7 @@ func (r *ReplicationLinkReconciler) writeStatus(ctx context.Context, link *v1alp
 func (r *ReplicationLinkReconciler) finalize(ctx context.Context, link *v1alpha1.ReplicationLink) (ctrl.Result, error) {
 	nn := client.ObjectKeyFromObject(link)
 	if !controllerutil.ContainsFinalizer(link, FinalizerName) {
-		r.forget(nn)
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.release(ctx, nn) // our finalizer was never added, or removed by hand
 	}
 	if key, owned := r.ownedKey(link); owned {
 		if err := r.Engine.Remove(key); err != nil {
@@ -264,6 +264,25 @@ func (r *ReplicationLinkReconciler) finalize(ctx context.Context, link *v1alpha1
 	}
 	r.forget(nn)
 	return ctrl.Result{}, nil
+}
+
+// release stops the engine link that nn ran, if this reconciler tracked one and still owns its
+// key, then forgets nn. An error keeps the memory so the retry removes it.
+func (r *ReplicationLinkReconciler) release(ctx context.Context, nn types.NamespacedName) error {
+	r.mu.Lock()
+	key := ""
+	if t, ok := r.links[nn]; ok && t.key != "" && r.owners[t.key] == nn {
+		key = t.key
+	}
+	r.mu.Unlock()
+	if key != "" {
+		if err := r.Engine.Remove(key); err != nil {
+			return fmt.Errorf("stop the engine link %s of deleted ReplicationLink %s: %w", key, nn, err)
+		}
+		logf.FromContext(ctx).Info("stopped the engine link of a ReplicationLink deleted without its finalizer", "key", key)
+	}
+	r.forget(nn)
+	return nil
 }
 
 // ownedKey is the ledger key to remove for a deleted link, unless another link owns that key.

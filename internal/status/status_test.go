@@ -43,8 +43,22 @@ func TestConditionsByPhase(t *testing.T) {
 			"False/Unauthorized", "Unknown/NotYetCompared", "False/Healthy"},
 		{"repair failed", syncer.LinkStatus{Phase: "repairing", Connectivity: "online", RepairAttempts: 2, LastError: "subscribe: 500"},
 			"False/RepairFailed", "Unknown/NotYetCompared", "True/RepairFailed"},
+		// degraded_poll is not Ready: whatever broke the feeds three times is still broken.
 		{"degraded poll", syncer.LinkStatus{Phase: "degraded_poll", RepairAttempts: 3, LastError: "subscribe: 500", LastConvergedTime: t0},
-			"True/DegradedPoll", "True/Converged", "True/DegradedPoll"},
+			"False/RepairFailed", "True/Converged", "True/DegradedPoll"},
+		{"degraded poll, wrong key", syncer.LinkStatus{Phase: "degraded_poll", Connectivity: "online", RepairAttempts: 3, LastError: "subscribe: 401 Unauthorized"},
+			"False/Unauthorized", "Unknown/NotYetCompared", "True/DegradedPoll"},
+		{"degraded poll, remote down", syncer.LinkStatus{Phase: "degraded_poll", Connectivity: "offline", RepairAttempts: 3, LastError: "dial tcp 127.0.0.1:1: connection refused"},
+			"False/EndpointUnreachable", "Unknown/NotYetCompared", "True/DegradedPoll"},
+		// Converged follows the latest reconcile, not the last success.
+		{"diverged after an old success", syncer.LinkStatus{Phase: "live", Connectivity: "online", LastConvergedTime: t0, LastReconcileTime: t0.Add(time.Minute)},
+			"True/Live", "False/Diverged", "False/Healthy"},
+		{"compared, never equal", syncer.LinkStatus{Phase: "live", Connectivity: "online", LastReconcileTime: t0},
+			"True/Live", "False/Diverged", "False/Healthy"},
+		{"latest reconcile converged", syncer.LinkStatus{Phase: "live", Connectivity: "online", LastConvergedTime: t0.Add(time.Minute), LastReconcileTime: t0.Add(time.Minute)},
+			"True/Live", "True/Converged", "False/Healthy"},
+		{"converged but a compare is due", syncer.LinkStatus{Phase: "live", NeedsReconcile: true, LastConvergedTime: t0, LastReconcileTime: t0},
+			"True/Live", "False/ReconcilePending", "False/Healthy"},
 		{"paused", syncer.LinkStatus{Phase: "paused"},
 			"False/Suspended", "Unknown/NotYetCompared", "False/Healthy"},
 		{"dead letters", syncer.LinkStatus{Phase: "live", DeadLetters: 2, LastConvergedTime: t0},
@@ -63,6 +77,63 @@ func TestConditionsByPhase(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The Ready message of a healthy link says how it replicates: its direction and mode, not
+// "both feeds" for a one-way or a poll link.
+func TestReadyMessageFollowsDirectionAndMode(t *testing.T) {
+	snap := syncer.LinkStatus{Phase: "live", Connectivity: "online"}
+	cases := []struct {
+		dir        v1alpha1.Direction
+		mode       v1alpha1.Mode
+		want, nope []string
+	}{
+		{v1alpha1.DirectionBoth, v1alpha1.ModeLive, []string{"both ways", "both servers' feeds"}, nil},
+		{v1alpha1.DirectionPull, v1alpha1.ModeLive, []string{"from the remote to the local", "remote server's feed"}, []string{"both"}},
+		{v1alpha1.DirectionPush, v1alpha1.ModeLive, []string{"from the local to the remote", "local server's feed"}, []string{"both"}},
+		{v1alpha1.DirectionBoth, v1alpha1.ModePoll, []string{"both ways", "pollInterval"}, []string{"feed"}},
+		{v1alpha1.DirectionPull, v1alpha1.ModePoll, []string{"from the remote to the local", "pollInterval"}, []string{"feed", "both ways"}},
+	}
+	for _, c := range cases {
+		inputs := in(c.dir)
+		inputs.Mode = c.mode
+		m := cond(status.FromSnapshot(v1alpha1.ReplicationLinkStatus{}, snap, inputs), "Ready").Message
+		for _, w := range c.want {
+			if !strings.Contains(m, w) {
+				t.Errorf("%s/%s: message %q lacks %q", c.dir, c.mode, m, w)
+			}
+		}
+		for _, n := range c.nope {
+			if strings.Contains(m, n) {
+				t.Errorf("%s/%s: message %q says %q", c.dir, c.mode, m, n)
+			}
+		}
+	}
+}
+
+// A degraded_poll link is not Ready and its message carries the error to fix.
+func TestDegradedPollReadyMessage(t *testing.T) {
+	snap := syncer.LinkStatus{Phase: "degraded_poll", Connectivity: "online", RepairAttempts: 3, LastError: "subscribe: 500 internal"}
+	c := cond(status.FromSnapshot(v1alpha1.ReplicationLinkStatus{}, snap, in(v1alpha1.DirectionBoth)), "Ready")
+	if c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "subscribe: 500 internal") || !strings.Contains(c.Message, "3 repairs failed") {
+		t.Fatalf("Ready %s/%s: %s", c.Status, c.Reason, c.Message)
+	}
+}
+
+// Dead letters do not make Converged false (the latest reconcile decides), but its message
+// says they exist.
+func TestConvergedMessageMentionsDeadLetters(t *testing.T) {
+	snap := syncer.LinkStatus{Phase: "live", DeadLetters: 2, LastConvergedTime: t0, LastReconcileTime: t0}
+	c := cond(status.FromSnapshot(v1alpha1.ReplicationLinkStatus{}, snap, in(v1alpha1.DirectionBoth)), "Converged")
+	if c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "2 messages were dead-lettered") {
+		t.Fatalf("Converged %s/%s: %s", c.Status, c.Reason, c.Message)
+	}
+	diverged := snap
+	diverged.LastReconcileTime, diverged.LastError = t0.Add(time.Minute), "reconcile did not converge"
+	c = cond(status.FromSnapshot(v1alpha1.ReplicationLinkStatus{}, diverged, in(v1alpha1.DirectionBoth)), "Converged")
+	if c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "reconcile did not converge") {
+		t.Fatalf("Converged %s/%s: %s", c.Status, c.Reason, c.Message)
 	}
 }
 
@@ -93,11 +164,14 @@ func TestDirectionsAndProgress(t *testing.T) {
 // Counters, checkpoints, progress and times are not significant: they are coalesced. Phase,
 // connectivity, errors and condition reasons and messages are written at once.
 func TestSignificant(t *testing.T) {
-	base := syncer.LinkStatus{Phase: "initializing", Connectivity: "online", Pull: syncer.DirectionStatus{Applied: 1}, Progress: syncer.Progress{Applied: 1, Total: 9}}
+	base := syncer.LinkStatus{Phase: "initializing", Connectivity: "online", Pull: syncer.DirectionStatus{Applied: 1}, Progress: syncer.Progress{Applied: 1, Total: 9},
+		LastReconcileTime: t0.Add(-time.Hour), LastConvergedTime: t0.Add(-time.Hour)}
 	a := status.FromSnapshot(v1alpha1.ReplicationLinkStatus{}, base, in(v1alpha1.DirectionBoth))
 
 	counters := base
-	counters.Pull.Applied, counters.Pull.Checkpoint, counters.Progress.Applied, counters.LastReconcileTime = 50, "c9", 5, t0
+	// Another converged reconcile moves both times: Converged stays True.
+	counters.Pull.Applied, counters.Pull.Checkpoint, counters.Progress.Applied = 50, "c9", 5
+	counters.LastReconcileTime, counters.LastConvergedTime = t0, t0
 	b := status.FromSnapshot(a, counters, status.Inputs{Generation: 3, Now: t0.Add(time.Minute), Direction: v1alpha1.DirectionBoth})
 	if status.Significant(a, b) || status.Equal(a, b) {
 		t.Fatalf("counter change: significant=%v equal=%v", status.Significant(a, b), status.Equal(a, b))
@@ -107,6 +181,7 @@ func TestSignificant(t *testing.T) {
 		"connectivity": func(s *syncer.LinkStatus) { s.Connectivity = "offline" },
 		"error":        func(s *syncer.LinkStatus) { s.Push.LastError = "boom" },
 		"reconcile":    func(s *syncer.LinkStatus) { s.NeedsReconcile = true },
+		"diverged":     func(s *syncer.LinkStatus) { s.LastReconcileTime = t0 },
 	} {
 		x := base
 		edit(&x)
