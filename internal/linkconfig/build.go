@@ -2,7 +2,6 @@ package linkconfig
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/internal/dwn"
@@ -39,16 +38,17 @@ func LocalEndpoint(link *v1alpha1.ReplicationLink, d Defaults) (string, error) {
 	if local == "" {
 		return "", &Error{Reason: ReasonLocalEndpointMissing, Message: "spec.localEndpoint is empty and the runtime has no default: set spec.localEndpoint, or start the operator with --local-endpoint"}
 	}
-	if sameServer(local, link.Spec.Endpoint) {
+	local = NormalizeEndpoint(local)
+	if local == NormalizeEndpoint(link.Spec.Endpoint) {
 		return "", &Error{Reason: ReasonInvalidSpec, Message: fmt.Sprintf("spec.endpoint %s is the local server itself: point spec.endpoint at the other server", link.Spec.Endpoint)}
 	}
 	return local, nil
 }
 
-// Key is the link's ledger key (tenant^endpoint^scopeId); identity fields are immutable, so it
-// never changes for a given ReplicationLink.
+// Key is the link's ledger key (tenant^endpoint^scopeId, the endpoint normalized); identity
+// fields are immutable, so it never changes for a given ReplicationLink.
 func Key(link *v1alpha1.ReplicationLink) (string, error) {
-	key, err := ledger.LinkKey(link.Spec.Tenant, link.Spec.Endpoint, Scope(&link.Spec))
+	key, err := ledger.LinkKey(link.Spec.Tenant, NormalizeEndpoint(link.Spec.Endpoint), Scope(&link.Spec))
 	if err != nil {
 		return "", &Error{Reason: ReasonInvalidSpec, Message: err.Error()}
 	}
@@ -62,6 +62,8 @@ func Build(link *v1alpha1.ReplicationLink, signer *dwn.Signer, grants dwn.Endpoi
 		return syncer.LinkConfig{}, err
 	}
 	spec := &link.Spec
+	remote := NormalizeEndpoint(spec.Endpoint)
+	grants = normalizedGrants(grants)
 	poll := v1alpha1.DefaultPollInterval
 	if spec.PollInterval != nil {
 		poll = spec.PollInterval.Duration
@@ -78,7 +80,7 @@ func Build(link *v1alpha1.ReplicationLink, signer *dwn.Signer, grants dwn.Endpoi
 		Name:           Name(link),
 		Tenant:         spec.Tenant,
 		LocalEndpoint:  local,
-		RemoteEndpoint: spec.Endpoint,
+		RemoteEndpoint: remote, // the engine keys the link from it: same key as Key
 		Scope:          Scope(spec),
 		Direction:      syncer.Direction(orDefault(string(spec.Direction), string(v1alpha1.DefaultDirection))),
 		Mode:           syncer.Mode(orDefault(string(spec.Mode), string(v1alpha1.DefaultMode))),
@@ -86,7 +88,7 @@ func Build(link *v1alpha1.ReplicationLink, signer *dwn.Signer, grants dwn.Endpoi
 		Dialect:        dialect,
 		LocalDialect:   localDialect,
 		LocalSigner:    signer.WithGrants(grants.For(local)),
-		RemoteSigner:   signer.WithGrants(grants.For(spec.Endpoint)),
+		RemoteSigner:   signer.WithGrants(grants.For(remote)),
 		Suspend:        spec.Suspend,
 	}, nil
 }
@@ -96,8 +98,4 @@ func orDefault(v, d string) string {
 		return d
 	}
 	return v
-}
-
-func sameServer(a, b string) bool {
-	return strings.TrimRight(a, "/") == strings.TrimRight(b, "/")
 }
