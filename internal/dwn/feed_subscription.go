@@ -9,12 +9,30 @@ import (
 	"time"
 )
 
+// eventStream is the consumer side both Subscription adapters share: the buffered Events
+// channel their pump goroutine fills, and closes, until the consumer closes the subscription.
+type eventStream struct{ events chan Event }
+
+func newEventStream() eventStream { return eventStream{events: make(chan Event, 64)} }
+
+func (s *eventStream) Events() <-chan Event { return s.events }
+
+// emit delivers ev unless ctx ends first (the consumer closed the subscription).
+func (s *eventStream) emit(ctx context.Context, ev Event) bool {
+	select {
+	case s.events <- ev:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // feedSubscription adapts a durable-feed WebSocket subscription (enbox) to Subscription:
 // replayed and live event frames become EventMessage (cursor = the frame's ProgressToken),
 // eose becomes EventEOSE, and the end of the frame stream becomes one EventEnd.
 type feedSubscription struct {
+	eventStream
 	sub    *wsSubscription
-	events chan Event
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -26,7 +44,7 @@ type feedSubscription struct {
 // any frame (its cursor is the reply's head when the server reports one).
 func newFeedSubscription(ctx context.Context, sub *wsSubscription, first *Event) *feedSubscription {
 	runCtx, cancel := context.WithCancel(ctx)
-	s := &feedSubscription{sub: sub, events: make(chan Event, 64), cancel: cancel, done: make(chan struct{})}
+	s := &feedSubscription{eventStream: newEventStream(), sub: sub, cancel: cancel, done: make(chan struct{})}
 	if first != nil {
 		s.events <- *first // the buffer is empty: never blocks
 	}
@@ -37,8 +55,6 @@ func newFeedSubscription(ctx context.Context, sub *wsSubscription, first *Event)
 	}()
 	return s
 }
-
-func (s *feedSubscription) Events() <-chan Event { return s.events }
 
 // liveOnlyEOSE is the EOSE of a subscription opened without a cursor: live starts at the
 // reply's head (enbox reports it; seed-era servers do not, so the cursor is then nil). A head
@@ -128,13 +144,4 @@ func (s *feedSubscription) toEvent(f wsFrame) (Event, error) {
 		entry.InlineData = data
 	}
 	return Event{Kind: EventMessage, Entry: entry, Cursor: cursor}, nil
-}
-
-func (s *feedSubscription) emit(ctx context.Context, ev Event) bool {
-	select {
-	case s.events <- ev:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -39,7 +39,7 @@ func subscribeByPolling(ctx context.Context, t *tenantBase, filters []any, feed 
 	// The subscription lives until Close or until the caller's ctx ends.
 	runCtx, cancel := context.WithCancel(ctx)
 	s := &pollSubscription{
-		events: make(chan Event, 64), cancel: cancel, done: make(chan struct{}),
+		eventStream: newEventStream(), cancel: cancel, done: make(chan struct{}),
 		ring: make(chan struct{}, 1), doorbell: doorbell, seen: map[string]struct{}{},
 	}
 	go s.listen()
@@ -62,7 +62,7 @@ const (
 )
 
 type pollSubscription struct {
-	events   chan Event
+	eventStream
 	cancel   context.CancelFunc
 	done     chan struct{}
 	ring     chan struct{}
@@ -73,8 +73,7 @@ type pollSubscription struct {
 	closeErr  error
 }
 
-func (s *pollSubscription) Events() <-chan Event { return s.events }
-func (s *pollSubscription) Ack(Cursor)           {}
+func (s *pollSubscription) Ack(Cursor) {}
 
 // Close stops paging, closes the doorbell on the server and closes Events.
 func (s *pollSubscription) Close() error {
@@ -171,15 +170,6 @@ func (s *pollSubscription) page(ctx context.Context, feed pager, scope Scope, af
 		if p.Drained || len(p.Entries) == 0 {
 			return cursor, nil
 		}
-	}
-}
-
-func (s *pollSubscription) emit(ctx context.Context, ev Event) bool {
-	select {
-	case s.events <- ev:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
