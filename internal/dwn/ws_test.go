@@ -248,16 +248,9 @@ func TestWSCloseSendsEmptyParams(t *testing.T) {
 	f := wsNewFake(t)
 	fc := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
 	m := wsNewTestMux(t, f, wsOptions{Clock: fc, CloseTimeout: 5 * time.Second})
-	f.setAuto(func(c *fakeWSConn, r fakeWSRequest) bool {
-		if r.Method == wsMethodSubscribe {
-			c.replyStatus(r.ID, 200)
-			return true
-		}
-		return false
-	})
+	f.setAuto(wsAutoSubscribeOK)
 	subscribe := func() *wsSubscription {
-		s := wsMustSubscribe(t, m, "did:example:alice")
-		return s
+		return wsMustSubscribe(t, m, "did:example:alice")
 	}
 
 	// 1. accepted
@@ -450,13 +443,7 @@ func TestWSGarbageFrames(t *testing.T) {
 // flow control; its reply (random id) is ignored.
 func TestWSAck(t *testing.T) {
 	f := wsNewFake(t)
-	f.setAuto(func(c *fakeWSConn, r fakeWSRequest) bool {
-		if r.Method == wsMethodSubscribe {
-			c.replyStatus(r.ID, 200)
-			return true
-		}
-		return false
-	})
+	f.setAuto(wsAutoSubscribeOK)
 	cursor := json.RawMessage(`{"streamId":"6742201863cf8f21","epoch":"e1","position":"5","messageCid":"bafy5"}`)
 
 	withFlow := wsNewTestMux(t, f, wsOptions{MaxInFlight: 32})
