@@ -160,7 +160,8 @@ func (s *Store) List() ([]Record, error) {
 // GetOrCreate returns the record for rec's link, creating it from rec when missing. The key is
 // derived from Tenant, RemoteEndpoint and Scope (rec.Key, if set, must agree). A created record
 // starts "initializing" unless rec says otherwise, and is durable before GetOrCreate returns.
-// An existing record keeps its state; only LocalEndpoint is refreshed (it is not part of the key).
+// An existing record keeps its state; only LocalEndpoint is refreshed (it is not part of the key),
+// and a changed LocalEndpoint clears the push checkpoint and sets NeedsReconcile.
 func (s *Store) GetOrCreate(rec Record) (Record, error) {
 	key, err := LinkKey(rec.Tenant, rec.RemoteEndpoint, rec.Scope)
 	if err != nil {
@@ -179,7 +180,15 @@ func (s *Store) GetOrCreate(rec Record) (Record, error) {
 	}
 	if existing, ok := s.records[key]; ok {
 		if rec.LocalEndpoint != "" && existing.LocalEndpoint != rec.LocalEndpoint {
+			// Another local server (--local-endpoint changed): the push checkpoint is a
+			// position in the old server's feed, which the new one may accept without
+			// complaint and resume from the wrong place. Push starts over, and a reconcile
+			// finds what the new server lacks. The pull checkpoint is the remote's position
+			// and stays.
 			existing.LocalEndpoint = rec.LocalEndpoint
+			existing.Push = Checkpoint{}
+			existing.NeedsReconcile = true
+			existing.LastActivity = s.opts.Clock.Now().UTC()
 			s.stageLocked(key)
 		}
 		out := existing.clone()
