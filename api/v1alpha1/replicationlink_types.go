@@ -123,8 +123,9 @@ type ReplicationLinkSpec struct {
 	// +kubebuilder:default=live
 	Mode Mode `json:"mode,omitempty"`
 
-	// PollInterval is how often a poll-mode link (or a live link that fell back to polling)
-	// compares both servers. At least 10s; default 2m.
+	// PollInterval is how often a poll-mode link compares both servers. At least 10s; default 2m.
+	// It does not apply to a live link that fell back to polling (phase degraded_poll): that
+	// polls every 15-30s until a repair succeeds.
 	// +optional
 	// +kubebuilder:default="2m"
 	// +kubebuilder:validation:Type=string
@@ -199,12 +200,15 @@ type Progress struct {
 
 // Condition types of a ReplicationLink.
 const (
-	// ConditionReady is True while the link replicates (live, or polling in degraded_poll).
+	// ConditionReady is True while the link replicates as specified (phase live). It is False
+	// in degraded_poll, with the reason of the failures (Unauthorized, EndpointUnreachable,
+	// RepairFailed).
 	ConditionReady = "Ready"
-	// ConditionConverged is True when the last digest compare found both servers equal.
+	// ConditionConverged is True when the latest reconcile found nothing left to copy in the
+	// link's direction(s) and no reconcile is due; False when it found differences or one is due.
 	ConditionConverged = "Converged"
-	// ConditionDegraded is True when the link works around a problem (polling, failed repairs,
-	// dead letters).
+	// ConditionDegraded is True when the link works around a problem (degraded_poll, failed
+	// repairs, dead letters).
 	ConditionDegraded = "Degraded"
 )
 
@@ -217,7 +221,8 @@ type ReplicationLinkStatus struct {
 	// Phase: initializing, live, repairing, degraded_poll or paused.
 	// +optional
 	Phase Phase `json:"phase,omitempty"`
-	// NeedsReconcile is true while a digest compare is due (after a gap, a restart or an error).
+	// NeedsReconcile is true while a reconcile is due (after a gap, a restart or an error); it
+	// clears when a reconcile finds nothing left to copy in the link's direction(s).
 	// +optional
 	NeedsReconcile bool `json:"needsReconcile"`
 	// Connectivity to the remote server: online, offline or unknown.
@@ -239,10 +244,11 @@ type ReplicationLinkStatus struct {
 	// grows towards total while it runs.
 	// +optional
 	Progress *Progress `json:"progress,omitempty"`
-	// LastReconcileTime is when the servers were last compared.
+	// LastReconcileTime is when a reconcile last compared the servers.
 	// +optional
 	LastReconcileTime *metav1.Time `json:"lastReconcileTime,omitempty"`
-	// LastConvergedTime is when a compare last found both servers equal.
+	// LastConvergedTime is when a reconcile last found nothing left to copy (equal to
+	// lastReconcileTime when the latest one did).
 	// +optional
 	LastConvergedTime *metav1.Time `json:"lastConvergedTime,omitempty"`
 	// RepairAttempts counts repairs since the link was last live.
