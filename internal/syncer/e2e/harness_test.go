@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 	"github.com/dwnsync/dwnsync/internal/waittest"
@@ -76,6 +77,19 @@ func startEngine(t *testing.T, o engineOpts) *testEngine {
 		t.Fatal(err)
 	}
 	return &testEngine{Engine: eng, reg: reg}
+}
+
+// twoServersOneTenant starts two real @web5/dwn-server instances (stopped when the test ends), a
+// client driving them, and a fresh tenant identity to write as.
+func twoServersOneTenant(t *testing.T) (a, b *dwnserver.Server, client *dwnserver.Client, id dwnserver.Identity) {
+	t.Helper()
+	servers := dwnserver.Start(t, 2)
+	client = dwnserver.NewClient(t)
+	id, err := client.NewTenant()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return servers[0], servers[1], client, id
 }
 
 // tenantsOn opens the tenant did on two servers, through a pool of its own (closed when the test

@@ -14,13 +14,7 @@ import (
 // directions, by reconcile and by the live feeds, with their data intact (the seed dropped the
 // data of anything above its 1 MiB buffer).
 func TestE18_LargePayloadsBothWays(t *testing.T) {
-	servers := dwnserver.Start(t, 2)
-	a, b := servers[0], servers[1]
-	client := dwnserver.NewClient(t)
-	id, err := client.NewTenant()
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, client, id := twoServersOneTenant(t)
 	sizes := []int{20_000, 100_000, 1_500_000}
 	write := func(url string) []string {
 		var cids []string

@@ -88,13 +88,7 @@ func listCIDs(t *testing.T, tenant dwn.Tenant) []string {
 // `both` link to identical CID sets and data; then a live write on either side reaches the
 // other, without an echo storm.
 func TestEngineWeb5EndToEnd(t *testing.T) {
-	servers := dwnserver.Start(t, 2)
-	a, b := servers[0], servers[1]
-	client := dwnserver.NewClient(t)
-	id, err := client.NewTenant()
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, client, id := twoServersOneTenant(t)
 	seedStart := time.Now()
 	// One seed at a time: the client drives both through one Node process, and on two cores
 	// sequential seeding measured faster than parallel.
