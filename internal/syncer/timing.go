@@ -1,6 +1,11 @@
 package syncer
 
-import "time"
+import (
+	"time"
+
+	"github.com/dwnsync/dwnsync/internal/ledger"
+	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
+)
 
 // Every timing and size constant of the engine lives in this file, named after the table in
 // the sync-engine spec §1.10 (and §5.3 for the reconcile delays). Tests and the per-engine
@@ -37,22 +42,45 @@ const (
 	// MaxBackoffMultiplier caps the poll-mode backoff (interval × min(2^failures, 4)).
 	MaxBackoffMultiplier = 4
 
+	// MaxConsecutiveFailures is declared by the seed and unused there; kept so this file holds
+	// every constant of the spec table (issue #5).
+	MaxConsecutiveFailures = 5
+
 	// DefaultPollInterval and DefaultLiveInterval are the poll tick and the live-mode
 	// periodic verify (integrity check).
 	DefaultPollInterval = 2 * time.Minute
 	DefaultLiveInterval = 5 * time.Minute
 
-	// StopTimeout bounds how long Start waits for link supervisors after its context ends
-	// (on channels; the seed polled).
-	StopTimeout = 2000 * time.Millisecond
+	// StopTimeout bounds how long Start waits for link supervisors after its context ends;
+	// StopCheckInterval is the seed's polling step for the same wait (we wait on channels).
+	StopTimeout       = 2000 * time.Millisecond
+	StopCheckInterval = 100 * time.Millisecond
 
-	// The data path's numbers (inline limit 30 KB, MessagesRead fan-out 4, 1 + MAX_RETRY_PASSES
-	// = 4 batch passes) are the transfer.Copier defaults; the dead-letter cap (100) is the
-	// ledger's DefaultMaxDeadLetters.
+	// InlineDataThreshold is the largest payload a server sends inline (30 KB); the copier
+	// owns the number (it keeps payloads up to it in memory).
+	InlineDataThreshold = transfer.DefaultInlineLimit
+	// PullRetryBuffer is the seed's buffering limit; we stream instead (fixes E18) and keep the
+	// number only for tests that cross it.
+	PullRetryBuffer = 1 << 20
+	// RemoteFetchConcurrency is the MessagesRead fan-out (the copier's default).
+	RemoteFetchConcurrency = transfer.DefaultFetchConcurrency
+	// PullApplyPasses is 1 + MAX_RETRY_PASSES (the copier's batch passes).
+	PullApplyPasses = transfer.DefaultMaxPasses
+	// ClosureMaxDepth is the dependency-walk depth limit.
+	ClosureMaxDepth = 32
+	// BatchedDiffDepth and MaxDiffDepth are the SMT diff depths.
+	BatchedDiffDepth = 8
+	MaxDiffDepth     = 16
+	// SyncTargetCacheTTL (post-0.5.15) is kept for the record; links come from CRs here.
+	SyncTargetCacheTTL = 30 * time.Second
 
 	// DeliveryConcurrency bounds how many deliveries of one feed are applied at once (they may
 	// complete out of order; the tracker commits contiguously).
 	DeliveryConcurrency = 8
+	// FeedReadLimit is the page size used when a feed is paged rather than subscribed.
+	FeedReadLimit = 100
+	// DeadLetterCap bounds the dead letters kept per link in the ledger (the ledger's default).
+	DeadLetterCap = ledger.DefaultMaxDeadLetters
 	// CheckpointEventInterval is the least time between two checkpoint-advance events of one
 	// feed (the snapshot always holds the latest position).
 	CheckpointEventInterval = time.Second
