@@ -45,7 +45,14 @@ type Options struct {
 	Copier *transfer.Copier
 	// EventBuffer is the size of the Events channel (default EventBufferSize).
 	EventBuffer int
+	// MaxConcurrentReconciles bounds the reconcile and repair passes running at once across
+	// all links (default DefaultMaxConcurrentReconciles): each holds a chunk of messages and
+	// two listings in memory, so many dirty links after a restart must take turns.
+	MaxConcurrentReconciles int
 }
+
+// DefaultMaxConcurrentReconciles is Options.MaxConcurrentReconciles when unset.
+const DefaultMaxConcurrentReconciles = 4
 
 // Engine runs links. It is a controller-runtime manager.Runnable that needs leader election.
 type Engine struct {
@@ -57,6 +64,8 @@ type Engine struct {
 	copier *transfer.Copier
 	bus    *eventBus
 	met    *metrics
+	// reconcileSlots holds one token per running reconcile or repair pass.
+	reconcileSlots chan struct{}
 
 	mu      sync.Mutex
 	links   map[string]*link
@@ -86,6 +95,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.EventBuffer <= 0 {
 		opts.EventBuffer = EventBufferSize
 	}
+	if opts.MaxConcurrentReconciles <= 0 {
+		opts.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
+	}
 	e := &Engine{
 		opts:    opts,
 		clock:   opts.Clock,
@@ -97,6 +109,8 @@ func New(opts Options) (*Engine, error) {
 		links:   map[string]*link{},
 		started: make(chan struct{}),
 		groups:  map[string]*pollGroup{},
+
+		reconcileSlots: make(chan struct{}, opts.MaxConcurrentReconciles),
 	}
 	if opts.Timing != nil {
 		e.timing = *opts.Timing

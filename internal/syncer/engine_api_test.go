@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
+	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
 )
 
 func TestTimingMatchesSpec(t *testing.T) {
@@ -332,4 +335,308 @@ func TestApplyBeforeStart(t *testing.T) {
 	}
 	pool.Close()
 	_ = store.Close()
+}
+
+// newPairNoLink starts two nodes and an engine without applying a link, so a test can wrap
+// the engine's dialer or take baselines first.
+func newPairNoLink(t *testing.T, seedLocal, seedRemote int) *pair {
+	t.Helper()
+	p := &pair{
+		local:  dwntest.Start(t, dwntest.Options{Mode: dwntest.ModeEnbox}),
+		remote: dwntest.Start(t, dwntest.Options{Mode: dwntest.ModeEnbox}),
+		id:     dwntest.MustIdentity(t),
+	}
+	p.write(t, p.local, seedLocal, "local-seed")
+	p.write(t, p.remote, seedRemote, "remote-seed")
+	p.te = startEngine(t, engineOpts{})
+	return p
+}
+
+func (p *pair) apply(t *testing.T, cfg LinkConfig) {
+	t.Helper()
+	cfg.Tenant, cfg.LocalEndpoint, cfg.RemoteEndpoint = p.id.DID, p.local.URL(), p.remote.URL()
+	cfg.LocalSigner, cfg.RemoteSigner = p.id.Signer, p.id.Signer
+	key, err := p.te.Apply(cfg)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	p.key = key
+}
+
+func counterSum(t *testing.T, te *testEngine, name string) float64 {
+	t.Helper()
+	mfs, err := te.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// A pull-only link whose local holds messages the remote lacks can never have equal digests;
+// once everything the remote had crossed, it is converged for its direction: needsReconcile is
+// cleared and lastConvergedTime set (it used to re-compare every few seconds forever).
+func TestOneWayLinkConvergesForItsDirection(t *testing.T) {
+	p := newPairNoLink(t, 2, 3)
+	p.apply(t, LinkConfig{Name: "ns/pull-only", Direction: DirectionPull})
+	eventually(t, 20*time.Second, "pull-only link settled", func() bool {
+		s, _ := p.te.Snapshot(p.key)
+		return !s.NeedsReconcile && !s.LastConvergedTime.IsZero() && len(p.local.CIDs(p.id.DID)) == 5
+	})
+	if n := len(p.remote.CIDs(p.id.DID)); n != 3 {
+		t.Fatalf("a pull-only link wrote to the remote: it holds %d", n)
+	}
+	if got := counterSum(t, p.te, "dwnsync_reconciles_total"); got < 1 {
+		t.Fatalf("reconciles_total %v", got)
+	}
+}
+
+// A bootstrap reconcile that dead-letters a message (served with a wrong CID once) but copies
+// everything else is settled: the link is converged with one dead letter, and it does not
+// re-compare at the retry delay (a retry would have copied the message intact and cleared the
+// dead letter, which is what happened before).
+func TestDeadLetteringReconcileSettles(t *testing.T) {
+	p := newPairNoLink(t, 1, 3)
+	p.remote.CorruptNextRead()
+	p.apply(t, LinkConfig{Name: "ns/dead-letter"})
+	var s LinkStatus
+	eventually(t, 20*time.Second, "bootstrap reconcile settled", func() bool {
+		s, _ = p.te.Snapshot(p.key)
+		return !s.NeedsReconcile && !s.LastConvergedTime.IsZero()
+	})
+	if p.remote.Corrupted() != 1 {
+		t.Fatalf("the remote served %d corrupted reads, want 1", p.remote.Corrupted())
+	}
+	rec, _, _ := p.te.store.Get(p.key)
+	if s.DeadLetters != 1 || len(rec.DeadLetters) != 1 || !strings.HasPrefix(rec.DeadLetters[0].Reason, "cid-mismatch") {
+		t.Fatalf("settled with %d dead letters (ledger %+v), want the cid-mismatch one", s.DeadLetters, rec.DeadLetters)
+	}
+	if contains(p.local.CIDs(p.id.DID), rec.DeadLetters[0].CID) {
+		t.Fatal("the dead-lettered message crossed: a retry ran although the pass was settled")
+	}
+	if n := len(p.local.CIDs(p.id.DID)); n != 3 { // 1 own + 2 of the remote's 3
+		t.Fatalf("local holds %d messages, want 3", n)
+	}
+}
+
+// A dead letter already recorded for the same CID and direction (the next reconcile refuses
+// the same message again) is not re-counted, re-staged or re-published.
+func TestDeadLetterRecordedOnce(t *testing.T) {
+	p := newPairNoLink(t, 1, 1)
+	p.apply(t, LinkConfig{Name: "ns/dl-once"})
+	p.waitLiveConverged(t)
+	p.te.mu.Lock()
+	l := p.te.links[p.key]
+	p.te.mu.Unlock()
+	o := transfer.Outcome{CID: "bafy-refused", Kind: dwn.Invalid, Reason: "cid-mismatch: test"}
+	for i := 0; i < 3; i++ {
+		l.deadLetterFromWorker(ls.Pull, o)
+	}
+	l.deadLetterFromWorker(ls.Push, o) // the other direction is a different dead letter
+	eventually(t, 5*time.Second, "dead-letter events delivered", func() bool {
+		return len(deadLetterEvents(p.te, p.key)) >= 2
+	})
+	rec, _, _ := p.te.store.Get(p.key)
+	if len(rec.DeadLetters) != 2 || rec.Counters.Failed != 2 {
+		t.Fatalf("ledger: %d dead letters, failed=%d; want 2 and 2", len(rec.DeadLetters), rec.Counters.Failed)
+	}
+	if got := counterSum(t, p.te, "dwnsync_dead_letters_total"); got != 2 {
+		t.Fatalf("dwnsync_dead_letters_total = %v, want 2", got)
+	}
+	if s, _ := p.te.Snapshot(p.key); s.DeadLetters != 2 {
+		t.Fatalf("status.deadLetters = %d", s.DeadLetters)
+	}
+	// Events are delivered in order: a third one would be there by the time a marker event is.
+	p.te.publish(Event{Key: p.key, Type: "test:marker"})
+	eventually(t, 5*time.Second, "marker event", func() bool { return p.te.sawEvent(p.key, "test:marker", "") })
+	if evs := deadLetterEvents(p.te, p.key); len(evs) != 2 {
+		t.Fatalf("%d dead-letter events, want 2: %v", len(evs), evs)
+	}
+}
+
+func deadLetterEvents(te *testEngine, key string) []string {
+	te.evMu.Lock()
+	defer te.evMu.Unlock()
+	var out []string
+	for _, ev := range te.events {
+		if ev.Key == key && ev.Type == ls.EvDeadLetter {
+			out = append(out, ev.Message)
+		}
+	}
+	return out
+}
+
+// hookDialer wraps the engine's dialer: onRead runs before every Read of the local tenant,
+// onDigest before every Digest of it.
+type hookDialer struct {
+	inner    Dialer
+	local    string
+	onRead   func(cid string)
+	onDigest func(ctx context.Context)
+}
+
+func (h hookDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
+	t, err := h.inner.Tenant(ctx, endpoint, dialect, did, signer)
+	if err != nil || endpoint != h.local {
+		return t, err
+	}
+	return hookTenant{Tenant: t, h: h}, nil
+}
+
+type hookTenant struct {
+	dwn.Tenant
+	h hookDialer
+}
+
+func (t hookTenant) Read(ctx context.Context, cid string) (dwn.ReadResult, error) {
+	if t.h.onRead != nil {
+		t.h.onRead(cid)
+	}
+	return t.Tenant.Read(ctx, cid)
+}
+
+func (t hookTenant) Digest(ctx context.Context, s dwn.Scope) (dwn.Digest, error) {
+	if t.h.onDigest != nil {
+		t.h.onDigest(ctx)
+	}
+	return t.Tenant.Digest(ctx, s)
+}
+
+// Decision D8 at engine level: a pushed write that local superseded (pruned) before the push
+// read its data is SourceGone, which counts as done: the push commits past it and the link is
+// not marked dirty (the seed burned its retries and set needsReconcile: E16).
+func TestPushOfMessageGoneLocallyCommitsWithoutDirty(t *testing.T) {
+	p := newPairNoLink(t, 1, 1)
+	big := func(b byte) []byte { return []byte(strings.Repeat(string(rune('a'+b)), 40000)) } // not inline: read at push
+	first, err := p.id.Write(dwntest.WriteOpts{Data: big(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	update, err := p.id.Update(first, big(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest, err := p.id.Update(update, big(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	superseded := make(chan struct{})
+	var once sync.Once
+	p.te.dialer = hookDialer{inner: p.te.dialer, local: p.local.URL(), onRead: func(cid string) {
+		if cid == update.CID {
+			once.Do(func() { // local supersedes the update just before the push reads it
+				if r := p.local.Write(p.id.DID, newest.Message, newest.Data); !r.Kind.Succeeded() {
+					t.Errorf("superseding write: %+v", r)
+				}
+				close(superseded)
+			})
+		}
+	}}
+	p.apply(t, LinkConfig{Name: "ns/source-gone"})
+	p.waitLiveConverged(t)
+	for _, w := range []dwntest.Written{first, update} {
+		if r := p.local.Write(p.id.DID, w.Message, w.Data); !r.Kind.Succeeded() {
+			t.Fatalf("write %s: %+v", w, r)
+		}
+	}
+	eventually(t, 20*time.Second, "the newest write crossed", func() bool {
+		return contains(p.remote.CIDs(p.id.DID), newest.CID)
+	})
+	select {
+	case <-superseded:
+	default:
+		t.Fatal("the push never read the superseded update: the SourceGone path was not exercised")
+	}
+	p.settle(t)
+	s, _ := p.te.Snapshot(p.key)
+	if s.NeedsReconcile || s.Push.Pending != 0 || s.DeadLetters != 0 {
+		t.Fatalf("after a SourceGone push: needsReconcile=%v pending=%d deadLetters=%d; events %v",
+			s.NeedsReconcile, s.Push.Pending, s.DeadLetters, p.te.eventTypes(p.key))
+	}
+	if p.te.sawEvent(p.key, "reconcile:needed", "") {
+		t.Fatalf("the link was marked dirty: %v", p.te.eventTypes(p.key))
+	}
+	if contains(p.remote.CIDs(p.id.DID), update.CID) {
+		t.Fatal("the remote holds the superseded update")
+	}
+}
+
+// Reconcile passes of all links share the engine's slots: with one slot, never two passes at
+// once (the local Digest opens and closes every pass, and blocks here until released).
+func TestReconcilesShareEngineSlots(t *testing.T) {
+	p := newPairNoLink(t, 0, 0)
+	p.te.reconcileSlots = make(chan struct{}, 1)
+	var mu sync.Mutex
+	inside, peak := 0, 0
+	gate := make(chan struct{})
+	entered := make(chan struct{}, 64)
+	p.te.dialer = hookDialer{inner: p.te.dialer, local: p.local.URL(), onDigest: func(ctx context.Context) {
+		mu.Lock()
+		inside++
+		peak = max(peak, inside)
+		mu.Unlock()
+		entered <- struct{}{}
+		select {
+		case <-gate:
+		case <-ctx.Done():
+		}
+		mu.Lock()
+		inside--
+		mu.Unlock()
+	}}
+	var keys []string
+	for i := 0; i < 3; i++ {
+		id := dwntest.MustIdentity(t)
+		w, err := id.Write(dwntest.WriteOpts{Data: []byte(fmt.Sprintf("slot-%d", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.remote.Write(id.DID, w.Message, w.Data)
+		key, err := p.te.Apply(LinkConfig{Name: fmt.Sprintf("ns/slot-%d", i), Tenant: id.DID, LocalEndpoint: p.local.URL(),
+			RemoteEndpoint: p.remote.URL(), LocalSigner: id.Signer, RemoteSigner: id.Signer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key)
+	}
+	allSettled := func() bool {
+		for _, k := range keys {
+			if s, _ := p.te.Snapshot(k); s.NeedsReconcile || s.LastConvergedTime.IsZero() {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !allSettled() {
+		if time.Now().After(deadline) {
+			t.Fatal("links did not settle")
+		}
+		select {
+		case <-entered:
+			// Give other passes the chance to pile up (they could, without the slots), then
+			// let this one go.
+			select {
+			case <-entered:
+			case <-time.After(100 * time.Millisecond):
+			}
+			mu.Lock()
+			n := inside
+			mu.Unlock()
+			for i := 0; i < n; i++ {
+				gate <- struct{}{}
+			}
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if peak != 1 {
+		t.Fatalf("%d reconcile passes ran at once with one slot", peak)
+	}
 }

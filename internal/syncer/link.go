@@ -36,6 +36,9 @@ type link struct {
 	workCancel context.CancelFunc
 
 	pollReply chan ls.PollResult
+	// knownDeadLetter is "<dir> <cid>" of a dead letter the machine just re-reported that was
+	// already recorded; the Publish effect that follows it is dropped (supervisor only).
+	knownDeadLetter string
 
 	tenantMu sync.Mutex
 	tenants  [2]dwn.Tenant // [Pull] = remote (the pull feed's source), [Push] = local
@@ -198,7 +201,9 @@ func (l *link) do(eff ls.Effect) {
 	case ls.Publish:
 		l.publish(v)
 	case ls.DeadLetter:
-		l.deadLetter(ledgerDir(v.Dir), v.CID, v.Reason)
+		if !l.deadLetter(ledgerDir(v.Dir), v.CID, v.Reason) {
+			l.knownDeadLetter = v.Dir.String() + " " + v.CID // its Publish follows: drop it
+		}
 	case ls.PollResult:
 		select {
 		case l.pollReply <- v:
@@ -231,6 +236,13 @@ func (l *link) do(eff ls.Effect) {
 
 func (l *link) publish(v ls.Publish) {
 	switch v.Type {
+	case ls.EvDeadLetter:
+		if known := l.knownDeadLetter; known != "" {
+			l.knownDeadLetter = ""
+			if v.Message == known {
+				return
+			}
+		}
 	case ls.EvRepairStarted:
 		l.e.met.repairs.WithLabelValues(l.cfg.Name, "started").Inc()
 	case ls.EvRepairCompleted:
@@ -254,14 +266,26 @@ func (l *link) update(fn func(*ledger.Record)) {
 	}
 }
 
-func (l *link) deadLetter(d ledger.Dir, cid, reason string) {
+// deadLetter records a refused message and reports whether it is new. One already recorded
+// for the same CID and direction (a later reconcile or replay refusing it again) is not
+// recorded, counted or published again.
+func (l *link) deadLetter(d ledger.Dir, cid, reason string) bool {
 	now := l.e.clock.Now()
-	n := 0
+	n, known := 0, false
 	l.update(func(r *ledger.Record) {
+		for _, old := range r.DeadLetters {
+			if old.CID == cid && old.Direction == string(d) {
+				known = true
+				return
+			}
+		}
 		r.AddDeadLetter(ledger.DeadLetter{CID: cid, Direction: string(d), Reason: reason, At: now})
 		r.Counters.Failed++
 		n = len(r.DeadLetters)
 	})
+	if known {
+		return false
+	}
 	l.e.met.deadLetters.WithLabelValues(l.cfg.Name, string(d)).Inc()
 	l.mu.Lock()
 	if n > 0 {
@@ -270,6 +294,7 @@ func (l *link) deadLetter(d ledger.Dir, cid, reason string) {
 		l.status.DeadLetters++
 	}
 	l.mu.Unlock()
+	return true
 }
 
 // clearDeadLetters drops dead letters of messages that have since crossed successfully.

@@ -170,8 +170,15 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 	l.send(out)
 }
 
-// reconcileOnce compares and copies both ways (as the link's direction allows).
+// reconcileOnce compares and copies both ways (as the link's direction allows), once one of
+// the engine's reconcile slots is free.
 func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, error) {
+	select {
+	case l.e.reconcileSlots <- struct{}{}:
+		defer func() { <-l.e.reconcileSlots }()
+	case <-ctx.Done():
+		return transfer.ReconcileResult{}, ctx.Err()
+	}
 	local, remote, err := l.both(ctx)
 	if err != nil {
 		return transfer.ReconcileResult{}, err
@@ -215,7 +222,9 @@ func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, err
 }
 
 func (l *link) deadLetterFromWorker(d ls.Dir, o transfer.Outcome) {
-	l.deadLetter(ledgerDir(d), o.CID, o.Reason)
+	if !l.deadLetter(ledgerDir(d), o.CID, o.Reason) {
+		return // already recorded by an earlier pass: not counted or announced again
+	}
 	l.e.publish(Event{Key: l.key, Name: l.cfg.Name, Type: ls.EvDeadLetter, Reason: o.Reason, Message: d.String() + " " + o.CID})
 }
 
