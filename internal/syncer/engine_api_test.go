@@ -3,7 +3,9 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -266,22 +268,62 @@ func TestMetricsExported(t *testing.T) {
 	})
 }
 
-// Teardown: removing a link while its push feed is busy leaves no record behind and no
-// subscription open; late results of its workers change nothing.
+// Teardown: removing a link while its push feed is busy leaves no record behind, no
+// subscription open, no goroutine of the engine's running, and no request ever sent again; late
+// results of its workers change nothing.
 func TestRemoveDuringActivityLeavesNothing(t *testing.T) {
-	p := startPair(t, dwntest.ModeEnbox, 2, 2, engineOpts{})
+	p := newPairNoLink(t, 2, 2)
+	baseline := engineGoroutines()
+	p.apply(t, LinkConfig{Name: "ns/remove"})
 	p.waitLiveConverged(t)
 	p.remote.SetLatency(10 * time.Millisecond)
 	p.write(t, p.local, 60, "busy")
 	eventually(t, 20*time.Second, "pushes under way", func() bool {
 		return len(p.remote.CIDs(p.id.DID)) > 6
 	})
+	if engineGoroutines() <= baseline {
+		t.Fatal("no link goroutines while the link is busy: the goroutine check cannot see anything")
+	}
 	if err := p.te.Remove(p.key); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "subscriptions closed", func() bool {
 		return p.remote.Subscriptions() == 0 && p.local.Subscriptions() == 0
 	})
+	eventually(t, 10*time.Second, "the link's goroutines (supervisor, feeds, workers, timers) ended", func() bool {
+		return engineGoroutines() <= baseline
+	})
+	// Requests sent before Remove returned are counted by the node only after its injected
+	// latency (10 ms): let those land, i.e. wait for 5 unchanged ticks (100 ms) in a row.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	counts := func() [2]map[string]int { return [2]map[string]int{requestCounts(p.local), requestCounts(p.remote)} }
+	same := func(a, b [2]map[string]int) bool { return maps.Equal(a[0], b[0]) && maps.Equal(a[1], b[1]) }
+	before, quiet := counts(), 0
+	for deadline := time.Now().Add(5 * time.Second); quiet < 5; {
+		if time.Now().After(deadline) {
+			t.Fatalf("requests keep arriving after Remove: %v", counts())
+		}
+		<-tick.C
+		if now := counts(); same(now, before) {
+			quiet++
+		} else {
+			before, quiet = now, 0
+		}
+	}
+	// Nothing of the link talks to either server any more: writes a live link would copy
+	// within PushDebounce plus a round trip stay where they are, and no request arrives.
+	after := p.write(t, p.local, 1, "after-remove")
+	p.write(t, p.remote, 1, "after-remove")
+	for i := 0; i < 15; i++ { // a 300 ms window, 15× the push debounce
+		<-tick.C
+		if now := counts(); !same(now, before) {
+			t.Fatalf("requests after Remove: local %v → %v, remote %v → %v", before[0], now[0], before[1], now[1])
+		}
+	}
+	if contains(p.remote.CIDs(p.id.DID), after[0]) {
+		t.Fatal("a write made after Remove was pushed")
+	}
 	if err := p.te.store.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -292,6 +334,39 @@ func TestRemoveDuringActivityLeavesNothing(t *testing.T) {
 	if len(recs) != 0 {
 		t.Fatalf("ledger holds %d records after Remove", len(recs))
 	}
+}
+
+// requestCounts is a node's request counters without WebSocket keep-alive (the shared
+// connection's pings belong to the pool, not to any link).
+func requestCounts(n *dwntest.Node) map[string]int {
+	c := n.Counts()
+	delete(c, "websocket:pong")
+	return c
+}
+
+// engineGoroutines counts goroutines running code of the engine's non-test files (the
+// supervisor, feed pumps, workers, timers of links; the engine's own loops).
+func engineGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		for _, line := range strings.Split(g, "\n") {
+			line = strings.TrimSpace(line)
+			if strings.Contains(line, "/internal/syncer/") && strings.Contains(line, ".go:") && !strings.Contains(line, "_test.go:") {
+				count++
+				break
+			}
+		}
+	}
+	return count
 }
 
 // The operator applies links before it is elected; they start with the engine.
