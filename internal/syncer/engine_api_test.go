@@ -515,6 +515,10 @@ func TestDeadLetterRecordedOnce(t *testing.T) {
 		l.deadLetterFromWorker(ls.Pull, o)
 	}
 	l.deadLetterFromWorker(ls.Push, o) // the other direction is a different dead letter
+	// The machine's path (a feed refusing it again): DeadLetter then its Publish. The link is
+	// idle and converged, so its supervisor emits neither meanwhile.
+	l.do(ls.DeadLetter{Dir: ls.Pull, CID: o.CID, Reason: o.Reason})
+	l.do(ls.Publish{Type: ls.EvDeadLetter, Reason: o.Reason, Message: "pull " + o.CID})
 	eventually(t, 5*time.Second, "dead-letter events delivered", func() bool {
 		return len(deadLetterEvents(p.te, p.key)) >= 2
 	})
