@@ -29,6 +29,13 @@ type Options struct {
 	// Retries is how often a body-less call is retried on a transient failure (default 2;
 	// negative = never).
 	Retries int
+	// CallTimeout bounds each attempt of a JSON call: sending a body-less request, awaiting the
+	// reply and reading a JSON reply (default 30 s; negative = none). A caller's shorter
+	// context deadline still wins. It does not limit data streams (see IdleTimeout).
+	CallTimeout time.Duration
+	// IdleTimeout fails a data stream, request or response, when no bytes move for this long
+	// (default 60 s; negative = none). The read or the call then fails as Transient.
+	IdleTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -46,10 +53,23 @@ func (o Options) withDefaults() Options {
 	} else if o.Retries < 0 {
 		o.Retries = 0
 	}
+	o.CallTimeout = orDefaultTimeout(o.CallTimeout, defaultCallTimeout)
+	o.IdleTimeout = orDefaultTimeout(o.IdleTimeout, defaultIdleTimeout)
 	if o.Dialect == "" {
 		o.Dialect = DialectAuto
 	}
 	return o
+}
+
+// orDefaultTimeout maps the zero value to def and a negative one to 0 (disabled).
+func orDefaultTimeout(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
 }
 
 // ServerInfo is GET /info (protocol spec §1.2). Missing optional fields mean "not supported".

@@ -35,7 +35,8 @@ func Open(ctx context.Context, endpoint string, opts Options) (*Client, error) {
 	if hc == nil {
 		hc, c.ownsHTTP = newHTTPClient(), true
 	}
-	c.rpc = &rpcClient{endpoint: c.endpoint, http: hc, clock: opts.Clock, retries: opts.Retries}
+	c.rpc = &rpcClient{endpoint: c.endpoint, http: hc, clock: opts.Clock, retries: opts.Retries,
+		callTimeout: opts.CallTimeout, idleTimeout: opts.IdleTimeout}
 	switch opts.Dialect {
 	case DialectWeb5, DialectEnbox, DialectEnboxSMT:
 		c.dialect = opts.Dialect
@@ -150,5 +151,5 @@ func (c *Client) probeCall(ctx context.Context, op, target string, msg json.RawM
 }
 
 func isTimeout(err error) bool {
-	return err != nil && (strings.Contains(err.Error(), "deadline exceeded") || strings.Contains(err.Error(), "timeout"))
+	return err != nil && (isStall(err) || strings.Contains(err.Error(), "deadline exceeded") || strings.Contains(err.Error(), "timeout"))
 }

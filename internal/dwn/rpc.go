@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -28,6 +29,11 @@ import (
 // Retries: a call without a request body that fails transiently is retried a few times (the
 // wait honours Retry-After, bounded by maxRetryWait); calls that stream data are never replayed
 // because the reader is one-shot. The engine owns longer-term retry policy.
+//
+// Stalls: the JSON parts of an exchange (a body-less request, awaiting the reply, reading a
+// JSON reply) share one per-call deadline (Options.CallTimeout); data streams instead fail when
+// no bytes move for Options.IdleTimeout, in either direction, because a large payload may
+// legitimately take long but a server that stops mid-body must not pin a worker forever.
 
 const (
 	headerDWNRequest  = "dwn-request"
@@ -43,6 +49,8 @@ const (
 	maxResponseHeader = 16 << 20
 
 	defaultRetries        = 2
+	defaultCallTimeout    = 30 * time.Second
+	defaultIdleTimeout    = 60 * time.Second
 	defaultRetryBase      = 500 * time.Millisecond
 	maxRetryWait          = 5 * time.Second
 	defaultHeaderTimeout  = 30 * time.Second
@@ -57,6 +65,10 @@ type rpcClient struct {
 	clock    clock.Clock
 	bodyV1   bool // the server advertised body-v1 framing
 	retries  int
+	// callTimeout bounds the JSON parts of one attempt; idleTimeout is the longest a data
+	// stream may sit without a byte moving. Zero disables either.
+	callTimeout time.Duration
+	idleTimeout time.Duration
 }
 
 // newHTTPClient is the default client of one endpoint: its own keep-alive pool, a header
@@ -118,8 +130,8 @@ func (r *rpcClient) call(ctx context.Context, c rpcCall) (rpcAnswer, error) {
 			}
 		}
 		ans, err := r.once(ctx, c)
-		if err == nil || !IsTransient(err) || ctx.Err() != nil {
-			return ans, err
+		if err == nil || !IsTransient(err) || ctx.Err() != nil || isStall(err) {
+			return ans, err // a stalled attempt already used the call's time: the caller decides
 		}
 		lastErr = err
 	}
@@ -131,14 +143,37 @@ func (r *rpcClient) once(ctx context.Context, c rpcCall) (rpcAnswer, error) {
 	if err != nil {
 		return rpcAnswer{}, &Error{Op: c.Op, Kind: Permanent, Detail: "encode request", Err: err}
 	}
-	req, err := r.newRequest(ctx, envelope, c.Data, c.DataLen)
+	wctx, w := r.watch(ctx)
+	streaming := false // the answer's body outlives this function and finishes the watch
+	defer func() {
+		if !streaming {
+			w.finish()
+		}
+	}()
+	data := c.Data
+	var upload *watchedUpload
+	if data != nil && c.DataLen != 0 {
+		upload = &watchedUpload{r: data, w: w, idle: r.idleTimeout, reply: r.callTimeout}
+		data = upload
+		w.arm(r.idleTimeout, stallUpload)
+	} else {
+		w.arm(r.callTimeout, stallReply)
+	}
+	req, err := r.newRequest(wctx, envelope, data, c.DataLen)
 	if err != nil {
 		return rpcAnswer{}, &Error{Op: c.Op, Kind: Permanent, Err: err}
 	}
 	resp, err := r.http.Do(req)
+	if upload != nil {
+		upload.answered()
+		w.arm(r.callTimeout, stallReply) // reading the reply is a JSON part again
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, Detail: "cancelled", Err: ctx.Err()}
+		}
+		if s := stallOf(wctx); s != nil {
+			return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, Detail: "request to " + r.endpoint + " stalled", Err: s}
 		}
 		return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, Detail: "request to " + r.endpoint + " failed", Err: err}
 	}
@@ -149,11 +184,17 @@ func (r *rpcClient) once(ctx context.Context, c rpcCall) (rpcAnswer, error) {
 			resp.Body.Close()
 			return rpcAnswer{}, err
 		}
-		return rpcAnswer{Result: result, Body: resp.Body}, nil // data streams to the caller
+		w.disarm()
+		streaming = true
+		body := &watchedBody{rc: resp.Body, ctx: wctx, w: w, idle: r.idleTimeout, op: c.Op}
+		return rpcAnswer{Result: result, Body: body}, nil // data streams to the caller
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONBody+1))
 	if err != nil {
+		if s := stallOf(wctx); s != nil && ctx.Err() == nil {
+			err = s
+		}
 		return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, HTTPStatus: resp.StatusCode, Detail: "reading response", Err: err}
 	}
 	if len(body) > maxJSONBody {
@@ -279,17 +320,26 @@ func decodeApplyResult(result json.RawMessage) (ApplyResult, error) {
 // getJSON fetches a GET route (e.g. /info) into v.
 func (r *rpcClient) getJSON(ctx context.Context, path string, v any) error {
 	op := "GET " + path
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.endpoint+path, nil)
+	wctx, w := r.watch(ctx)
+	defer w.finish()
+	w.arm(r.callTimeout, stallReply)
+	req, err := http.NewRequestWithContext(wctx, http.MethodGet, r.endpoint+path, nil)
 	if err != nil {
 		return &Error{Op: op, Kind: Permanent, Err: err}
 	}
 	resp, err := r.http.Do(req)
 	if err != nil {
+		if s := stallOf(wctx); s != nil && ctx.Err() == nil {
+			err = s
+		}
 		return &Error{Op: op, Kind: Transient, Detail: "request to " + r.endpoint + " failed", Err: err}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
+		if s := stallOf(wctx); s != nil && ctx.Err() == nil {
+			err = s
+		}
 		return &Error{Op: op, Kind: Transient, HTTPStatus: resp.StatusCode, Err: err}
 	}
 	if resp.StatusCode != 200 {
@@ -350,3 +400,165 @@ func newRequestID() string {
 
 // trimEndpoint normalises a base URL.
 func trimEndpoint(endpoint string) string { return strings.TrimRight(endpoint, "/") }
+
+// ---- stall watchdog ----
+
+// What a fired watchdog reports (the stallError's Stage).
+const (
+	stallReply  = "no reply" // a JSON part (request, reply headers, JSON body) overran CallTimeout
+	stallUpload = "server stopped accepting request data"
+	stallData   = "no response data"
+)
+
+// stallError is the cancellation cause of an exchange whose server stopped making progress.
+type stallError struct {
+	Stage string
+	After time.Duration
+}
+
+func (s *stallError) Error() string {
+	return fmt.Sprintf("timeout: %s within %s", s.Stage, s.After)
+}
+
+// stallOf returns the watchdog's cause when it cancelled ctx, else nil.
+func stallOf(ctx context.Context) *stallError {
+	var s *stallError
+	if errors.As(context.Cause(ctx), &s) {
+		return s
+	}
+	return nil
+}
+
+func isStall(err error) bool {
+	var s *stallError
+	return errors.As(err, &s)
+}
+
+// callWatch cancels one exchange's context when its armed timer fires. Arming replaces the
+// previous timer; a generation number makes a timer that fires just as it is replaced harmless.
+type callWatch struct {
+	clock  clock.Clock
+	cancel context.CancelCauseFunc
+
+	mu    sync.Mutex
+	timer interface{ Stop() bool }
+	gen   uint64
+	done  bool
+}
+
+// watch returns the exchange's context (cancelled by the watchdog or by finish) and its watch.
+func (r *rpcClient) watch(ctx context.Context) (context.Context, *callWatch) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	return wctx, &callWatch{clock: r.clock, cancel: cancel}
+}
+
+// arm starts (or restarts) the timer: after d, the exchange fails with stage. d <= 0 disarms.
+func (w *callWatch) arm(d time.Duration, stage string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopLocked()
+	if w.done || d <= 0 {
+		return
+	}
+	gen, cause := w.gen, &stallError{Stage: stage, After: d}
+	fire := func() {
+		w.mu.Lock()
+		current := gen == w.gen && !w.done
+		w.mu.Unlock()
+		if current {
+			w.cancel(cause)
+		}
+	}
+	if c, ok := w.clock.(clock.WithDelayedExecution); ok {
+		w.timer = c.AfterFunc(d, fire)
+	} else {
+		w.timer = time.AfterFunc(d, fire)
+	}
+}
+
+func (w *callWatch) disarm() {
+	w.mu.Lock()
+	w.stopLocked()
+	w.mu.Unlock()
+}
+
+func (w *callWatch) stopLocked() {
+	w.gen++
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+}
+
+// finish ends the exchange: no timer fires any more and its context is released.
+func (w *callWatch) finish() {
+	w.mu.Lock()
+	w.stopLocked()
+	w.done = true
+	w.mu.Unlock()
+	w.cancel(context.Canceled)
+}
+
+// watchedUpload is request data under the idle watchdog: the timer runs while the transport
+// is not reading from us (it is blocked writing to a server that stopped accepting bytes) and
+// is off while our own source produces the next chunk (that source has its own watchdog).
+type watchedUpload struct {
+	r           io.Reader
+	w           *callWatch
+	idle, reply time.Duration
+	mu          sync.Mutex
+	over        bool // the reply arrived: the transport may still drain us, the watch is the reply's
+}
+
+func (u *watchedUpload) Read(p []byte) (int, error) {
+	u.watch(0, "")
+	n, err := u.r.Read(p)
+	if err == io.EOF {
+		u.watch(u.reply, stallReply) // all sent: now the server owes a reply
+	} else {
+		u.watch(u.idle, stallUpload)
+	}
+	return n, err
+}
+
+func (u *watchedUpload) watch(d time.Duration, stage string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !u.over {
+		u.w.arm(d, stage)
+	}
+}
+
+func (u *watchedUpload) answered() {
+	u.mu.Lock()
+	u.over = true
+	u.mu.Unlock()
+}
+
+// watchedBody is a streamed response under the idle watchdog: a Read that waits longer than
+// idle for the server's next bytes fails with a Transient *Error. Close ends the exchange.
+type watchedBody struct {
+	rc   io.ReadCloser
+	ctx  context.Context
+	w    *callWatch
+	idle time.Duration
+	op   string
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	b.w.arm(b.idle, stallData)
+	n, err := b.rc.Read(p)
+	b.w.disarm()
+	if err != nil && err != io.EOF {
+		if s := stallOf(b.ctx); s != nil {
+			err = &Error{Op: b.op, Kind: Transient, Detail: "reading data", Err: s}
+		}
+	}
+	return n, err
+}
+
+func (b *watchedBody) Close() error {
+	err := b.rc.Close()
+	b.w.finish()
+	return err
+}
