@@ -177,10 +177,7 @@ func (r *ReplicationLinkReconciler) sync(ctx context.Context, link *v1alpha1.Rep
 		return r.problem(ctx, link, &linkconfig.Error{Reason: status.ReasonEngineNotRunning,
 			Message: "the replication engine is not running this link yet; it starts on the elected operator replica"})
 	}
-	next := status.FromSnapshot(r.lastStatus(link), snap, status.Inputs{
-		Generation: link.Generation, Now: r.Clock.Now(), Direction: link.Spec.Direction, Mode: link.Spec.Mode,
-		Suspended: link.Spec.Suspend, Remote: link.Spec.Endpoint,
-	})
+	next := status.FromSnapshot(r.lastStatus(link), snap, status.InputsFor(link, r.Clock.Now()))
 	next.LinkKey = key
 	return r.writeStatus(ctx, link, next)
 }

@@ -297,8 +297,7 @@ func (rt *Runtime) List() *v1alpha1.ReplicationLinkList {
 		obj.CreationTimestamp = metav1.NewTime(a.since.UTC().Truncate(time.Second))
 		prev := rt.statuses[key]
 		if snap, ok := rt.engine.Snapshot(key); ok {
-			prev = status.FromSnapshot(prev, snap, status.Inputs{Generation: obj.Generation, Now: now,
-				Direction: obj.Spec.Direction, Suspended: obj.Spec.Suspend, Remote: obj.Spec.Endpoint})
+			prev = status.FromSnapshot(prev, snap, status.InputsFor(obj, now))
 			prev.LinkKey = key
 			rt.statuses[key] = prev
 		}

@@ -52,6 +52,13 @@ type Inputs struct {
 	Remote string
 }
 
+// InputsFor reads the inputs of FromSnapshot off a link, the same way for the operator and for
+// `dwnsync run`.
+func InputsFor(link *v1alpha1.ReplicationLink, now time.Time) Inputs {
+	return Inputs{Generation: link.Generation, Now: now, Direction: link.Spec.Direction, Mode: link.Spec.Mode,
+		Suspended: link.Spec.Suspend, Remote: link.Spec.Endpoint}
+}
+
 // FromSnapshot computes the link's status from the engine's snapshot, keeping the condition
 // transition times of cur where a condition did not change.
 func FromSnapshot(cur v1alpha1.ReplicationLinkStatus, snap syncer.LinkStatus, in Inputs) v1alpha1.ReplicationLinkStatus {
