@@ -634,10 +634,15 @@ func TestPushOfMessageGoneLocallyCommitsWithoutDirty(t *testing.T) {
 		t.Fatal("the push never read the superseded update: the SourceGone path was not exercised")
 	}
 	p.settle(t)
+	// The pulled marker shows up on local's feed too (an echo, dropped): let it drain.
+	eventually(t, 10*time.Second, "push feed drained", func() bool {
+		s, _ := p.te.Snapshot(p.key)
+		return s.Push.Pending == 0
+	})
 	s, _ := p.te.Snapshot(p.key)
-	if s.NeedsReconcile || s.Push.Pending != 0 || s.DeadLetters != 0 {
-		t.Fatalf("after a SourceGone push: needsReconcile=%v pending=%d deadLetters=%d; events %v",
-			s.NeedsReconcile, s.Push.Pending, s.DeadLetters, p.te.eventTypes(p.key))
+	if s.NeedsReconcile || s.DeadLetters != 0 {
+		t.Fatalf("after a SourceGone push: needsReconcile=%v deadLetters=%d; events %v",
+			s.NeedsReconcile, s.DeadLetters, p.te.eventTypes(p.key))
 	}
 	if p.te.sawEvent(p.key, "reconcile:needed", "") {
 		t.Fatalf("the link was marked dirty: %v", p.te.eventTypes(p.key))
