@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
+	"github.com/dwnsync/dwnsync/internal/ledger"
 )
 
 type pair struct {
@@ -252,25 +252,25 @@ func TestEngineDwntestWrongCIDRefused(t *testing.T) {
 			p.settle(t) // nothing else in flight may consume the corruption
 			p.remote.CorruptNextMessages(1)
 			bad := p.write(t, p.remote, 1, "corrupt")
-			eventually(t, 20*time.Second, "dead letter", func() bool {
-				s, _ := p.te.Snapshot(p.key)
-				return s.DeadLetters > 0
+			// Read the ledger as soon as the dead letter shows: the periodic reconcile soon
+			// brings the message over intact and clears it.
+			var deadLetters []ledger.DeadLetter
+			eventually(t, 20*time.Second, "a cid-mismatch dead letter naming the corrupted message", func() bool {
+				rec, _, _ := p.te.store.Get(p.key)
+				deadLetters = rec.DeadLetters
+				for _, d := range rec.DeadLetters {
+					if d.CID == bad[0] && strings.HasPrefix(d.Reason, "cid-mismatch") {
+						return true
+					}
+				}
+				return false
 			})
 			good := p.write(t, p.remote, 2, "after-corrupt")
 			eventually(t, 20*time.Second, "the link kept going", func() bool {
 				l := p.local.CIDs(p.id.DID)
 				return contains(l, good[0]) && contains(l, good[1])
 			})
-			rec, _, _ := p.te.store.Get(p.key)
-			found := false
-			for _, d := range rec.DeadLetters {
-				if d.CID == bad[0] && strings.HasPrefix(d.Reason, "cid-mismatch") {
-					found = true
-				}
-			}
-			if !found {
-				t.Fatalf("dead letters %+v do not name %s as cid-mismatch", rec.DeadLetters, bad[0])
-			}
+			t.Logf("dead letters when seen: %+v", deadLetters)
 			if p.remote.Corrupted() == 0 {
 				t.Fatal("the node served nothing corrupted")
 			}
@@ -283,7 +283,6 @@ func TestEngineDwntestWrongCIDRefused(t *testing.T) {
 				s, _ := p.te.Snapshot(p.key)
 				return s.DeadLetters == 0
 			})
-			_ = dwn.Invalid
 		})
 	}
 }
