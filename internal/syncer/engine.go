@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,6 +74,11 @@ type Engine struct {
 	started chan struct{}
 	stopped bool
 	groups  map[string]*pollGroup
+
+	// restarting holds, per key, a channel closed once the Apply restarting it is done (e.mu).
+	restarting map[string]chan struct{}
+	// passTimeout is ReconcilePassTimeout (tests shorten it).
+	passTimeout time.Duration
 }
 
 // New checks the options and returns an engine; links run once Start is called.
@@ -111,6 +117,8 @@ func New(opts Options) (*Engine, error) {
 		groups:  map[string]*pollGroup{},
 
 		reconcileSlots: make(chan struct{}, opts.MaxConcurrentReconciles),
+		restarting:     map[string]chan struct{}{},
+		passTimeout:    ReconcilePassTimeout,
 	}
 	if opts.Timing != nil {
 		e.timing = *opts.Timing
@@ -146,8 +154,10 @@ func (e *Engine) Start(ctx context.Context) error {
 		return errors.New("syncer: engine already started")
 	}
 	e.ctx = ctx
-	for _, l := range e.links {
-		e.launchLocked(l)
+	for key, l := range e.links {
+		if e.restarting[key] == nil { // a restarting link is replaced and launched by its Apply
+			e.launchLocked(l)
+		}
 	}
 	close(e.started)
 	e.mu.Unlock()
@@ -211,6 +221,12 @@ func (e *Engine) Apply(cfg LinkConfig) (string, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	for e.restarting[key] != nil { // another Apply of this key is restarting it: go after it
+		wait := e.restarting[key]
+		e.mu.Unlock()
+		<-wait
+		e.mu.Lock()
+	}
 	if e.stopped {
 		return "", errors.New("syncer: engine stopped")
 	}
@@ -230,13 +246,27 @@ func (e *Engine) Apply(cfg LinkConfig) (string, error) {
 		return "", fmt.Errorf("link %q: ledger: %w", cfg.Name, err)
 	}
 	if old != nil {
-		// Restart: the old supervisor's context is cancelled and it is waited for (it never
-		// takes e.mu), so nothing it started mutates state after the new one runs (E15).
+		// Restart: the old supervisor's context is cancelled and it is waited for, so nothing
+		// it started mutates state after the new one runs (E15). The wait (closing feeds may
+		// wait seconds for a slow server) happens without e.mu, so other links' snapshots and
+		// Applies go on; the old link stays visible meanwhile.
+		done := make(chan struct{})
+		e.restarting[key] = done
+		e.leavePollGroupLocked(old)
+		e.mu.Unlock()
 		old.stop()
 		if old.launched() {
 			<-old.done
 		}
-		e.leavePollGroupLocked(old)
+		e.mu.Lock()
+		delete(e.restarting, key)
+		close(done)
+		if e.stopped {
+			return "", errors.New("syncer: engine stopped")
+		}
+		if e.links[key] != old {
+			return "", fmt.Errorf("link %q was removed while it restarted", cfg.Name)
+		}
 	}
 	l := newLink(e, key, cfg)
 	e.links[key] = l

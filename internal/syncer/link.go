@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -185,9 +186,11 @@ func (l *link) do(eff ls.Effect) {
 			delete(l.timers, v.Timer)
 		}
 	case ls.StartReconcile:
-		go l.runReconcile(l.workCtx, v)
+		go l.runPass(l.workCtx, func(ctx context.Context) { l.runReconcile(ctx, v) },
+			func(reason string) { l.send(ls.ReconcileDone{Seq: v.Seq, Err: reason}) })
 	case ls.StartRepair:
-		go l.runRepair(l.workCtx, v)
+		go l.runPass(l.workCtx, func(ctx context.Context) { l.runRepair(ctx, v) },
+			func(reason string) { l.send(ls.RepairDone{Seq: v.Seq, Err: reason}) })
 	case ls.CancelWork:
 		l.workCancel()
 		l.workCtx, l.workCancel = context.WithCancel(l.ctx)
@@ -421,6 +424,25 @@ func (l *link) setProgress(p Progress) {
 	l.mu.Lock()
 	l.status.Progress = p
 	l.mu.Unlock()
+}
+
+// errPassTimeout ends a reconcile or repair pass that overran the engine's pass timeout.
+var errPassTimeout = errors.New("pass did not finish within the reconcile pass timeout; abandoned")
+
+// runPass runs one reconcile or repair pass under the engine's pass timeout. A pass returns
+// silently once its context ends (normally: the link stopped or its work was cancelled), so an
+// expired one is reported here as failed: the machine drops its in-flight marker and retries
+// later. A result the pass still sends afterwards carries a stale Seq and is ignored.
+func (l *link) runPass(parent context.Context, run func(context.Context), expired func(reason string)) {
+	ctx, cancel := context.WithTimeoutCause(parent, l.e.passTimeout, errPassTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		if context.Cause(ctx) == errPassTimeout {
+			expired(errPassTimeout.Error())
+		}
+	})
+	defer stop()
+	run(ctx)
 }
 
 // ---- timers ----

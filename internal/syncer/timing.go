@@ -91,6 +91,9 @@ const (
 	EventBufferSize = 1024
 	// MailboxSize is the capacity of a link supervisor's mailbox.
 	MailboxSize = 256
+	// ReconcilePassTimeout bounds one reconcile or repair pass (waiting for a slot included) in
+	// wall time, so a pass stuck on a server cannot hold the link's in-flight marker forever.
+	ReconcilePassTimeout = 30 * time.Minute
 )
 
 // PushRetryBackoff is PUSH_RETRY_BACKOFF_MS: its length (4) is the retry budget; slot 0 is
