@@ -16,7 +16,8 @@ type Options struct {
 	// Dialect pins the endpoint's dialect; "" or DialectAuto detects it (see Open).
 	Dialect Dialect
 	// HTTPClient replaces the default per-endpoint client (own keep-alive pool, 30 s header
-	// timeout, 16 MiB header cap). A replacement must set its own timeouts.
+	// timeout, 16 MiB header cap). A replacement must set its own dial and header timeouts;
+	// CallTimeout and IdleTimeout below apply to it all the same.
 	HTTPClient *http.Client
 	// Clock drives retries and WebSocket timing (a clock.WithTicker is used for the latter when
 	// it is one; otherwise the real clock). Default: real clock.
