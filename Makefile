@@ -54,9 +54,10 @@ verify-manifests: manifests ## Fail if generated files are not committed
 		|| { echo "generated files are stale: run 'make manifests' and commit"; exit 1; }
 
 .PHONY: lint
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, and go.mod tidy
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
+	@go mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit"; go mod tidy -diff; exit 1; }
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target briefly
