@@ -64,6 +64,20 @@ func newFaultEnv(t *testing.T, node dwntest.Options, client dwn.Options) *faultE
 	return env
 }
 
+// replayed subscribes from the start of the tenant's feed and reads the replay up to its EOSE,
+// returning the open subscription (closed at the end of the test) and the EOSE checkpoint.
+func (e *faultEnv) replayed(t *testing.T, ctx context.Context) (dwn.Subscription, *dwn.Cursor) {
+	t.Helper()
+	start := e.n.Token(e.id.DID, 0)
+	sub, err := e.tn.Subscribe(ctx, dwn.Scope{}, &start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	_, checkpoint := untilEOSE(t, ctx, sub)
+	return sub, checkpoint
+}
+
 // note stores one more note on the node, as the node's own clients would write it.
 func (e *faultEnv) note(t *testing.T, data string) dwntest.Written {
 	t.Helper()
@@ -308,13 +322,7 @@ func TestContractFaults(t *testing.T) {
 		t.Run("garbage/"+string(mode), func(t *testing.T) {
 			ctx := faultCtx(t)
 			env := newFaultEnv(t, dwntest.Options{Mode: mode}, dwn.Options{})
-			start := env.n.Token(env.id.DID, 0)
-			sub, err := env.tn.Subscribe(ctx, dwn.Scope{}, &start)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sub.Close()
-			_, checkpoint := untilEOSE(t, ctx, sub)
+			sub, checkpoint := env.replayed(t, ctx)
 			env.n.SendGarbageFrames()
 			ev := nextEvent(t, ctx, sub)
 			if ev.Kind != dwn.EventEnd || !errors.Is(ev.Err, dwn.ErrWSMalformed) || !dwn.IsTransient(ev.Err) {
@@ -371,13 +379,7 @@ func TestContractFaults(t *testing.T) {
 		t.Run("dropped/"+string(mode), func(t *testing.T) {
 			ctx := faultCtx(t)
 			env := newFaultEnv(t, dwntest.Options{Mode: mode}, dwn.Options{})
-			start := env.n.Token(env.id.DID, 0)
-			sub, err := env.tn.Subscribe(ctx, dwn.Scope{}, &start)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sub.Close()
-			_, checkpoint := untilEOSE(t, ctx, sub)
+			sub, checkpoint := env.replayed(t, ctx)
 			env.n.DropWebSockets()
 			ev := nextEvent(t, ctx, sub)
 			if ev.Kind != dwn.EventEnd || !errors.Is(ev.Err, dwn.ErrWSDisconnected) || !dwn.IsTransient(ev.Err) {
