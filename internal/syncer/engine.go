@@ -48,7 +48,9 @@ type Options struct {
 	EventBuffer int
 	// MaxConcurrentReconciles bounds the reconcile and repair passes running at once across
 	// all links (default DefaultMaxConcurrentReconciles): each holds a chunk of messages and
-	// two listings in memory, so many dirty links after a restart must take turns.
+	// two listings in memory, so many dirty links after a restart must take turns. Passes
+	// against one remote endpoint hold at most half of the slots (rounded up), so a slow
+	// server cannot starve the links of the others.
 	MaxConcurrentReconciles int
 }
 
@@ -65,8 +67,9 @@ type Engine struct {
 	copier *transfer.Copier
 	bus    *eventBus
 	met    *metrics
-	// reconcileSlots holds one token per running reconcile or repair pass.
-	reconcileSlots chan struct{}
+	// reconcileSlots are the MaxConcurrentReconciles slots of the reconcile and repair
+	// passes, shared fairly among remote endpoints.
+	reconcileSlots *reconcileSlots
 
 	mu      sync.Mutex
 	links   map[string]*link
@@ -116,7 +119,7 @@ func New(opts Options) (*Engine, error) {
 		started: make(chan struct{}),
 		groups:  map[string]*pollGroup{},
 
-		reconcileSlots: make(chan struct{}, opts.MaxConcurrentReconciles),
+		reconcileSlots: newReconcileSlots(opts.MaxConcurrentReconciles),
 		restarting:     map[string]chan struct{}{},
 		passTimeout:    ReconcilePassTimeout,
 	}
