@@ -126,46 +126,6 @@ func (c *timerClock) NewTimer(d time.Duration) clock.Timer {
 	return t
 }
 
-// stuckDialer resolves tenants through a pool, but the subscriptions it hands out do not
-// finish closing until release is closed: the link supervisors are slow to stop.
-type stuckDialer struct {
-	pool       *dwn.Pool
-	release    chan struct{}
-	subscribed atomic.Int32
-}
-
-func (d *stuckDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
-	t, err := poolDialer{d.pool}.Tenant(ctx, endpoint, dialect, did, signer)
-	if err != nil {
-		return nil, err
-	}
-	return stuckTenant{Tenant: t, d: d}, nil
-}
-
-type stuckTenant struct {
-	dwn.Tenant
-	d *stuckDialer
-}
-
-func (t stuckTenant) Subscribe(ctx context.Context, scope dwn.Scope, from *dwn.Cursor) (dwn.Subscription, error) {
-	sub, err := t.Tenant.Subscribe(ctx, scope, from)
-	if err != nil {
-		return nil, err
-	}
-	t.d.subscribed.Add(1)
-	return stuckSubscription{Subscription: sub, release: t.d.release}, nil
-}
-
-type stuckSubscription struct {
-	dwn.Subscription
-	release chan struct{}
-}
-
-func (s stuckSubscription) Close() error {
-	<-s.release
-	return s.Subscription.Close()
-}
-
 // StopTimeout bounds the whole stop: with several supervisors that never finish stopping,
 // Start returns once one StopTimeout of the engine's clock has passed (it used to wait for
 // the first one only and then for every other one without a bound).
@@ -178,7 +138,10 @@ func TestEngineStopBoundedByOneStopTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool := dwn.NewPool(dwn.Options{})
-	dialer := &stuckDialer{pool: pool, release: make(chan struct{})}
+	const links = 3
+	// Every link's pull subscription (on remote) holds its Close: its supervisor cannot stop.
+	dialer := &slowCloseDialer{pool: pool, slow: remote.URL(), subscribed: make(chan struct{}, links),
+		closing: make(chan struct{}, links), release: make(chan struct{})}
 	t.Cleanup(func() {
 		close(dialer.release)
 		pool.Close()
@@ -192,7 +155,6 @@ func TestEngineStopBoundedByOneStopTimeout(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- eng.Start(ctx) }()
-	const links = 3
 	for i := 0; i < links; i++ {
 		id := dwntest.MustIdentity(t)
 		if _, err := eng.Apply(LinkConfig{Name: fmt.Sprintf("slow-stop-%d", i), Tenant: id.DID, LocalEndpoint: local.URL(),
@@ -200,7 +162,7 @@ func TestEngineStopBoundedByOneStopTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 20*time.Second, "every feed subscribed", func() bool { return dialer.subscribed.Load() == 2*links })
+	eventually(t, 20*time.Second, "every pull feed subscribed", func() bool { return len(dialer.subscribed) == links })
 	for len(fake.armed) > 0 { // forget the links' own timers
 		<-fake.armed
 	}
