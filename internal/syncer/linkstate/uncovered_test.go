@@ -22,12 +22,18 @@ func quietLive(h *harness, d Dir) {
 	for _, dir := range Dirs {
 		h.step(EOSE{Dir: dir, Epoch: h.m.Epoch(dir)}) // no head: nothing to commit
 	}
-	h.fire(TimerReconcile)
-	h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
+	h.passConverges()
 	h.mustPhase(Live)
 	if h.m.NeedsReconcile || h.m.Checkpoint(d) != nil {
 		h.t.Fatalf("setup: needsReconcile=%v checkpoint=%v", h.m.NeedsReconcile, h.m.Checkpoint(d))
 	}
+}
+
+// passConverges runs the armed reconcile, which converges.
+func (h *harness) passConverges() {
+	h.t.Helper()
+	h.fire(TimerReconcile)
+	h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
 }
 
 func TestFeedOpenedWithoutCheckpointMarksDirty(t *testing.T) {
@@ -125,13 +131,11 @@ func TestFeedOpenedWithoutCheckpointMarksDirty(t *testing.T) {
 			if h.m.TimerAt(TimerReconcile).IsZero() && !h.m.ReconcileInFlight() {
 				t.Fatal("no reconcile armed after the EOSE of a feed opened from nothing")
 			}
-			if !h.m.ReconcileInFlight() {
-				h.fire(TimerReconcile)
-			}
-			h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
-			for h.m.NeedsReconcile && !h.m.TimerAt(TimerReconcile).IsZero() { // a trailing pass
-				h.fire(TimerReconcile)
+			if h.m.ReconcileInFlight() {
 				h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
+			}
+			for h.m.NeedsReconcile && !h.m.TimerAt(TimerReconcile).IsZero() { // the pass, and a trailing one
+				h.passConverges()
 			}
 			if h.m.NeedsReconcile {
 				t.Fatal("still dirty after converged passes")
@@ -158,8 +162,7 @@ func TestReconcileBeforeUncoveredEOSEDoesNotClean(t *testing.T) {
 	if h.m.TimerAt(TimerReconcile).IsZero() {
 		t.Fatal("no trailing pass armed")
 	}
-	h.fire(TimerReconcile)
-	h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
+	h.passConverges()
 	if h.m.NeedsReconcile {
 		t.Fatal("the pass after the EOSE did not clean the link")
 	}
@@ -204,8 +207,7 @@ func TestEOSEHeadCommittedWhenNothingPending(t *testing.T) {
 			if r.want != nil {
 				// The next reopen starts from the head: once the link is clean, a drop does
 				// not make it dirty.
-				h.fire(TimerReconcile)
-				h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
+				h.passConverges()
 				h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "websocket: close 1006"})
 				if h.m.NeedsReconcile {
 					t.Fatal("a reopen from the committed head made the link dirty")
