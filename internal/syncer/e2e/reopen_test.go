@@ -61,17 +61,31 @@ func TestEngineWeb5ReopenAfterDropLosesNothing(t *testing.T) {
 	eventually(t, 30*time.Second, "the engine redialled the remote", func() bool { return proxy.Accepted() > before })
 
 	want := append(held, during...)
+	untruthful := ""
 	eventually(t, time.Minute, "the writes of the outage reached local", func() bool {
+		// Read the status before the listing: a write missing from the listing was missing
+		// when the status was taken too.
+		s, _ := te.Snapshot(key)
 		l := listCIDs(t, tl)
-		for _, cid := range want {
-			if !contains(l, cid) {
-				return false
-			}
+		if s.Phase == "live" && !s.NeedsReconcile && s.Pull.Checkpoint == "" && !containsAll(l, want) {
+			untruthful = fmt.Sprintf("%+v", s)
 		}
-		return true
+		return containsAll(l, want)
 	})
+	if untruthful != "" {
+		t.Errorf("live and clean with no pull checkpoint while writes were missing: %s", untruthful)
+	}
 	eventually(t, 30*time.Second, "healthy: live, clean, no stale error", func() bool {
 		s, _ := te.Snapshot(key)
 		return s.Phase == "live" && !s.NeedsReconcile && s.LastError == "" && s.Pull.LastError == ""
 	})
+}
+
+func containsAll(list, want []string) bool {
+	for _, s := range want {
+		if !contains(list, s) {
+			return false
+		}
+	}
+	return true
 }
