@@ -3,16 +3,19 @@ package syncer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"k8s.io/utils/clock"
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
+	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
 // flakyDialer refuses every tenant until up is set, then resolves them through a real pool.
@@ -105,4 +108,90 @@ func TestEngineRepairTimersOnFakeClock(t *testing.T) {
 		s, _ := eng.Snapshot(key)
 		return s.Phase == "live" && count("repair:completed", "") == 1
 	})
+}
+
+// timerClock is a fake clock that reports the duration of every timer the engine arms, so a
+// test can wait for the one timer it means to fire.
+type timerClock struct {
+	*testingclock.FakeClock
+	armed chan time.Duration
+}
+
+func (c *timerClock) NewTimer(d time.Duration) clock.Timer {
+	t := c.FakeClock.NewTimer(d)
+	select {
+	case c.armed <- d:
+	default: // nobody is listening for this one
+	}
+	return t
+}
+
+// StopTimeout bounds the whole stop: with several supervisors that never finish stopping,
+// Start returns once one StopTimeout of the engine's clock has passed (it used to wait for
+// the first one only and then for every other one without a bound).
+func TestEngineStopBoundedByOneStopTimeout(t *testing.T) {
+	local := dwntest.Start(t, dwntest.Options{})
+	remote := dwntest.Start(t, dwntest.Options{})
+	fake := &timerClock{FakeClock: testingclock.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), armed: make(chan time.Duration, 64)}
+	store, err := ledger.Open(filepath.Join(t.TempDir(), "l.db"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := dwn.NewPool(dwn.Options{})
+	const links = 3
+	// Every link's pull subscription (on remote) holds its Close: its supervisor cannot stop.
+	dialer := &slowCloseDialer{pool: pool, slow: remote.URL(), subscribed: make(chan struct{}, links),
+		closing: make(chan struct{}, links), release: make(chan struct{})}
+	t.Cleanup(func() {
+		close(dialer.release)
+		pool.Close()
+		_ = store.Close()
+	})
+	eng, err := New(Options{Ledger: store, Dialer: dialer, Clock: fake, Rand: func() float64 { return 0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- eng.Start(ctx) }()
+	for i := 0; i < links; i++ {
+		id := dwntest.MustIdentity(t)
+		if _, err := eng.Apply(LinkConfig{Name: fmt.Sprintf("slow-stop-%d", i), Tenant: id.DID, LocalEndpoint: local.URL(),
+			RemoteEndpoint: remote.URL(), LocalSigner: id.Signer, RemoteSigner: id.Signer}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 20*time.Second, "every pull feed subscribed", func() bool { return len(dialer.subscribed) == links })
+	for len(fake.armed) > 0 { // forget the links' own timers
+		<-fake.armed
+	}
+	cancel()
+	waittest.For(t, 10*time.Second, 5*time.Millisecond, "the stop deadline armed", func() bool {
+		for {
+			select {
+			case d := <-fake.armed:
+				if d == StopTimeout {
+					return true
+				}
+				continue
+			default:
+				return false
+			}
+		}
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("Start returned (%v) before its stop deadline, with every supervisor stuck", err)
+	default:
+	}
+	fake.Step(StopTimeout)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Start did not return after one StopTimeout with slow supervisors")
+	}
 }
