@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -64,7 +65,10 @@ type Store struct {
 }
 
 // Open opens (or creates) the ledger file and loads every record. Records of an older schema
-// are migrated and rewritten by the first commit; a newer schema is refused.
+// are migrated and rewritten by the first commit; a newer schema is refused. A missing file is
+// a fresh start; an existing one is verified first (Check), and a damaged one (empty,
+// truncated, not a ledger, failing bbolt's consistency check) is refused with a *DamagedError
+// that says how to recover, never with a panic.
 func Open(path string, opts Options) (*Store, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -78,12 +82,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.MaxDeadLetters <= 0 {
 		opts.MaxDeadLetters = DefaultMaxDeadLetters
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	db, err := openVerified(path, opts.Logger)
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("ledger %s is locked by another process (another dwnsync using the same --state-dir?): %w", path, err)
-		}
-		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+		return nil, err
 	}
 	s := &Store{
 		db:         db,
@@ -96,8 +97,13 @@ func Open(path string, opts Options) (*Store, error) {
 		done:       make(chan struct{}),
 		exited:     make(chan struct{}),
 	}
-	if err := s.load(); err != nil {
+	if err := withoutPanics(s.load); err != nil {
 		_ = db.Close()
+		var fe formatError
+		if errors.As(err, &fe) {
+			abs, _ := filepath.Abs(path)
+			return nil, damaged(abs, fe.error)
+		}
 		return nil, fmt.Errorf("open ledger %s: %w", path, err)
 	}
 	go s.commitLoop()
@@ -115,6 +121,9 @@ func (s *Store) load() error {
 		}
 		return b.ForEach(func(k, v []byte) error {
 			rec, migrated, err := decodeRecord(string(k), v)
+			if err != nil && !errors.Is(err, errNewerSchema) {
+				return formatError{err} // the file is damaged
+			}
 			if err != nil {
 				return err
 			}
