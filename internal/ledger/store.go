@@ -20,6 +20,10 @@ const (
 	DefaultCommitInterval = 200 * time.Millisecond
 	DefaultMaxPending     = 256
 	DefaultMaxDeadLetters = 100
+	// DefaultCommitRetry is the first wait before a failed commit is retried; it doubles up to
+	// MaxCommitRetry while commits keep failing.
+	DefaultCommitRetry = time.Second
+	MaxCommitRetry     = 30 * time.Second
 )
 
 var linksBucket = []byte("links")
@@ -36,7 +40,16 @@ type Options struct {
 	CommitInterval time.Duration // how long staged updates may wait for company
 	MaxPending     int           // staged updates that force a commit at once
 	MaxDeadLetters int           // dead letters kept per link (oldest dropped)
+	CommitRetry    time.Duration // first wait before a failed commit is retried
 	Logger         logr.Logger
+
+	// BeforeCommit, when set, runs before each group commit writes to the file; an error it
+	// returns fails that commit like a write error (fault injection: a full or read-only disk).
+	BeforeCommit func() error
+
+	// retryArmed, when set, is called with the delay each time a failed commit schedules its
+	// retry (tests step a fake clock by exactly that).
+	retryArmed func(time.Duration)
 }
 
 // Store is the ledger. All methods are safe for concurrent use.
@@ -48,15 +61,18 @@ type Store struct {
 	// removed record can never be resurrected by a commit snapshot taken before the removal.
 	commitMu sync.Mutex
 
-	mu         sync.Mutex
-	records    map[string]*Record
-	dirty      map[string]bool
-	staged     uint64        // sequence of the latest staged update
-	committed  uint64        // every update up to this sequence is durable
-	pending    int           // staged updates since the last snapshot
-	commitErr  error         // result of the latest commit
-	committedC chan struct{} // closed (and replaced) after each commit attempt
-	closed     bool
+	mu          sync.Mutex
+	records     map[string]*Record
+	dirty       map[string]bool
+	staged      uint64        // sequence of the latest staged update
+	committed   uint64        // every update up to this sequence is durable
+	pending     int           // staged updates since the last snapshot
+	commitErr   error         // result of the latest commit
+	committedC  chan struct{} // closed (and replaced) after each commit attempt
+	closed      bool
+	health      Health
+	consecutive int           // failed commits in a row
+	healthC     chan struct{} // closed (and replaced) when health changes
 
 	wake   chan struct{} // something was staged
 	urgent chan struct{} // commit now: Flush, or too many pending
@@ -82,6 +98,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.MaxDeadLetters <= 0 {
 		opts.MaxDeadLetters = DefaultMaxDeadLetters
 	}
+	if opts.CommitRetry <= 0 {
+		opts.CommitRetry = DefaultCommitRetry
+	}
 	db, err := openVerified(path, opts.Logger)
 	if err != nil {
 		return nil, err
@@ -92,6 +111,7 @@ func Open(path string, opts Options) (*Store, error) {
 		records:    map[string]*Record{},
 		dirty:      map[string]bool{},
 		committedC: make(chan struct{}),
+		healthC:    make(chan struct{}),
 		wake:       make(chan struct{}, 1),
 		urgent:     make(chan struct{}, 1),
 		done:       make(chan struct{}),
