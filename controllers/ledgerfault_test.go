@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
+	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/operator"
 	"github.com/dwnsync/dwnsync/internal/status"
 )
@@ -34,19 +33,14 @@ func TestOperatorNotReadyWhileCheckpointsAreNotSaved(t *testing.T) {
 	if err := k8sClient.Create(ctx, link); err != nil {
 		t.Fatal(err)
 	}
-	var diskFull atomic.Bool
-	diskFull.Store(true)
+	var disk ledger.FullDisk
+	disk.Set(true)
 	probe := freeAddr(t)
 	op, err := operator.New(cfg, operator.Options{
 		StateDir: t.TempDir(), MetricsBindAddress: "0", HealthProbeBindAddress: probe,
 		WatchNamespaces: []string{ns}, SkipNameValidation: true,
-		Logger: zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.Level(zapLevel()))),
-		LedgerBeforeCommit: func() error {
-			if diskFull.Load() {
-				return syscall.ENOSPC
-			}
-			return nil
-		},
+		Logger:             zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.Level(zapLevel()))),
+		LedgerBeforeCommit: disk.BeforeCommit,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +66,7 @@ func TestOperatorNotReadyWhileCheckpointsAreNotSaved(t *testing.T) {
 		return !ready && strings.HasPrefix(d, status.ReasonCheckpointsNotSaved+":"),
 			fmt.Sprintf("%s; Degraded %s", why, d)
 	})
-	diskFull.Store(false)
+	disk.Set(false)
 	eventually(t, time.Minute, "ready again, and the condition gone", func() (bool, string) {
 		ready, why := r.ready()
 		d := degraded()

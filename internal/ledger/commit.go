@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"fmt"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -187,4 +189,19 @@ func (s *Store) noteHealthLocked(err error) {
 	}
 	close(s.healthC)
 	s.healthC = make(chan struct{})
+}
+
+// FullDisk simulates a full disk for Options.BeforeCommit: while it is set, every commit fails
+// with ENOSPC before touching the file (tests and fault drills).
+type FullDisk struct{ full atomic.Bool }
+
+// Set fills (true) or frees (false) the simulated disk.
+func (d *FullDisk) Set(full bool) { d.full.Store(full) }
+
+// BeforeCommit is the Options.BeforeCommit hook.
+func (d *FullDisk) BeforeCommit() error {
+	if d.full.Load() {
+		return fmt.Errorf("simulated full disk: %w", syscall.ENOSPC)
+	}
+	return nil
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,17 +16,12 @@ import (
 // and the retry that succeeds writes the latest state of every change made before it.
 func TestCommitFailureIsReportedRetriedAndCleared(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC))
-	var diskFull atomic.Bool
+	var disk FullDisk
 	armed := make(chan time.Duration, 16)
 	s := openTest(t, filepath.Join(t.TempDir(), "ledger.db"), Options{
-		Clock: clk,
-		BeforeCommit: func() error {
-			if diskFull.Load() {
-				return fmt.Errorf("write ledger.db: %w", syscall.ENOSPC)
-			}
-			return nil
-		},
-		retryArmed: func(d time.Duration) { armed <- d },
+		Clock:        clk,
+		BeforeCommit: disk.BeforeCommit,
+		retryArmed:   func(d time.Duration) { armed <- d },
 	})
 	a, err := s.GetOrCreate(newLink(1))
 	if err != nil {
@@ -43,7 +36,7 @@ func TestCommitFailureIsReportedRetriedAndCleared(t *testing.T) {
 	}
 	changed := s.HealthChanged()
 
-	diskFull.Store(true)
+	disk.Set(true)
 	for pos := 1; pos <= 3; pos++ {
 		p := fmt.Sprint(pos)
 		if err := s.Update(a.Key, func(r *Record) { r.Pull.Commit(cur("s", p)) }); err != nil {
@@ -85,7 +78,7 @@ func TestCommitFailureIsReportedRetriedAndCleared(t *testing.T) {
 
 	// Space is back: the next retry saves everything staged before, and health clears.
 	changed = s.HealthChanged()
-	diskFull.Store(false)
+	disk.Set(false)
 	clk.Step(nextRetry(t, armed))
 	waitFor(t, "a successful retry", func() bool { return !s.Health().Failing })
 	select {

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -91,15 +89,9 @@ func TestHealthzFailsWhileCheckpointsAreNotSaved(t *testing.T) {
 	did, jwk := identity(t)
 	// Nothing listens on these ports: the link runs (and persists its state) but cannot connect.
 	file := write(t, secretDoc("s", did, jwk)+"---\n"+linkDoc("l", did, "http://127.0.0.1:9", "http://127.0.0.1:7", "s", ""))
-	var diskFull atomic.Bool
-	diskFull.Store(true)
-	r, err := startRun(t, standalone.Options{Files: []string{file}, StateDir: t.TempDir(),
-		LedgerBeforeCommit: func() error {
-			if diskFull.Load() {
-				return syscall.ENOSPC
-			}
-			return nil
-		}})
+	var disk ledger.FullDisk
+	disk.Set(true)
+	r, err := startRun(t, standalone.Options{Files: []string{file}, StateDir: t.TempDir(), LedgerBeforeCommit: disk.BeforeCommit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +100,7 @@ func TestHealthzFailsWhileCheckpointsAreNotSaved(t *testing.T) {
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "no space left on device") &&
 			r.degradedReason() == status.ReasonCheckpointsNotSaved
 	})
-	diskFull.Store(false)
+	disk.Set(false)
 	waittest.For(t, time.Minute, 20*time.Millisecond, "/healthz ok again once a commit succeeds", func() bool {
 		code, _ := r.get("/healthz")
 		return code == http.StatusOK && r.degradedReason() != status.ReasonCheckpointsNotSaved

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,40 +24,14 @@ func TestLedgerCommitFailureReachesSnapshotsEventsAndMetrics(t *testing.T) {
 	remote := dwntest.Start(t, dwntest.Options{})
 	id := dwntest.MustIdentity(t)
 	p := &pair{local: local, remote: remote, id: id}
-	var diskFull atomic.Bool
+	var disk ledger.FullDisk
 	path := filepath.Join(t.TempDir(), "ledger.db")
-	store, err := ledger.Open(path, ledger.Options{BeforeCommit: func() error {
-		if diskFull.Load() {
-			return syscall.ENOSPC
-		}
-		return nil
-	}})
-	if err != nil {
-		t.Fatal(err)
+	te := startEngine(t, engineOpts{ledgerPath: path, beforeCommit: disk.BeforeCommit})
+	eng, store, reg := te.Engine, te.store, te.reg
+	if metricValue(t, reg, "dwnsync_ledger_healthy") != 1 {
+		t.Fatal("dwnsync_ledger_healthy is not 1 before any failure")
 	}
-	pool := dwn.NewPool(dwn.Options{})
-	reg := prometheus.NewRegistry()
-	eng, err := New(Options{Ledger: store, Pool: pool, Timing: fastTiming(), Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	te := &testEngine{Engine: eng, t: t, store: store, pool: pool, done: make(chan error, 1), reg: reg}
-	ctx, cancel := context.WithCancel(context.Background())
-	te.cancel = cancel
-	go func() { te.done <- eng.Start(ctx) }()
-	go func() {
-		for {
-			select {
-			case ev := <-eng.Events():
-				te.evMu.Lock()
-				te.events = append(te.events, ev)
-				te.evMu.Unlock()
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	t.Cleanup(te.stop)
+	disk.Set(true) // before the links start, so that their first state change already fails
 	var keys []string
 	for _, scope := range []dwn.Scope{{}, {Protocol: "https://example.org/other"}} {
 		key, err := eng.Apply(LinkConfig{Name: "link " + scope.Protocol, Tenant: id.DID, LocalEndpoint: local.URL(), RemoteEndpoint: remote.URL(),
@@ -69,11 +41,7 @@ func TestLedgerCommitFailureReachesSnapshotsEventsAndMetrics(t *testing.T) {
 		}
 		keys = append(keys, key)
 	}
-	if metricValue(t, reg, "dwnsync_ledger_healthy") != 1 {
-		t.Fatal("dwnsync_ledger_healthy is not 1 before any failure")
-	}
 
-	diskFull.Store(true)
 	eventually(t, 30*time.Second, "both links see the failure", func() bool {
 		for _, k := range keys {
 			s, _ := eng.Snapshot(k)
@@ -96,7 +64,7 @@ func TestLedgerCommitFailureReachesSnapshotsEventsAndMetrics(t *testing.T) {
 	})
 	pulled, _ := eng.Snapshot(keys[0])
 
-	diskFull.Store(false)
+	disk.Set(false)
 	if err := store.Flush(context.Background()); err != nil && !errors.Is(err, ledger.ErrClosed) {
 		t.Fatalf("Flush once the disk has room: %v", err)
 	}
