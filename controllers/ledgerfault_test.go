@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,8 @@ import (
 )
 
 // While the ledger cannot save checkpoints (a full volume), the operator is not ready and the
-// link says Degraded/CheckpointsNotSaved; both clear once a commit succeeds.
+// link says Degraded/CheckpointsNotSaved, with a Warning event; both clear once a commit
+// succeeds.
 func TestOperatorNotReadyWhileCheckpointsAreNotSaved(t *testing.T) {
 	ns := newNamespace(t)
 	ctx := context.Background()
@@ -65,6 +67,10 @@ func TestOperatorNotReadyWhileCheckpointsAreNotSaved(t *testing.T) {
 		d := degraded()
 		return !ready && strings.HasPrefix(d, status.ReasonCheckpointsNotSaved+":"),
 			fmt.Sprintf("%s; Degraded %s", why, d)
+	})
+	eventually(t, time.Minute, "a Warning event CheckpointsNotSaved on the link", func() (bool, string) {
+		reasons := recorded(t, ns, "full")
+		return slices.Contains(reasons, status.ReasonCheckpointsNotSaved), fmt.Sprint(reasons)
 	})
 	disk.Set(false)
 	eventually(t, time.Minute, "ready again, and the condition gone", func() (bool, string) {
