@@ -154,14 +154,20 @@ func TestOpenValidAndMissingFiles(t *testing.T) {
 	}
 }
 
-// Check on the file of a running dwnsync says it is locked, not damaged.
-func TestCheckOfALockedFileIsNotDamage(t *testing.T) {
+// Check or Open on the file of a running dwnsync says it is locked, not damaged.
+func TestALockedFileIsNotDamage(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	openTest(t, path, Options{})
-	_, err := Check(path, math.MaxInt64)
-	var de *DamagedError
-	if err == nil || errors.As(err, &de) || !strings.Contains(err.Error(), "locked by another process") {
-		t.Fatalf("Check of a locked file: %v", err)
+	_, checkErr := Check(path, math.MaxInt64)
+	second, openErr := Open(path, Options{})
+	if openErr == nil {
+		_ = second.Close()
+	}
+	for what, err := range map[string]error{"Check": checkErr, "Open": openErr} {
+		var de *DamagedError
+		if err == nil || errors.As(err, &de) || !strings.Contains(err.Error(), "locked by another process") {
+			t.Fatalf("%s of a locked file: %v", what, err)
+		}
 	}
 }
 

@@ -60,9 +60,9 @@ var errNewerSchema = errors.New("newer schema")
 // Check verifies the ledger file at path without changing it: it opens the file read-only
 // (waiting up to 2 s for a running dwnsync's lock), checks that the file is as long as its
 // header says, reads and decodes every record and, when the file is at most fullUpTo bytes,
-// runs bbolt's consistency check over every page. A damaged file yields a *DamagedError; a missing file, a lock held by
-// another process or an unreadable file yield other errors. Check never panics, even on files
-// that make bbolt panic.
+// runs bbolt's consistency check over every page. A damaged file yields a *DamagedError; a
+// missing file, a lock held by another process or an unreadable file yield other errors.
+// Check never panics, even on files that make bbolt panic.
 func Check(path string, fullUpTo int64) (CheckReport, error) {
 	return check(path, fullUpTo, true)
 }
