@@ -20,6 +20,9 @@ var engineEventsToRecord = map[string]struct{ reason, action string }{
 	syncer.EventDeadLetter:   {"DeadLetter", "Replicate"},
 	syncer.EventRepairFailed: {"RepairFailed", "Repair"},
 	syncer.EventGapDetected:  {"FeedGap", "Replicate"},
+	// The ledger's volume is full or read-only: the Degraded condition says so too, but an
+	// Event with the error reaches whoever watches Warnings.
+	syncer.EventCheckpointsNotSaved: {"CheckpointsNotSaved", "Checkpoint"},
 }
 
 // pumpEngineEvents wakes the reconciler of the link each engine event is about, and records the

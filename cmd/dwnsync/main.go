@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/operator"
 	"github.com/dwnsync/dwnsync/internal/standalone"
 	"github.com/dwnsync/dwnsync/internal/version"
@@ -29,6 +31,8 @@ Usage:
   dwnsync operator [flags]        run the Kubernetes operator (controller manager)
   dwnsync run -f FILE... [flags]  run links from YAML (Secrets + ReplicationLinks), no cluster
   dwnsync status [--addr A]       print the links of a running 'dwnsync run'
+  dwnsync ledger check --state-dir DIR
+                                  verify the ledger file (exit 0 sound, 1 damaged, 2 cannot check)
   dwnsync version                 print the version
 
 Run 'dwnsync COMMAND -h' for the flags of a command.
@@ -47,6 +51,8 @@ func main() {
 		err = runStandalone(args)
 	case "status":
 		err = runStatus(args)
+	case "ledger":
+		os.Exit(runLedger(args, os.Stdout, os.Stderr))
 	case "version", "--version":
 		fmt.Println("dwnsync", version.Version)
 	case "help", "-h", "--help":
@@ -187,4 +193,22 @@ func runStatus(args []string) error {
 	default:
 		return fmt.Errorf("-o %q: want wide, table or json", *output)
 	}
+}
+
+// runLedger is `dwnsync ledger check --state-dir DIR`; the work is ledger.CheckCommand.
+func runLedger(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "check" {
+		fmt.Fprintln(stderr, "usage: dwnsync ledger check --state-dir DIR")
+		return ledger.CheckCannotRun
+	}
+	fs := flag.NewFlagSet("ledger check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	stateDir := fs.String("state-dir", "", "directory of the ledger (the --state-dir of dwnsync run or the operator)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ledger.CheckOK
+		}
+		return ledger.CheckCannotRun
+	}
+	return ledger.CheckCommand(*stateDir, stdout, stderr)
 }

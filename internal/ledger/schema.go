@@ -31,7 +31,7 @@ func decodeRecord(key string, value []byte) (rec Record, migrated bool, err erro
 		Schema *int `json:"schema"`
 	}
 	if err := json.Unmarshal(value, &head); err != nil {
-		return Record{}, false, fmt.Errorf("ledger record %q is not JSON (%v); remove it with `dwnsync` or restore the state file from a backup", key, err)
+		return Record{}, false, fmt.Errorf("ledger record %q is not JSON (%v)", key, err)
 	}
 	switch {
 	case head.Schema == nil || *head.Schema == 1:
@@ -45,7 +45,7 @@ func decodeRecord(key string, value []byte) (rec Record, migrated bool, err erro
 		s.Record.Key = key
 		return s.Record, false, nil
 	case *head.Schema > SchemaVersion:
-		return Record{}, false, fmt.Errorf("ledger record %q has schema %d, newer than this build understands (%d); run a newer dwnsync or point --state-dir at a fresh directory", key, *head.Schema, SchemaVersion)
+		return Record{}, false, fmt.Errorf("ledger record %q has schema %d, newer than this build understands (%d); run a newer dwnsync or point --state-dir at a fresh directory: %w", key, *head.Schema, SchemaVersion, errNewerSchema)
 	default:
 		return Record{}, false, fmt.Errorf("ledger record %q has unknown schema %d", key, *head.Schema)
 	}

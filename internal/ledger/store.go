@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -19,6 +20,10 @@ const (
 	DefaultCommitInterval = 200 * time.Millisecond
 	DefaultMaxPending     = 256
 	DefaultMaxDeadLetters = 100
+	// DefaultCommitRetry is the first wait before a failed commit is retried; it doubles up to
+	// MaxCommitRetry while commits keep failing.
+	DefaultCommitRetry = time.Second
+	MaxCommitRetry     = 30 * time.Second
 )
 
 var linksBucket = []byte("links")
@@ -35,7 +40,16 @@ type Options struct {
 	CommitInterval time.Duration // how long staged updates may wait for company
 	MaxPending     int           // staged updates that force a commit at once
 	MaxDeadLetters int           // dead letters kept per link (oldest dropped)
+	CommitRetry    time.Duration // first wait before a failed commit is retried
 	Logger         logr.Logger
+
+	// BeforeCommit, when set, runs before each group commit writes to the file; an error it
+	// returns fails that commit like a write error (fault injection: a full or read-only disk).
+	BeforeCommit func() error
+
+	// retryArmed, when set, is called with the delay each time a failed commit schedules its
+	// retry (tests step a fake clock by exactly that).
+	retryArmed func(time.Duration)
 }
 
 // Store is the ledger. All methods are safe for concurrent use.
@@ -47,15 +61,18 @@ type Store struct {
 	// removed record can never be resurrected by a commit snapshot taken before the removal.
 	commitMu sync.Mutex
 
-	mu         sync.Mutex
-	records    map[string]*Record
-	dirty      map[string]bool
-	staged     uint64        // sequence of the latest staged update
-	committed  uint64        // every update up to this sequence is durable
-	pending    int           // staged updates since the last snapshot
-	commitErr  error         // result of the latest commit
-	committedC chan struct{} // closed (and replaced) after each commit attempt
-	closed     bool
+	mu          sync.Mutex
+	records     map[string]*Record
+	dirty       map[string]bool
+	staged      uint64        // sequence of the latest staged update
+	committed   uint64        // every update up to this sequence is durable
+	pending     int           // staged updates since the last snapshot
+	commitErr   error         // result of the latest commit
+	committedC  chan struct{} // closed (and replaced) after each commit attempt
+	closed      bool
+	health      Health
+	consecutive int           // failed commits in a row
+	healthC     chan struct{} // closed (and replaced) when health changes
 
 	wake   chan struct{} // something was staged
 	urgent chan struct{} // commit now: Flush, or too many pending
@@ -64,7 +81,10 @@ type Store struct {
 }
 
 // Open opens (or creates) the ledger file and loads every record. Records of an older schema
-// are migrated and rewritten by the first commit; a newer schema is refused.
+// are migrated and rewritten by the first commit; a newer schema is refused. A missing file is
+// a fresh start; an existing one is verified first (Check), and a damaged one (empty,
+// truncated, not a ledger, failing bbolt's consistency check) is refused with a *DamagedError
+// that says how to recover, never with a panic.
 func Open(path string, opts Options) (*Store, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -78,12 +98,12 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.MaxDeadLetters <= 0 {
 		opts.MaxDeadLetters = DefaultMaxDeadLetters
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if opts.CommitRetry <= 0 {
+		opts.CommitRetry = DefaultCommitRetry
+	}
+	db, err := openVerified(path, opts.Logger)
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("ledger %s is locked by another process (another dwnsync using the same --state-dir?): %w", path, err)
-		}
-		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+		return nil, err
 	}
 	s := &Store{
 		db:         db,
@@ -91,13 +111,19 @@ func Open(path string, opts Options) (*Store, error) {
 		records:    map[string]*Record{},
 		dirty:      map[string]bool{},
 		committedC: make(chan struct{}),
+		healthC:    make(chan struct{}),
 		wake:       make(chan struct{}, 1),
 		urgent:     make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		exited:     make(chan struct{}),
 	}
-	if err := s.load(); err != nil {
+	if err := withoutPanics(s.load); err != nil {
 		_ = db.Close()
+		var fe formatError
+		if errors.As(err, &fe) {
+			abs, _ := filepath.Abs(path)
+			return nil, damaged(abs, fe.error)
+		}
 		return nil, fmt.Errorf("open ledger %s: %w", path, err)
 	}
 	go s.commitLoop()
@@ -115,6 +141,9 @@ func (s *Store) load() error {
 		}
 		return b.ForEach(func(k, v []byte) error {
 			rec, migrated, err := decodeRecord(string(k), v)
+			if err != nil && !errors.Is(err, errNewerSchema) {
+				return formatError{err} // the file is damaged
+			}
 			if err != nil {
 				return err
 			}

@@ -3,10 +3,12 @@ package operator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +34,8 @@ type leaderEngine struct {
 	logger     logr.Logger
 	registerer prometheus.Registerer
 	httpClient *http.Client
+	// beforeCommit is Options.LedgerBeforeCommit (fault injection in tests).
+	beforeCommit func() error
 
 	ready   chan struct{} // closed when engine is set
 	failed  chan struct{} // closed when the engine could not start
@@ -52,7 +56,7 @@ func newLeaderEngine(stateDir string, clk clock.WithTicker, logger logr.Logger, 
 func (l *leaderEngine) Start(ctx context.Context) (err error) {
 	l.started.Store(true)
 	defer close(l.stopped)
-	store, err := ledger.Open(filepath.Join(l.stateDir, LedgerFile), ledger.Options{Logger: l.logger.WithName("ledger")})
+	store, err := ledger.Open(filepath.Join(l.stateDir, LedgerFile), ledger.Options{Logger: l.logger.WithName("ledger"), BeforeCommit: l.beforeCommit})
 	if err != nil {
 		close(l.failed)
 		return err
@@ -103,6 +107,20 @@ func (l *leaderEngine) Running() bool {
 	default:
 		return false
 	}
+}
+
+// checkpointsSaved is a readiness check: it fails while the running engine's ledger cannot
+// save checkpoints (a full or read-only volume), so the pod leaves its Service and the probe
+// says why. A standby has no ledger open; the "engine" check covers it.
+func (l *leaderEngine) checkpointsSaved(*http.Request) error {
+	e := l.get()
+	if e == nil || !l.Running() {
+		return nil
+	}
+	if h := e.LedgerHealth(); h.Failing {
+		return fmt.Errorf("the ledger in %s cannot save checkpoints since %s: %s", l.stateDir, h.Since.UTC().Format(time.RFC3339), h.LastError)
+	}
+	return nil
 }
 
 func (l *leaderEngine) get() *syncer.Engine {

@@ -51,6 +51,9 @@ type Options struct {
 	Logger             logr.Logger
 	// Clock drives the engine and the status coalescing (tests inject a fake).
 	Clock clock.WithTicker
+	// LedgerBeforeCommit, when set, runs before each ledger commit; an error fails the commit
+	// (tests simulate a full disk).
+	LedgerBeforeCommit func() error
 }
 
 // Operator is a configured manager, ready to Start.
@@ -111,6 +114,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 	eng := newLeaderEngine(opts.StateDir, opts.Clock, log.WithName("runtime"), metrics.Registry)
 	eng.httpClient = opts.HTTPClient
+	eng.beforeCommit = opts.LedgerBeforeCommit
 	if err := mgr.Add(eng); err != nil {
 		return nil, err
 	}
@@ -137,6 +141,9 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		}
 		return nil
 	}); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("ledger", eng.checkpointsSaved); err != nil {
 		return nil, err
 	}
 	return &Operator{Manager: mgr, Reconciler: rec, engine: eng}, nil

@@ -48,6 +48,9 @@ type Options struct {
 	ProgressEvery time.Duration
 	// Listening, when set, is called with the bound address once the server accepts requests.
 	Listening func(addr string)
+	// LedgerBeforeCommit, when set, runs before each ledger commit; an error fails the commit
+	// (tests simulate a full disk).
+	LedgerBeforeCommit func() error
 }
 
 // Runtime is a running `dwnsync run`.
@@ -92,7 +95,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
 		return fmt.Errorf("--state-dir %s: %w", opts.StateDir, err)
 	}
-	store, err := ledger.Open(filepath.Join(opts.StateDir, LedgerFile), ledger.Options{Logger: log.WithName("ledger")})
+	store, err := ledger.Open(filepath.Join(opts.StateDir, LedgerFile), ledger.Options{Logger: log.WithName("ledger"), BeforeCommit: opts.LedgerBeforeCommit})
 	if err != nil {
 		return err
 	}

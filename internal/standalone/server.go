@@ -2,8 +2,10 @@ package standalone
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -17,6 +19,12 @@ const StatusPath = "/status"
 func (rt *Runtime) handler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		// Unhealthy while checkpoints cannot be saved: replication goes on, but a restart
+		// would resume from older checkpoints, and the volume needs a person.
+		if h := rt.engine.LedgerHealth(); h.Failing {
+			http.Error(w, fmt.Sprintf("the ledger cannot save checkpoints since %s: %s", h.Since.UTC().Format(time.RFC3339), h.LastError), http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))

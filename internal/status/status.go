@@ -34,6 +34,7 @@ const (
 	ReasonDiverged            = "Diverged"
 	ReasonEngineNotRunning    = "EngineNotRunning"
 	ReasonEngineRejected      = "EngineRejected"
+	ReasonCheckpointsNotSaved = "CheckpointsNotSaved"
 )
 
 // DegradedPollEvery is how often a degraded_poll link polls: fixed by the engine, not
@@ -180,6 +181,11 @@ func converged(snap syncer.LinkStatus) metav1.Condition {
 func degraded(snap syncer.LinkStatus) metav1.Condition {
 	c := metav1.Condition{Type: v1alpha1.ConditionDegraded, Status: metav1.ConditionTrue}
 	switch {
+	case snap.CheckpointsNotSaved != "":
+		// First: it concerns every link, and a restart while it lasts costs re-copying.
+		c.Reason = ReasonCheckpointsNotSaved
+		c.Message = "the ledger cannot save checkpoints (free space or fix the --state-dir volume); replication goes on, " +
+			"the checkpoints are kept in memory and retried, and a restart meanwhile resumes from older ones (messages are re-copied, not lost). Error: " + snap.CheckpointsNotSaved
 	case v1alpha1.Phase(snap.Phase) == v1alpha1.PhaseDegradedPoll:
 		c.Reason = ReasonDegradedPoll
 		c.Message = fmt.Sprintf("%d repairs failed; polling every %s until a repair succeeds. Last error: %s", snap.RepairAttempts, DegradedPollEvery, orNone(snap.LastError))

@@ -209,3 +209,28 @@ func TestWithProblemKeepsTheRest(t *testing.T) {
 		t.Fatalf("%+v", p)
 	}
 }
+
+// While the ledger cannot save checkpoints, every link says so in Degraded, ahead of its own
+// troubles, with the error and what a restart would cost; Ready keeps following replication.
+func TestCheckpointsNotSavedIsDegraded(t *testing.T) {
+	for _, snap := range []syncer.LinkStatus{
+		{Phase: "live", Connectivity: "online", LastConvergedTime: t0},
+		{Phase: "degraded_poll", RepairAttempts: 3, LastError: "subscribe: 500"},
+	} {
+		snap.CheckpointsNotSaved = "ledger: commit 2 records: write ledger.db: no space left on device"
+		s := status.FromSnapshot(v1alpha1.ReplicationLinkStatus{}, snap, in(v1alpha1.DirectionBoth))
+		d := cond(s, v1alpha1.ConditionDegraded)
+		if d.Status != metav1.ConditionTrue || d.Reason != status.ReasonCheckpointsNotSaved ||
+			!strings.Contains(d.Message, "no space left on device") || !strings.Contains(d.Message, "restart") {
+			t.Fatalf("%s: Degraded = %+v", snap.Phase, d)
+		}
+		if r, want := cond(s, v1alpha1.ConditionReady), snap.Phase == "live"; (r.Status == metav1.ConditionTrue) != want {
+			t.Fatalf("%s: Ready = %+v", snap.Phase, r)
+		}
+		// Saved again: the condition goes back to the link's own state.
+		snap.CheckpointsNotSaved = ""
+		if d := cond(status.FromSnapshot(s, snap, in(v1alpha1.DirectionBoth)), v1alpha1.ConditionDegraded); d.Reason == status.ReasonCheckpointsNotSaved {
+			t.Fatalf("%s: condition kept after recovery: %+v", snap.Phase, d)
+		}
+	}
+}

@@ -125,6 +125,9 @@ type LinkStatus struct {
 	DeadLetters       int
 	LastError         string
 	Progress          Progress
+	// CheckpointsNotSaved is the ledger's commit error while checkpoints cannot be saved (a
+	// full or read-only disk), "" when they are; it concerns every link at once.
+	CheckpointsNotSaved string
 }
 
 // DirectionStatus is one feed's progress.
@@ -157,6 +160,10 @@ const (
 	EventDegradedPoll       = linkstate.EvDegradedPoll
 	EventGapDetected        = linkstate.EvGapDetected
 	EventDeadLetter         = linkstate.EvDeadLetter
+	// EventCheckpointsNotSaved and EventCheckpointsSaved are published for every link when
+	// the ledger's commits start failing (Message: the error) and when they succeed again.
+	EventCheckpointsNotSaved = "ledger:commits-failing"
+	EventCheckpointsSaved    = "ledger:commits-ok"
 )
 
 // Event is one link transition.

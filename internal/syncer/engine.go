@@ -164,6 +164,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	close(e.started)
 	e.mu.Unlock()
+	go e.watchLedger(ctx)
 
 	<-ctx.Done()
 
@@ -341,7 +342,7 @@ func (e *Engine) Snapshot(key string) (LinkStatus, bool) {
 	if l == nil {
 		return LinkStatus{}, false
 	}
-	return l.snapshot(), true
+	return e.withLedgerHealth(l.snapshot()), true
 }
 
 // Snapshots returns every link's view, sorted by key.
@@ -354,7 +355,7 @@ func (e *Engine) Snapshots() []LinkStatus {
 	e.mu.Unlock()
 	out := make([]LinkStatus, 0, len(ls))
 	for _, l := range ls {
-		out = append(out, l.snapshot())
+		out = append(out, e.withLedgerHealth(l.snapshot()))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out

@@ -50,6 +50,8 @@ type engineOpts struct {
 	ledgerPath string
 	timing     *Timing
 	pool       *dwn.Pool
+	// beforeCommit is the ledger's Options.BeforeCommit (a simulated full disk).
+	beforeCommit func() error
 }
 
 func startEngine(t testing.TB, o engineOpts) *testEngine {
@@ -60,7 +62,7 @@ func startEngine(t testing.TB, o engineOpts) *testEngine {
 	if o.timing == nil {
 		o.timing = fastTiming()
 	}
-	store, err := ledger.Open(o.ledgerPath, ledger.Options{})
+	store, err := ledger.Open(o.ledgerPath, ledger.Options{BeforeCommit: o.beforeCommit})
 	if err != nil {
 		t.Fatalf("ledger.Open: %v", err)
 	}

@@ -19,6 +19,9 @@ type metrics struct {
 	reconciles  *prometheus.CounterVec   // link, result
 	deadLetters *prometheus.CounterVec   // link, direction
 	eventsDrop  prometheus.CounterFunc
+	// The ledger's group commit, for the whole engine (ledgerhealth.go).
+	ledgerHealthy  prometheus.Gauge   // 1 while checkpoints are saved, 0 while commits fail
+	ledgerFailures prometheus.Counter // failed commits
 }
 
 var phases = []linkstate.Phase{linkstate.Initializing, linkstate.Live, linkstate.Repairing, linkstate.DegradedPoll, linkstate.Paused}
@@ -42,6 +45,11 @@ func newMetrics(reg prometheus.Registerer, bus *eventBus) *metrics {
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dwnsync_dead_letters_total",
 			Help: "Messages refused and recorded as dead letters."}, []string{"link", "direction"}),
 	}
+	m.ledgerHealthy = prometheus.NewGauge(prometheus.GaugeOpts{Name: "dwnsync_ledger_healthy",
+		Help: "1 while the ledger saves checkpoints, 0 while its commits fail (the links keep them in memory and retry)."})
+	m.ledgerFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "dwnsync_ledger_commit_failures_total",
+		Help: "Ledger group commits that failed (a full or read-only disk, an I/O error)."})
+	m.ledgerHealthy.Set(1)
 	m.eventsDrop = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dwnsync_events_dropped_total",
 		Help: "Engine events dropped because nobody read the channel."}, func() float64 { return float64(bus.droppedCount()) })
 	if reg == nil {
@@ -55,6 +63,8 @@ func newMetrics(reg prometheus.Registerer, bus *eventBus) *metrics {
 	m.repairs = register(reg, m.repairs)
 	m.reconciles = register(reg, m.reconciles)
 	m.deadLetters = register(reg, m.deadLetters)
+	m.ledgerHealthy = register(reg, m.ledgerHealthy)
+	m.ledgerFailures = register(reg, m.ledgerFailures)
 	_ = reg.Register(m.eventsDrop)
 	return m
 }
