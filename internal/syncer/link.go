@@ -237,6 +237,7 @@ func (l *link) do(eff ls.Effect) {
 		l.status.LastReconcileTime = now
 		if v.Converged {
 			l.status.LastConvergedTime = now
+			l.clearSettledErrorsLocked()
 		}
 		l.mu.Unlock()
 	}
@@ -443,6 +444,18 @@ func (l *link) feedCaughtUp(d ls.Dir) {
 		ds.LastError = ""
 	}
 	l.feedErr[d] = ""
+}
+
+// clearSettledErrorsLocked: a converged pass found the sides equal, so an apply or push error
+// left on a direction is history, as the link's own LastError is (on a quiet link no later
+// delivery would clear it). A feed's end stays until that feed reaches an EOSE. Caller holds
+// l.mu.
+func (l *link) clearSettledErrorsLocked() {
+	for _, d := range ls.Dirs {
+		if ds := l.dirStatus(d); ds.LastError != l.feedErr[d] {
+			ds.LastError = ""
+		}
+	}
 }
 
 func (l *link) setProgress(p Progress) {

@@ -50,6 +50,17 @@ func (m *Machine) dirtyForUncoveredFeed(o *out, d Dir) {
 	}
 }
 
+// uncoveredFeedOpen reports whether a feed that opened without a checkpoint has not reached
+// its EOSE yet: no pass that ends before then can vouch for the writes that feed skipped.
+func (m *Machine) uncoveredFeedOpen() bool {
+	for _, d := range Dirs {
+		if f := m.feeds[d]; f.running && f.fromNothing {
+			return true
+		}
+	}
+	return false
+}
+
 // closeFeeds closes every running feed; their epochs move on so late results are stale.
 func (m *Machine) closeFeeds(o *out) {
 	for _, d := range Dirs {

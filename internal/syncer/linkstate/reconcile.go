@@ -100,7 +100,7 @@ func (m *Machine) reconcileDone(env Env, o *out, v ReconcileDone) {
 	if ok {
 		m.rec.failures = 0
 		m.LastError = "" // the sides are equal: whatever failed before no longer matters
-		if m.NeedsReconcile && !m.rec.dirtiedDuringFlight {
+		if m.NeedsReconcile && !m.rec.dirtiedDuringFlight && !m.uncoveredFeedOpen() {
 			m.NeedsReconcile = false
 			m.persist(o)
 		}

@@ -216,3 +216,26 @@ func TestEOSEHeadCommittedWhenNothingPending(t *testing.T) {
 		})
 	}
 }
+
+// A pass that starts after a feed reopened from nothing but ends before that feed's EOSE
+// cannot vouch for the outage either: the subscription may not have reached the server when
+// the pass listed the sides, so writes in between are on neither. The link stays dirty (it
+// used to say clean until the EOSE dirtied it again: live, clean and no checkpoint while
+// writes were missing) and the pass after the EOSE cleans it.
+func TestReconcileEndingBeforeUncoveredEOSEDoesNotClean(t *testing.T) {
+	h := newHarness(t, both())
+	quietLive(h, Pull)
+	h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "websocket: close 1006"})
+	h.step(FeedOpened{Dir: Pull, Epoch: h.m.Epoch(Pull)})
+	h.fire(TimerVerify)
+	h.fire(TimerReconcile) // starts after the reopen, before its EOSE
+	h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
+	if !h.m.NeedsReconcile {
+		t.Fatal("a pass that ended before the reopened feed's EOSE cleaned the link")
+	}
+	h.step(EOSE{Dir: Pull, Epoch: h.m.Epoch(Pull)})
+	h.passConverges()
+	if h.m.NeedsReconcile {
+		t.Fatal("the pass after the EOSE did not clean the link")
+	}
+}
