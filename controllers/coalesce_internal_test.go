@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -29,7 +30,7 @@ type snapEngine struct {
 	snaps map[string]syncer.LinkStatus
 }
 
-func (e *snapEngine) Apply(cfg syncer.LinkConfig) (string, error) {
+func (e *snapEngine) Apply(cfg syncer.LinkConfig, _ types.UID) (string, error) {
 	key, err := ledger.LinkKey(cfg.Tenant, cfg.RemoteEndpoint, cfg.Scope)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -38,7 +39,8 @@ func (e *snapEngine) Apply(cfg syncer.LinkConfig) (string, error) {
 	}
 	return key, err
 }
-func (e *snapEngine) Remove(string) error { return nil }
+func (e *snapEngine) Remove(string, types.UID) (bool, error) { return false, nil }
+func (e *snapEngine) Snapshots() []syncer.LinkStatus         { return nil }
 func (e *snapEngine) Snapshot(key string) (syncer.LinkStatus, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

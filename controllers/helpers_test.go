@@ -14,7 +14,6 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -45,7 +44,7 @@ func startReconcilerWith(t *testing.T, restCfg *rest.Config, ns string, engine c
 		Scheme:                 operator.Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Cache:                  controllers.CacheOptions([]string{ns}),
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
@@ -102,7 +101,7 @@ func signerSecret(t *testing.T, ns, name string) (*corev1.Secret, string) {
 		t.Fatal(err)
 	}
 	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{controllers.SignerLabel: "true"}},
 		Data:       map[string][]byte{"did": []byte(s.DID), "privateJwk": jwk},
 	}, s.DID
 }
