@@ -70,7 +70,8 @@ func TestStatusCoalescingOnAFakeClock(t *testing.T) {
 		Spec: v1alpha1.ReplicationLinkSpec{Tenant: signer.DID, Endpoint: "https://remote.test",
 			Signer: v1alpha1.SignerSpec{SecretRef: v1alpha1.SecretReference{Name: "s"}}}}
 	link.Default()
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(secret, link).WithStatusSubresource(link).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(secret, link).WithStatusSubresource(link).
+		WithIndex(&v1alpha1.ReplicationLink{}, linkKeyIndex, indexLinkKey).Build()
 	fc := clocktesting.NewFakeClock(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
 	eng := &snapEngine{snaps: map[string]syncer.LinkStatus{}}
 	r := &ReplicationLinkReconciler{Client: c, Engine: eng, Clock: fc, Defaults: linkconfig.Defaults{LocalEndpoint: "http://local.test"},

@@ -387,9 +387,15 @@ func (r *ReplicationLinkReconciler) forget(nn types.NamespacedName) {
 }
 
 // linkOfEvent maps an engine event to its ReplicationLink: the engine names links
-// namespace/name. ok is false for a link this reconciler does not remember.
+// namespace/name (in the event, or else in the link's snapshot). ok is false for a link this
+// reconciler does not remember.
 func (r *ReplicationLinkReconciler) linkOfEvent(ev syncer.Event) (types.NamespacedName, types.UID, bool) {
-	ns, name, found := strings.Cut(ev.Name, "/")
+	linkName := ev.Name
+	if linkName == "" {
+		snap, _ := r.Engine.Snapshot(ev.Key)
+		linkName = snap.Name
+	}
+	ns, name, found := strings.Cut(linkName, "/")
 	if !found {
 		return types.NamespacedName{}, "", false
 	}

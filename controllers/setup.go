@@ -131,6 +131,9 @@ func (r *ReplicationLinkReconciler) init() {
 		r.MaxConcurrentReconciles = DefaultMaxConcurrentReconcile
 	}
 	r.links = map[types.NamespacedName]*tracked{}
+	if r.claims == nil {
+		r.claims = r.Client // without a manager (unit tests): a client that has the key index
+	}
 	r.wake = make(chan event.GenericEvent, 1024)
 	r.budget = rate.NewLimiter(rate.Limit(r.CounterWritesPerSecond), max(1, int(r.CounterWritesPerSecond)))
 }
