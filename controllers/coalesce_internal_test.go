@@ -41,6 +41,7 @@ func (e *snapEngine) Apply(cfg syncer.LinkConfig, _ types.UID) (string, error) {
 }
 func (e *snapEngine) Remove(string, types.UID) (bool, error) { return false, nil }
 func (e *snapEngine) Snapshots() []syncer.LinkStatus         { return nil }
+func (e *snapEngine) Owner(string) types.UID                 { return "" }
 func (e *snapEngine) Snapshot(key string) (syncer.LinkStatus, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

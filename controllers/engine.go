@@ -20,6 +20,8 @@ type LinkEngine interface {
 	// alone, so deleting a link that never ran the key cannot remove the record of the one that
 	// does.
 	Remove(key string, owner types.UID) (bool, error)
+	// Owner is the owner recorded in key's ledger record ("" when none).
+	Owner(key string) types.UID
 	// Snapshot is the engine's current view of one link.
 	Snapshot(key string) (syncer.LinkStatus, bool)
 	// Snapshots is the view of every link.

@@ -73,6 +73,12 @@ func (f *fakeEngine) Remove(key string, owner types.UID) (bool, error) {
 	return true, nil
 }
 
+func (f *fakeEngine) Owner(key string) types.UID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.owners[key]
+}
+
 func (f *fakeEngine) Snapshots() []syncer.LinkStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()

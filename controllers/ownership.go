@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -12,10 +14,11 @@ import (
 )
 
 // Ownership of a ledger key. The key (tenant^endpoint^scope) has no namespace, so links in
-// several namespaces may claim one key. The oldest claimant runs it, decided from the API
-// objects alone (creationTimestamp, then UID), so every replica and every restart agrees; the
-// engine records the owner's UID in the key's ledger record, and only the owner's deletion
-// removes that record.
+// several namespaces may claim one key. The oldest claimant runs it (creationTimestamp), so
+// every replica and every restart agrees; the engine records the owner's UID in the key's
+// ledger record, and only the owner's deletion removes that record. creationTimestamp counts
+// whole seconds: of links created in one second, the recorded owner keeps the key, and
+// without one the lowest UID takes it.
 
 // linkKeyIndex indexes ReplicationLinks by their ledger key.
 const linkKeyIndex = "dwnsync.io/linkKey"
@@ -31,10 +34,14 @@ func indexLinkKey(o client.Object) []string {
 	return []string{key}
 }
 
-// olderThan orders links by age: creationTimestamp, then UID for links created in one second.
-func olderThan(a, b *v1alpha1.ReplicationLink) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+// precedes orders the claimants of a key: the older first; of two created in one second, the
+// incumbent (the recorded owner), else the lower UID.
+func precedes(a, b *v1alpha1.ReplicationLink, incumbent types.UID) bool {
+	switch {
+	case !a.CreationTimestamp.Equal(&b.CreationTimestamp):
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	case a.UID == incumbent || b.UID == incumbent:
+		return a.UID == incumbent
 	}
 	return a.UID < b.UID
 }
@@ -55,9 +62,10 @@ func (r *ReplicationLinkReconciler) ownerOf(ctx context.Context, link *v1alpha1.
 	if err != nil {
 		return nil, err
 	}
+	incumbent := r.Engine.Owner(key)
 	owner := link
 	for i := range others {
-		if others[i].UID != link.UID && olderThan(&others[i], owner) {
+		if others[i].UID != link.UID && precedes(&others[i], owner, incumbent) {
 			owner = &others[i]
 		}
 	}

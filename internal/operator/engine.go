@@ -174,6 +174,16 @@ func (l *leaderEngine) Remove(key string, owner types.UID) (bool, error) {
 	return true, e.Remove(key)
 }
 
+// Owner is the owner recorded in key's ledger record ("" when none, or not running).
+func (l *leaderEngine) Owner(key string) types.UID {
+	store := l.ledgerStore()
+	if store == nil {
+		return ""
+	}
+	rec, _, _ := store.Get(key)
+	return types.UID(rec.OwnerUID)
+}
+
 // Record is the ledger record of key (for tests and diagnostics).
 func (l *leaderEngine) Record(key string) (ledger.Record, bool, error) {
 	store := l.ledgerStore()
