@@ -141,18 +141,38 @@ func readyIs(t *testing.T, ns, name string, status metav1.ConditionStatus, reaso
 	return l
 }
 
-// recorded lists the Kubernetes Events about a link (events.k8s.io and core alike).
-func recorded(t *testing.T, ns, name string) []string {
+// eventsAbout lists the Kubernetes Events about a link (events.k8s.io and core alike).
+func eventsAbout(t *testing.T, ns, name string) []corev1.Event {
 	t.Helper()
 	var list corev1.EventList
 	if err := k8sClient.List(context.Background(), &list); err != nil {
 		t.Fatal(err)
 	}
-	var out []string
+	var out []corev1.Event
 	for _, e := range list.Items {
 		if e.Namespace == ns && e.InvolvedObject.Name == name {
-			out = append(out, e.Reason)
+			out = append(out, e)
 		}
+	}
+	return out
+}
+
+// recorded lists the reasons of the Events about a link.
+func recorded(t *testing.T, ns, name string) []string {
+	t.Helper()
+	var out []string
+	for _, e := range eventsAbout(t, ns, name) {
+		out = append(out, e.Reason)
+	}
+	return out
+}
+
+// eventNotes lists the messages of the Events about a link.
+func eventNotes(t *testing.T, ns, name string) []string {
+	t.Helper()
+	var out []string
+	for _, e := range eventsAbout(t, ns, name) {
+		out = append(out, e.Message)
 	}
 	return out
 }

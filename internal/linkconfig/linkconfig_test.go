@@ -13,6 +13,7 @@ import (
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
+	"github.com/dwnsync/dwnsync/internal/linkconfig/secrettest"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
@@ -108,30 +109,6 @@ func TestBuild(t *testing.T) {
 	}
 }
 
-// secretParts are the parts of a signer Secret that must never be shown: the JWK's d and x and
-// the DID's method-specific id (whatever key holds them).
-func secretParts(t *testing.T, did string, jwk []byte) []string {
-	t.Helper()
-	var k struct{ D, X string }
-	if err := json.Unmarshal(jwk, &k); err != nil || k.D == "" {
-		t.Fatalf("test JWK: %v", err)
-	}
-	return []string{k.D, k.X, strings.TrimPrefix(did, "did:jwk:")}
-}
-
-// leak returns a piece (6 characters or more) of one of parts that text contains, or "".
-func leak(text string, parts []string) string {
-	const n = 6
-	for _, p := range parts {
-		for i := 0; i+n <= len(p); i++ {
-			if strings.Contains(text, p[i:i+n]) {
-				return p[i : i+n]
-			}
-		}
-	}
-	return ""
-}
-
 // A Secret whose did and privateJwk are swapped (or otherwise wrong) is refused with a message
 // that says which key looks wrong and why, and holds no piece of either value.
 func TestSignerErrorsNeverEchoSecretValues(t *testing.T) {
@@ -139,7 +116,7 @@ func TestSignerErrorsNeverEchoSecretValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parts := secretParts(t, s.DID, jwk)
+	parts := append(secrettest.PrivateParts(t, jwk), strings.TrimPrefix(s.DID, "did:jwk:"))
 	var k map[string]string
 	_ = json.Unmarshal(jwk, &k)
 	k["kty"] = k["d"] // a private value where a public one belongs
@@ -167,7 +144,7 @@ func TestSignerErrorsNeverEchoSecretValues(t *testing.T) {
 			if !strings.Contains(msg, `signer Secret ns/sig key "`+c.key+`": `+c.want) {
 				t.Errorf("message does not say key %q %s", c.key, c.want)
 			}
-			if piece := leak(msg, parts); piece != "" {
+			if piece := secrettest.Leak(msg, parts...); piece != "" {
 				t.Errorf("message holds %q, a piece of a Secret value", piece)
 			}
 		})

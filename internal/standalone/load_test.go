@@ -1,7 +1,6 @@
 package standalone_test
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
+	"github.com/dwnsync/dwnsync/internal/linkconfig/secrettest"
 	"github.com/dwnsync/dwnsync/internal/standalone"
 )
 
@@ -167,35 +167,11 @@ func TestLoadRefusesOnlyTheBadLink(t *testing.T) {
 	if !strings.Contains(msg, path+` document 3 (Secret default/swapped, used by default/b): signer Secret default/swapped key "did": does not look like a DID (it looks like a JSON object; did you swap did and privateJwk?)`) {
 		t.Errorf("swapped Secret: %s", msg)
 	}
-	if piece := leak(msg, secretParts(t, otherJWK)); piece != "" {
+	if piece := secrettest.Leak(msg, secrettest.PrivateParts(t, []byte(otherJWK))...); piece != "" {
 		t.Errorf("refusal holds %q, a piece of the Secret", piece)
 	}
 	refusal(t, files, "default/c", "SignerSecretMissing")
 	if msg := refusal(t, files, "default/d", "InvalidSpec"); !strings.Contains(msg, path+" document 6 (ReplicationLink default/d): spec.endpoint") {
 		t.Errorf("bad endpoint: %s", msg)
 	}
-}
-
-// secretParts are the pieces of an identity's private JWK that must never show: d and x. (The
-// DID is public: it is the link's tenant.)
-func secretParts(t *testing.T, jwk string) []string {
-	t.Helper()
-	var k struct{ D, X string }
-	if err := json.Unmarshal([]byte(jwk), &k); err != nil || k.D == "" {
-		t.Fatalf("test JWK: %v", err)
-	}
-	return []string{k.D, k.X}
-}
-
-// leak returns a piece (6 characters or more) of one of parts that text contains, or "".
-func leak(text string, parts []string) string {
-	const n = 6
-	for _, p := range parts {
-		for i := 0; i+n <= len(p); i++ {
-			if strings.Contains(text, p[i:i+n]) {
-				return p[i : i+n]
-			}
-		}
-	}
-	return ""
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
+	"github.com/dwnsync/dwnsync/internal/linkconfig/secrettest"
 	"github.com/dwnsync/dwnsync/internal/standalone"
 	"github.com/dwnsync/dwnsync/internal/waittest"
 )
@@ -181,10 +182,25 @@ func TestRunRunsTheGoodLinksAndListsTheBadOne(t *testing.T) {
 		t.Errorf("the good link after the reload: %+v", s)
 	}
 
+	// A mistake in the running link's own Secret: it keeps its last good key and replicates,
+	// and the status says what is wrong, as in the operator.
+	docs[0] = secretDoc("good", good.DID, `{"kty":"OKP"}`)
+	if err := os.WriteFile(path, []byte(strings.Join(docs, "---\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload <- struct{}{}
+	refusedWith(t, addr, "default/good", linkconfig.ReasonSecretInvalid)
+	last, err := client.Seed(a, good, dwnserver.SeedSpec{Records: 1, Prefix: "broken"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	converged(t, client, a, b, good, seeded.ExpectedCIDs+more.ExpectedCIDs-more.Configured+last.ExpectedCIDs-last.Configured)
+
 	// Nothing anywhere shows a piece of the swapped Secret.
+	list, _ = standalone.FetchStatus(context.Background(), addr)
 	raw, _ := json.Marshal(list)
 	for what, text := range map[string]string{"status": string(raw), "logs": logs.String()} {
-		if piece := leak(text, secretParts(t, string(bad.PrivateJWK))); piece != "" {
+		if piece := secrettest.Leak(text, secrettest.PrivateParts(t, bad.PrivateJWK)...); piece != "" {
 			t.Errorf("%s hold %q, a piece of the swapped Secret", what, piece)
 		}
 	}
