@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -29,7 +30,7 @@ type snapEngine struct {
 	snaps map[string]syncer.LinkStatus
 }
 
-func (e *snapEngine) Apply(cfg syncer.LinkConfig) (string, error) {
+func (e *snapEngine) Apply(cfg syncer.LinkConfig, _ types.UID) (string, error) {
 	key, err := ledger.LinkKey(cfg.Tenant, cfg.RemoteEndpoint, cfg.Scope)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -38,7 +39,9 @@ func (e *snapEngine) Apply(cfg syncer.LinkConfig) (string, error) {
 	}
 	return key, err
 }
-func (e *snapEngine) Remove(string) error { return nil }
+func (e *snapEngine) Remove(string, types.UID) (bool, error) { return false, nil }
+func (e *snapEngine) Snapshots() []syncer.LinkStatus         { return nil }
+func (e *snapEngine) Owner(string) types.UID                 { return "" }
 func (e *snapEngine) Snapshot(key string) (syncer.LinkStatus, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -68,7 +71,8 @@ func TestStatusCoalescingOnAFakeClock(t *testing.T) {
 		Spec: v1alpha1.ReplicationLinkSpec{Tenant: signer.DID, Endpoint: "https://remote.test",
 			Signer: v1alpha1.SignerSpec{SecretRef: v1alpha1.SecretReference{Name: "s"}}}}
 	link.Default()
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(secret, link).WithStatusSubresource(link).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(secret, link).WithStatusSubresource(link).
+		WithIndex(&v1alpha1.ReplicationLink{}, linkKeyIndex, indexLinkKey).Build()
 	fc := clocktesting.NewFakeClock(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
 	eng := &snapEngine{snaps: map[string]syncer.LinkStatus{}}
 	r := &ReplicationLinkReconciler{Client: c, Engine: eng, Clock: fc, Defaults: linkconfig.Defaults{LocalEndpoint: "http://local.test"},

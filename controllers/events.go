@@ -37,7 +37,7 @@ func (r *ReplicationLinkReconciler) pumpEngineEvents(ctx context.Context) error 
 			if !ok {
 				return nil
 			}
-			nn, uid, ok := r.ownerOf(ev.Key)
+			nn, uid, ok := r.linkOfEvent(ev)
 			if !ok {
 				continue // a link being removed, or not reconciled yet
 			}
@@ -106,7 +106,7 @@ func (r *ReplicationLinkReconciler) event(obj *v1alpha1.ReplicationLink, eventTy
 func isInputProblem(reason string) bool {
 	switch reason {
 	case linkconfig.ReasonSecretMissing, linkconfig.ReasonSecretInvalid, linkconfig.ReasonLocalEndpointMissing,
-		linkconfig.ReasonInvalidSpec, "DuplicateLink", "EngineRejected":
+		linkconfig.ReasonInvalidSpec, ReasonDuplicateLink, "EngineRejected":
 		return true
 	}
 	return false

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
@@ -15,6 +17,7 @@ type fakeEngine struct {
 	configs map[string]syncer.LinkConfig
 	snaps   map[string]syncer.LinkStatus
 	applies map[string]int
+	owners  map[string]types.UID // the ledger record's owner
 	removed []string
 	// removeErr, when set, fails Remove (counted in removeAttempts) as an engine that cannot
 	// stop a link right now would.
@@ -25,10 +28,10 @@ type fakeEngine struct {
 
 func newFakeEngine() *fakeEngine {
 	return &fakeEngine{configs: map[string]syncer.LinkConfig{}, snaps: map[string]syncer.LinkStatus{},
-		applies: map[string]int{}, events: make(chan syncer.Event, 4096)}
+		applies: map[string]int{}, owners: map[string]types.UID{}, events: make(chan syncer.Event, 4096)}
 }
 
-func (f *fakeEngine) Apply(cfg syncer.LinkConfig) (string, error) {
+func (f *fakeEngine) Apply(cfg syncer.LinkConfig, owner types.UID) (string, error) {
 	key, err := ledger.LinkKey(cfg.Tenant, cfg.RemoteEndpoint, cfg.Scope)
 	if err != nil {
 		return "", err
@@ -37,6 +40,7 @@ func (f *fakeEngine) Apply(cfg syncer.LinkConfig) (string, error) {
 	defer f.mu.Unlock()
 	f.configs[key] = cfg
 	f.applies[key]++
+	f.owners[key] = owner
 	s, ok := f.snaps[key]
 	if !ok {
 		s = syncer.LinkStatus{Key: key, Name: cfg.Name, Phase: "initializing", Connectivity: "unknown", NeedsReconcile: true}
@@ -52,17 +56,37 @@ func (f *fakeEngine) Apply(cfg syncer.LinkConfig) (string, error) {
 	return key, nil
 }
 
-func (f *fakeEngine) Remove(key string) error {
+func (f *fakeEngine) Remove(key string, owner types.UID) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.removeAttempts++
 	if f.removeErr != nil {
-		return f.removeErr
+		return false, f.removeErr
+	}
+	if o, ok := f.owners[key]; ok && o != owner {
+		return false, nil
 	}
 	delete(f.configs, key)
 	delete(f.snaps, key)
+	delete(f.owners, key)
 	f.removed = append(f.removed, key)
-	return nil
+	return true, nil
+}
+
+func (f *fakeEngine) Owner(key string) types.UID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.owners[key]
+}
+
+func (f *fakeEngine) Snapshots() []syncer.LinkStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []syncer.LinkStatus
+	for _, s := range f.snaps {
+		out = append(out, s)
+	}
+	return out
 }
 
 func (f *fakeEngine) Snapshot(key string) (syncer.LinkStatus, bool) {

@@ -14,7 +14,6 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -45,7 +44,7 @@ func startReconcilerWith(t *testing.T, restCfg *rest.Config, ns string, engine c
 		Scheme:                 operator.Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Cache:                  controllers.CacheOptions([]string{ns}),
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
@@ -102,7 +101,7 @@ func signerSecret(t *testing.T, ns, name string) (*corev1.Secret, string) {
 		t.Fatal(err)
 	}
 	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{controllers.SignerLabel: "true"}},
 		Data:       map[string][]byte{"did": []byte(s.DID), "privateJwk": jwk},
 	}, s.DID
 }
@@ -142,18 +141,38 @@ func readyIs(t *testing.T, ns, name string, status metav1.ConditionStatus, reaso
 	return l
 }
 
-// recorded lists the Kubernetes Events about a link (events.k8s.io and core alike).
-func recorded(t *testing.T, ns, name string) []string {
+// eventsAbout lists the Kubernetes Events about a link (events.k8s.io and core alike).
+func eventsAbout(t *testing.T, ns, name string) []corev1.Event {
 	t.Helper()
 	var list corev1.EventList
 	if err := k8sClient.List(context.Background(), &list); err != nil {
 		t.Fatal(err)
 	}
-	var out []string
+	var out []corev1.Event
 	for _, e := range list.Items {
 		if e.Namespace == ns && e.InvolvedObject.Name == name {
-			out = append(out, e.Reason)
+			out = append(out, e)
 		}
+	}
+	return out
+}
+
+// recorded lists the reasons of the Events about a link.
+func recorded(t *testing.T, ns, name string) []string {
+	t.Helper()
+	var out []string
+	for _, e := range eventsAbout(t, ns, name) {
+		out = append(out, e.Reason)
+	}
+	return out
+}
+
+// eventNotes lists the messages of the Events about a link.
+func eventNotes(t *testing.T, ns, name string) []string {
+	t.Helper()
+	var out []string
+	for _, e := range eventsAbout(t, ns, name) {
+		out = append(out, e.Message)
 	}
 	return out
 }

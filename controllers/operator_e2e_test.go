@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
+	"github.com/dwnsync/dwnsync/controllers"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/operator"
@@ -53,11 +54,17 @@ type runningOperator struct {
 // startOperator runs the real operator (manager + reconciler + engine) limited to ns.
 func startOperator(t *testing.T, ns, local, stateDir string, counter *applyCounter) *runningOperator {
 	t.Helper()
+	return startOperatorIn(t, []string{ns}, local, stateDir, counter)
+}
+
+// startOperatorIn runs the real operator limited to namespaces.
+func startOperatorIn(t *testing.T, namespaces []string, local, stateDir string, counter *applyCounter) *runningOperator {
+	t.Helper()
 	metricsAddr := freeAddr(t)
 	op, err := operator.New(cfg, operator.Options{
 		LocalEndpoint: local, StateDir: stateDir,
 		MetricsBindAddress: metricsAddr, HealthProbeBindAddress: "0",
-		WatchNamespaces: []string{ns}, SkipNameValidation: true,
+		WatchNamespaces: namespaces, SkipNameValidation: true,
 		MinCounterInterval: time.Second,
 		HTTPClient:         &http.Client{Transport: counter},
 		Logger:             zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.Level(zapLevel()))),
@@ -95,7 +102,7 @@ func TestOperatorReplicatesBetweenRealServers(t *testing.T) {
 	counter := &applyCounter{base: http.DefaultTransport.(*http.Transport).Clone()}
 	run := startOperator(t, ns, a.URL, stateDir, counter)
 
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tenant-signer"},
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tenant-signer", Labels: map[string]string{controllers.SignerLabel: "true"}},
 		Data: map[string][]byte{"did": []byte(id.DID), "privateJwk": id.PrivateJWK}}
 	if err := k8sClient.Create(ctx, secret); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/status"
+	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
 // FinalizerName keeps a ReplicationLink until its engine link is stopped and its ledger record
@@ -41,7 +43,7 @@ const (
 // +kubebuilder:rbac:groups=dwnsync.io,resources=replicationlinks,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=dwnsync.io,resources=replicationlinks/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=dwnsync.io,resources=replicationlinks/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch;update
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
@@ -64,18 +66,22 @@ type ReplicationLinkReconciler struct {
 	// MaxConcurrentReconciles of the controller.
 	MaxConcurrentReconciles int
 
+	// claims reads the links of one ledger key through the cache's key index (the manager's
+	// cache, even when Client reads the API server directly).
+	claims client.Reader
+
 	mu     sync.Mutex
 	links  map[types.NamespacedName]*tracked
-	owners map[string]types.NamespacedName // ledger key → the link that runs it
 	wake   chan event.GenericEvent
 	budget *rate.Limiter // counter-only writes of all links together
 
 	writes writeCounts
 }
 
-// tracked is what the reconciler remembers about a link between passes.
+// tracked is what the reconciler remembers about a link between passes, to coalesce its status
+// writes and skip unchanged Applies. Which link runs a key is not remembered here: the API
+// objects and the ledger record say.
 type tracked struct {
-	key       string
 	uid       types.UID
 	applied   string // inputs of the last engine.Apply (generation and Secret version)
 	lastWrite time.Time
@@ -133,16 +139,20 @@ func (r *ReplicationLinkReconciler) sync(ctx context.Context, link *v1alpha1.Rep
 	if err != nil {
 		return r.problem(ctx, link, err)
 	}
-	if owner, ok := r.claim(nn, link.UID, key); !ok {
-		return r.problem(ctx, link, &linkconfig.Error{Reason: "DuplicateLink", Message: fmt.Sprintf(
-			"ReplicationLink %s already replicates this tenant, endpoint and scope (ledger key %s): delete one of the two", owner, key)})
+	owner, err := r.ownerOf(ctx, link, key)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
+	if owner.UID != link.UID {
+		return r.problem(ctx, link, duplicate(link, owner, key))
+	}
+	r.remember(nn, link.UID)
 
 	secret := &corev1.Secret{}
 	secretName := link.Spec.Signer.SecretRef.Name
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: link.Namespace, Name: secretName}, secret); err != nil {
 		if apierrors.IsNotFound(err) {
-			return r.problem(ctx, link, linkconfig.MissingSecret(link.Namespace, secretName))
+			return r.stopSigning(ctx, link, key, missingSecret(link.Namespace, secretName))
 		}
 		return ctrl.Result{}, err
 	}
@@ -158,13 +168,12 @@ func (r *ReplicationLinkReconciler) sync(ctx context.Context, link *v1alpha1.Rep
 	inputs := fmt.Sprintf("%d/%s/%s", link.Generation, secret.UID, secret.ResourceVersion)
 	_, known := r.Engine.Snapshot(key)
 	if r.appliedInputs(nn) != inputs || !known {
-		got, err := r.Engine.Apply(cfg)
+		got, err := r.Engine.Apply(cfg, link.UID)
 		if err != nil {
 			return r.problem(ctx, link, &linkconfig.Error{Reason: status.ReasonEngineRejected, Message: "the engine refused the link: " + err.Error()})
 		}
 		if got != key {
 			logf.FromContext(ctx).Info("engine keyed the link differently", "expected", key, "got", got)
-			r.rekey(nn, key, got)
 			key = got
 		}
 		r.mu.Lock()
@@ -182,8 +191,38 @@ func (r *ReplicationLinkReconciler) sync(ctx context.Context, link *v1alpha1.Rep
 	return r.writeStatus(ctx, link, next)
 }
 
+// missingSecret is linkconfig.MissingSecret with the label the operator needs on the Secret.
+func missingSecret(namespace, name string) *linkconfig.Error {
+	e := linkconfig.MissingSecret(namespace, name)
+	e.Message += fmt.Sprintf("; the operator sees only Secrets labelled %s=true: if it exists, run kubectl label secret -n %s %s %s=true",
+		SignerLabel, namespace, name, SignerLabel)
+	return e
+}
+
+// stopSigning stops the engine link of a link whose signer Secret is gone, so nothing signs
+// with a key its owner deleted, and reports why. The ledger record goes with it: re-creating
+// the Secret starts the link again, with a full reconcile.
+func (r *ReplicationLinkReconciler) stopSigning(ctx context.Context, link *v1alpha1.ReplicationLink, key string, why *linkconfig.Error) (ctrl.Result, error) {
+	if _, running := r.Engine.Snapshot(key); running {
+		removed, err := r.Engine.Remove(key, link.UID)
+		if err != nil {
+			return ctrl.Result{}, fmt.Errorf("stop link %s after its signer Secret was deleted: %w", key, err)
+		}
+		if removed {
+			r.event(link, corev1.EventTypeWarning, "Stopped", "Stop", "link stopped: its signer Secret %s/%s is gone; re-create it to start the link again",
+				link.Namespace, link.Spec.Signer.SecretRef.Name)
+		}
+	}
+	r.mu.Lock()
+	r.track(client.ObjectKeyFromObject(link)).applied = ""
+	r.mu.Unlock()
+	res, err := r.problem(ctx, link, why)
+	return res, err
+}
+
 // problem reports an input problem as Ready=False with the error's reason. The engine keeps
-// whatever it was running: a deleted Secret does not stop a running link.
+// whatever it was running (a Secret that became invalid does not stop a running link; a deleted
+// one does, see stopSigning).
 func (r *ReplicationLinkReconciler) problem(ctx context.Context, link *v1alpha1.ReplicationLink, err error) (ctrl.Result, error) {
 	reason, message := status.ReasonEngineRejected, err.Error()
 	if e, ok := err.(*linkconfig.Error); ok {
@@ -242,18 +281,28 @@ func (r *ReplicationLinkReconciler) writeStatus(ctx context.Context, link *v1alp
 	return ctrl.Result{}, nil
 }
 
-// finalize stops the link, removes its ledger record and then the finalizer.
+// finalize stops the link and removes its ledger record, if it owns its key, and then the
+// finalizer. A link that never ran its key (an older one owns it) leaves the owner alone.
 func (r *ReplicationLinkReconciler) finalize(ctx context.Context, link *v1alpha1.ReplicationLink) (ctrl.Result, error) {
 	nn := client.ObjectKeyFromObject(link)
 	if !controllerutil.ContainsFinalizer(link, FinalizerName) {
 		return ctrl.Result{}, r.release(ctx, nn) // our finalizer was never added, or removed by hand
 	}
-	if key, owned := r.ownedKey(link); owned {
-		if err := r.Engine.Remove(key); err != nil {
-			r.event(link, corev1.EventTypeWarning, "RemoveFailed", "Remove", "could not stop the link and remove its ledger record (retrying): %v", err)
+	if key, err := linkconfig.Key(link); err == nil {
+		owner, err := r.ownerOf(ctx, link, key)
+		if err != nil {
 			return ctrl.Result{}, err
 		}
-		r.event(link, corev1.EventTypeNormal, "Removed", "Remove", "link stopped and its ledger record %s removed", key)
+		if owner.UID == link.UID {
+			removed, err := r.Engine.Remove(key, link.UID)
+			if err != nil {
+				r.event(link, corev1.EventTypeWarning, "RemoveFailed", "Remove", "could not stop the link and remove its ledger record (retrying): %v", err)
+				return ctrl.Result{}, err
+			}
+			if removed {
+				r.event(link, corev1.EventTypeNormal, "Removed", "Remove", "link stopped and its ledger record %s removed", key)
+			}
+		}
 	}
 	controllerutil.RemoveFinalizer(link, FinalizerName)
 	if err := r.Client.Update(ctx, link); err != nil && !apierrors.IsNotFound(err) {
@@ -263,45 +312,29 @@ func (r *ReplicationLinkReconciler) finalize(ctx context.Context, link *v1alpha1
 	return ctrl.Result{}, nil
 }
 
-// release stops the engine link that nn ran, if this reconciler tracked one and still owns its
-// key, then forgets nn. An error keeps the memory so the retry removes it.
+// release stops the engine link that nn ran, if any (the engine names links namespace/name),
+// then forgets nn. An error keeps the memory so the retry removes it.
 func (r *ReplicationLinkReconciler) release(ctx context.Context, nn types.NamespacedName) error {
 	r.mu.Lock()
-	key := ""
-	if t, ok := r.links[nn]; ok && t.key != "" && r.owners[t.key] == nn {
-		key = t.key
-	}
+	t, ok := r.links[nn]
 	r.mu.Unlock()
-	if key != "" {
-		if err := r.Engine.Remove(key); err != nil {
-			return fmt.Errorf("stop the engine link %s of deleted ReplicationLink %s: %w", key, nn, err)
+	if !ok {
+		return nil // never ran here: the engine runs links only for links this reconciler applied
+	}
+	for _, snap := range r.Engine.Snapshots() {
+		if snap.Name != nn.String() {
+			continue
 		}
-		logf.FromContext(ctx).Info("stopped the engine link of a ReplicationLink deleted without its finalizer", "key", key)
+		removed, err := r.Engine.Remove(snap.Key, t.uid)
+		if err != nil {
+			return fmt.Errorf("stop the engine link %s of deleted ReplicationLink %s: %w", snap.Key, nn, err)
+		}
+		if removed {
+			logf.FromContext(ctx).Info("stopped the engine link of a ReplicationLink deleted without its finalizer", "key", snap.Key)
+		}
 	}
 	r.forget(nn)
 	return nil
-}
-
-// ownedKey is the ledger key to remove for a deleted link, unless another link owns that key.
-func (r *ReplicationLinkReconciler) ownedKey(link *v1alpha1.ReplicationLink) (string, bool) {
-	nn := client.ObjectKeyFromObject(link)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	key := ""
-	if t, ok := r.links[nn]; ok && t.key != "" {
-		key = t.key
-	} else if link.Status.LinkKey != "" {
-		key = link.Status.LinkKey
-	} else if k, err := linkconfig.Key(link); err == nil {
-		key = k
-	}
-	if key == "" {
-		return "", false
-	}
-	if owner, ok := r.owners[key]; ok && owner != nn {
-		return "", false
-	}
-	return key, true
 }
 
 // lastStatus is the status last written for the link, or the cached one (the cache may not
@@ -338,48 +371,40 @@ func (r *ReplicationLinkReconciler) track(nn types.NamespacedName) *tracked {
 	return t
 }
 
-// claim records that nn runs key; it fails with the owner's name when another link holds it.
-func (r *ReplicationLinkReconciler) claim(nn types.NamespacedName, uid types.UID, key string) (types.NamespacedName, bool) {
+// remember starts the memory of a link, afresh for a new object under an old name.
+func (r *ReplicationLinkReconciler) remember(nn types.NamespacedName, uid types.UID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if owner, ok := r.owners[key]; ok && owner != nn {
-		return owner, false
-	}
-	r.owners[key] = nn
-	t := r.track(nn)
-	if t.uid != uid { // a new object under an old name starts afresh
+	if t := r.track(nn); t.uid != uid {
 		*t = tracked{uid: uid}
 	}
-	t.key = key
-	return nn, true
-}
-
-func (r *ReplicationLinkReconciler) rekey(nn types.NamespacedName, from, to string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.owners, from)
-	r.owners[to] = nn
-	r.track(nn).key = to
 }
 
 func (r *ReplicationLinkReconciler) forget(nn types.NamespacedName) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if t, ok := r.links[nn]; ok {
-		if r.owners[t.key] == nn {
-			delete(r.owners, t.key)
-		}
-		delete(r.links, nn)
-	}
+	delete(r.links, nn)
 }
 
-// ownerOf maps an engine event's link key to its ReplicationLink.
-func (r *ReplicationLinkReconciler) ownerOf(key string) (types.NamespacedName, types.UID, bool) {
+// linkOfEvent maps an engine event to its ReplicationLink: the engine names links
+// namespace/name (in the event, or else in the link's snapshot). ok is false for a link this
+// reconciler does not remember.
+func (r *ReplicationLinkReconciler) linkOfEvent(ev syncer.Event) (types.NamespacedName, types.UID, bool) {
+	linkName := ev.Name
+	if linkName == "" {
+		snap, _ := r.Engine.Snapshot(ev.Key)
+		linkName = snap.Name
+	}
+	ns, name, found := strings.Cut(linkName, "/")
+	if !found {
+		return types.NamespacedName{}, "", false
+	}
+	nn := types.NamespacedName{Namespace: ns, Name: name}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	nn, ok := r.owners[key]
+	t, ok := r.links[nn]
 	if !ok {
 		return nn, "", false
 	}
-	return nn, r.links[nn].uid, true
+	return nn, t.uid, true
 }

@@ -5,10 +5,12 @@ import (
 
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -21,6 +23,25 @@ import (
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 )
 
+// SignerLabel marks the Secrets that links sign with. The operator caches and reads only the
+// Secrets labelled SignerLabel=true: other Secrets of the cluster never enter its memory.
+const SignerLabel = "dwnsync.io/signer"
+
+// CacheOptions are the manager's cache options: the namespaces to watch (all when empty), and
+// of the Secrets only the labelled signer Secrets.
+func CacheOptions(namespaces []string) cache.Options {
+	opts := cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{SignerLabel: "true"})},
+	}}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
+}
+
 // secretRefIndex indexes ReplicationLinks by the name of their signer Secret.
 const secretRefIndex = ".spec.signer.secretRef.name"
 
@@ -29,7 +50,11 @@ func (r *ReplicationLinkReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Client == nil {
 		r.Client = mgr.GetClient()
 	}
+	r.claims = mgr.GetCache()
 	r.init()
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.ReplicationLink{}, linkKeyIndex, indexLinkKey); err != nil {
+		return err
+	}
 
 	err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.ReplicationLink{}, secretRefIndex,
 		func(o client.Object) []string {
@@ -49,6 +74,7 @@ func (r *ReplicationLinkReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("replicationlink").
 		For(&v1alpha1.ReplicationLink{}, builder.WithPredicates(specOrLifecycleChanged())).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.linksForSecret)).
+		Watches(&v1alpha1.ReplicationLink{}, handler.EnqueueRequestsFromMapFunc(r.otherClaimants), builder.WithPredicates(createdOrDeleted())).
 		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Complete(r)
@@ -82,6 +108,14 @@ func specOrLifecycleChanged() predicate.Predicate {
 	)
 }
 
+// createdOrDeleted passes the events that change who claims a ledger key.
+func createdOrDeleted() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}
+
 // init fills defaults and the reconciler's memory.
 func (r *ReplicationLinkReconciler) init() {
 	if r.Clock == nil {
@@ -97,7 +131,9 @@ func (r *ReplicationLinkReconciler) init() {
 		r.MaxConcurrentReconciles = DefaultMaxConcurrentReconcile
 	}
 	r.links = map[types.NamespacedName]*tracked{}
-	r.owners = map[string]types.NamespacedName{}
+	if r.claims == nil {
+		r.claims = r.Client // without a manager (unit tests): a client that has the key index
+	}
 	r.wake = make(chan event.GenericEvent, 1024)
 	r.budget = rate.NewLimiter(rate.Limit(r.CounterWritesPerSecond), max(1, int(r.CounterWritesPerSecond)))
 }

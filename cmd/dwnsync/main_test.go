@@ -127,15 +127,16 @@ func TestRunSampleAndStatusOnRealServers(t *testing.T) {
 	}
 }
 
-// An invalid file stops `run` before anything starts, naming the document and field.
+// A file that is not Secrets and ReplicationLinks stops `run` before anything starts, naming the
+// file and document. (A link that is merely wrong is refused alone: see internal/standalone.)
 func TestRunRefusesInvalidFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "bad.yaml")
-	bad := "apiVersion: dwnsync.io/v1alpha1\nkind: ReplicationLink\nmetadata: {name: x}\nspec:\n  tenant: alice\n  endpoint: http://127.0.0.1:1\n  localEndpoint: http://127.0.0.1:2\n  signer: {secretRef: {name: s}}\n"
+	bad := "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {did: x}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"
 	if err := os.WriteFile(file, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	err := runStandalone([]string{"-f", file, "--state-dir", t.TempDir(), "--listen", freeAddr(t)})
-	if err == nil || !strings.Contains(err.Error(), file+" document 1 (ReplicationLink default/x): spec.tenant") {
+	if err == nil || !strings.Contains(err.Error(), file+" document 2: v1 ConfigMap is not used by dwnsync run") {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -251,6 +251,8 @@ apiVersion: v1
 kind: Secret
 metadata:
   name: %[1]s
+  labels:
+    dwnsync.io/signer: "true"
 stringData:
   did: %[2]s
   privateJwk: '%[3]s'

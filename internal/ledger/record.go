@@ -131,6 +131,9 @@ type Record struct {
 	DeadLetters    []DeadLetter `json:"deadLetters,omitempty"`
 	LastReconcile  time.Time    `json:"lastReconcile"`
 	LastConverged  time.Time    `json:"lastConverged"`
+	// OwnerUID is the UID of the ReplicationLink that runs this key (the oldest that claims it);
+	// only that link's deletion removes the record. Empty for `dwnsync run` and older records.
+	OwnerUID string `json:"ownerUID,omitempty"`
 }
 
 // Checkpoint returns the checkpoint of one direction.

@@ -1,6 +1,7 @@
 package linkconfig_test
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
+	"github.com/dwnsync/dwnsync/internal/linkconfig/secrettest"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
@@ -104,5 +106,47 @@ func TestBuild(t *testing.T) {
 	}
 	if _, err := linkconfig.Build(link, signer, grants, linkconfig.Defaults{LocalEndpoint: "https://remote.test/"}); err == nil || !strings.Contains(err.Error(), "local server itself") {
 		t.Fatalf("local = remote: %v", err)
+	}
+}
+
+// A Secret whose did and privateJwk are swapped (or otherwise wrong) is refused with a message
+// that says which key looks wrong and why, and holds no piece of either value.
+func TestSignerErrorsNeverEchoSecretValues(t *testing.T) {
+	s, jwk, err := dwn.GenerateSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := append(secrettest.PrivateParts(t, jwk), strings.TrimPrefix(s.DID, "did:jwk:"))
+	var k map[string]string
+	_ = json.Unmarshal(jwk, &k)
+	k["kty"] = k["d"] // a private value where a public one belongs
+	oddKty, _ := json.Marshal(k)
+	cases := []struct {
+		name, did, jwk, key, want string
+	}{
+		{"swapped", string(jwk), s.DID, "did", "does not look like a DID (it looks like a JSON object; did you swap did and privateJwk?)"},
+		{"jwk in both", string(jwk), string(jwk), "did", "does not look like a DID (it looks like a JSON object)"},
+		{"did in both", s.DID, s.DID, "privateJwk", "does not look like a JWK (it looks like a DID; did you swap did and privateJwk?)"},
+		{"d as did", "did:key:" + k["d"], string(jwk), "did", "is a DID of another method"},
+		{"d as kty", s.DID, string(oddKty), "privateJwk", "not an Ed25519 key"},
+		{"truncated jwk", s.DID, string(jwk[:40]), "privateJwk", "is not a JSON object"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "sig"},
+				Data: map[string][]byte{"did": []byte(c.did), "privateJwk": []byte(c.jwk)}}
+			_, _, err := linkconfig.Signer(sec)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			msg := err.Error()
+			t.Log(msg)
+			if !strings.Contains(msg, `signer Secret ns/sig key "`+c.key+`": `+c.want) {
+				t.Errorf("message does not say key %q %s", c.key, c.want)
+			}
+			if piece := secrettest.Leak(msg, parts...); piece != "" {
+				t.Errorf("message holds %q, a piece of a Secret value", piece)
+			}
+		})
 	}
 }

@@ -4,6 +4,8 @@
 package linkconfig
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -55,27 +57,32 @@ func MissingSecret(namespace, name string) *Error {
 }
 
 // Signer loads the signing identity and its grants from a signer Secret. Errors name the Secret
-// and the key; they never include key material.
+// and the key, and say why the value looks wrong; they never include any part of a value.
 func Signer(secret *corev1.Secret) (*dwn.Signer, dwn.EndpointGrants, error) {
 	ref := secret.Namespace + "/" + secret.Name
 	invalid := func(key, format string, args ...any) *Error {
 		return &Error{Reason: ReasonSecretInvalid, Message: fmt.Sprintf("signer Secret %s key %q: ", ref, key) + fmt.Sprintf(format, args...)}
 	}
-	did, ok := SecretValue(secret, SecretKeyDID)
-	if !ok || strings.TrimSpace(string(did)) == "" {
+	rawDID, _ := SecretValue(secret, SecretKeyDID)
+	did := strings.TrimSpace(string(rawDID))
+	if did == "" {
 		return nil, nil, invalid(SecretKeyDID, "missing or empty; set it to the signing DID (did:jwk:…)")
 	}
-	jwk, ok := SecretValue(secret, SecretKeyPrivateJWK)
-	if !ok || strings.TrimSpace(string(jwk)) == "" {
+	rawJWK, _ := SecretValue(secret, SecretKeyPrivateJWK)
+	jwk := bytes.TrimSpace(rawJWK)
+	if len(jwk) == 0 {
 		return nil, nil, invalid(SecretKeyPrivateJWK, `missing or empty; set it to the DID's Ed25519 private JWK {"kty":"OKP","crv":"Ed25519","x":…,"d":…}`)
 	}
-	signer, err := dwn.NewSigner(strings.TrimSpace(string(did)), jwk)
+	if why := didProblem(did, jwk); why != "" {
+		return nil, nil, invalid(SecretKeyDID, "%s", why)
+	}
+	if why := jwkProblem(jwk); why != "" {
+		return nil, nil, invalid(SecretKeyPrivateJWK, "%s", why)
+	}
+	signer, err := dwn.NewSigner(did, jwk)
 	if err != nil {
-		key := SecretKeyPrivateJWK
-		if strings.HasPrefix(err.Error(), "signer did") {
-			key = SecretKeyDID
-		}
-		return nil, nil, invalid(key, "%v", err)
+		key, why := explainSignerError(err)
+		return nil, nil, invalid(key, "%s", why)
 	}
 	var grants dwn.EndpointGrants
 	if raw, ok := SecretValue(secret, SecretKeyGrants); ok {
@@ -84,4 +91,55 @@ func Signer(secret *corev1.Secret) (*dwn.Signer, dwn.EndpointGrants, error) {
 		}
 	}
 	return signer, grants, nil
+}
+
+// swapHint is added when each of did and privateJwk looks like what the other should hold.
+const swapHint = "; did you swap did and privateJwk?"
+
+// didProblem says why a did value is not a did:jwk, describing its shape only.
+func didProblem(did string, jwk []byte) string {
+	switch {
+	case strings.HasPrefix(did, "{"):
+		hint := ""
+		if strings.HasPrefix(string(jwk), "did:") {
+			hint = swapHint
+		}
+		return "does not look like a DID (it looks like a JSON object" + hint + "); set it to the signing DID (did:jwk:…)"
+	case !strings.HasPrefix(did, "did:"):
+		return "does not look like a DID (it does not start with did:); set it to the signing DID (did:jwk:…)"
+	case !strings.HasPrefix(did, "did:jwk:"):
+		return "is a DID of another method; only did:jwk Ed25519 identities can sign (did:jwk:…)"
+	}
+	return ""
+}
+
+// jwkProblem says why a privateJwk value is not a JSON object, describing its shape only.
+func jwkProblem(jwk []byte) string {
+	switch {
+	case bytes.HasPrefix(jwk, []byte("did:")):
+		return "does not look like a JWK (it looks like a DID" + swapHint + `); set it to the DID's Ed25519 private JWK {"kty":"OKP","crv":"Ed25519","x":…,"d":…}`
+	case jwk[0] != '{' || !json.Valid(jwk):
+		return `is not a JSON object; set it to the DID's Ed25519 private JWK {"kty":"OKP","crv":"Ed25519","x":…,"d":…}`
+	}
+	return ""
+}
+
+// explainSignerError names the Secret key a dwn.NewSigner error is about and says what is wrong
+// in words of its own: the errors of a private key may quote parts of it, so they are never
+// passed on. The DID's errors (a public identifier, already known to be a did:jwk) are.
+func explainSignerError(err error) (key, why string) {
+	msg := err.Error()
+	switch {
+	case strings.HasPrefix(msg, "signer did: "):
+		return SecretKeyDID, "not a valid did:jwk Ed25519 identity: " + strings.TrimPrefix(msg, "signer did: ")
+	case strings.Contains(msg, "different DID"):
+		return SecretKeyPrivateJWK, "belongs to a different DID than key \"did\" (did and privateJwk must be one identity)"
+	case strings.Contains(msg, "x does not match d"):
+		return SecretKeyPrivateJWK, "its x does not match its d (a corrupt key)"
+	case strings.Contains(msg, "field d"):
+		return SecretKeyPrivateJWK, "its d must be the base64url 32-byte Ed25519 seed"
+	case strings.Contains(msg, "kty"):
+		return SecretKeyPrivateJWK, "not an Ed25519 key: want kty OKP and crv Ed25519"
+	}
+	return SecretKeyPrivateJWK, `not a valid Ed25519 private JWK {"kty":"OKP","crv":"Ed25519","x":…,"d":…}`
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
@@ -37,13 +39,17 @@ type leaderEngine struct {
 	// beforeCommit is Options.LedgerBeforeCommit (fault injection in tests).
 	beforeCommit func() error
 
-	ready   chan struct{} // closed when engine is set
-	failed  chan struct{} // closed when the engine could not start
-	once    sync.Once
-	mu      sync.Mutex
-	engine  *syncer.Engine
-	stopped chan struct{} // closed when Start returned (ledger flushed and closed)
-	started atomic.Bool
+	ready  chan struct{} // closed when engine is set
+	failed chan struct{} // closed when the engine could not start
+	once   sync.Once
+	mu     sync.Mutex
+	engine *syncer.Engine
+	store  *ledger.Store
+	// keyLocks order Apply and Remove of one ledger key (striped by key), so a Remove never
+	// reads the owner a concurrent Apply is about to replace.
+	keyLocks [64]sync.Mutex
+	stopped  chan struct{} // closed when Start returned (ledger flushed and closed)
+	started  atomic.Bool
 }
 
 func newLeaderEngine(stateDir string, clk clock.WithTicker, logger logr.Logger, reg prometheus.Registerer) *leaderEngine {
@@ -75,7 +81,7 @@ func (l *leaderEngine) Start(ctx context.Context) (err error) {
 		return err
 	}
 	l.mu.Lock()
-	l.engine = eng
+	l.engine, l.store = eng, store
 	l.mu.Unlock()
 	close(l.ready)
 	l.logger.Info("replication engine started", "stateDir", l.stateDir)
@@ -129,18 +135,86 @@ func (l *leaderEngine) get() *syncer.Engine {
 	return l.engine
 }
 
-func (l *leaderEngine) Apply(cfg syncer.LinkConfig) (string, error) {
-	if e := l.get(); e != nil {
-		return e.Apply(cfg)
-	}
-	return "", errNotRunning
+func (l *leaderEngine) ledgerStore() *ledger.Store {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.store
 }
 
-func (l *leaderEngine) Remove(key string) error {
-	if e := l.get(); e != nil {
-		return e.Remove(key)
+// lockKey locks key's stripe and returns its unlock.
+func (l *leaderEngine) lockKey(key string) func() {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	m := &l.keyLocks[h.Sum32()%uint32(len(l.keyLocks))]
+	m.Lock()
+	return m.Unlock
+}
+
+// Apply runs the link and records owner in its ledger record (durable with the next commit).
+func (l *leaderEngine) Apply(cfg syncer.LinkConfig, owner types.UID) (string, error) {
+	e, store := l.get(), l.ledgerStore()
+	if e == nil {
+		return "", errNotRunning
 	}
-	return errNotRunning
+	key, err := ledger.LinkKey(cfg.Tenant, cfg.RemoteEndpoint, cfg.Scope)
+	if err != nil {
+		return "", err
+	}
+	defer l.lockKey(key)()
+	if key, err = e.Apply(cfg); err != nil {
+		return "", err
+	}
+	rec, _, err := store.Get(key)
+	if err != nil || rec.OwnerUID == string(owner) {
+		return key, err
+	}
+	if err := store.Update(key, func(r *ledger.Record) { r.OwnerUID = string(owner) }); err != nil {
+		return "", fmt.Errorf("record the owner of %s: %w", key, err)
+	}
+	return key, nil
+}
+
+// Remove stops the link and deletes its record, unless the record names another owner.
+func (l *leaderEngine) Remove(key string, owner types.UID) (bool, error) {
+	e, store := l.get(), l.ledgerStore()
+	if e == nil {
+		return false, errNotRunning
+	}
+	defer l.lockKey(key)()
+	rec, found, err := store.Get(key)
+	if err != nil {
+		return false, err
+	}
+	if found && rec.OwnerUID != "" && rec.OwnerUID != string(owner) {
+		return false, nil
+	}
+	return true, e.Remove(key)
+}
+
+// Owner is the owner recorded in key's ledger record ("" when none, or not running).
+func (l *leaderEngine) Owner(key string) types.UID {
+	store := l.ledgerStore()
+	if store == nil {
+		return ""
+	}
+	rec, _, _ := store.Get(key)
+	return types.UID(rec.OwnerUID)
+}
+
+// Record is the ledger record of key (for tests and diagnostics).
+func (l *leaderEngine) Record(key string) (ledger.Record, bool, error) {
+	store := l.ledgerStore()
+	if store == nil {
+		return ledger.Record{}, false, errNotRunning
+	}
+	return store.Get(key)
+}
+
+func (l *leaderEngine) Snapshots() []syncer.LinkStatus {
+	if e := l.get(); e != nil {
+		return e.Snapshots()
+	}
+	return nil
 }
 
 func (l *leaderEngine) Snapshot(key string) (syncer.LinkStatus, bool) {

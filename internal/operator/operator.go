@@ -16,7 +16,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -26,6 +25,7 @@ import (
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/controllers"
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 )
 
@@ -89,15 +89,8 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		opts.GracefulShutdownTimeout = 30 * time.Second
 	}
 	log := opts.Logger
-	var cacheOpts cache.Options
-	if len(opts.WatchNamespaces) > 0 {
-		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range opts.WatchNamespaces {
-			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
-		}
-	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Cache:                         cacheOpts,
+		Cache:                         controllers.CacheOptions(opts.WatchNamespaces),
 		Controller:                    config.Controller{SkipNameValidation: &opts.SkipNameValidation},
 		Scheme:                        Scheme(),
 		Logger:                        log,
@@ -160,3 +153,6 @@ func (o *Operator) Start(ctx context.Context) error {
 
 // Engine is the running engine's LinkEngine view (for tests).
 func (o *Operator) Engine() controllers.LinkEngine { return o.engine }
+
+// LedgerRecord is the running engine's ledger record of key (for tests and diagnostics).
+func (o *Operator) LedgerRecord(key string) (ledger.Record, bool, error) { return o.engine.Record(key) }

@@ -18,11 +18,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
+	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 	"github.com/dwnsync/dwnsync/internal/validation"
@@ -38,7 +38,33 @@ type Link struct {
 	Inputs string
 }
 
-// LoadError lists every problem found in the files, one line each.
+// Refused is a ReplicationLink of the files that cannot run, and why. Like the operator, `run`
+// runs the other links and lists this one in its status.
+type Refused struct {
+	Object *v1alpha1.ReplicationLink // as decoded; its spec may be partly empty
+	Source string
+	// Reason is a Ready condition reason (linkconfig.Reason…, DuplicateLink); Message says
+	// which document and field, and the fix.
+	Reason  string
+	Message string
+}
+
+// Name is the refused link's namespace/name.
+func (r Refused) Name() string { return linkconfig.Name(r.Object) }
+
+// Files is what the link files hold: the links that run and the links refused.
+type Files struct {
+	Links   []Link
+	Refused []Refused
+}
+
+// ReasonDuplicateLink refuses a link whose name, or tenant, endpoint and scope, an earlier
+// document already uses (the operator uses the same reason).
+const ReasonDuplicateLink = "DuplicateLink"
+
+// LoadError lists the problems that refuse the files as a whole (unreadable files, malformed
+// YAML, documents that are not a Secret or a ReplicationLink), one line each, and then the
+// links that would be refused too, so one pass shows everything to fix.
 type LoadError struct{ Problems []string }
 
 func (e *LoadError) Error() string {
@@ -50,121 +76,184 @@ type document struct {
 	raw    []byte
 }
 
+// secretDoc is a Secret document; err is why it cannot be used (its links are refused).
 type secretDoc struct {
 	source string
 	secret *corev1.Secret
+	err    error
+}
+
+// loader collects what Load finds in the documents.
+type loader struct {
+	problems []string // refuse the files
+	secrets  map[types.NamespacedName]secretDoc
+	links    []Link
+	names    map[types.NamespacedName]string // link name → its document
+	refused  []Refused
 }
 
 // Load reads and validates the files: multi-document YAML of Secrets and ReplicationLinks.
-// Every problem names its document, field and fix; nothing is returned unless all are valid.
-func Load(files []string, defaults linkconfig.Defaults) ([]Link, error) {
+// Links that cannot run are refused one by one, each naming its document, field and fix; an
+// error (*LoadError) refuses the files as a whole, for problems that are no link's own.
+func Load(files []string, defaults linkconfig.Defaults) (Files, error) {
 	if len(files) == 0 {
-		return nil, errors.New("no link files: pass -f FILE (a YAML of Secrets and ReplicationLinks, e.g. config/samples/)")
+		return Files{}, errors.New("no link files: pass -f FILE (a YAML of Secrets and ReplicationLinks, e.g. config/samples/)")
 	}
-	var docs []document
-	var problems []string
+	l := &loader{secrets: map[types.NamespacedName]secretDoc{}, names: map[types.NamespacedName]string{}}
 	for _, f := range files {
-		d, err := readDocuments(f)
+		docs, err := readDocuments(f)
 		if err != nil {
-			problems = append(problems, err.Error())
+			l.problems = append(l.problems, err.Error())
 			continue
 		}
-		docs = append(docs, d...)
-	}
-
-	secrets := map[types.NamespacedName]secretDoc{}
-	var links []Link
-	linkNames := map[types.NamespacedName]string{}
-	for _, d := range docs {
-		var tm metav1.TypeMeta
-		if err := yaml.Unmarshal(d.raw, &tm); err != nil {
-			problems = append(problems, fmt.Sprintf("%s: not valid YAML: %v", d.source, err))
-			continue
-		}
-		switch {
-		case tm.Kind == "Secret" && tm.APIVersion == "v1":
-			s, err := decodeSecret(d.raw)
-			if err != nil {
-				problems = append(problems, fmt.Sprintf("%s (Secret): %v", d.source, err))
-				continue
-			}
-			nn := nsName(s.Namespace, s.Name)
-			if prev, dup := secrets[nn]; dup {
-				problems = append(problems, fmt.Sprintf("%s (Secret %s): also defined in %s; keep one", d.source, nn, prev.source))
-				continue
-			}
-			secrets[nn] = secretDoc{source: d.source, secret: s}
-		case tm.Kind == "ReplicationLink" && tm.APIVersion == v1alpha1.GroupVersion.String():
-			link, errs := validation.DecodeLink(d.raw)
-			if link != nil && link.Namespace == "" {
-				link.Namespace = "default"
-			}
-			what := fmt.Sprintf("%s (ReplicationLink %s)", d.source, looseName(d.raw))
-			if link != nil && link.Name == "" {
-				errs = append(errs, field.Required(field.NewPath("metadata", "name"), "every ReplicationLink needs a name"))
-			}
-			if len(errs) > 0 {
-				for _, e := range errs {
-					problems = append(problems, what+": "+e.Error())
-				}
-				continue
-			}
-			nn := nsName(link.Namespace, link.Name)
-			if prev, dup := linkNames[nn]; dup {
-				problems = append(problems, fmt.Sprintf("%s: ReplicationLink %s is also defined in %s; names must be unique", d.source, nn, prev))
-				continue
-			}
-			linkNames[nn] = d.source
-			links = append(links, Link{Object: link, Source: d.source})
-		case tm.Kind == "" && len(bytes.TrimSpace(d.raw)) > 0:
-			problems = append(problems, fmt.Sprintf("%s: no kind; expected a v1 Secret or a %s ReplicationLink", d.source, v1alpha1.GroupVersion))
-		case tm.Kind != "":
-			problems = append(problems, fmt.Sprintf("%s: %s %s is not used by dwnsync run; expected a v1 Secret or a %s ReplicationLink (remove it, or fix apiVersion/kind)", d.source, tm.APIVersion, tm.Kind, v1alpha1.GroupVersion))
+		for _, d := range docs {
+			l.document(d)
 		}
 	}
+	resolved := l.resolve(defaults)
+	if len(l.problems) > 0 {
+		problems := l.problems
+		for _, r := range l.refused {
+			problems = append(problems, r.Message)
+		}
+		return Files{}, &LoadError{Problems: problems}
+	}
+	sort.Slice(resolved, func(i, j int) bool { return resolved[i].Config.Name < resolved[j].Config.Name })
+	return Files{Links: resolved, Refused: l.refused}, nil
+}
 
+// document sorts one document into Secrets, links, refusals and problems.
+func (l *loader) document(d document) {
+	var tm metav1.TypeMeta
+	if err := yaml.Unmarshal(d.raw, &tm); err != nil {
+		l.problems = append(l.problems, fmt.Sprintf("%s: not valid YAML: %v", d.source, err))
+		return
+	}
+	switch {
+	case tm.Kind == "Secret" && tm.APIVersion == "v1":
+		l.secret(d)
+	case tm.Kind == "ReplicationLink" && tm.APIVersion == v1alpha1.GroupVersion.String():
+		l.link(d)
+	case tm.Kind == "" && len(bytes.TrimSpace(d.raw)) > 0:
+		l.problems = append(l.problems, fmt.Sprintf("%s: no kind; expected a v1 Secret or a %s ReplicationLink", d.source, v1alpha1.GroupVersion))
+	case tm.Kind != "":
+		l.problems = append(l.problems, fmt.Sprintf("%s: %s %s is not used by dwnsync run; expected a v1 Secret or a %s ReplicationLink (remove it, or fix apiVersion/kind)", d.source, tm.APIVersion, tm.Kind, v1alpha1.GroupVersion))
+	}
+}
+
+// secret records a Secret document. One that does not decode, or is defined twice, refuses
+// only the links that use it.
+func (l *loader) secret(d document) {
+	s, err := decodeSecret(d.raw)
+	if s == nil {
+		s = &corev1.Secret{ObjectMeta: looseMeta(d.raw)}
+	}
+	if s.Name == "" {
+		l.problems = append(l.problems, fmt.Sprintf("%s (Secret): metadata.name: Required value: every Secret needs a name", d.source))
+		return
+	}
+	nn := nsName(s.Namespace, s.Name)
+	if prev, dup := l.secrets[nn]; dup {
+		err = fmt.Errorf("defined twice, in %s and %s; keep one", prev.source, d.source)
+		d.source = prev.source
+	}
+	l.secrets[nn] = secretDoc{source: d.source, secret: s, err: err}
+}
+
+// link records a ReplicationLink document, or refuses it.
+func (l *loader) link(d document) {
+	link, errs := validation.DecodeLink(d.raw)
+	if link == nil {
+		for _, e := range errs {
+			l.problems = append(l.problems, fmt.Sprintf("%s (ReplicationLink %s): %v", d.source, looseName(d.raw), e))
+		}
+		return
+	}
+	if link.Namespace == "" {
+		link.Namespace = "default"
+	}
+	if link.Name == "" {
+		l.problems = append(l.problems, fmt.Sprintf("%s (ReplicationLink): metadata.name: Required value: every ReplicationLink needs a name", d.source))
+		return
+	}
+	what := fmt.Sprintf("%s (ReplicationLink %s)", d.source, linkconfig.Name(link))
+	if len(errs) > 0 {
+		lines := make([]string, len(errs))
+		for i, e := range errs {
+			lines[i] = what + ": " + e.Error()
+		}
+		l.refuse(link, d.source, linkconfig.ReasonInvalidSpec, strings.Join(lines, "; "))
+		return
+	}
+	nn := nsName(link.Namespace, link.Name)
+	if prev, dup := l.names[nn]; dup {
+		l.refuse(link, d.source, ReasonDuplicateLink, fmt.Sprintf("%s: ReplicationLink %s is also defined in %s; names must be unique", d.source, nn, prev))
+		return
+	}
+	l.names[nn] = d.source
+	l.links = append(l.links, Link{Object: link, Source: d.source})
+}
+
+func (l *loader) refuse(link *v1alpha1.ReplicationLink, source, reason, message string) {
+	l.refused = append(l.refused, Refused{Object: link, Source: source, Reason: reason, Message: message})
+}
+
+// resolve pairs each link with its Secret and builds its engine config; a link that cannot be
+// built is refused. Of two links with one ledger key, the first in the files runs.
+func (l *loader) resolve(defaults linkconfig.Defaults) []Link {
 	keys := map[string]string{}
 	var resolved []Link
-	for _, l := range links {
-		link := l.Object
-		what := fmt.Sprintf("%s (ReplicationLink %s/%s)", l.Source, link.Namespace, link.Name)
+	for _, lk := range l.links {
+		link := lk.Object
+		what := fmt.Sprintf("%s (ReplicationLink %s)", lk.Source, linkconfig.Name(link))
 		ref := nsName(link.Namespace, link.Spec.Signer.SecretRef.Name)
-		sd, ok := secrets[ref]
+		sd, ok := l.secrets[ref]
 		if !ok {
-			problems = append(problems, fmt.Sprintf("%s: spec.signer.secretRef.name: Secret %s is not in the files; add a Secret document with keys %q and %q",
+			l.refuse(link, lk.Source, linkconfig.ReasonSecretMissing, fmt.Sprintf("%s: spec.signer.secretRef.name: Secret %s is not in the files; add a Secret document with keys %q and %q",
 				what, ref, linkconfig.SecretKeyDID, linkconfig.SecretKeyPrivateJWK))
 			continue
 		}
-		signer, grants, err := linkconfig.Signer(sd.secret)
+		signer, grants, err := signerOf(sd)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s (Secret %s, used by %s/%s): %v", sd.source, ref, link.Namespace, link.Name, err))
+			l.refuse(link, lk.Source, linkconfig.ReasonSecretInvalid, fmt.Sprintf("%s (Secret %s, used by %s): %v", sd.source, ref, linkconfig.Name(link), err))
 			continue
 		}
 		key, err := linkconfig.Key(link)
-		if err == nil {
-			if other, dup := keys[key]; dup {
-				err = fmt.Errorf("replicates the same tenant, endpoint and scope as %s; keep one of the two", other)
-			}
-		}
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", what, err))
+			l.refuse(link, lk.Source, linkconfig.ReasonInvalidSpec, fmt.Sprintf("%s: %v", what, err))
+			continue
+		}
+		if other, dup := keys[key]; dup {
+			l.refuse(link, lk.Source, ReasonDuplicateLink, fmt.Sprintf("%s: replicates the same tenant, endpoint and scope as %s; keep one of the two", what, other))
+			continue
+		}
+		cfg, err := linkconfig.Build(link, signer, grants, defaults)
+		if err != nil {
+			l.refuse(link, lk.Source, reasonOf(err), fmt.Sprintf("%s: %v", what, err))
 			continue
 		}
 		keys[key] = what
-		cfg, err := linkconfig.Build(link, signer, grants, defaults)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", what, err))
-			continue
-		}
-		l.Config, l.Key = cfg, key
-		l.Inputs = fingerprint(link.Spec, sd.secret)
-		resolved = append(resolved, l)
+		lk.Config, lk.Key = cfg, key
+		lk.Inputs = fingerprint(link.Spec, sd.secret)
+		resolved = append(resolved, lk)
 	}
-	if len(problems) > 0 {
-		return nil, &LoadError{Problems: problems}
+	return resolved
+}
+
+func signerOf(sd secretDoc) (*dwn.Signer, dwn.EndpointGrants, error) {
+	if sd.err != nil {
+		return nil, nil, &linkconfig.Error{Reason: linkconfig.ReasonSecretInvalid, Message: sd.err.Error()}
 	}
-	sort.Slice(resolved, func(i, j int) bool { return resolved[i].Config.Name < resolved[j].Config.Name })
-	return resolved, nil
+	return linkconfig.Signer(sd.secret)
+}
+
+// reasonOf is the condition reason of a linkconfig error.
+func reasonOf(err error) string {
+	var le *linkconfig.Error
+	if errors.As(err, &le) {
+		return le.Reason
+	}
+	return linkconfig.ReasonInvalidSpec
 }
 
 func readDocuments(path string) ([]document, error) {
@@ -212,10 +301,7 @@ func decodeSecret(raw []byte) (*corev1.Secret, error) {
 	dec := json.NewDecoder(bytes.NewReader(j))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(s); err != nil {
-		return nil, fmt.Errorf("cannot decode (data values must be base64; use stringData for plain text): %v", err)
-	}
-	if s.Name == "" {
-		return nil, errors.New("metadata.name: Required value: every Secret needs a name")
+		return nil, fmt.Errorf("cannot decode the Secret (data values must be base64; use stringData for plain text): %v", err)
 	}
 	if s.Namespace == "" {
 		s.Namespace = "default"
@@ -240,19 +326,24 @@ func nsName(namespace, name string) types.NamespacedName {
 	return types.NamespacedName{Namespace: namespace, Name: name}
 }
 
-// looseName is namespace/name of a document that may not decode strictly (for messages).
-func looseName(raw []byte) string {
+// looseMeta is the namespace (defaulted) and name of a document that may not decode strictly.
+func looseMeta(raw []byte) metav1.ObjectMeta {
 	var m struct {
-		Metadata metav1.ObjectMeta `json:"metadata"`
+		Metadata struct{ Namespace, Name string } `json:"metadata"`
 	}
 	_ = yaml.Unmarshal(raw, &m)
 	ns := m.Metadata.Namespace
 	if ns == "" {
 		ns = "default"
 	}
-	name := m.Metadata.Name
-	if name == "" {
-		name = "<no name>"
+	return metav1.ObjectMeta{Namespace: ns, Name: m.Metadata.Name}
+}
+
+// looseName is namespace/name of a document that may not decode strictly (for messages).
+func looseName(raw []byte) string {
+	m := looseMeta(raw)
+	if m.Name == "" {
+		m.Name = "<no name>"
 	}
-	return ns + "/" + name
+	return m.Namespace + "/" + m.Name
 }

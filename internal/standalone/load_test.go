@@ -8,6 +8,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
+	"github.com/dwnsync/dwnsync/internal/linkconfig/secrettest"
 	"github.com/dwnsync/dwnsync/internal/standalone"
 )
 
@@ -30,7 +31,7 @@ func identity(t *testing.T) (did, jwk string) {
 }
 
 func secretDoc(name, did, jwk string) string {
-	return "apiVersion: v1\nkind: Secret\nmetadata:\n  name: " + name + "\nstringData:\n  did: " + did + "\n  privateJwk: '" + jwk + "'\n"
+	return "apiVersion: v1\nkind: Secret\nmetadata:\n  name: " + name + "\nstringData:\n  did: '" + did + "'\n  privateJwk: '" + jwk + "'\n"
 }
 
 func linkDoc(name, tenant, endpoint, local, secret, extra string) string {
@@ -41,18 +42,19 @@ func linkDoc(name, tenant, endpoint, local, secret, extra string) string {
 
 // The shipped sample loads: the same documents a user would kubectl apply.
 func TestLoadSample(t *testing.T) {
-	links, err := standalone.Load([]string{filepath.Join("..", "..", "config", "samples", "standalone-links.yaml")}, linkconfig.Defaults{})
+	files, err := standalone.Load([]string{filepath.Join("..", "..", "config", "samples", "standalone-links.yaml")}, linkconfig.Defaults{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(links) != 1 || links[0].Config.Name != "default/alice" || links[0].Config.LocalEndpoint != "http://127.0.0.1:3000" ||
+	links := files.Links
+	if len(files.Refused) != 0 || len(links) != 1 || links[0].Config.Name != "default/alice" || links[0].Config.LocalEndpoint != "http://127.0.0.1:3000" ||
 		links[0].Config.RemoteSigner == nil || links[0].Key == "" {
 		t.Fatalf("links %+v", links)
 	}
 	// The in-cluster sample needs the operator's default local endpoint, which `run` has via --local-endpoint.
-	if _, err := standalone.Load([]string{filepath.Join("..", "..", "config", "samples", "dwnsync_v1alpha1_replicationlink.yaml")},
-		linkconfig.Defaults{LocalEndpoint: "http://127.0.0.1:3000"}); err != nil {
-		t.Fatal(err)
+	if f, err := standalone.Load([]string{filepath.Join("..", "..", "config", "samples", "dwnsync_v1alpha1_replicationlink.yaml")},
+		linkconfig.Defaults{LocalEndpoint: "http://127.0.0.1:3000"}); err != nil || len(f.Links) != 1 {
+		t.Fatalf("%d links, error %v", len(f.Links), err)
 	}
 }
 
@@ -92,6 +94,20 @@ func TestLoadReportsEveryProblemWithItsDocument(t *testing.T) {
 	}
 }
 
+// refusal returns the message of the refused link name with reason, failing when there is none.
+func refusal(t *testing.T, files standalone.Files, name, reason string) string {
+	t.Helper()
+	for _, r := range files.Refused {
+		if r.Name() == name && r.Reason == reason {
+			return r.Message
+		}
+	}
+	t.Fatalf("%s not refused with %s; refused: %+v", name, reason, files.Refused)
+	return ""
+}
+
+// Of two links with one name, or one tenant, endpoint and scope, the first in the files runs and
+// the later one is refused, naming the first.
 func TestLoadRefusesDuplicates(t *testing.T) {
 	did, jwk := identity(t)
 	path := write(t, strings.Join([]string{
@@ -100,18 +116,62 @@ func TestLoadRefusesDuplicates(t *testing.T) {
 		linkDoc("two", did, "http://127.0.0.1:3001", "http://127.0.0.1:3000", "s", ""),
 		linkDoc("one", did, "http://127.0.0.1:3009", "http://127.0.0.1:3000", "s", ""),
 	}, "---\n"))
-	_, err := standalone.Load([]string{path}, linkconfig.Defaults{})
-	if err == nil || !strings.Contains(err.Error(), "replicates the same tenant, endpoint and scope as "+path+" document 2") ||
-		!strings.Contains(err.Error(), "ReplicationLink default/one is also defined in "+path+" document 2") {
-		t.Fatalf("duplicates not reported: %v", err)
+	files, err := standalone.Load([]string{path}, linkconfig.Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files.Links) != 1 || files.Links[0].Source != path+" document 2" {
+		t.Fatalf("links %+v", files.Links)
+	}
+	if msg := refusal(t, files, "default/two", "DuplicateLink"); !strings.Contains(msg, "replicates the same tenant, endpoint and scope as "+path+" document 2") {
+		t.Errorf("duplicate key: %s", msg)
+	}
+	if msg := refusal(t, files, "default/one", "DuplicateLink"); !strings.Contains(msg, "ReplicationLink default/one is also defined in "+path+" document 2") {
+		t.Errorf("duplicate name: %s", msg)
 	}
 }
 
 func TestLoadNeedsALocalEndpoint(t *testing.T) {
 	did, jwk := identity(t)
 	path := write(t, secretDoc("s", did, jwk)+"---\n"+strings.Replace(linkDoc("l", did, "http://127.0.0.1:3001", "x", "s", ""), "  localEndpoint: x\n", "", 1))
-	_, err := standalone.Load([]string{path}, linkconfig.Defaults{})
-	if err == nil || !strings.Contains(err.Error(), "--local-endpoint") {
-		t.Fatalf("missing local endpoint not explained: %v", err)
+	files, err := standalone.Load([]string{path}, linkconfig.Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := refusal(t, files, "default/l", "LocalEndpointMissing"); !strings.Contains(msg, "--local-endpoint") {
+		t.Fatalf("missing local endpoint not explained: %s", msg)
+	}
+}
+
+// One bad Secret among good links refuses only the links that use it; each refusal names the
+// document, the Secret and the key, and holds no piece of the Secret's values.
+func TestLoadRefusesOnlyTheBadLink(t *testing.T) {
+	did, jwk := identity(t)
+	other, otherJWK := identity(t)
+	path := write(t, strings.Join([]string{
+		secretDoc("good", did, jwk),
+		linkDoc("a", did, "http://127.0.0.1:3001", "http://127.0.0.1:3000", "good", ""),
+		secretDoc("swapped", otherJWK, other),
+		linkDoc("b", other, "http://127.0.0.1:3001", "http://127.0.0.1:3000", "swapped", ""),
+		linkDoc("c", did, "http://127.0.0.1:3002", "http://127.0.0.1:3000", "missing", ""),
+		linkDoc("d", did, "ftp://127.0.0.1:3003", "http://127.0.0.1:3000", "good", ""),
+	}, "---\n"))
+	files, err := standalone.Load([]string{path}, linkconfig.Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files.Links) != 1 || files.Links[0].Config.Name != "default/a" {
+		t.Fatalf("links %+v", files.Links)
+	}
+	msg := refusal(t, files, "default/b", "SignerSecretInvalid")
+	if !strings.Contains(msg, path+` document 3 (Secret default/swapped, used by default/b): signer Secret default/swapped key "did": does not look like a DID (it looks like a JSON object; did you swap did and privateJwk?)`) {
+		t.Errorf("swapped Secret: %s", msg)
+	}
+	if piece := secrettest.Leak(msg, secrettest.PrivateParts(t, []byte(otherJWK))...); piece != "" {
+		t.Errorf("refusal holds %q, a piece of the Secret", piece)
+	}
+	refusal(t, files, "default/c", "SignerSecretMissing")
+	if msg := refusal(t, files, "default/d", "InvalidSpec"); !strings.Contains(msg, path+" document 6 (ReplicationLink default/d): spec.endpoint") {
+		t.Errorf("bad endpoint: %s", msg)
 	}
 }

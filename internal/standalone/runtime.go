@@ -63,6 +63,7 @@ type Runtime struct {
 	mu       sync.Mutex
 	links    map[string]*active // by ledger key
 	statuses map[string]v1alpha1.ReplicationLinkStatus
+	refused  map[string]refusal // by link name (namespace/name)
 
 	lastProgress map[string]string // by link name: the last progress line (loop goroutine only)
 }
@@ -72,8 +73,15 @@ type active struct {
 	since time.Time
 }
 
+// refusal is a refused link and since when it has been refused for this reason.
+type refusal struct {
+	Refused
+	since time.Time
+}
+
 // Run validates the files, runs their links until ctx ends, then stops every link, flushes the
-// ledger and returns. An invalid file stops it before anything starts.
+// ledger and returns. A file that cannot be read as Secrets and ReplicationLinks stops it before
+// anything starts; a link that cannot run is refused alone, logged and listed in /status.
 func Run(ctx context.Context, opts Options) error {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -88,7 +96,7 @@ func Run(ctx context.Context, opts Options) error {
 		return errors.New("--state-dir is required: the ledger (checkpoints) lives there")
 	}
 	log := opts.Logger
-	links, err := Load(opts.Files, opts.Defaults)
+	files, err := Load(opts.Files, opts.Defaults)
 	if err != nil {
 		return err
 	}
@@ -116,7 +124,8 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	rt := &Runtime{opts: opts, log: log, engine: eng, started: opts.Clock.Now(),
-		links: map[string]*active{}, statuses: map[string]v1alpha1.ReplicationLinkStatus{}, lastProgress: map[string]string{}}
+		links: map[string]*active{}, statuses: map[string]v1alpha1.ReplicationLinkStatus{}, refused: map[string]refusal{},
+		lastProgress: map[string]string{}}
 
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
@@ -142,7 +151,7 @@ func Run(ctx context.Context, opts Options) error {
 		log.Info("all links stopped")
 	}()
 
-	rt.apply(links)
+	rt.apply(files)
 	if opts.Listening != nil {
 		opts.Listening(ln.Addr().String())
 	}
@@ -179,37 +188,22 @@ func (rt *Runtime) loop(ctx context.Context, engDone chan error) error {
 	}
 }
 
-// apply starts new links and updates changed ones; links missing from the set are removed
-// (stopped, and their ledger record deleted, as `kubectl delete` would).
-func (rt *Runtime) apply(links []Link) {
-	now := rt.opts.Clock.Now()
+// apply starts new links and updates changed ones; links missing from the files are removed
+// (stopped, and their ledger record deleted, as `kubectl delete` would). A refused link that
+// runs keeps its last good config, as in the operator, unless its Secret is gone: a link
+// whose signer was removed stops signing.
+func (rt *Runtime) apply(files Files) {
+	rt.setRefused(files.Refused)
 	want := map[string]bool{}
-	for _, l := range links {
-		want[l.Key] = true
-		rt.mu.Lock()
-		cur, exists := rt.links[l.Key]
-		rt.mu.Unlock()
-		if exists && cur.Inputs == l.Inputs {
-			continue
-		}
-		key, err := rt.engine.Apply(l.Config)
-		if err != nil {
-			rt.log.Error(err, "engine refused the link", "link", l.Config.Name, "source", l.Source)
-			continue
-		}
-		since := now
-		if exists {
-			since = cur.since
-			rt.log.Info("link updated (checkpoints kept)", "link", l.Config.Name)
-		} else {
-			rt.log.Info("link started", "link", l.Config.Name, "tenant", l.Config.Tenant, "local", l.Config.LocalEndpoint, "remote", l.Config.RemoteEndpoint, "key", key)
-		}
-		l.Key = key
-		rt.mu.Lock()
-		rt.links[key] = &active{Link: l, since: since}
-		rt.mu.Unlock()
+	for _, l := range files.Links {
+		want[rt.start(l)] = true
 	}
 	rt.mu.Lock()
+	for key, a := range rt.links {
+		if r, ok := rt.refused[a.Config.Name]; ok && r.Reason != linkconfig.ReasonSecretMissing && !want[key] {
+			want[key] = true
+		}
+	}
 	var gone []*active
 	for key, a := range rt.links {
 		if !want[key] {
@@ -221,21 +215,86 @@ func (rt *Runtime) apply(links []Link) {
 	rt.mu.Unlock()
 	for _, a := range gone {
 		if err := rt.engine.Remove(a.Key); err != nil {
-			rt.log.Error(err, "removing a link that left the files", "link", a.Config.Name)
+			rt.log.Error(err, "removing a link", "link", a.Config.Name)
 			continue
 		}
-		rt.log.Info("link removed (no longer in the files; ledger record deleted)", "link", a.Config.Name)
+		if _, refused := rt.refused[a.Config.Name]; refused {
+			rt.log.Info("link stopped: its signer Secret left the files (ledger record deleted)", "link", a.Config.Name)
+		} else {
+			rt.log.Info("link removed (no longer in the files; ledger record deleted)", "link", a.Config.Name)
+		}
 	}
 }
 
+// start applies one link to the engine unless it runs with the same inputs; it returns the
+// link's key ("" when the engine refused it, which is then listed as refused).
+func (rt *Runtime) start(l Link) string {
+	rt.mu.Lock()
+	cur, exists := rt.links[l.Key]
+	rt.mu.Unlock()
+	if exists && cur.Inputs == l.Inputs {
+		return l.Key
+	}
+	key, err := rt.engine.Apply(l.Config)
+	if err != nil {
+		rt.log.Info("link refused by the engine", "link", l.Config.Name, "source", l.Source, "error", err.Error())
+		rt.mu.Lock()
+		rt.refused[l.Config.Name] = refusal{Refused: Refused{Object: l.Object, Source: l.Source, Reason: status.ReasonEngineRejected,
+			Message: fmt.Sprintf("%s: the engine refused the link: %v", l.Source, err)}, since: rt.opts.Clock.Now()}
+		rt.mu.Unlock()
+		return ""
+	}
+	since := rt.opts.Clock.Now()
+	if exists {
+		since = cur.since
+		rt.log.Info("link updated (checkpoints kept)", "link", l.Config.Name)
+	} else {
+		rt.log.Info("link started", "link", l.Config.Name, "tenant", l.Config.Tenant, "local", l.Config.LocalEndpoint, "remote", l.Config.RemoteEndpoint, "key", key)
+	}
+	l.Key = key
+	rt.mu.Lock()
+	rt.links[key] = &active{Link: l, since: since}
+	rt.mu.Unlock()
+	return key
+}
+
+// setRefused replaces the refused links, logging each one that is new or refused for a new
+// reason, and each one that is fixed.
+func (rt *Runtime) setRefused(refused []Refused) {
+	now := rt.opts.Clock.Now()
+	next := make(map[string]refusal, len(refused))
+	rt.mu.Lock()
+	prev := rt.refused
+	rt.mu.Unlock()
+	for _, r := range refused {
+		old, known := prev[r.Name()]
+		if known && old.Message == r.Message {
+			next[r.Name()] = refusal{Refused: r, since: old.since}
+			continue
+		}
+		next[r.Name()] = refusal{Refused: r, since: now}
+		rt.log.Info("link refused: fix it and send SIGHUP; the other links run", "link", r.Name(), "reason", r.Reason, "problem", r.Message)
+	}
+	for name := range prev {
+		if _, still := next[name]; !still {
+			rt.log.Info("link no longer refused", "link", name)
+		}
+	}
+	rt.mu.Lock()
+	rt.refused = next
+	rt.mu.Unlock()
+}
+
+// reload re-reads the files and applies them. Files that cannot be read leave every link as it
+// is; a link refused now leaves the others alone.
 func (rt *Runtime) reload() {
-	links, err := Load(rt.opts.Files, rt.opts.Defaults)
+	files, err := Load(rt.opts.Files, rt.opts.Defaults)
 	if err != nil {
 		rt.log.Error(err, "reload refused: keeping the running links unchanged")
 		return
 	}
-	rt.log.Info("reloading link files", "links", len(links))
-	rt.apply(links)
+	rt.log.Info("reloading link files", "links", len(files.Links), "refused", len(files.Refused))
+	rt.apply(files)
 }
 
 // logEvent writes the engine events a person follows to the log.
@@ -289,15 +348,16 @@ func (rt *Runtime) logProgress() {
 }
 
 // List is the status of every link, as a ReplicationLinkList (the JSON `dwnsync status` reads).
+// A refused link is listed with Ready=False, its reason and message; one that still runs its
+// last good config shows that link's progress too.
 func (rt *Runtime) List() *v1alpha1.ReplicationLinkList {
 	now := rt.opts.Clock.Now()
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	list := &v1alpha1.ReplicationLinkList{TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ReplicationLinkList"}}
+	listed := map[string]bool{}
 	for key, a := range rt.links {
-		obj := a.Object.DeepCopy()
-		obj.TypeMeta = metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ReplicationLink"}
-		obj.CreationTimestamp = metav1.NewTime(a.since.UTC().Truncate(time.Second))
+		obj := listItem(a.Object, a.since)
 		prev := rt.statuses[key]
 		if snap, ok := rt.engine.Snapshot(key); ok {
 			prev = status.FromSnapshot(prev, snap, status.InputsFor(obj, now))
@@ -305,8 +365,28 @@ func (rt *Runtime) List() *v1alpha1.ReplicationLinkList {
 			rt.statuses[key] = prev
 		}
 		obj.Status = prev
+		if r, ok := rt.refused[a.Config.Name]; ok {
+			obj.Status = status.WithProblem(prev, obj.Generation, r.since, r.Reason, r.Message)
+		}
+		listed[a.Config.Name] = true
+		list.Items = append(list.Items, *obj)
+	}
+	for name, r := range rt.refused {
+		if listed[name] {
+			continue
+		}
+		obj := listItem(r.Object, r.since)
+		obj.Status = status.WithProblem(v1alpha1.ReplicationLinkStatus{}, obj.Generation, r.since, r.Reason, r.Message)
 		list.Items = append(list.Items, *obj)
 	}
 	sortLinks(list.Items)
 	return list
+}
+
+// listItem is a copy of a link of the files as `dwnsync status` shows it.
+func listItem(link *v1alpha1.ReplicationLink, since time.Time) *v1alpha1.ReplicationLink {
+	obj := link.DeepCopy()
+	obj.TypeMeta = metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ReplicationLink"}
+	obj.CreationTimestamp = metav1.NewTime(since.UTC().Truncate(time.Second))
+	return obj
 }

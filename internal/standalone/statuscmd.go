@@ -79,7 +79,32 @@ func PrintTable(w io.Writer, list *v1alpha1.ReplicationLinkList, now time.Time, 
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printRefused(w, list)
+}
+
+// printRefused lists, under the table, the links that run no config of theirs (no phase) with
+// why they are not ready: a refused link's reason and message.
+func printRefused(w io.Writer, list *v1alpha1.ReplicationLinkList) error {
+	header := false
+	for _, l := range list.Items {
+		c := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionReady)
+		if l.Status.Phase != "" || c == nil || c.Status == "True" {
+			continue
+		}
+		if !header {
+			if _, err := fmt.Fprintln(w, "\nNOT RUNNING:"); err != nil {
+				return err
+			}
+			header = true
+		}
+		if _, err := fmt.Fprintf(w, "  %s/%s: %s: %s\n", l.Namespace, l.Name, c.Reason, c.Message); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func applied(d *v1alpha1.DirectionStatus) string {

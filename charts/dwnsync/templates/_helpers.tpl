@@ -38,9 +38,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["dwnsync.io"]
   resources: ["replicationlinks/finalizers"]
   verbs: ["update"]
+# Secrets: list and watch only, and the operator selects the label dwnsync.io/signer=true, so
+# unlabelled Secrets never enter its memory (Kubernetes RBAC cannot restrict by label).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
