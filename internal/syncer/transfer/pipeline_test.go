@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -161,5 +162,61 @@ func TestReconcileCopiesBothDirectionsAtOnce(t *testing.T) {
 	defer probe.mu.Unlock()
 	if probe.sidesApplyingAtOnce != 2 {
 		t.Errorf("the two directions never applied at the same time")
+	}
+}
+
+// slowTarget holds the Apply of one message until another has been applied (or a generous
+// deadline passed, so that a copier that waits for the slow one first fails instead of
+// hanging).
+type slowTarget struct {
+	*fakeTenant
+	slow, until string
+	released    chan struct{}
+	deadline    <-chan struct{}
+	mu          sync.Mutex
+	timedOut    bool
+}
+
+func (t *slowTarget) Apply(ctx context.Context, message json.RawMessage, data io.Reader) (dwn.ApplyResult, error) {
+	cid, _ := dwn.MessageCID(message)
+	if cid == t.slow {
+		select {
+		case <-t.released:
+		case <-t.deadline:
+			t.mu.Lock()
+			t.timedOut = true
+			t.mu.Unlock()
+		}
+	}
+	res, err := t.fakeTenant.Apply(ctx, message, data)
+	if cid == t.until {
+		close(t.released)
+	}
+	return res, err
+}
+
+// A message waits only for its own dependencies in the batch: an update starts as soon as
+// its initial write is in, while an unrelated write of the same depth is still being applied.
+func TestCopyStartsAMessageOnceItsOwnDependenciesAreDone(t *testing.T) {
+	f := newFactory(t)
+	src := newFakeTenant("src")
+	cfg := f.configure(proto)
+	first := f.write(proto, "note", "", payload(40, 1))
+	update := f.update(first, payload(40, 2))
+	unrelated := f.write(proto, "note", "", payload(40, 3))
+	src.seed(t, cfg, first, update, unrelated)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dst := &slowTarget{fakeTenant: newFakeTenant("dst"), slow: unrelated.CID, until: update.CID, released: make(chan struct{}), deadline: ctx.Done()}
+	dst.seed(t, cfg)
+	res, err := (&Copier{}).Copy(context.Background(), src, dst, entries(first, unrelated, update))
+	if err != nil || res.FirstFailure() != -1 {
+		t.Fatalf("%v %v", err, res.Failed())
+	}
+	if got := kinds(res); !reflect.DeepEqual(got, []string{"Applied", "Applied", "Applied"}) {
+		t.Fatalf("outcomes %v, want every message Applied (the update after its initial write)", got)
+	}
+	if dst.timedOut {
+		t.Fatal("the update waited for the unrelated write: it started only after its whole dependency level was done")
 	}
 }
