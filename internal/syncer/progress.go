@@ -23,6 +23,9 @@ type reconcileProgress struct {
 	pull     bool  // remote → local allowed
 	push     bool  // local → remote allowed
 	report   func(Progress)
+	// crossing, when set, hears of every message about to be written to a side (0 local,
+	// 1 remote), before the write: the other side's feed may show it before the pass ends.
+	crossing func(ctx context.Context, side int, cid string)
 }
 
 func (p *reconcileProgress) onApplied() {
@@ -100,6 +103,11 @@ type watchedTenant struct {
 }
 
 func (w watchedTenant) Apply(ctx context.Context, message json.RawMessage, data io.Reader) (dwn.ApplyResult, error) {
+	if w.p.crossing != nil {
+		if cid, err := dwn.MessageCID(message); err == nil {
+			w.p.crossing(ctx, w.side, cid)
+		}
+	}
 	r, err := w.Tenant.Apply(ctx, message, data)
 	if err == nil && r.Kind == dwn.Applied {
 		w.p.onApplied()

@@ -3,6 +3,8 @@ package syncer
 import (
 	"fmt"
 	"testing"
+
+	"github.com/dwnsync/dwnsync/internal/dwntest"
 )
 
 // progressAfterListings is a reconcile progress whose two listings are in: local holds
@@ -52,5 +54,21 @@ func TestReconcileProgressTotalNeverBelowApplied(t *testing.T) {
 	}
 	if got.Applied != 3 || got.Total != 3 {
 		t.Fatalf("got %+v, want Applied 3, Total 3 (the diff counted 1+1 = 2)", got)
+	}
+}
+
+// What the bootstrap reconcile writes to one side shows on that side's live feed while the
+// pass is still running; it must not be copied back (a Duplicate apply per message, doubling
+// the servers' work during a bootstrap). Local holds 200 messages, remote none: after the
+// bootstrap and a marker written on remote, local has been applied exactly that marker.
+func TestEngineBootstrapDoesNotCopyItsOwnWritesBack(t *testing.T) {
+	p := startPair(t, dwntest.ModeEnbox, 200, 0, engineOpts{})
+	before := p.local.Counts()
+	p.waitLiveConverged(t)
+	p.settle(t)
+	const applyName = "dwn.applyReplicatedMessage"
+	if got := p.local.Counts()[applyName] - before[applyName]; got != 1 {
+		t.Fatalf("%d applies to local, want 1 (the marker): the bootstrap's pushes came back through the pull feed; counts %v",
+			got, diffCounts(before, p.local.Counts()))
 	}
 }
