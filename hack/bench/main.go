@@ -81,14 +81,16 @@ func defaultWorkDir() string {
 
 // figure is one JSON line of output.
 type figure struct {
-	Figure   string         `json:"figure"`
-	Metric   string         `json:"metric"`
-	Unit     string         `json:"unit"`
-	Dwnsync  float64        `json:"dwnsync"`
-	Baseline float64        `json:"baseline"`
-	Ratio    float64        `json:"ratio"`
-	Meaning  string         `json:"ratio_meaning"`
-	Sizes    map[string]int `json:"sizes,omitempty"`
+	Figure   string  `json:"figure"`
+	Metric   string  `json:"metric"`
+	Unit     string  `json:"unit"`
+	Dwnsync  float64 `json:"dwnsync"`
+	Baseline float64 `json:"baseline"`
+	// BaselineRuns are the baseline's runs when it ran more than once (Baseline is their mean).
+	BaselineRuns []float64      `json:"baseline_runs,omitempty"`
+	Ratio        float64        `json:"ratio"`
+	Meaning      string         `json:"ratio_meaning"`
+	Sizes        map[string]int `json:"sizes,omitempty"`
 }
 
 func emit(f figure) {
