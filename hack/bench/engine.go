@@ -69,7 +69,8 @@ func (r *runningEngine) link(p pair, id dwnserver.Identity) (string, error) {
 		return "", err
 	}
 	return r.Apply(syncer.LinkConfig{Name: "bench/link", Tenant: id.DID, LocalEndpoint: p.a.URL, RemoteEndpoint: p.b.URL,
-		Direction: syncer.DirectionBoth, LocalSigner: signer, RemoteSigner: signer})
+		Direction: syncer.DirectionBoth, LocalSigner: signer, RemoteSigner: signer,
+		Dialect: dwn.DialectWeb5, LocalDialect: dwn.DialectWeb5})
 }
 
 // waitLive waits until the link is live with nothing left to reconcile.

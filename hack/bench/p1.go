@@ -153,7 +153,21 @@ feed:
 	return err
 }
 
+// naiveAttempts is how often the baseline tries a message that failed in transport (a
+// connection the server closed as idle, a timeout on a loaded machine).
+const naiveAttempts = 3
+
 func naiveCopyOne(ctx context.Context, src, dst dwn.Tenant, cid string, applied *atomic.Int64) error {
+	var err error
+	for range naiveAttempts {
+		if err = naiveCopyOnce(ctx, src, dst, cid, applied); !dwn.IsTransient(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func naiveCopyOnce(ctx context.Context, src, dst dwn.Tenant, cid string, applied *atomic.Int64) error {
 	rr, err := src.Read(ctx, cid)
 	if dwn.IsNotFound(err) {
 		return nil // pruned since the listing

@@ -130,7 +130,7 @@ func openTenants(ctx context.Context, pool *dwn.Pool, id dwnserver.Identity, url
 	}
 	var out []dwn.Tenant
 	for _, u := range urls {
-		c, err := pool.Get(ctx, u, dwn.DialectAuto)
+		c, err := pool.Get(ctx, u, dwn.DialectWeb5) // known: probing on a loaded machine can time out
 		if err != nil {
 			return nil, nil, err
 		}
