@@ -62,6 +62,21 @@ func startEngine(ctx context.Context, dir string) (*runningEngine, error) {
 	return r, nil
 }
 
+// startLinkedEngine starts an engine (its ledger in dir) with one `both` link between the pair
+// for the tenant, and returns it with the link's key.
+func startLinkedEngine(ctx context.Context, dir string, p pair, id dwnserver.Identity) (*runningEngine, string, error) {
+	eng, err := startEngine(ctx, dir)
+	if err != nil {
+		return nil, "", err
+	}
+	key, err := eng.link(p, id)
+	if err != nil {
+		eng.stop()
+		return nil, "", err
+	}
+	return eng, key, nil
+}
+
 // link applies one `both` link between the pair for the tenant and returns its key.
 func (r *runningEngine) link(p pair, id dwnserver.Identity) (string, error) {
 	signer, err := dwn.NewSigner(id.DID, id.PrivateJWK)
@@ -100,15 +115,11 @@ func engineReplicate(ctx context.Context, p pair, id dwnserver.Identity) error {
 	if err != nil {
 		return err
 	}
-	eng, err := startEngine(ctx, dir)
+	eng, key, err := startLinkedEngine(ctx, dir, p, id)
 	if err != nil {
 		return err
 	}
 	defer eng.stop()
-	key, err := eng.link(p, id)
-	if err != nil {
-		return err
-	}
 	tenants, _, err := openTenants(ctx, eng.pool, id, p.a.URL, p.b.URL)
 	if err != nil {
 		return err

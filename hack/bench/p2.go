@@ -37,15 +37,11 @@ func benchLiveLatency(ctx context.Context, cfg config) error {
 	if _, err := client.Seed(p.a.URL, id, dwnserver.SeedSpec{Records: 1, Prefix: "a"}); err != nil {
 		return err
 	}
-	eng, err := startEngine(ctx, filepath.Join(dir, "engine"))
+	eng, key, err := startLinkedEngine(ctx, filepath.Join(dir, "engine"), p, id)
 	if err != nil {
 		return err
 	}
 	defer eng.stop()
-	key, err := eng.link(p, id)
-	if err != nil {
-		return err
-	}
 	if err := eng.waitLive(ctx, key); err != nil {
 		return err
 	}
