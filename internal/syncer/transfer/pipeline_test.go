@@ -106,6 +106,16 @@ func (t probedTenant) Apply(ctx context.Context, message json.RawMessage, data i
 	return t.fakeTenant.Apply(ctx, message, data)
 }
 
+// configuredPair is two fake tenants that both hold proto's configure.
+func configuredPair(t *testing.T) (local, remote *fakeTenant, f *factory) {
+	local, remote = newFakeTenant("local"), newFakeTenant("remote")
+	f = newFactory(t)
+	cfg := f.configure(proto)
+	local.seed(t, cfg)
+	remote.seed(t, cfg)
+	return local, remote, f
+}
+
 // seedNotes gives a tenant n notes of proto.
 func seedNotes(t *testing.T, f *factory, to *fakeTenant, n int, seed byte) {
 	for i := range n {
@@ -117,11 +127,7 @@ func seedNotes(t *testing.T, f *factory, to *fakeTenant, n int, seed byte) {
 // target sees exactly the configured number of applies in flight.
 func TestReconcileOverlapsReadsWithAppliesAtTheConfiguredConcurrency(t *testing.T) {
 	const applyConcurrency = 4
-	local, remote := newFakeTenant("local"), newFakeTenant("remote")
-	f := newFactory(t)
-	cfg := f.configure(proto)
-	local.seed(t, cfg)
-	remote.seed(t, cfg)
+	local, remote, f := configuredPair(t)
 	seedNotes(t, f, remote, 60, 0)
 	c := Copier{ApplyConcurrency: applyConcurrency, FetchConcurrency: 2, ReconcileChunk: 40}
 	// A batch is half the chunk: the first one is read before anything can be applied.
@@ -144,11 +150,7 @@ func TestReconcileOverlapsReadsWithAppliesAtTheConfiguredConcurrency(t *testing.
 
 // A reconcile both ways writes to both servers at the same time, and ends identical.
 func TestReconcileCopiesBothDirectionsAtOnce(t *testing.T) {
-	local, remote := newFakeTenant("local"), newFakeTenant("remote")
-	f := newFactory(t)
-	cfg := f.configure(proto)
-	local.seed(t, cfg)
-	remote.seed(t, cfg)
+	local, remote, f := configuredPair(t)
 	seedNotes(t, f, local, 30, 0)
 	seedNotes(t, f, remote, 30, 100)
 	probe := newConcurrencyProbe(t, 1<<20, func(p *concurrencyProbe) bool { return p.sidesApplyingAtOnce == 2 })
