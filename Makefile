@@ -68,6 +68,10 @@ fuzz: ## Run each fuzz target briefly
 bench: dwn-server ## Benchmarks (never part of make test)
 	go test -run='^$$' -bench=. -benchmem ./internal/...
 
+.PHONY: bench-e2e
+bench-e2e: dwn-server ## End-to-end figures against real servers, each beside its baseline (BENCHMARKS.md; never part of make test). Sizes: BENCH_FLAGS="-p1-messages 2000"
+	go run ./hack/bench $(BENCH_FLAGS)
+
 .PHONY: build
 build: ## Build bin/dwnsync
 	CGO_ENABLED=0 go build $(GO_BUILD_FLAGS) -o $(BIN)/dwnsync ./cmd/dwnsync

@@ -11,15 +11,21 @@ import (
 
 // reconcileProgress watches one reconcile through the tenants it is given: it counts the
 // messages newly stored on either side as they are applied, and, when the dialect diffs by
-// CID listings, knows the total to copy as soon as both listings are in.
+// CID listings, knows the total to copy as soon as both listings are in. The total is counted
+// once, when the second listing arrives; an applied message only bumps a counter, so the
+// work per message does not grow with the tenant.
 type reconcileProgress struct {
 	mu       sync.Mutex
 	applied  int64
-	listings [2][]string // [0] local, [1] remote
+	listings [2][]string // [0] local, [1] remote; dropped once the diff is counted
 	listed   [2]bool
-	pull     bool // remote → local allowed
-	push     bool // local → remote allowed
+	diff     int64 // messages the allowed directions have to copy; valid once both are listed
+	pull     bool  // remote → local allowed
+	push     bool  // local → remote allowed
 	report   func(Progress)
+	// crossing, when set, hears of every message about to be written to a side (0 local,
+	// 1 remote), before the write: the other side's feed may show it before the pass ends.
+	crossing func(ctx context.Context, side int, cid string)
 }
 
 func (p *reconcileProgress) onApplied() {
@@ -32,38 +38,50 @@ func (p *reconcileProgress) onApplied() {
 
 func (p *reconcileProgress) onListing(side int, cids []string) {
 	p.mu.Lock()
+	if p.listed[0] && p.listed[1] {
+		p.mu.Unlock()
+		return // the verification after the copy lists again: the pass's total is already known
+	}
 	p.listings[side], p.listed[side] = cids, true
+	if p.listed[0] && p.listed[1] {
+		p.diff = p.countDiffLocked()
+		p.listings = [2][]string{} // not needed any more: let the reconcile own its memory
+	}
 	pr := p.progressLocked()
 	p.mu.Unlock()
 	p.report(pr)
 }
 
+// countDiffLocked counts what each allowed direction lacks, from the two listings.
+func (p *reconcileProgress) countDiffLocked() int64 {
+	have := [2]map[string]struct{}{make(map[string]struct{}, len(p.listings[0])), make(map[string]struct{}, len(p.listings[1]))}
+	for side := range p.listings {
+		for _, c := range p.listings[side] {
+			have[side][c] = struct{}{}
+		}
+	}
+	lacking := func(from, in int) (n int64) {
+		for c := range have[from] {
+			if _, ok := have[in][c]; !ok {
+				n++
+			}
+		}
+		return n
+	}
+	var total int64
+	if p.pull {
+		total += lacking(1, 0)
+	}
+	if p.push {
+		total += lacking(0, 1)
+	}
+	return total
+}
+
 func (p *reconcileProgress) progressLocked() Progress {
 	pr := Progress{Applied: p.applied}
 	if p.listed[0] && p.listed[1] {
-		have := [2]map[string]bool{{}, {}}
-		for side := range p.listings {
-			for _, c := range p.listings[side] {
-				have[side][c] = true
-			}
-		}
-		if p.pull {
-			for c := range have[1] {
-				if !have[0][c] {
-					pr.Total++
-				}
-			}
-		}
-		if p.push {
-			for c := range have[0] {
-				if !have[1][c] {
-					pr.Total++
-				}
-			}
-		}
-		if pr.Total < pr.Applied {
-			pr.Total = pr.Applied
-		}
+		pr.Total = max(p.diff, pr.Applied)
 	}
 	return pr
 }
@@ -85,6 +103,11 @@ type watchedTenant struct {
 }
 
 func (w watchedTenant) Apply(ctx context.Context, message json.RawMessage, data io.Reader) (dwn.ApplyResult, error) {
+	if w.p.crossing != nil {
+		if cid, err := dwn.MessageCID(message); err == nil {
+			w.p.crossing(ctx, w.side, cid)
+		}
+	}
 	r, err := w.Tenant.Apply(ctx, message, data)
 	if err == nil && r.Kind == dwn.Applied {
 		w.p.onApplied()

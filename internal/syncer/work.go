@@ -187,6 +187,11 @@ func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, err
 			if p.Applied > 0 || p.Total > 0 {
 				l.setProgress(p)
 			}
+		},
+		// Every message the pass writes is an echo on the other side's feed from the moment it
+		// is written; the feeds would otherwise copy it back (Duplicate) until the pass ends.
+		crossing: func(ctx context.Context, side int, cid string) {
+			l.sendUnlessDone(ctx, ls.Crossing{Dir: [2]ls.Dir{ls.Pull, ls.Push}[side], CID: cid})
 		}}
 	res, err := l.e.copier.Reconcile(ctx, prog.watch(local, 0), prog.watch(remote, 1), l.cfg.Scope, transfer.Direction(l.cfg.Direction))
 	if err != nil {
@@ -218,6 +223,15 @@ func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, err
 		l.setProgress(Progress{Applied: applied, Total: total})
 	}
 	return res, nil
+}
+
+// sendUnlessDone hands in to the machine unless ctx (the work's) ends first: nobody needs it then.
+func (l *link) sendUnlessDone(ctx context.Context, in ls.Input) {
+	select {
+	case l.mbox <- in:
+	case <-ctx.Done():
+	case <-l.ctx.Done():
+	}
 }
 
 func (l *link) deadLetterFromWorker(d ls.Dir, o transfer.Outcome) {

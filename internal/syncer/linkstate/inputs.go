@@ -117,6 +117,14 @@ type TimerFired struct {
 // with PollResult once the reconcile finished (or at once if it cannot run).
 type PollTick struct{}
 
+// Crossing: a reconcile or repair pass is about to write CID to the other side (Dir Pull:
+// into local, Push: into remote). The other side's feed will show it, possibly before the
+// pass ends: it is an echo from now on, not something to send back.
+type Crossing struct {
+	Dir Dir
+	CID string
+}
+
 // Suspend pauses the link; Resume starts it again; Stop ends it (teardown, no status change).
 type Suspend struct{}
 type Resume struct{}
@@ -136,3 +144,4 @@ func (PollTick) input()      {}
 func (Suspend) input()       {}
 func (Resume) input()        {}
 func (Stop) input()          {}
+func (Crossing) input()      {}

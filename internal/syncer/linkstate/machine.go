@@ -120,6 +120,8 @@ func (m *Machine) Step(env Env, in Input) []Effect {
 		m.reconcileDone(env, o, v)
 	case RepairDone:
 		m.repairDone(env, o, v)
+	case Crossing:
+		m.noteEcho(env, v.Dir, v.CID)
 	case TimerFired:
 		m.timerFired(env, o, v)
 	case PollTick:

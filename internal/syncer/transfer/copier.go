@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/go-logr/logr"
@@ -19,7 +18,7 @@ const (
 	DefaultMaxPasses           = 4     // whole-batch passes while some entry still makes progress
 	DefaultPrefetchBudget      = 64 << 20
 	DefaultFetchConcurrency    = 4
-	DefaultApplyConcurrency    = 4
+	DefaultApplyConcurrency    = 8 // what @web5/dwn-server sustains on 2 cores before queueing
 )
 
 // Copier copies messages between tenants. The zero value is ready to use.
@@ -37,7 +36,7 @@ type Copier struct {
 	// FetchConcurrency is how many source Reads run at once while messages are fetched
 	// before sorting (the agent's remote fetch concurrency).
 	FetchConcurrency int
-	// ApplyConcurrency is how many messages of one dependency level are applied at once.
+	// ApplyConcurrency is how many messages are applied to the target at once.
 	ApplyConcurrency int
 	// PrefetchBudget bounds the small payloads one Copy keeps in memory between reading and
 	// applying; beyond it payloads are read again at apply time.
@@ -87,8 +86,8 @@ type item struct {
 }
 
 // Copy applies entries from src to dst in dependency order and returns one outcome per entry,
-// in input order. Messages of one dependency level (see topoOrder) go ApplyConcurrency at a
-// time; a level starts when the one below is done. A message missing from an entry is read from src; data comes inline or as
+// in input order. A message starts as soon as the messages of the batch it depends on are
+// done (not a whole level), ApplyConcurrency at a time. A message missing from an entry is read from src; data comes inline or as
 // src's Read stream, piped straight into dst's Apply (and read again for every retry). Every
 // message's CID is recomputed before it is written; a mismatch is refused as Invalid
 // "cid-mismatch". Incomplete is resolved by applying the missing dependencies from src first.
@@ -96,28 +95,33 @@ type item struct {
 // error too): the caller retries later. The error return is reserved for a cancelled ctx.
 func (c *Copier) Copy(ctx context.Context, src, dst dwn.Tenant, entries []dwn.Entry) (Result, error) {
 	res := Result{Outcomes: make([]Outcome, len(entries))}
-	ready, abort := c.prefetch(ctx, src, entries, res.Outcomes)
+	ready, abort := c.prefetch(ctx, src, entries, res.Outcomes, c.prefetchBudget())
+	return c.applyPrepared(ctx, src, dst, ready, abort, res)
+}
+
+// applyPrepared applies what prefetch prepared (see Copy), filling res in: passes over the
+// entries still Incomplete while a pass makes progress (their dependency may have been
+// another entry).
+func (c *Copier) applyPrepared(ctx context.Context, src, dst dwn.Tenant, ready []item, abort error, res Result) (Result, error) {
 	if abort != nil {
 		for _, it := range ready {
 			res.Outcomes[it.index] = Outcome{CID: it.Entry.CID, Err: abort}
 		}
 	}
-
+	stop := &abortFlag{err: abort}
 	pending := ready
-	for pass := 0; pass < c.maxPasses() && len(pending) > 0 && abort == nil; pass++ {
+	for pass := 0; pass < c.maxPasses() && len(pending) > 0 && stop.get() == nil; pass++ {
 		var progress bool
 		var again []item
-		for _, lvl := range sortByLevel(pending) {
-			outs := c.applyLevel(ctx, src, dst, lvl, &abort)
-			for k, it := range lvl {
-				o := outs[k]
-				res.Outcomes[it.index] = o
-				if o.Succeeded() {
-					progress = true
-				}
-				if o.Kind == dwn.Incomplete && o.Err == nil {
-					again = append(again, it)
-				}
+		outs := c.applyInOrder(ctx, src, dst, pending, stop)
+		for k, it := range pending {
+			o := outs[k]
+			res.Outcomes[it.index] = o
+			if o.Succeeded() {
+				progress = true
+			}
+			if o.Kind == dwn.Incomplete && o.Err == nil {
+				again = append(again, it)
 			}
 		}
 		if !progress {
@@ -144,61 +148,6 @@ func abortCause(ctx context.Context, err error) error {
 		return fmt.Errorf("not attempted after an earlier transient failure: %w", err)
 	}
 	return nil
-}
-
-// sortByLevel groups items by dependency level, each group in topological order.
-func sortByLevel(items []item) [][]item {
-	infos := make([]dwn.MessageInfo, len(items))
-	for i, it := range items {
-		infos[i] = it.Info
-	}
-	order, level := topoOrder(infos)
-	var out [][]item
-	for _, i := range order {
-		for len(out) <= level[i] {
-			out = append(out, nil)
-		}
-		out[level[i]] = append(out[level[i]], items[i])
-	}
-	return out
-}
-
-// applyLevel copies items that do not depend on each other, ApplyConcurrency at a time, and
-// returns their outcomes in order. Once a transient failure sets *abort, items not yet started
-// are not attempted.
-func (c *Copier) applyLevel(ctx context.Context, src, dst dwn.Tenant, items []item, abort *error) []Outcome {
-	outs := make([]Outcome, len(items))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, c.applyConcurrency())
-	for k, it := range items {
-		sem <- struct{}{}
-		mu.Lock()
-		stop := *abort
-		mu.Unlock()
-		if stop != nil {
-			<-sem
-			outs[k] = Outcome{CID: it.Entry.CID, Err: stop}
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			budget := c.maxDependencyPasses()
-			o := c.copyOne(ctx, src, dst, it, &budget, map[string]bool{it.Entry.CID: true})
-			outs[k] = o
-			if cause := abortCause(ctx, o.Err); cause != nil {
-				mu.Lock()
-				if *abort == nil {
-					*abort = cause
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return outs
 }
 
 func readFailure(cid string, err error) Outcome {

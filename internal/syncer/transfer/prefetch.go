@@ -25,10 +25,10 @@ func (b *prefetchBudget) take(n int64) bool {
 }
 
 // prefetch reads the entries that lack a message, FetchConcurrency at a time, and inspects
-// every message. Entries that cannot be prepared get their outcome in outcomes; the others are
+// every message, keeping at most memory bytes of small payloads. Entries that cannot be prepared get their outcome in outcomes; the others are
 // returned in input order. After a transient failure no further Reads start (abort says why).
-func (c *Copier) prefetch(ctx context.Context, src dwn.Tenant, entries []dwn.Entry, outcomes []Outcome) ([]item, error) {
-	budget := &prefetchBudget{left: c.prefetchBudget()}
+func (c *Copier) prefetch(ctx context.Context, src dwn.Tenant, entries []dwn.Entry, outcomes []Outcome, memory int64) ([]item, error) {
+	budget := &prefetchBudget{left: memory}
 	prepared := make([]item, len(entries))
 	ok := make([]bool, len(entries))
 	var (

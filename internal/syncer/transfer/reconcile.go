@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 )
@@ -29,10 +30,6 @@ const (
 
 // SMTDiffDepth is the depth of the batched SMT diff (256 buckets; spec BATCHED_DIFF_DEPTH).
 const SMTDiffDepth = 8
-
-// DefaultReconcileChunk is how many missing messages a reconcile hands the Copier at a time,
-// so the messages held in memory are bounded by the chunk, not by the tenant.
-const DefaultReconcileChunk = 500
 
 // ReconcileResult reports one reconcile.
 type ReconcileResult struct {
@@ -61,8 +58,9 @@ func Reconcile(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, d
 
 // Reconcile compares the scope's digests on both sides; when they differ it diffs them (SMT
 // when both are enbox-smt, CID listings otherwise), copies what is missing each way allowed by
-// dir in dependency order (pull first), and compares the digests again. The error is for
-// digest, listing or diff failures and a cancelled ctx; per-message failures are in Failed.
+// dir in dependency order (both ways at once, each pipelined: see copyChunked), and compares
+// the digests again. The error is for digest, listing or diff failures and a cancelled ctx;
+// per-message failures are in Failed.
 func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, dir Direction) (ReconcileResult, error) {
 	var res ReconcileResult
 	cmp := digestComparer{scope: scope}
@@ -91,22 +89,26 @@ func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope 
 	}
 	res.OnlyLocal, res.OnlyRemote = len(onlyLocal), len(onlyRemote)
 
+	// Both directions at once: each writes to a different server.
+	var pullErr, pushErr error
+	var wg sync.WaitGroup
 	if dir.pulls() && len(onlyRemote) > 0 {
-		r, err := c.copyChunked(ctx, remote, local, onlyRemote)
-		res.PullResult = r
-		res.Pulled = r.Count(dwn.Applied)
-		res.Failed = append(res.Failed, r.Failed()...)
-		if err != nil {
-			return res, err
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res.PullResult, pullErr = c.copyChunked(ctx, remote, local, onlyRemote)
+		}()
 	}
 	if dir.pushes() && len(onlyLocal) > 0 {
-		r, err := c.copyChunked(ctx, local, remote, onlyLocal)
-		res.PushResult = r
-		res.Pushed = r.Count(dwn.Applied)
-		res.Failed = append(res.Failed, r.Failed()...)
+		res.PushResult, pushErr = c.copyChunked(ctx, local, remote, onlyLocal)
+	}
+	wg.Wait()
+	res.Pulled = res.PullResult.Count(dwn.Applied)
+	res.Pushed = res.PushResult.Count(dwn.Applied)
+	res.Failed = append(res.PullResult.Failed(), res.PushResult.Failed()...)
+	for _, err := range []error{pullErr, pushErr} {
 		if err != nil {
-			return res, err
+			return res, err // a cancelled ctx
 		}
 	}
 
@@ -131,34 +133,6 @@ func settled(r Result) bool {
 		}
 	}
 	return true
-}
-
-func (c *Copier) reconcileChunk() int {
-	return orDefault(c.ReconcileChunk, DefaultReconcileChunk)
-}
-
-// copyChunked copies entries ReconcileChunk at a time, in the given (listing) order, so only
-// one chunk's messages are held in memory. A dependency in a later chunk is resolved by the
-// Copier's Incomplete handling (it reads it from src); the later chunk then sees Duplicate.
-// After a chunk ended on a transient failure the rest are not attempted (they carry the error).
-func (c *Copier) copyChunked(ctx context.Context, src, dst dwn.Tenant, entries []dwn.Entry) (Result, error) {
-	out := Result{Outcomes: make([]Outcome, 0, len(entries))}
-	size := c.reconcileChunk()
-	for start := 0; start < len(entries); start += size {
-		chunk := entries[start:min(start+size, len(entries))]
-		r, err := c.Copy(ctx, src, dst, chunk)
-		out.Outcomes = append(out.Outcomes, r.Outcomes...)
-		if err != nil {
-			return out, err
-		}
-		if stop := chunkAbort(ctx, r); stop != nil {
-			for _, e := range entries[start+len(chunk):] {
-				out.Outcomes = append(out.Outcomes, Outcome{CID: e.CID, Err: stop})
-			}
-			break
-		}
-	}
-	return out, nil
 }
 
 // chunkAbort is the transient failure that stopped a chunk, if any.

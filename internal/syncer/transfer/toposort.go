@@ -46,50 +46,7 @@ func TopoSort(items []Item) []Item {
 // their own after all others.
 func topoOrder(items []dwn.MessageInfo) (order []int, level []int) {
 	n := len(items)
-	configures := map[string]int{}    // protocol -> last configure in the batch
-	initialWrites := map[string]int{} // recordId -> its initial write
-	grants := map[string]int{}        // grant recordId -> its initial write
-	for i, info := range items {
-		switch {
-		case info.Kind() == "ProtocolsConfigure" && info.ConfiguredProtocol != "":
-			configures[info.ConfiguredProtocol] = i
-		case info.Kind() == "RecordsWrite" && info.IsInitialWrite && info.RecordID != "":
-			initialWrites[info.RecordID] = i
-			if permissionProtocols[info.Protocol] && info.ProtocolPath == "grant" {
-				grants[info.RecordID] = i
-			}
-		}
-	}
-
-	dependents := make([][]int, n)
-	inDegree := make([]int, n)
-	seen := map[[2]int]bool{}
-	edge := func(from, to int) {
-		if from == to || seen[[2]int{from, to}] {
-			return
-		}
-		seen[[2]int{from, to}] = true
-		dependents[from] = append(dependents[from], to)
-		inDegree[to]++
-	}
-	for i, info := range items {
-		if info.Interface == "Records" {
-			if c, ok := configures[info.Protocol]; ok && info.Protocol != "" {
-				edge(c, i)
-			}
-			if p, ok := initialWrites[info.ParentID]; ok && info.ParentID != "" {
-				edge(p, i)
-			}
-			nonInitialWrite := info.Kind() == "RecordsWrite" && !info.IsInitialWrite
-			if w, ok := initialWrites[info.RecordID]; ok && info.RecordID != "" && (nonInitialWrite || info.Kind() == "RecordsDelete") {
-				edge(w, i)
-			}
-		}
-		if g, ok := grants[info.PermissionGrantID]; ok && info.PermissionGrantID != "" {
-			edge(g, i)
-		}
-	}
-	// Dependents are appended while scanning in input order, so each list is already sorted.
+	dependents, inDegree := dependencyGraph(items)
 
 	out := make([]int, 0, n)
 	level = make([]int, n)
@@ -123,4 +80,55 @@ func topoOrder(items []dwn.MessageInfo) (order []int, level []int) {
 		}
 	}
 	return out, level
+}
+
+// dependencyGraph returns, for each item, the items of the batch that depend on it (in input
+// order) and how many items of the batch it depends on.
+func dependencyGraph(items []dwn.MessageInfo) (dependents [][]int, inDegree []int) {
+	n := len(items)
+	configures := map[string]int{}    // protocol -> last configure in the batch
+	initialWrites := map[string]int{} // recordId -> its initial write
+	grants := map[string]int{}        // grant recordId -> its initial write
+	for i, info := range items {
+		switch {
+		case info.Kind() == "ProtocolsConfigure" && info.ConfiguredProtocol != "":
+			configures[info.ConfiguredProtocol] = i
+		case info.Kind() == "RecordsWrite" && info.IsInitialWrite && info.RecordID != "":
+			initialWrites[info.RecordID] = i
+			if permissionProtocols[info.Protocol] && info.ProtocolPath == "grant" {
+				grants[info.RecordID] = i
+			}
+		}
+	}
+
+	dependents = make([][]int, n)
+	inDegree = make([]int, n)
+	seen := map[[2]int]bool{}
+	edge := func(from, to int) {
+		if from == to || seen[[2]int{from, to}] {
+			return
+		}
+		seen[[2]int{from, to}] = true
+		dependents[from] = append(dependents[from], to)
+		inDegree[to]++
+	}
+	for i, info := range items {
+		if info.Interface == "Records" {
+			if c, ok := configures[info.Protocol]; ok && info.Protocol != "" {
+				edge(c, i)
+			}
+			if p, ok := initialWrites[info.ParentID]; ok && info.ParentID != "" {
+				edge(p, i)
+			}
+			nonInitialWrite := info.Kind() == "RecordsWrite" && !info.IsInitialWrite
+			if w, ok := initialWrites[info.RecordID]; ok && info.RecordID != "" && (nonInitialWrite || info.Kind() == "RecordsDelete") {
+				edge(w, i)
+			}
+		}
+		if g, ok := grants[info.PermissionGrantID]; ok && info.PermissionGrantID != "" {
+			edge(g, i)
+		}
+	}
+	// Dependents are appended while scanning in input order, so each list is already sorted.
+	return dependents, inDegree
 }

@@ -1,0 +1,74 @@
+package syncer
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/dwnsync/dwnsync/internal/dwntest"
+)
+
+// progressAfterListings is a reconcile progress whose two listings are in: local holds
+// n CIDs, remote the same n but the last tenth replaced by others, so each side lacks n/10.
+func progressAfterListings(n int, reported *Progress) *reconcileProgress {
+	local := make([]string, n)
+	remote := make([]string, n)
+	for i := range n {
+		local[i] = fmt.Sprintf("cid-%d", i)
+		remote[i] = local[i]
+		if i >= n-n/10 {
+			remote[i] = fmt.Sprintf("remote-only-%d", i)
+		}
+	}
+	p := &reconcileProgress{pull: true, push: true, report: func(pr Progress) { *reported = pr }}
+	p.onListing(0, local)
+	p.onListing(1, remote)
+	return p
+}
+
+// Counting an applied message costs the same whatever the size of the listings: the diff
+// size is counted once when both listings are in, never again per message. (It used to
+// rebuild two maps over both listings for every message: quadratic over a bootstrap.)
+func TestReconcileProgressPerMessageWorkDoesNotGrowWithTheListings(t *testing.T) {
+	var small, large Progress
+	ps := progressAfterListings(1_000, &small)
+	pl := progressAfterListings(10_000, &large)
+	if small.Total != 200 || large.Total != 2_000 {
+		t.Fatalf("totals once both listings are in: %d and %d, want 200 and 2000", small.Total, large.Total)
+	}
+	allocsSmall := testing.AllocsPerRun(50, ps.onApplied)
+	allocsLarge := testing.AllocsPerRun(50, pl.onApplied)
+	if allocsLarge > allocsSmall || allocsLarge > 1 {
+		t.Fatalf("allocations per applied message: %.0f with 1,000 CIDs a side, %.0f with 10,000; want the same, at most 1", allocsSmall, allocsLarge)
+	}
+	if large.Applied != 51 || large.Total != 2_000 { // AllocsPerRun runs once more to warm up
+		t.Fatalf("after 51 applies: %+v, want Applied 51 of Total 2000", large)
+	}
+}
+
+// More applied than the diff counted (a dependency copied on the way) raises the total with it.
+func TestReconcileProgressTotalNeverBelowApplied(t *testing.T) {
+	var got Progress
+	p := progressAfterListings(10, &got)
+	for range 3 {
+		p.onApplied()
+	}
+	if got.Applied != 3 || got.Total != 3 {
+		t.Fatalf("got %+v, want Applied 3, Total 3 (the diff counted 1+1 = 2)", got)
+	}
+}
+
+// What the bootstrap reconcile writes to one side shows on that side's live feed while the
+// pass is still running; it must not be copied back (a Duplicate apply per message, doubling
+// the servers' work during a bootstrap). Local holds 200 messages, remote none: after the
+// bootstrap and a marker written on remote, local has been applied exactly that marker.
+func TestEngineBootstrapDoesNotCopyItsOwnWritesBack(t *testing.T) {
+	p := startPair(t, dwntest.ModeEnbox, 200, 0, engineOpts{})
+	before := p.local.Counts()
+	p.waitLiveConverged(t)
+	p.settle(t)
+	const applyName = "dwn.applyReplicatedMessage"
+	if got := p.local.Counts()[applyName] - before[applyName]; got != 1 {
+		t.Fatalf("%d applies to local, want 1 (the marker): the bootstrap's pushes came back through the pull feed; counts %v",
+			got, diffCounts(before, p.local.Counts()))
+	}
+}
