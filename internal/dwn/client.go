@@ -16,9 +16,13 @@ type Options struct {
 	// Dialect pins the endpoint's dialect; "" or DialectAuto detects it (see Open).
 	Dialect Dialect
 	// HTTPClient replaces the default per-endpoint client (own keep-alive pool, 30 s header
-	// timeout, 16 MiB header cap). A replacement must set its own dial and header timeouts;
-	// CallTimeout and IdleTimeout below apply to it all the same.
+	// timeout, 16 MiB header cap). A replacement must set its own dial and header timeouts, and
+	// Egress does not reach its dialer (it applies to the WebSocket still); CallTimeout and
+	// IdleTimeout below apply to it all the same, and its redirects are refused all the same.
 	HTTPClient *http.Client
+	// Egress adds allowed and denied addresses to the default policy (link-local and cloud
+	// metadata addresses refused, checked at dial time on the resolved IP). See EgressPolicy.
+	Egress EgressPolicy
 	// Clock drives retries and WebSocket timing (a clock.WithTicker is used for the latter when
 	// it is one; otherwise the real clock). Default: real clock.
 	Clock clock.Clock
@@ -102,6 +106,7 @@ type Client struct {
 	dialect  Dialect
 	opts     Options
 	rpc      *rpcClient
+	egress   *egressRules
 
 	mu       sync.Mutex
 	info     *ServerInfo // nil until fetched (pinned dialects fetch lazily)
@@ -164,7 +169,7 @@ func (c *Client) mux(ctx context.Context) (*wsMux, error) {
 	if c.ws != nil {
 		return c.ws, nil
 	}
-	o := wsOptions{Logger: c.opts.Logger}
+	o := wsOptions{Logger: c.opts.Logger, Dialer: c.wsDialer()}
 	if t, ok := c.opts.Clock.(clock.WithTicker); ok {
 		o.Clock = t
 	}

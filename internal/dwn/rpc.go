@@ -41,9 +41,8 @@ const (
 	bodyV1MediaType   = "application/vnd.enbox.dwn-rpc; version=1"
 	bodyV1MaxEnvelope = 1 << 20 // spec §1.1.1(b)
 
-	// maxJSONBody caps a JSON answer. web5 MessagesQuery returns every CID in one reply
-	// (10,001 CIDs ≈ 620 KB), so this allows ~4M CIDs while still bounding memory.
-	maxJSONBody = 256 << 20
+	// maxInfoReply caps GET /info: a small object of server facts.
+	maxInfoReply = 1 << 20
 	// maxResponseHeader leaves room for dwn-response headers carrying large messages (the
 	// header holds the message and its initial write).
 	maxResponseHeader = 16 << 20
@@ -61,6 +60,7 @@ const (
 // rpcClient speaks JSON-RPC over HTTP to one endpoint.
 type rpcClient struct {
 	endpoint string // base URL without trailing slash
+	shown    string // endpoint with any password redacted: the only form printed
 	http     *http.Client
 	clock    clock.Clock
 	bodyV1   bool // the server advertised body-v1 framing
@@ -74,10 +74,10 @@ type rpcClient struct {
 // newHTTPClient is the default client of one endpoint: its own keep-alive pool, a header
 // timeout (web5 never answers an unknown method, so a call must not wait forever) but no
 // overall timeout, because data streams may legitimately take long.
-func newHTTPClient() *http.Client {
+func newHTTPClient(egress *egressRules) *http.Client {
 	tr := &http.Transport{
 		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            (&net.Dialer{Timeout: defaultDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:            egress.dialContext(&net.Dialer{Timeout: defaultDialTimeout, KeepAlive: 30 * time.Second}),
 		MaxIdleConns:           defaultMaxIdlePerHost,
 		MaxIdleConnsPerHost:    defaultMaxIdlePerHost,
 		IdleConnTimeout:        90 * time.Second,
@@ -98,6 +98,10 @@ type rpcCall struct {
 	Params  any
 	Data    io.Reader
 	DataLen int64
+	// EachEntry, when set, receives every element of result.reply.entries in order as the
+	// reply streams in (the answer's reply then has an empty entries array). A later error in
+	// the same reply fails the call: the caller must then drop what it was handed.
+	EachEntry func(json.RawMessage) error
 }
 
 // rpcAnswer is a successful JSON-RPC result. Body is the streamed data of a dwn-response
@@ -173,9 +177,12 @@ func (r *rpcClient) once(ctx context.Context, c rpcCall) (rpcAnswer, error) {
 			return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, Detail: "cancelled", Err: ctx.Err()}
 		}
 		if s := stallOf(wctx); s != nil {
-			return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, Detail: "request to " + r.endpoint + " stalled", Err: s}
+			return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, Detail: "request to " + r.shown + " stalled", Err: s}
 		}
-		return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, Detail: "request to " + r.endpoint + " failed", Err: err}
+		if errors.Is(err, errRedirectRefused) || errors.Is(err, errEgressRefused) {
+			return rpcAnswer{}, &Error{Op: c.Op, Kind: Permanent, Detail: "request to " + r.shown + " refused", Err: err}
+		}
+		return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, Detail: "request to " + r.shown + " failed", Err: err}
 	}
 	reply := httpReply{Status: resp.StatusCode, DWNResponse: resp.Header.Get(headerDWNResponse), RetryAfter: resp.Header.Get("Retry-After")}
 	if reply.DWNResponse != "" && resp.StatusCode == 200 {
@@ -190,22 +197,46 @@ func (r *rpcClient) once(ctx context.Context, c rpcCall) (rpcAnswer, error) {
 		return rpcAnswer{Result: result, Body: body}, nil // data streams to the caller
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONBody+1))
+	reply.ContentType = resp.Header.Get("Content-Type")
+	limit := int64(maxJSONReply)
+	if c.EachEntry != nil {
+		limit = maxListingReply
+	}
+	body := &replyBody{r: resp.Body, limit: limit}
+	reply.Body, err = readJSONReply(body, c.EachEntry)
 	if err != nil {
-		if s := stallOf(wctx); s != nil && ctx.Err() == nil {
-			err = s
-		}
-		return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, HTTPStatus: resp.StatusCode, Detail: "reading response", Err: err}
+		return rpcAnswer{}, r.replyError(ctx, wctx, c.Op, resp, body, err)
 	}
-	if len(body) > maxJSONBody {
-		return rpcAnswer{}, &Error{Op: c.Op, Kind: Permanent, HTTPStatus: resp.StatusCode, Detail: fmt.Sprintf("JSON response larger than %d bytes", maxJSONBody)}
-	}
-	reply.Body = body
 	result, err := decodeRPCResult(c.Op, reply, r.clock.Now())
 	if err != nil {
 		return rpcAnswer{}, err
 	}
 	return rpcAnswer{Result: result}, nil
+}
+
+// replyError classifies a JSON reply that could not be read: a transport failure or stall is
+// Transient, a reply over dwnsync's bounds is Permanent (it will not shrink), and a body that
+// is not a DWN reply is described, never echoed.
+func (r *rpcClient) replyError(ctx, wctx context.Context, op string, resp *http.Response, body *replyBody, err error) error {
+	status := resp.StatusCode
+	switch {
+	case errors.Is(err, errReplyTooLarge):
+		return &Error{Op: op, Kind: Permanent, HTTPStatus: status, Detail: fmt.Sprintf(
+			"reply from %s exceeds dwnsync's bound (%d bytes, %d entries); the call was abandoned", r.shown, body.limit, maxReplyEntries)}
+	case errors.Is(err, errNotDWNReply):
+		kind := Transient // a 200 that is not DWN's: a proxy or captive portal, maybe passing
+		if status != 200 {
+			kind = kindForHTTP(status)
+		}
+		return &Error{Op: op, Kind: kind, HTTPStatus: status, Detail: nonDWNReply(status, resp.Header.Get("Content-Type"), body),
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), r.clock.Now())}
+	case body.readErr != nil:
+		if s := stallOf(wctx); s != nil && ctx.Err() == nil {
+			err = s
+		}
+		return &Error{Op: op, Kind: Transient, HTTPStatus: status, Detail: "reading response", Err: err}
+	}
+	return err // the caller's entry callback refused the listing
 }
 
 // newRequest frames the envelope and data as POST / using body-v1 when the server has it.
@@ -332,22 +363,28 @@ func (r *rpcClient) getJSON(ctx context.Context, path string, v any) error {
 		if s := stallOf(wctx); s != nil && ctx.Err() == nil {
 			err = s
 		}
-		return &Error{Op: op, Kind: Transient, Detail: "request to " + r.endpoint + " failed", Err: err}
+		kind := Transient
+		if errors.Is(err, errRedirectRefused) || errors.Is(err, errEgressRefused) {
+			kind = Permanent
+		}
+		return &Error{Op: op, Kind: kind, Detail: "request to " + r.shown + " failed", Err: err}
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxInfoReply+1))
 	if err != nil {
 		if s := stallOf(wctx); s != nil && ctx.Err() == nil {
 			err = s
 		}
 		return &Error{Op: op, Kind: Transient, HTTPStatus: resp.StatusCode, Err: err}
 	}
+	contentType := resp.Header.Get("Content-Type")
 	if resp.StatusCode != 200 {
 		return &Error{Op: op, Kind: kindForHTTP(resp.StatusCode), HTTPStatus: resp.StatusCode,
-			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), r.clock.Now()), Detail: bodySnippet(body)}
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), r.clock.Now()),
+			Detail:     describeNonDWN(resp.StatusCode, contentType, fmt.Sprintf("%d bytes", len(body)))}
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return &Error{Op: op, Kind: Permanent, HTTPStatus: 200, Detail: "not JSON: " + bodySnippet(body)}
+	if len(body) > maxInfoReply || json.Unmarshal(body, v) != nil {
+		return &Error{Op: op, Kind: Permanent, HTTPStatus: 200, Detail: describeNonDWN(200, contentType, fmt.Sprintf("%d bytes", len(body)))}
 	}
 	return nil
 }

@@ -24,7 +24,9 @@ type tenantBase struct {
 	pluralGrants bool
 }
 
-func (t *tenantBase) Endpoint() string { return t.c.endpoint }
+// Endpoint is the base URL as it may be printed (a password in it redacted): callers put it in
+// error messages.
+func (t *tenantBase) Endpoint() string { return t.c.rpc.shown }
 func (t *tenantBase) DID() string      { return t.did }
 
 // delegate reports whether the signer is not the tenant (so grants must be invoked).

@@ -65,6 +65,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
@@ -215,7 +216,7 @@ func newWSMux(endpoint string, opts wsOptions) (*wsMux, error) {
 func wsURL(endpoint string) (string, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
-		return "", fmt.Errorf("endpoint %q is not a URL: %w", endpoint, err)
+		return "", errors.New("endpoint is not a URL")
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "http":
@@ -224,10 +225,10 @@ func wsURL(endpoint string) (string, error) {
 		u.Scheme = "wss"
 	case "ws", "wss":
 	default:
-		return "", fmt.Errorf("endpoint %q: scheme must be http, https, ws or wss", endpoint)
+		return "", fmt.Errorf("endpoint %q: scheme must be http, https, ws or wss", redactURL(endpoint))
 	}
 	if u.Host == "" {
-		return "", fmt.Errorf("endpoint %q has no host", endpoint)
+		return "", fmt.Errorf("endpoint %q has no host", redactURL(endpoint))
 	}
 	return u.String(), nil
 }
