@@ -117,6 +117,10 @@ func (r *rpcClient) call(ctx context.Context, c rpcCall) (rpcAnswer, error) {
 	if c.Data == nil {
 		attempts += r.retries
 	}
+	delivered := false // a streamed listing that handed out entries is never replayed
+	if each := c.EachEntry; each != nil {
+		c.EachEntry = func(raw json.RawMessage) error { delivered = true; return each(raw) }
+	}
 	var lastErr error
 	for i := 0; i < attempts; i++ {
 		if i > 0 {
@@ -134,7 +138,7 @@ func (r *rpcClient) call(ctx context.Context, c rpcCall) (rpcAnswer, error) {
 			}
 		}
 		ans, err := r.once(ctx, c)
-		if err == nil || !IsTransient(err) || ctx.Err() != nil || isStall(err) {
+		if err == nil || !IsTransient(err) || ctx.Err() != nil || isStall(err) || delivered {
 			return ans, err // a stalled attempt already used the call's time: the caller decides
 		}
 		lastErr = err
@@ -305,6 +309,20 @@ func (r *rpcClient) processMessage(ctx context.Context, op, target string, messa
 		return dwnReply{}, nil, err
 	}
 	return reply, ans.Body, nil
+}
+
+// processListing is processMessage for a listing: every reply entry goes to each as it
+// streams in, and the returned reply has an empty entries array.
+func (r *rpcClient) processListing(ctx context.Context, op, target string, message json.RawMessage, each func(json.RawMessage) error) (dwnReply, error) {
+	ans, err := r.call(ctx, rpcCall{Op: op, Method: "dwn.processMessage",
+		Params: map[string]any{"target": target, "message": message}, EachEntry: each})
+	if err != nil {
+		return dwnReply{}, err
+	}
+	if ans.Body != nil {
+		ans.Body.Close() // a listing carries no data
+	}
+	return decodeDWNReply(op, ans.Result)
 }
 
 // applyReplicated sends dwn.applyReplicatedMessage and decodes result.result.

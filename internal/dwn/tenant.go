@@ -95,6 +95,21 @@ func (t *tenantBase) process(ctx context.Context, op string, msg json.RawMessage
 	return dwnReply{}, nil, reply.statusError(op)
 }
 
+// processListing is process for a listing whose entries stream into each.
+func (t *tenantBase) processListing(ctx context.Context, op string, msg json.RawMessage, each func(json.RawMessage) error, ok ...int) (dwnReply, error) {
+	t.c.ensureInfo(ctx)
+	reply, err := t.c.rpc.processListing(ctx, op, t.did, msg, each)
+	if err != nil {
+		return dwnReply{}, err
+	}
+	for _, code := range ok {
+		if reply.Status.Code == code {
+			return reply, nil
+		}
+	}
+	return dwnReply{}, reply.statusError(op)
+}
+
 // Read is MessagesRead (the same in every dialect): the stored message and, for a RecordsWrite
 // with data, the data stream capped at exactly descriptor.dataSize.
 func (t *tenantBase) Read(ctx context.Context, cid string) (ReadResult, error) {
