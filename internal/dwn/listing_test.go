@@ -70,7 +70,7 @@ func TestCIDSetCompactAndExact(t *testing.T) {
 	for i := 0; i < n; i++ {
 		set.Add(testCID(i))
 	}
-	set.Add(testCID(7))         // a duplicate
+	set.Add(testCID(7))          // a duplicate
 	set.Add("QmNotACIDv1Base32") // kept as text
 	if set.Len() != n+1 {
 		t.Fatalf("Len %d, want %d (duplicates removed, odd spellings kept)", set.Len(), n+1)
