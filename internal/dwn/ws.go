@@ -96,9 +96,9 @@ const (
 	// wsDefaultBufferBytes bounds what one subscription may hold unconsumed (Buffer bounds the
 	// frame count): 8 MiB is 128 frames of 64 KB, or 8 maximal frames. 128 × 64 MiB was possible.
 	wsDefaultBufferBytes = 8 << 20
-	wsBackoffBase         = 1 * time.Second
-	wsBackoffMax          = 30 * time.Second
-	wsBackoffJitter       = 0.2
+	wsBackoffBase        = 1 * time.Second
+	wsBackoffMax         = 30 * time.Second
+	wsBackoffJitter      = 0.2
 )
 
 // wsOptions configures a wsMux. The zero value is usable.
