@@ -41,6 +41,10 @@ type Options struct {
 	// IdleTimeout fails a data stream, request or response, when no bytes move for this long
 	// (default 60 s; negative = none). The read or the call then fails as Transient.
 	IdleTimeout time.Duration
+	// MinTransferRate fails a data stream (a record's data being read) whose average over a
+	// 60 s window falls below this many bytes per second (default 4 KiB/s; negative = none).
+	// The read then fails as Transient.
+	MinTransferRate int64
 }
 
 func (o Options) withDefaults() Options {
@@ -60,6 +64,12 @@ func (o Options) withDefaults() Options {
 	}
 	o.CallTimeout = orDefaultTimeout(o.CallTimeout, defaultCallTimeout)
 	o.IdleTimeout = orDefaultTimeout(o.IdleTimeout, defaultIdleTimeout)
+	switch {
+	case o.MinTransferRate == 0:
+		o.MinTransferRate = defaultMinTransferRate
+	case o.MinTransferRate < 0:
+		o.MinTransferRate = 0
+	}
 	if o.Dialect == "" {
 		o.Dialect = DialectAuto
 	}

@@ -46,7 +46,7 @@ func Open(ctx context.Context, endpoint string, opts Options) (*Client, error) {
 		hc, c.ownsHTTP = newHTTPClient(c.egress), true
 	}
 	c.rpc = &rpcClient{endpoint: c.endpoint, shown: shown, http: refuseRedirects(hc, shown), clock: opts.Clock, retries: opts.Retries,
-		callTimeout: opts.CallTimeout, idleTimeout: opts.IdleTimeout}
+		callTimeout: opts.CallTimeout, idleTimeout: opts.IdleTimeout, minRate: opts.MinTransferRate}
 	switch opts.Dialect {
 	case DialectWeb5, DialectEnbox, DialectEnboxSMT:
 		c.dialect = opts.Dialect

@@ -50,6 +50,12 @@ const (
 	defaultRetries        = 2
 	defaultCallTimeout    = 30 * time.Second
 	defaultIdleTimeout    = 60 * time.Second
+	// defaultMinTransferRate and transferRateWindow: a data stream whose average over a 60 s
+	// window is below 4 KiB/s fails as Transient. The idle timeout alone let a server send one
+	// byte every 59 s forever; at the floor, the largest record a server admits still arrives
+	// (1 GiB in under 3 days), while a trickle ends within two windows.
+	defaultMinTransferRate = 4 << 10
+	transferRateWindow     = 60 * time.Second
 	defaultRetryBase      = 500 * time.Millisecond
 	maxRetryWait          = 5 * time.Second
 	defaultHeaderTimeout  = 30 * time.Second
@@ -69,6 +75,9 @@ type rpcClient struct {
 	// stream may sit without a byte moving. Zero disables either.
 	callTimeout time.Duration
 	idleTimeout time.Duration
+	// minRate is the data-stream floor in bytes per second, averaged over transferRateWindow
+	// (0 = none).
+	minRate int64
 }
 
 // newHTTPClient is the default client of one endpoint: its own keep-alive pool, a header
@@ -197,7 +206,8 @@ func (r *rpcClient) once(ctx context.Context, c rpcCall) (rpcAnswer, error) {
 		}
 		w.disarm()
 		streaming = true
-		body := &watchedBody{rc: resp.Body, ctx: wctx, w: w, idle: r.idleTimeout, op: c.Op}
+		body := &watchedBody{rc: resp.Body, ctx: wctx, w: w, idle: r.idleTimeout, op: c.Op, from: r.shown,
+			floor: newRateFloor(r.clock, r.minRate)}
 		return rpcAnswer{Result: result, Body: body}, nil // data streams to the caller
 	}
 	defer resp.Body.Close()
@@ -593,17 +603,22 @@ func (u *watchedUpload) answered() {
 // watchedBody is a streamed response under the idle watchdog: a Read that waits longer than
 // idle for the server's next bytes fails with a Transient *Error. Close ends the exchange.
 type watchedBody struct {
-	rc   io.ReadCloser
-	ctx  context.Context
-	w    *callWatch
-	idle time.Duration
-	op   string
+	rc    io.ReadCloser
+	ctx   context.Context
+	w     *callWatch
+	idle  time.Duration
+	op    string
+	from  string     // the endpoint, redacted
+	floor *rateFloor // nil: no minimum rate
 }
 
 func (b *watchedBody) Read(p []byte) (int, error) {
 	b.w.arm(b.idle, stallData)
 	n, err := b.rc.Read(p)
 	b.w.disarm()
+	if ferr := b.floor.add(n); ferr != nil && err == nil {
+		return n, &Error{Op: b.op, Kind: Transient, Detail: "data from " + b.from + " too slow", Err: ferr}
+	}
 	if err != nil && err != io.EOF {
 		if s := stallOf(b.ctx); s != nil {
 			err = &Error{Op: b.op, Kind: Transient, Detail: "reading data", Err: s}
@@ -616,4 +631,39 @@ func (b *watchedBody) Close() error {
 	err := b.rc.Close()
 	b.w.finish()
 	return err
+}
+
+// rateFloor fails a data stream whose average rate over a window falls below a minimum: the
+// idle watchdog only catches a stream that stops, not one that trickles.
+type rateFloor struct {
+	clock clock.PassiveClock
+	min   int64 // bytes per second
+	start time.Time
+	bytes int64 // read since start
+}
+
+// newRateFloor returns nil (no floor) when min <= 0.
+func newRateFloor(c clock.PassiveClock, min int64) *rateFloor {
+	if min <= 0 {
+		return nil
+	}
+	return &rateFloor{clock: c, min: min, start: c.Now()}
+}
+
+// add counts n bytes just read; once a window has passed it checks the window's average and
+// starts the next window.
+func (f *rateFloor) add(n int) error {
+	if f == nil {
+		return nil
+	}
+	f.bytes += int64(n)
+	elapsed := f.clock.Since(f.start)
+	if elapsed < transferRateWindow {
+		return nil
+	}
+	if rate := float64(f.bytes) / elapsed.Seconds(); rate < float64(f.min) {
+		return fmt.Errorf("%.0f bytes/s over the last %s, below dwnsync's minimum of %d bytes/s", rate, elapsed.Truncate(time.Second), f.min)
+	}
+	f.start, f.bytes = f.clock.Now(), 0
+	return nil
 }
