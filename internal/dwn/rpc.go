@@ -47,20 +47,20 @@ const (
 	// header holds the message and its initial write).
 	maxResponseHeader = 16 << 20
 
-	defaultRetries        = 2
-	defaultCallTimeout    = 30 * time.Second
-	defaultIdleTimeout    = 60 * time.Second
+	defaultRetries     = 2
+	defaultCallTimeout = 30 * time.Second
+	defaultIdleTimeout = 60 * time.Second
 	// defaultMinTransferRate and transferRateWindow: a data stream whose average over a 60 s
 	// window is below 4 KiB/s fails as Transient. The idle timeout alone let a server send one
 	// byte every 59 s forever; at the floor, the largest record a server admits still arrives
 	// (1 GiB in under 3 days), while a trickle ends within two windows.
 	defaultMinTransferRate = 4 << 10
 	transferRateWindow     = 60 * time.Second
-	defaultRetryBase      = 500 * time.Millisecond
-	maxRetryWait          = 5 * time.Second
-	defaultHeaderTimeout  = 30 * time.Second
-	defaultDialTimeout    = 10 * time.Second
-	defaultMaxIdlePerHost = 16
+	defaultRetryBase       = 500 * time.Millisecond
+	maxRetryWait           = 5 * time.Second
+	defaultHeaderTimeout   = 30 * time.Second
+	defaultDialTimeout     = 10 * time.Second
+	defaultMaxIdlePerHost  = 16
 )
 
 // rpcClient speaks JSON-RPC over HTTP to one endpoint.
