@@ -44,6 +44,17 @@ type EgressPolicy struct {
 	Deny  []string
 }
 
+// Validate reports the first entry that is neither a CIDR, an IP nor a host name, naming it.
+func (p EgressPolicy) Validate() error {
+	_, err := p.compile()
+	return err
+}
+
+// SplitEgressList reads a flag value: entries separated by commas or spaces.
+func SplitEgressList(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
+}
+
 // egressRules is a parsed EgressPolicy.
 type egressRules struct {
 	allowNets, denyNets   []netip.Prefix

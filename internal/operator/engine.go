@@ -32,6 +32,7 @@ type leaderEngine struct {
 	logger     logr.Logger
 	registerer prometheus.Registerer
 	httpClient *http.Client
+	egress     dwn.EgressPolicy
 
 	ready   chan struct{} // closed when engine is set
 	failed  chan struct{} // closed when the engine could not start
@@ -63,7 +64,7 @@ func (l *leaderEngine) Start(ctx context.Context) (err error) {
 		}
 		l.logger.Info("ledger flushed and closed", "path", filepath.Join(l.stateDir, LedgerFile))
 	}()
-	pool := dwn.NewPool(dwn.Options{Clock: l.clock, Logger: l.logger.WithName("dwn"), HTTPClient: l.httpClient})
+	pool := dwn.NewPool(dwn.Options{Clock: l.clock, Logger: l.logger.WithName("dwn"), HTTPClient: l.httpClient, Egress: l.egress})
 	defer pool.Close()
 	eng, err := syncer.New(syncer.Options{Ledger: store, Pool: pool, Clock: l.clock, Logger: l.logger.WithName("engine"), Registerer: l.registerer})
 	if err != nil {
