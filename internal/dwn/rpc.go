@@ -236,7 +236,8 @@ func (r *rpcClient) replyError(ctx, wctx context.Context, op string, resp *http.
 	switch {
 	case errors.Is(err, errReplyTooLarge):
 		return &Error{Op: op, Kind: Permanent, HTTPStatus: status, Detail: fmt.Sprintf(
-			"reply from %s exceeds dwnsync's bound (%d bytes, %d entries); the call was abandoned", r.shown, body.limit, maxReplyEntries)}
+			"reply from %s exceeds dwnsync's bound (%d bytes a reply, %d entries, %d bytes a listing value); the call was abandoned",
+			r.shown, body.limit, maxReplyEntries, maxListingValue)}
 	case errors.Is(err, errNotDWNReply):
 		kind := Transient // a 200 that is not DWN's: a proxy or captive portal, maybe passing
 		if status != 200 {

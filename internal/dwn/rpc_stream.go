@@ -17,9 +17,11 @@ import (
 
 const (
 	// maxJSONReply caps a JSON reply that is kept whole (every call but a streamed listing). The
-	// largest legitimate one is an enbox feed page of full messages: a few hundred entries of at
-	// most ~30 KB inline data each. 32 MiB is several times that and still a bounded cost.
-	maxJSONReply = 32 << 20
+	// largest legitimate ones are an enbox listing page (1,000 CIDs, ~100 KB) and a feed page or
+	// dependency lookup of full messages (each a few KB plus ≤ 30 KB inline data). 16 MiB is
+	// far above those; decoding one costs up to ~3× the cap in transient heap (the decoder's
+	// buffer grows by doubling), so four calls at once stay well inside the chart's 512 MiB.
+	maxJSONReply = 16 << 20
 	// maxListingReply caps a streamed listing. Streaming keeps its memory O(1) in the reply (the
 	// caller keeps what it wants), so this only stops an endless body: 1 GiB is ~17M web5 CIDs
 	// (~62 bytes each), far beyond any tenant we have seen, and reading it is bounded by time.
@@ -28,6 +30,11 @@ const (
 	// the same ~17M as maxListingReply allows, so that a body of tiny bogus entries ("",…) is
 	// refused too.
 	maxReplyEntries = maxListingReply / 62
+	// maxListingValue caps one value of a streamed listing (an entry, or the status before the
+	// entries): the decoder holds a value whole, so without it one 1 GiB string inside an
+	// otherwise streamed reply would be held whole. An entry is a CID, or an enbox entry with a
+	// message and ≤ 30 KB of inline data; 1 MiB is far above both.
+	maxListingValue = 1 << 20
 	// nonDWNDrain is how much of a body that is not a DWN reply is read to report its size;
 	// the rest is left unread.
 	nonDWNDrain = 1 << 20
@@ -47,17 +54,27 @@ type replyBody struct {
 	r        io.Reader
 	n, limit int64
 	readErr  error // a transport error (not io.EOF)
+	// window, when set, caps what is read between two marks (one streamed value, give or take
+	// the decoder's read-ahead); since counts from the last mark.
+	window, since int64
 }
+
+// mark starts a new window (the walker calls it before each streamed entry).
+func (b *replyBody) mark() { b.since = 0 }
 
 func (b *replyBody) Read(p []byte) (int, error) {
 	if b.n >= b.limit {
 		return 0, errReplyTooLarge
+	}
+	if b.window > 0 && b.since >= b.window {
+		return 0, fmt.Errorf("%w: one value over %d bytes", errReplyTooLarge, b.window)
 	}
 	if rest := b.limit - b.n; int64(len(p)) > rest {
 		p = p[:rest]
 	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
+	b.since += int64(n)
 	if err != nil && err != io.EOF {
 		b.readErr = err
 	}
@@ -67,6 +84,7 @@ func (b *replyBody) Read(p []byte) (int, error) {
 // replyWalker streams one JSON-RPC reply.
 type replyWalker struct {
 	dec     *json.Decoder
+	body    *replyBody
 	out     bytes.Buffer                // the reply without the streamed entries
 	each    func(json.RawMessage) error // nil: keep entries in out
 	entries int
@@ -78,7 +96,10 @@ type replyWalker struct {
 // array; otherwise the reply comes back whole. Errors: errReplyTooLarge, errNotDWNReply (the
 // body is not JSON-RPC), the transport's error, or each's error.
 func readJSONReply(body *replyBody, each func(json.RawMessage) error) ([]byte, error) {
-	w := &replyWalker{dec: json.NewDecoder(body), each: each}
+	w := &replyWalker{dec: json.NewDecoder(body), body: body, each: each}
+	if each != nil {
+		body.window = maxListingValue
+	}
 	w.dec.UseNumber() // numbers are copied as written
 	err := w.value(0)
 	switch {
@@ -176,6 +197,7 @@ func (w *replyWalker) array() error {
 func (w *replyWalker) entryArray() error {
 	w.out.WriteByte('[')
 	for w.dec.More() {
+		w.body.mark()
 		w.raw = w.raw[:0]
 		if err := w.dec.Decode(&w.raw); err != nil {
 			return err
