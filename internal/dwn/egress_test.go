@@ -27,27 +27,25 @@ func fakeMetadata(t *testing.T) (*httptest.Server, *atomic.Int32) {
 	return srv, &hits
 }
 
-// web5Tenant opens endpoint pinned to web5 (no /info probe) with a throwaway signer.
+// openTestTenant opens endpoint pinned to web5 (no /info probe, no retries) with a throwaway
+// signer.
 func openTestTenant(t *testing.T, endpoint string, opts Options) Tenant {
 	t.Helper()
 	opts.Dialect = DialectWeb5
 	opts.Retries = -1
-	c, err := Open(context.Background(), endpoint, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	signer, _, err := GenerateSigner()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.Tenant(signer.DID, signer)
+	return openPinned(t, endpoint, opts)
 }
 
 // openEnbox opens endpoint pinned to enbox, whose subscriptions ride the WebSocket.
 func openEnbox(t *testing.T, endpoint string, opts Options) Tenant {
 	t.Helper()
 	opts.Dialect = DialectEnbox
+	return openPinned(t, endpoint, opts)
+}
+
+// openPinned opens endpoint in opts.Dialect and returns a tenant of a throwaway signer.
+func openPinned(t *testing.T, endpoint string, opts Options) Tenant {
+	t.Helper()
 	c, err := Open(context.Background(), endpoint, opts)
 	if err != nil {
 		t.Fatal(err)

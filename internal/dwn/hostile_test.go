@@ -41,18 +41,7 @@ func TestHostileServer(t *testing.T) {
 			w.Header().Set("Content-Type", "text/plain")
 			_, _ = io.Copy(w, io.LimitReader(repeatReader(fakeSecret+"\n"), hundredMB))
 		case "trickle":
-			w.Header().Set(headerDWNResponse, streamedReply)
-			w.Header().Set("Content-Length", "1000")
-			w.(http.Flusher).Flush()
-			for {
-				select {
-				case <-trickle:
-				case <-r.Context().Done():
-					return
-				}
-				_, _ = w.Write([]byte{'x'})
-				w.(http.Flusher).Flush()
-			}
+			trickleData(w, r, trickle)
 		}
 	}))
 	defer hostile.Close()

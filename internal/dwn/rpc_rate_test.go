@@ -17,20 +17,7 @@ import (
 // sent only after the clock moved 59 s, so the reader sees the time pass.
 func TestRPCTrickleFailsAtMinimumRate(t *testing.T) {
 	next := make(chan struct{})
-	url := stallingServer(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
-		w.Header().Set(headerDWNResponse, streamedReply)
-		w.Header().Set("Content-Length", "1000")
-		w.(http.Flusher).Flush()
-		for {
-			select {
-			case <-next:
-			case <-r.Context().Done():
-				return
-			}
-			_, _ = w.Write([]byte{'x'})
-			w.(http.Flusher).Flush()
-		}
-	})
+	url := stallingServer(t, func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) { trickleData(w, r, next) })
 	clk := clocktesting.NewFakeClock(time.Now())
 	c := &rpcClient{endpoint: url, shown: url, http: newHTTPClient(defaultEgress()), clock: clk, retries: defaultRetries,
 		callTimeout: defaultCallTimeout, idleTimeout: defaultIdleTimeout, minRate: defaultMinTransferRate}
@@ -76,5 +63,21 @@ func TestRateFloorSparesASteadyStream(t *testing.T) {
 	clk.Step(61 * time.Second)
 	if err := f.add(1); err == nil || errors.Is(err, io.EOF) {
 		t.Fatalf("a window with 1 byte: %v", err)
+	}
+}
+
+// trickleData answers a MessagesRead with data, then sends one byte each time next fires.
+func trickleData(w http.ResponseWriter, r *http.Request, next <-chan struct{}) {
+	w.Header().Set(headerDWNResponse, streamedReply)
+	w.Header().Set("Content-Length", "1000")
+	w.(http.Flusher).Flush()
+	for {
+		select {
+		case <-next:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = w.Write([]byte{'x'})
+		w.(http.Flusher).Flush()
 	}
 }

@@ -24,16 +24,7 @@ func smtDiffServer(t *testing.T, onlyLocal []string) SMTTenant {
 		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":"1","result":{"reply":{"status":{"code":200},"onlyRemote":[],"onlyLocal":%s}}}`, list)
 	}))
 	t.Cleanup(srv.Close)
-	c, err := Open(context.Background(), srv.URL, Options{Dialect: DialectEnboxSMT})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	signer, _, err := GenerateSigner()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.Tenant(signer.DID, signer).(SMTTenant)
+	return openPinned(t, srv.URL, Options{Dialect: DialectEnboxSMT}).(SMTTenant)
 }
 
 // onlyLocal is accepted only as the diff defines it: prefixes of the asked depth that this side
