@@ -99,11 +99,13 @@ func TestHostileServer(t *testing.T) {
 		t.Errorf("100 MB of text: %v", err)
 	}
 	close(stopPeak)
-	// A kept reply costs at most ~3× maxJSONReply while it decodes; listings O(1).
+	// A kept reply costs up to ~3× maxJSONReply while it decodes (the decoder's buffer doubles),
+	// listings O(1); the rest is the GC's slack and the healthy client's garbage. Holding one
+	// 100 MB reply would already exceed this.
 	grew := int64(<-peak) - int64(heapBefore)
 	t.Logf("heap grew by at most %d MiB while 100 MB replies were refused", grew>>20)
-	if grew > 4*maxJSONReply {
-		t.Errorf("the heap grew by %d MiB serving 100 MB replies; want under %d MiB", grew>>20, 4*maxJSONReply>>20)
+	if grew > 6*maxJSONReply {
+		t.Errorf("the heap grew by %d MiB serving 100 MB replies; want under %d MiB", grew>>20, 6*maxJSONReply>>20)
 	}
 
 	errs = append(errs, hostileTrickle(t, hostile.URL+"/trickle", trickle))
