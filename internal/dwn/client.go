@@ -36,7 +36,9 @@ type Options struct {
 	Retries int
 	// CallTimeout bounds each attempt of a JSON call: sending a body-less request, awaiting the
 	// reply and reading a JSON reply (default 30 s; negative = none). A caller's shorter
-	// context deadline still wins. It does not limit data streams (see IdleTimeout).
+	// context deadline still wins. It does not limit data streams (see IdleTimeout), and for a
+	// streamed listing (a web5 tenant in one reply) it bounds each wait for bytes, not the whole
+	// reply, which MinTransferRate bounds instead.
 	CallTimeout time.Duration
 	// IdleTimeout fails a data stream, request or response, when no bytes move for this long
 	// (default 60 s; negative = none). The read or the call then fails as Transient.

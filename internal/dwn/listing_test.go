@@ -216,7 +216,7 @@ func TestReplyBoundsEndTheCall(t *testing.T) {
 		_, _ = writeListing(w, maxJSONReply/62+1000)
 	}))
 	defer srv.Close()
-	tn := openTestTenant(t, srv.URL, Options{})
+	tn := openTestTenant(t, srv.URL, Options{CallTimeout: 10 * time.Minute}) // -race decodes slowly
 	_, err = tn.Read(context.Background(), testCID(1))
 	if err == nil || IsTransient(err) || !strings.Contains(err.Error(), "exceeds dwnsync's bound") {
 		t.Fatalf("a %d MiB MessagesRead reply: %v, want a Permanent error naming the bound", maxJSONReply>>20, err)

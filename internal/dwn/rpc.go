@@ -217,6 +217,15 @@ func (r *rpcClient) once(ctx context.Context, c rpcCall) (rpcAnswer, error) {
 		limit = maxListingReply
 	}
 	body := &replyBody{r: resp.Body, limit: limit}
+	if c.EachEntry != nil {
+		// A listing may be a whole tenant: like a data stream, it may take long while it moves,
+		// so CallTimeout bounds each wait for bytes and the rate floor bounds a trickle.
+		floor := newRateFloor(r.clock, r.minRate)
+		body.progress = func(n int) error {
+			w.arm(r.callTimeout, stallReply)
+			return floor.add(n)
+		}
+	}
 	reply.Body, err = readJSONReply(body, c.EachEntry)
 	if err != nil {
 		return rpcAnswer{}, r.replyError(ctx, wctx, c.Op, resp, body, err)

@@ -3,13 +3,17 @@ package dwn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
 // A server that sends one byte every 59 s never trips the 60 s idle timeout; the transfer-rate
@@ -79,5 +83,52 @@ func trickleData(w http.ResponseWriter, r *http.Request, next <-chan struct{}) {
 		}
 		_, _ = w.Write([]byte{'x'})
 		w.(http.Flusher).Flush()
+	}
+}
+
+// A streamed listing that keeps moving may take longer than CallTimeout in total (a large web5
+// tenant on a slow link): CallTimeout bounds each wait for bytes, not the whole reply. Fake
+// clock: five chunks 20 s apart (100 s against a 30 s CallTimeout), each above the rate floor.
+func TestListingSlowButSteadyOutlivesCallTimeout(t *testing.T) {
+	const chunks, perChunk = 5, 1700 // 1,700 CIDs ≈ 105 KB a chunk: over 4 KiB/s for 20 s
+	next := make(chan struct{})
+	url := stallingServer(t, func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
+		if r.URL.Path == "/info" {
+			_, _ = w.Write([]byte(`{"server":"@web5/dwn-server"}`))
+			return
+		}
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":"1","result":{"reply":{"status":{"code":200},"entries":[`)
+		for c := 0; c < chunks; c++ {
+			select {
+			case <-next:
+			case <-r.Context().Done():
+				return
+			}
+			for i := c * perChunk; i < (c+1)*perChunk; i++ {
+				_, _ = io.WriteString(w, `"`+testCID(i)+`"`)
+				if i < chunks*perChunk-1 {
+					_, _ = io.WriteString(w, ",") // the decoder needs the byte after an entry
+				}
+			}
+			w.(http.Flusher).Flush()
+		}
+		_, _ = io.WriteString(w, `]}}}`)
+	})
+	clk := clocktesting.NewFakeClock(time.Now())
+	tn := openTestTenant(t, url, Options{Clock: clk})
+	var got atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		done <- EachCID(context.Background(), tn, Scope{}, func(string) error { got.Add(1); return nil })
+	}()
+	for c := 0; c < chunks; c++ {
+		if c > 0 {
+			clk.Step(20 * time.Second)
+		}
+		next <- struct{}{}
+		waittest.For(t, 30*time.Second, time.Millisecond, fmt.Sprintf("chunk %d decoded", c), func() bool { return got.Load() == int64((c+1)*perChunk) })
+	}
+	if err := <-done; err != nil || got.Load() != chunks*perChunk {
+		t.Fatalf("listed %d of %d CIDs: %v", got.Load(), chunks*perChunk, err)
 	}
 }

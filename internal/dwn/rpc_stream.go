@@ -57,6 +57,8 @@ type replyBody struct {
 	// window, when set, caps what is read between two marks (one streamed value, give or take
 	// the decoder's read-ahead); since counts from the last mark.
 	window, since int64
+	// progress, when set, sees every read that returned bytes; its error fails the read.
+	progress func(n int) error
 }
 
 // mark starts a new window (the walker calls it before each streamed entry).
@@ -75,6 +77,12 @@ func (b *replyBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n += int64(n)
 	b.since += int64(n)
+	if n > 0 && b.progress != nil {
+		if perr := b.progress(n); perr != nil {
+			b.readErr = perr
+			return n, perr
+		}
+	}
 	if err != nil && err != io.EOF {
 		b.readErr = err
 	}
