@@ -90,6 +90,38 @@ type stringList []string
 func (s *stringList) String() string     { return fmt.Sprint(*s) }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
+// egressList is a repeatable flag of comma-separated CIDRs, IPs and host names.
+type egressList struct{ list *[]string }
+
+func (e egressList) String() string {
+	if e.list == nil {
+		return ""
+	}
+	return strings.Join(*e.list, ",")
+}
+
+func (e egressList) Set(v string) error {
+	*e.list = append(*e.list, dwn.SplitEgressList(v)...)
+	return nil
+}
+
+// egressFlags binds --egress-allow and --egress-deny (operator and run share them).
+func egressFlags(fs *flag.FlagSet, p *dwn.EgressPolicy) {
+	fs.Var(egressList{&p.Allow}, "egress-allow", "CIDRs, IPs or host names the DWN client may reach even if denied (comma-separated, repeatable)")
+	fs.Var(egressList{&p.Deny}, "egress-deny", "CIDRs, IPs or host names the DWN client must not reach, beyond the default (link-local and cloud metadata addresses) (comma-separated, repeatable)")
+}
+
+// validateEgress names the flag of a bad entry.
+func validateEgress(p dwn.EgressPolicy) error {
+	if err := (dwn.EgressPolicy{Allow: p.Allow}).Validate(); err != nil {
+		return fmt.Errorf("--egress-allow: %w", err)
+	}
+	if err := (dwn.EgressPolicy{Deny: p.Deny}).Validate(); err != nil {
+		return fmt.Errorf("--egress-deny: %w", err)
+	}
+	return nil
+}
+
 func runOperator(args []string) error {
 	fs := flag.NewFlagSet("operator", flag.ContinueOnError)
 	var o operator.Options
@@ -106,9 +138,13 @@ func runOperator(args []string) error {
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "ReplicationLinks reconciled in parallel")
 	fs.DurationVar(&o.MinCounterInterval, "status-counter-interval", 5*time.Second, "shortest time between two counter-only status writes of one link")
 	fs.DurationVar(&o.GracefulShutdownTimeout, "graceful-shutdown-timeout", 30*time.Second, "how long shutdown waits for links to stop and the ledger to flush")
+	egressFlags(fs, &o.Egress)
 	zopts := zap.Options{}
 	zopts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := validateEgress(o.Egress); err != nil {
 		return err
 	}
 	o.LocalDialect = dwn.Dialect(localDialect)
@@ -142,11 +178,15 @@ func runStandalone(args []string) error {
 	fs.StringVar(&o.Defaults.LocalEndpoint, "local-endpoint", "", "local DWN server for links without spec.localEndpoint")
 	fs.StringVar(&localDialect, "local-dialect", "auto", "dialect of the local server: auto, web5, enbox or enbox-smt")
 	fs.DurationVar(&o.ProgressEvery, "progress-every", standalone.DefaultProgressEvery, "period of the progress log lines")
+	egressFlags(fs, &o.Egress)
 	// Human-readable console logs for a terminal, at info: --zap-log-level=debug shows every
 	// feed and WebSocket event.
 	zopts := zap.Options{Development: true, Level: zapcore.InfoLevel}
 	zopts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := validateEgress(o.Egress); err != nil {
 		return err
 	}
 	files = append(files, fs.Args()...)

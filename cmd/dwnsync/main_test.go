@@ -200,3 +200,16 @@ func captureStdout(t *testing.T, fn func() error) string {
 	}
 	return buf.String()
 }
+
+// --egress-allow/--egress-deny reach both commands; a bad entry stops them before anything
+// starts, naming the flag and the entry.
+func TestEgressFlagsRefuseBadEntries(t *testing.T) {
+	err := runStandalone([]string{"--egress-deny", "10.0.0.0/8, 10.1.0.0/33", "--state-dir", t.TempDir(), "--listen", freeAddr(t)})
+	if err == nil || !strings.Contains(err.Error(), "--egress-deny") || !strings.Contains(err.Error(), "10.1.0.0/33") {
+		t.Fatalf("run: got %v", err)
+	}
+	err = runOperator([]string{"--egress-allow", "http://metadata", "--state-dir", t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "--egress-allow") || !strings.Contains(err.Error(), "http://metadata") {
+		t.Fatalf("operator: got %v", err)
+	}
+}

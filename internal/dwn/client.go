@@ -16,9 +16,13 @@ type Options struct {
 	// Dialect pins the endpoint's dialect; "" or DialectAuto detects it (see Open).
 	Dialect Dialect
 	// HTTPClient replaces the default per-endpoint client (own keep-alive pool, 30 s header
-	// timeout, 16 MiB header cap). A replacement must set its own dial and header timeouts;
-	// CallTimeout and IdleTimeout below apply to it all the same.
+	// timeout, 16 MiB header cap). A replacement must set its own dial and header timeouts, and
+	// Egress does not reach its dialer (it applies to the WebSocket still); CallTimeout and
+	// IdleTimeout below apply to it all the same, and its redirects are refused all the same.
 	HTTPClient *http.Client
+	// Egress adds allowed and denied addresses to the default policy (link-local and cloud
+	// metadata addresses refused, checked at dial time on the resolved IP). See EgressPolicy.
+	Egress EgressPolicy
 	// Clock drives retries and WebSocket timing (a clock.WithTicker is used for the latter when
 	// it is one; otherwise the real clock). Default: real clock.
 	Clock clock.Clock
@@ -32,11 +36,17 @@ type Options struct {
 	Retries int
 	// CallTimeout bounds each attempt of a JSON call: sending a body-less request, awaiting the
 	// reply and reading a JSON reply (default 30 s; negative = none). A caller's shorter
-	// context deadline still wins. It does not limit data streams (see IdleTimeout).
+	// context deadline still wins. It does not limit data streams (see IdleTimeout), and for a
+	// streamed listing (a web5 tenant in one reply) it bounds each wait for bytes, not the whole
+	// reply, which MinTransferRate bounds instead.
 	CallTimeout time.Duration
 	// IdleTimeout fails a data stream, request or response, when no bytes move for this long
 	// (default 60 s; negative = none). The read or the call then fails as Transient.
 	IdleTimeout time.Duration
+	// MinTransferRate fails a data stream (a record's data being read) whose average over a
+	// 60 s window falls below this many bytes per second (default 4 KiB/s; negative = none).
+	// The read then fails as Transient.
+	MinTransferRate int64
 }
 
 func (o Options) withDefaults() Options {
@@ -56,6 +66,12 @@ func (o Options) withDefaults() Options {
 	}
 	o.CallTimeout = orDefaultTimeout(o.CallTimeout, defaultCallTimeout)
 	o.IdleTimeout = orDefaultTimeout(o.IdleTimeout, defaultIdleTimeout)
+	switch {
+	case o.MinTransferRate == 0:
+		o.MinTransferRate = defaultMinTransferRate
+	case o.MinTransferRate < 0:
+		o.MinTransferRate = 0
+	}
 	if o.Dialect == "" {
 		o.Dialect = DialectAuto
 	}
@@ -102,6 +118,7 @@ type Client struct {
 	dialect  Dialect
 	opts     Options
 	rpc      *rpcClient
+	egress   *egressRules
 
 	mu       sync.Mutex
 	info     *ServerInfo // nil until fetched (pinned dialects fetch lazily)
@@ -164,7 +181,7 @@ func (c *Client) mux(ctx context.Context) (*wsMux, error) {
 	if c.ws != nil {
 		return c.ws, nil
 	}
-	o := wsOptions{Logger: c.opts.Logger}
+	o := wsOptions{Logger: c.opts.Logger, Dialer: c.wsDialer()}
 	if t, ok := c.opts.Clock.(clock.WithTicker); ok {
 		o.Clock = t
 	}

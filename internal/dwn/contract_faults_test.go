@@ -139,7 +139,9 @@ func TestContractFaults(t *testing.T) {
 	t.Run("retry-after-waited", func(t *testing.T) {
 		ctx := faultCtx(t)
 		clk := clocktesting.NewFakeClock(time.Now())
-		env := newFaultEnv(t, dwntest.Options{}, dwn.Options{Clock: clk})
+		// No call watchdog: its timer would count as a waiter while the first attempt is in
+		// flight, and the clock must only move once the retry wait is the timer waiting.
+		env := newFaultEnv(t, dwntest.Options{}, dwn.Options{Clock: clk, CallTimeout: -1})
 		before := env.n.Count("dwn.processMessage")
 		env.n.FailNext(1, http.StatusServiceUnavailable, 2*time.Second)
 		done := make(chan error, 1)

@@ -3,9 +3,15 @@ package dwn
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"net/url"
 	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // Open connects to a DWN endpoint.
@@ -28,15 +34,19 @@ func Open(ctx context.Context, endpoint string, opts Options) (*Client, error) {
 	opts = opts.withDefaults()
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, &Error{Op: "open", Kind: Permanent, Detail: fmt.Sprintf("endpoint %q: want an http(s):// base URL", endpoint)}
+		return nil, &Error{Op: "open", Kind: Permanent, Detail: fmt.Sprintf("endpoint %q: want an http(s):// base URL", redactURL(endpoint))}
 	}
 	c := &Client{endpoint: trimEndpoint(endpoint), opts: opts}
+	shown := redactURL(c.endpoint)
+	if c.egress, err = opts.Egress.compile(); err != nil {
+		return nil, &Error{Op: "open", Kind: Permanent, Detail: err.Error()}
+	}
 	hc := opts.HTTPClient
 	if hc == nil {
-		hc, c.ownsHTTP = newHTTPClient(), true
+		hc, c.ownsHTTP = newHTTPClient(c.egress), true
 	}
-	c.rpc = &rpcClient{endpoint: c.endpoint, http: hc, clock: opts.Clock, retries: opts.Retries,
-		callTimeout: opts.CallTimeout, idleTimeout: opts.IdleTimeout}
+	c.rpc = &rpcClient{endpoint: c.endpoint, shown: shown, http: refuseRedirects(hc, shown), clock: opts.Clock, retries: opts.Retries,
+		callTimeout: opts.CallTimeout, idleTimeout: opts.IdleTimeout, minRate: opts.MinTransferRate}
 	switch opts.Dialect {
 	case DialectWeb5, DialectEnbox, DialectEnboxSMT:
 		c.dialect = opts.Dialect
@@ -53,7 +63,7 @@ func Open(ctx context.Context, endpoint string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts.Logger.V(1).Info("dwn endpoint opened", "endpoint", c.endpoint, "dialect", c.dialect, "server", info.Server, "version", info.Version)
+	opts.Logger.V(1).Info("dwn endpoint opened", "endpoint", shown, "dialect", c.dialect, "server", info.Server, "version", info.Version)
 	return c, nil
 }
 
@@ -152,4 +162,36 @@ func (c *Client) probeCall(ctx context.Context, op, target string, msg json.RawM
 
 func isTimeout(err error) bool {
 	return err != nil && (isStall(err) || strings.Contains(err.Error(), "deadline exceeded") || strings.Contains(err.Error(), "timeout"))
+}
+
+// redactURL is endpoint as it may be printed: a password in it (https://user:pass@host) is
+// replaced by "xxxxx". Every error and log line names an endpoint through this.
+func redactURL(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return "(unparsable endpoint URL)" // the text may hold credentials: never echo it
+	}
+	return u.Redacted()
+}
+
+// errRedirectRefused ends a call whose server answered with a redirect.
+var errRedirectRefused = errors.New("redirects are refused")
+
+// refuseRedirects returns hc (a shallow copy when it must change) refusing every redirect. A
+// redirect would re-send a signed message to a place nobody configured (a 307 keeps the POST
+// body), and could point the operator at an internal service.
+func refuseRedirects(hc *http.Client, shown string) *http.Client {
+	c := *hc
+	c.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		return fmt.Errorf("endpoint %s answered with a redirect to host %q: %w (configure the final URL instead)",
+			shown, remoteText(truncate(req.URL.Host, 100)), errRedirectRefused)
+	}
+	return &c
+}
+
+// wsDialer is the WebSocket dialer: gorilla's defaults, dialing through the egress policy.
+func (c *Client) wsDialer() *websocket.Dialer {
+	d := *websocket.DefaultDialer
+	d.NetDialContext = c.egress.dialContext(&net.Dialer{Timeout: defaultDialTimeout, KeepAlive: 30 * time.Second})
+	return &d
 }

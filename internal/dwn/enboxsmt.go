@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 )
@@ -117,7 +118,33 @@ func (t *smtTenant) SMTDiff(ctx context.Context, scope Scope, hashes map[string]
 		}
 		remote = append(remote, entry)
 	}
-	return remote, r.OnlyLocal, nil
+	onlyLocal, err := checkOnlyLocal(r.OnlyLocal, hashes, depth)
+	if err != nil {
+		return nil, nil, &Error{Op: "MessagesSync", Kind: Transient, Detail: "diff reply: " + err.Error()}
+	}
+	return remote, onlyLocal, nil
+}
+
+// checkOnlyLocal accepts the server's onlyLocal prefixes only as the diff defines them: bit
+// strings of exactly depth characters among the prefixes the caller sent (only there can the
+// caller hold something), each once. Anything else would make the caller list leaves a hostile
+// server chose, as often as it repeated them.
+func checkOnlyLocal(prefixes []string, sent map[string]string, depth int) ([]string, error) {
+	seen := make(map[string]bool, len(prefixes))
+	out := make([]string, 0, len(prefixes))
+	for i, p := range prefixes {
+		if len(p) != depth || strings.Trim(p, "01") != "" {
+			return nil, fmt.Errorf("onlyLocal[%d] %q is not a %d-bit prefix", i, truncate(p, 40), depth)
+		}
+		if _, ok := sent[p]; !ok {
+			return nil, fmt.Errorf("onlyLocal[%d] %q is not a prefix this side sent", i, p)
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 func (t *smtTenant) ListCIDs(ctx context.Context, scope Scope) ([]string, error) {

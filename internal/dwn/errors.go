@@ -5,7 +5,44 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
+
+// maxRemoteText bounds each piece of server-chosen text (a detail, a wrapped cause) in an error
+// message. Error text lands in status.lastError, Events and the ledger; the CRD refuses a status
+// over 32 KiB (the link's status would freeze), and a human reads the first line anyway.
+const maxRemoteText = 512
+
+// remoteText makes text a server chose safe to print: control characters (ESC sequences could
+// rewrite a terminal) become spaces, invalid UTF-8 becomes U+FFFD, and anything past
+// maxRemoteText bytes is cut on a rune boundary and marked with "…[truncated]". Every
+// *Error and *GapError passes its remote parts through here when it is printed, so no
+// constructor can forget it.
+func remoteText(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f || c >= 0x80 {
+			clean = false
+			break
+		}
+	}
+	if clean && len(s) <= maxRemoteText {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s { // invalid bytes arrive as utf8.RuneError and are written as U+FFFD
+		if unicode.IsControl(r) {
+			r = ' '
+		}
+		if b.Len()+utf8.RuneLen(r) > maxRemoteText {
+			b.WriteString("…[truncated]")
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
 
 // ErrorKind classifies a failed call so callers know whether to retry.
 type ErrorKind string
@@ -64,10 +101,11 @@ func (e *Error) Error() string {
 	}
 	if e.Detail != "" {
 		b.WriteString(": ")
-		b.WriteString(e.Detail)
+		b.WriteString(remoteText(e.Detail))
 	}
 	if e.Err != nil {
-		fmt.Fprintf(&b, ": %v", e.Err)
+		b.WriteString(": ")
+		b.WriteString(remoteText(e.Err.Error()))
 	}
 	if e.RetryAfter > 0 {
 		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
@@ -97,7 +135,7 @@ func (g *GapError) Error() string {
 	if g.Reason == "" {
 		return "dwn: progress gap (410): the cursor is not valid on this server; discard it and reconcile"
 	}
-	return fmt.Sprintf("dwn: progress gap (410, %s): the cursor is not valid on this server; discard it and reconcile", g.Reason)
+	return fmt.Sprintf("dwn: progress gap (410, %s): the cursor is not valid on this server; discard it and reconcile", remoteText(g.Reason))
 }
 
 // IsTransient reports whether err is worth retrying as is (transport failures count).

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestErrorClassification(t *testing.T) {
@@ -84,5 +85,38 @@ func TestDWNErrorCode(t *testing.T) {
 		if got := dwnErrorCode(in); got != want {
 			t.Errorf("dwnErrorCode(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A server's error text reaches status, Events and the ledger: it must come out bounded, cut on
+// a rune boundary and free of control characters, whichever field carried it.
+func TestErrorRemoteTextSanitised(t *testing.T) {
+	hostile := strings.Repeat("é\x1b[31mred\x07\r\n", 10000) // ~100 KB with ESC sequences
+	errs := []error{
+		&Error{Op: "MessagesQuery", Kind: Permanent, Detail: hostile},
+		&Error{Op: "MessagesQuery", Kind: Transient, Err: errors.New(hostile)},
+		wsStatusError("MessagesSubscribe", 400, hostile),
+		&GapError{Reason: hostile},
+	}
+	for i, err := range errs {
+		msg := err.Error()
+		if len(msg) > 2*maxRemoteText+300 {
+			t.Errorf("error %d: %d bytes, want it bounded near %d", i, len(msg), maxRemoteText)
+		}
+		if strings.ContainsAny(msg, "\x1b\x07\r\n") {
+			t.Errorf("error %d keeps control characters: %q", i, msg[:80])
+		}
+		if !utf8.ValidString(msg) {
+			t.Errorf("error %d is not valid UTF-8 after truncation", i)
+		}
+		if !strings.Contains(msg, "…[truncated]") {
+			t.Errorf("error %d does not say it was truncated", i)
+		}
+	}
+	if got := remoteText("short and clean"); got != "short and clean" {
+		t.Errorf("clean text changed: %q", got)
+	}
+	if got := remoteText("bad \xff byte"); got != "bad \uFFFD byte" {
+		t.Errorf("invalid UTF-8: %q", got)
 	}
 }

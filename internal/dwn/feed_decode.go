@@ -64,3 +64,22 @@ func decodeProgressToken(raw json.RawMessage) (*Cursor, error) {
 	}
 	return &c, nil
 }
+
+// listingEntryCID is the CID of one streamed MessagesQuery entry: a bare CID string (web5) or
+// an entry object. The plain string, by far the common case, costs one allocation.
+func listingEntryCID(raw json.RawMessage) (string, error) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && bytes.IndexByte(raw[1:n-1], '\\') < 0 && bytes.IndexByte(raw[1:n-1], '"') < 0 {
+		if n == 2 {
+			return "", errors.New("empty messageCid")
+		}
+		return string(raw[1 : n-1]), nil
+	}
+	var e queryEntry
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return "", fmt.Errorf("malformed entry: %w", err)
+	}
+	if e.MessageCID == "" {
+		return "", errors.New("entry has no messageCid")
+	}
+	return e.MessageCID, nil
+}

@@ -110,6 +110,7 @@ func (s *feedSubscription) run(ctx context.Context) {
 				}
 				return
 			}
+			s.sub.Release(f)
 			ev, err := s.toEvent(f)
 			if err != nil {
 				s.emit(ctx, Event{Kind: EventEnd, Err: err})

@@ -94,7 +94,8 @@ func (s *pollSubscription) closeDoorbell() {
 // listen turns doorbell frames into coalesced rings, and the doorbell's end into a final ring
 // (run then sees the closed frame channel through doorbellErr).
 func (s *pollSubscription) listen() {
-	for range s.doorbell.Frames() {
+	for f := range s.doorbell.Frames() {
+		s.doorbell.Release(f)
 		select {
 		case s.ring <- struct{}{}:
 		default: // a ring is already pending; one page covers both

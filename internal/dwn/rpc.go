@@ -41,26 +41,32 @@ const (
 	bodyV1MediaType   = "application/vnd.enbox.dwn-rpc; version=1"
 	bodyV1MaxEnvelope = 1 << 20 // spec §1.1.1(b)
 
-	// maxJSONBody caps a JSON answer. web5 MessagesQuery returns every CID in one reply
-	// (10,001 CIDs ≈ 620 KB), so this allows ~4M CIDs while still bounding memory.
-	maxJSONBody = 256 << 20
+	// maxInfoReply caps GET /info: a small object of server facts.
+	maxInfoReply = 1 << 20
 	// maxResponseHeader leaves room for dwn-response headers carrying large messages (the
 	// header holds the message and its initial write).
 	maxResponseHeader = 16 << 20
 
-	defaultRetries        = 2
-	defaultCallTimeout    = 30 * time.Second
-	defaultIdleTimeout    = 60 * time.Second
-	defaultRetryBase      = 500 * time.Millisecond
-	maxRetryWait          = 5 * time.Second
-	defaultHeaderTimeout  = 30 * time.Second
-	defaultDialTimeout    = 10 * time.Second
-	defaultMaxIdlePerHost = 16
+	defaultRetries     = 2
+	defaultCallTimeout = 30 * time.Second
+	defaultIdleTimeout = 60 * time.Second
+	// defaultMinTransferRate and transferRateWindow: a data stream whose average over a 60 s
+	// window is below 4 KiB/s fails as Transient. The idle timeout alone let a server send one
+	// byte every 59 s forever; at the floor, the largest record a server admits still arrives
+	// (1 GiB in under 3 days), while a trickle ends within two windows.
+	defaultMinTransferRate = 4 << 10
+	transferRateWindow     = 60 * time.Second
+	defaultRetryBase       = 500 * time.Millisecond
+	maxRetryWait           = 5 * time.Second
+	defaultHeaderTimeout   = 30 * time.Second
+	defaultDialTimeout     = 10 * time.Second
+	defaultMaxIdlePerHost  = 16
 )
 
 // rpcClient speaks JSON-RPC over HTTP to one endpoint.
 type rpcClient struct {
 	endpoint string // base URL without trailing slash
+	shown    string // endpoint with any password redacted: the only form printed
 	http     *http.Client
 	clock    clock.Clock
 	bodyV1   bool // the server advertised body-v1 framing
@@ -69,15 +75,18 @@ type rpcClient struct {
 	// stream may sit without a byte moving. Zero disables either.
 	callTimeout time.Duration
 	idleTimeout time.Duration
+	// minRate is the data-stream floor in bytes per second, averaged over transferRateWindow
+	// (0 = none).
+	minRate int64
 }
 
 // newHTTPClient is the default client of one endpoint: its own keep-alive pool, a header
 // timeout (web5 never answers an unknown method, so a call must not wait forever) but no
 // overall timeout, because data streams may legitimately take long.
-func newHTTPClient() *http.Client {
+func newHTTPClient(egress *egressRules) *http.Client {
 	tr := &http.Transport{
 		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            (&net.Dialer{Timeout: defaultDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:            egress.dialContext(&net.Dialer{Timeout: defaultDialTimeout, KeepAlive: 30 * time.Second}),
 		MaxIdleConns:           defaultMaxIdlePerHost,
 		MaxIdleConnsPerHost:    defaultMaxIdlePerHost,
 		IdleConnTimeout:        90 * time.Second,
@@ -98,6 +107,10 @@ type rpcCall struct {
 	Params  any
 	Data    io.Reader
 	DataLen int64
+	// EachEntry, when set, receives every element of result.reply.entries in order as the
+	// reply streams in (the answer's reply then has an empty entries array). A later error in
+	// the same reply fails the call: the caller must then drop what it was handed.
+	EachEntry func(json.RawMessage) error
 }
 
 // rpcAnswer is a successful JSON-RPC result. Body is the streamed data of a dwn-response
@@ -112,6 +125,10 @@ func (r *rpcClient) call(ctx context.Context, c rpcCall) (rpcAnswer, error) {
 	attempts := 1
 	if c.Data == nil {
 		attempts += r.retries
+	}
+	delivered := false // a streamed listing that handed out entries is never replayed
+	if each := c.EachEntry; each != nil {
+		c.EachEntry = func(raw json.RawMessage) error { delivered = true; return each(raw) }
 	}
 	var lastErr error
 	for i := 0; i < attempts; i++ {
@@ -130,7 +147,7 @@ func (r *rpcClient) call(ctx context.Context, c rpcCall) (rpcAnswer, error) {
 			}
 		}
 		ans, err := r.once(ctx, c)
-		if err == nil || !IsTransient(err) || ctx.Err() != nil || isStall(err) {
+		if err == nil || !IsTransient(err) || ctx.Err() != nil || isStall(err) || delivered {
 			return ans, err // a stalled attempt already used the call's time: the caller decides
 		}
 		lastErr = err
@@ -173,9 +190,12 @@ func (r *rpcClient) once(ctx context.Context, c rpcCall) (rpcAnswer, error) {
 			return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, Detail: "cancelled", Err: ctx.Err()}
 		}
 		if s := stallOf(wctx); s != nil {
-			return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, Detail: "request to " + r.endpoint + " stalled", Err: s}
+			return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, Detail: "request to " + r.shown + " stalled", Err: s}
 		}
-		return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, Detail: "request to " + r.endpoint + " failed", Err: err}
+		if errors.Is(err, errRedirectRefused) || errors.Is(err, errEgressRefused) {
+			return rpcAnswer{}, &Error{Op: c.Op, Kind: Permanent, Detail: "request to " + r.shown + " refused", Err: err}
+		}
+		return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, Detail: "request to " + r.shown + " failed", Err: err}
 	}
 	reply := httpReply{Status: resp.StatusCode, DWNResponse: resp.Header.Get(headerDWNResponse), RetryAfter: resp.Header.Get("Retry-After")}
 	if reply.DWNResponse != "" && resp.StatusCode == 200 {
@@ -186,26 +206,61 @@ func (r *rpcClient) once(ctx context.Context, c rpcCall) (rpcAnswer, error) {
 		}
 		w.disarm()
 		streaming = true
-		body := &watchedBody{rc: resp.Body, ctx: wctx, w: w, idle: r.idleTimeout, op: c.Op}
+		body := &watchedBody{rc: resp.Body, ctx: wctx, w: w, idle: r.idleTimeout, op: c.Op, from: r.shown,
+			floor: newRateFloor(r.clock, r.minRate)}
 		return rpcAnswer{Result: result, Body: body}, nil // data streams to the caller
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONBody+1))
-	if err != nil {
-		if s := stallOf(wctx); s != nil && ctx.Err() == nil {
-			err = s
+	reply.ContentType = resp.Header.Get("Content-Type")
+	limit := int64(maxJSONReply)
+	if c.EachEntry != nil {
+		limit = maxListingReply
+	}
+	body := &replyBody{r: resp.Body, limit: limit}
+	if c.EachEntry != nil {
+		// A listing may be a whole tenant: like a data stream, it may take long while it moves,
+		// so CallTimeout bounds each wait for bytes and the rate floor bounds a trickle.
+		floor := newRateFloor(r.clock, r.minRate)
+		body.progress = func(n int) error {
+			w.arm(r.callTimeout, stallReply)
+			return floor.add(n)
 		}
-		return rpcAnswer{}, &Error{Op: c.Op, Kind: Transient, HTTPStatus: resp.StatusCode, Detail: "reading response", Err: err}
 	}
-	if len(body) > maxJSONBody {
-		return rpcAnswer{}, &Error{Op: c.Op, Kind: Permanent, HTTPStatus: resp.StatusCode, Detail: fmt.Sprintf("JSON response larger than %d bytes", maxJSONBody)}
+	reply.Body, err = readJSONReply(body, c.EachEntry)
+	if err != nil {
+		return rpcAnswer{}, r.replyError(ctx, wctx, c.Op, resp, body, err)
 	}
-	reply.Body = body
 	result, err := decodeRPCResult(c.Op, reply, r.clock.Now())
 	if err != nil {
 		return rpcAnswer{}, err
 	}
 	return rpcAnswer{Result: result}, nil
+}
+
+// replyError classifies a JSON reply that could not be read: a transport failure or stall is
+// Transient, a reply over dwnsync's bounds is Permanent (it will not shrink), and a body that
+// is not a DWN reply is described, never echoed.
+func (r *rpcClient) replyError(ctx, wctx context.Context, op string, resp *http.Response, body *replyBody, err error) error {
+	status := resp.StatusCode
+	switch {
+	case errors.Is(err, errReplyTooLarge):
+		return &Error{Op: op, Kind: Permanent, HTTPStatus: status, Detail: fmt.Sprintf(
+			"reply from %s exceeds dwnsync's bound (%d bytes a reply, %d entries, %d bytes a listing value); the call was abandoned",
+			r.shown, body.limit, maxReplyEntries, maxListingValue)}
+	case errors.Is(err, errNotDWNReply):
+		kind := Transient // a 200 that is not DWN's: a proxy or captive portal, maybe passing
+		if status != 200 {
+			kind = kindForHTTP(status)
+		}
+		return &Error{Op: op, Kind: kind, HTTPStatus: status, Detail: nonDWNReply(status, resp.Header.Get("Content-Type"), body),
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), r.clock.Now())}
+	case body.readErr != nil:
+		if s := stallOf(wctx); s != nil && ctx.Err() == nil {
+			err = s
+		}
+		return &Error{Op: op, Kind: Transient, HTTPStatus: status, Detail: "reading response", Err: err}
+	}
+	return err // the caller's entry callback refused the listing
 }
 
 // newRequest frames the envelope and data as POST / using body-v1 when the server has it.
@@ -276,6 +331,20 @@ func (r *rpcClient) processMessage(ctx context.Context, op, target string, messa
 	return reply, ans.Body, nil
 }
 
+// processListing is processMessage for a listing: every reply entry goes to each as it
+// streams in, and the returned reply has an empty entries array.
+func (r *rpcClient) processListing(ctx context.Context, op, target string, message json.RawMessage, each func(json.RawMessage) error) (dwnReply, error) {
+	ans, err := r.call(ctx, rpcCall{Op: op, Method: "dwn.processMessage",
+		Params: map[string]any{"target": target, "message": message}, EachEntry: each})
+	if err != nil {
+		return dwnReply{}, err
+	}
+	if ans.Body != nil {
+		ans.Body.Close() // a listing carries no data
+	}
+	return decodeDWNReply(op, ans.Result)
+}
+
 // applyReplicated sends dwn.applyReplicatedMessage and decodes result.result.
 func (r *rpcClient) applyReplicated(ctx context.Context, target string, message json.RawMessage, data io.Reader, dataLen int64) (ApplyResult, error) {
 	const op = "dwn.applyReplicatedMessage"
@@ -332,22 +401,28 @@ func (r *rpcClient) getJSON(ctx context.Context, path string, v any) error {
 		if s := stallOf(wctx); s != nil && ctx.Err() == nil {
 			err = s
 		}
-		return &Error{Op: op, Kind: Transient, Detail: "request to " + r.endpoint + " failed", Err: err}
+		kind := Transient
+		if errors.Is(err, errRedirectRefused) || errors.Is(err, errEgressRefused) {
+			kind = Permanent
+		}
+		return &Error{Op: op, Kind: kind, Detail: "request to " + r.shown + " failed", Err: err}
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxInfoReply+1))
 	if err != nil {
 		if s := stallOf(wctx); s != nil && ctx.Err() == nil {
 			err = s
 		}
 		return &Error{Op: op, Kind: Transient, HTTPStatus: resp.StatusCode, Err: err}
 	}
+	contentType := resp.Header.Get("Content-Type")
 	if resp.StatusCode != 200 {
 		return &Error{Op: op, Kind: kindForHTTP(resp.StatusCode), HTTPStatus: resp.StatusCode,
-			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), r.clock.Now()), Detail: bodySnippet(body)}
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), r.clock.Now()),
+			Detail:     describeNonDWN(resp.StatusCode, contentType, fmt.Sprintf("%d bytes", len(body)))}
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return &Error{Op: op, Kind: Permanent, HTTPStatus: 200, Detail: "not JSON: " + bodySnippet(body)}
+	if len(body) > maxInfoReply || json.Unmarshal(body, v) != nil {
+		return &Error{Op: op, Kind: Permanent, HTTPStatus: 200, Detail: describeNonDWN(200, contentType, fmt.Sprintf("%d bytes", len(body)))}
 	}
 	return nil
 }
@@ -538,17 +613,22 @@ func (u *watchedUpload) answered() {
 // watchedBody is a streamed response under the idle watchdog: a Read that waits longer than
 // idle for the server's next bytes fails with a Transient *Error. Close ends the exchange.
 type watchedBody struct {
-	rc   io.ReadCloser
-	ctx  context.Context
-	w    *callWatch
-	idle time.Duration
-	op   string
+	rc    io.ReadCloser
+	ctx   context.Context
+	w     *callWatch
+	idle  time.Duration
+	op    string
+	from  string     // the endpoint, redacted
+	floor *rateFloor // nil: no minimum rate
 }
 
 func (b *watchedBody) Read(p []byte) (int, error) {
 	b.w.arm(b.idle, stallData)
 	n, err := b.rc.Read(p)
 	b.w.disarm()
+	if ferr := b.floor.add(n); ferr != nil && err == nil {
+		return n, &Error{Op: b.op, Kind: Transient, Detail: "data from " + b.from + " too slow", Err: ferr}
+	}
 	if err != nil && err != io.EOF {
 		if s := stallOf(b.ctx); s != nil {
 			err = &Error{Op: b.op, Kind: Transient, Detail: "reading data", Err: s}
@@ -561,4 +641,39 @@ func (b *watchedBody) Close() error {
 	err := b.rc.Close()
 	b.w.finish()
 	return err
+}
+
+// rateFloor fails a data stream whose average rate over a window falls below a minimum: the
+// idle watchdog only catches a stream that stops, not one that trickles.
+type rateFloor struct {
+	clock clock.PassiveClock
+	min   int64 // bytes per second
+	start time.Time
+	bytes int64 // read since start
+}
+
+// newRateFloor returns nil (no floor) when min <= 0.
+func newRateFloor(c clock.PassiveClock, min int64) *rateFloor {
+	if min <= 0 {
+		return nil
+	}
+	return &rateFloor{clock: c, min: min, start: c.Now()}
+}
+
+// add counts n bytes just read; once a window has passed it checks the window's average and
+// starts the next window.
+func (f *rateFloor) add(n int) error {
+	if f == nil {
+		return nil
+	}
+	f.bytes += int64(n)
+	elapsed := f.clock.Since(f.start)
+	if elapsed < transferRateWindow {
+		return nil
+	}
+	if rate := float64(f.bytes) / elapsed.Seconds(); rate < float64(f.min) {
+		return fmt.Errorf("%.0f bytes/s over the last %s, below dwnsync's minimum of %d bytes/s", rate, elapsed.Truncate(time.Second), f.min)
+	}
+	f.start, f.bytes = f.clock.Now(), 0
+	return nil
 }

@@ -72,6 +72,7 @@ type httpReply struct {
 	DWNResponse string // the dwn-response header ("" when absent)
 	RetryAfter  string // the Retry-After header
 	Body        []byte // the JSON body; ignored when DWNResponse is set (the body is data)
+	ContentType string // the Content-Type header, named (never the body) when the reply is not DWN's
 }
 
 // decodeRPCResult returns result of a JSON-RPC answer, or a classified *Error. op names the
@@ -91,7 +92,7 @@ func decodeRPCResult(op string, r httpReply, now time.Time) (json.RawMessage, er
 				e.Kind = Transient // a rate limit is transient whatever the code says
 			}
 		} else {
-			e.Detail = bodySnippet(r.Body)
+			e.Detail = describeNonDWN(r.Status, r.ContentType, fmt.Sprintf("%d bytes", len(r.Body)))
 		}
 		return nil, e
 	}
@@ -245,12 +246,4 @@ func asciiJSON(b []byte) []byte {
 		}
 	}
 	return out
-}
-
-func bodySnippet(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if !utf8.ValidString(s) {
-		return fmt.Sprintf("%d bytes of non-text body", len(b))
-	}
-	return truncate(s, 200)
 }

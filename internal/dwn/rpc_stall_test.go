@@ -48,7 +48,7 @@ func hold(r *http.Request, release <-chan struct{}) {
 }
 
 func stallClient(url string, clk clock.Clock) *rpcClient {
-	return &rpcClient{endpoint: url, http: newHTTPClient(), clock: clk, retries: defaultRetries,
+	return &rpcClient{endpoint: url, shown: url, http: newHTTPClient(defaultEgress()), clock: clk, retries: defaultRetries,
 		callTimeout: stallTimeout, idleTimeout: stallTimeout}
 }
 

@@ -58,7 +58,7 @@ func decodeTestRequest(t *testing.T, r *http.Request) seenRequest {
 }
 
 func testRPC(url string, bodyV1 bool, clk *clocktesting.FakeClock) *rpcClient {
-	return &rpcClient{endpoint: url, http: newHTTPClient(), clock: clk, bodyV1: bodyV1, retries: defaultRetries}
+	return &rpcClient{endpoint: url, shown: url, http: newHTTPClient(defaultEgress()), clock: clk, bodyV1: bodyV1, retries: defaultRetries}
 }
 
 func TestRPCFramings(t *testing.T) {

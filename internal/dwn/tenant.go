@@ -24,7 +24,9 @@ type tenantBase struct {
 	pluralGrants bool
 }
 
-func (t *tenantBase) Endpoint() string { return t.c.endpoint }
+// Endpoint is the base URL as it may be printed (a password in it redacted): callers put it in
+// error messages.
+func (t *tenantBase) Endpoint() string { return t.c.rpc.shown }
 func (t *tenantBase) DID() string      { return t.did }
 
 // delegate reports whether the signer is not the tenant (so grants must be invoked).
@@ -91,6 +93,21 @@ func (t *tenantBase) process(ctx context.Context, op string, msg json.RawMessage
 		body.Close()
 	}
 	return dwnReply{}, nil, reply.statusError(op)
+}
+
+// processListing is process for a listing whose entries stream into each.
+func (t *tenantBase) processListing(ctx context.Context, op string, msg json.RawMessage, each func(json.RawMessage) error, ok ...int) (dwnReply, error) {
+	t.c.ensureInfo(ctx)
+	reply, err := t.c.rpc.processListing(ctx, op, t.did, msg, each)
+	if err != nil {
+		return dwnReply{}, err
+	}
+	for _, code := range ok {
+		if reply.Status.Code == code {
+			return reply, nil
+		}
+	}
+	return dwnReply{}, reply.statusError(op)
 }
 
 // Read is MessagesRead (the same in every dialect): the stored message and, for a RecordsWrite

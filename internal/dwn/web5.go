@@ -3,6 +3,7 @@ package dwn
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -110,34 +111,63 @@ func (t *web5Tenant) resumeCursor(base *web5ServerCursor, lastCID string) *Curso
 
 // query is one MessagesQuery: every CID after base, and the cursor of the last one.
 func (t *web5Tenant) query(ctx context.Context, filters []any, base *web5ServerCursor) ([]string, *web5ServerCursor, error) {
+	var cids []string
+	last, err := t.queryEach(ctx, filters, base, func(cid string) error {
+		cids = append(cids, cid)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return cids, last, nil
+}
+
+// queryEach is one MessagesQuery streamed: fn gets every CID after base in order as the reply
+// arrives (never held whole), and the reply's cursor comes back at the end.
+func (t *web5Tenant) queryEach(ctx context.Context, filters []any, base *web5ServerCursor, fn func(cid string) error) (*web5ServerCursor, error) {
 	desc := map[string]any{"filters": filters}
 	if base != nil {
 		desc["cursor"] = base
 	}
 	msg, err := t.signMessages("Query", desc)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	reply, _, err := t.process(ctx, "MessagesQuery", msg, 200)
+	n := 0
+	reply, err := t.processListing(ctx, "MessagesQuery", msg, func(raw json.RawMessage) error {
+		cid, err := listingEntryCID(raw)
+		if err != nil {
+			return &Error{Op: "MessagesQuery", Kind: Transient, Detail: fmt.Sprintf("entry %d: %v", n, err)}
+		}
+		n++
+		return fn(cid)
+	}, 200)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	q, err := decodeQueryReply(reply.Raw)
 	if err != nil {
-		return nil, nil, &Error{Op: "MessagesQuery", Kind: Transient, Detail: err.Error()}
-	}
-	cids := make([]string, len(q.Entries))
-	for i, e := range q.Entries {
-		cids[i] = e.MessageCID
+		return nil, &Error{Op: "MessagesQuery", Kind: Transient, Detail: err.Error()}
 	}
 	var sc *web5ServerCursor
 	if len(q.Cursor) > 0 && string(q.Cursor) != "null" {
 		sc = new(web5ServerCursor)
 		if err := json.Unmarshal(q.Cursor, sc); err != nil || sc.MessageCID == "" || len(sc.Value) == 0 {
-			return nil, nil, &Error{Op: "MessagesQuery", Kind: Transient, Detail: "reply cursor is not {messageCid, value}"}
+			return nil, &Error{Op: "MessagesQuery", Kind: Transient, Detail: "reply cursor is not {messageCid, value}"}
 		}
 	}
-	return cids, sc, nil
+	return sc, nil
+}
+
+// EachCID streams the scope's listing into fn (see CIDLister): web5 answers with the whole
+// tenant in one reply, so this is the form that keeps memory flat in the tenant's size.
+func (t *web5Tenant) EachCID(ctx context.Context, scope Scope, fn func(cid string) error) error {
+	filters, err := scopeFilters(scope, false)
+	if err != nil {
+		return err
+	}
+	_, err = t.queryEach(ctx, filters, nil, fn)
+	return err
 }
 
 func (t *web5Tenant) FeedPage(ctx context.Context, scope Scope, after *Cursor, limit int, cidsOnly bool) (Page, error) {

@@ -29,8 +29,9 @@ package dwn
 //
 // Delivery and termination: frames are delivered in arrival order on a bounded channel
 // (wsOptions.Buffer, default 128: a channel of values is allocated whole, ~19 KB per
-// subscription). The reader goroutine never blocks on a consumer: if the
-// channel is full when a frame arrives, that subscription alone ends with errWSOverflow (frames
+// subscription) and a byte budget (wsOptions.BufferBytes, default 8 MiB; consumers Release each
+// frame they take). The reader goroutine never blocks on a consumer: if the channel is full, or
+// the frame would overrun the budget, when a frame arrives, that subscription alone ends with errWSOverflow (frames
 // already buffered stay readable; the mux sends rpc.subscribe.close in the background) and the
 // engine reopens from its checkpoint. We chose terminate-on-overflow over blocking (one slow
 // tenant would stall every tenant on the socket) and over dropping frames (a silent hole in a
@@ -65,6 +66,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
@@ -87,10 +89,16 @@ const (
 	wsDefaultWriteTimeout = 10 * time.Second
 	wsDefaultCallTimeout  = 30 * time.Second
 	wsDefaultCloseTimeout = 5 * time.Second
-	wsDefaultMaxFrame     = 64 << 20 // inline data is ≤ 30,000 bytes; messages are a few KB
-	wsBackoffBase         = 1 * time.Second
-	wsBackoffMax          = 30 * time.Second
-	wsBackoffJitter       = 0.2
+	// wsDefaultMaxFrame: an event carries a signed message (a few KB), its initial write and at
+	// most 30,000 bytes of inline data (40 KB as base64). 1 MiB is ~10× the largest real frame;
+	// the old 64 MiB let one server make the reader allocate 64 MiB per frame.
+	wsDefaultMaxFrame = 1 << 20
+	// wsDefaultBufferBytes bounds what one subscription may hold unconsumed (Buffer bounds the
+	// frame count): 8 MiB is 128 frames of 64 KB, or 8 maximal frames. 128 × 64 MiB was possible.
+	wsDefaultBufferBytes = 8 << 20
+	wsBackoffBase        = 1 * time.Second
+	wsBackoffMax         = 30 * time.Second
+	wsBackoffJitter      = 0.2
 )
 
 // wsOptions configures a wsMux. The zero value is usable.
@@ -104,6 +112,9 @@ type wsOptions struct {
 	Header http.Header
 	// Buffer is the per-subscription frame buffer (default 128; > enbox's window of 32).
 	Buffer int
+	// BufferBytes is the per-subscription byte budget of frames delivered but not yet consumed
+	// (default 8 MiB); going over it ends that subscription like a full Buffer does.
+	BufferBytes int64
 	// MaxInFlight is the server's unacknowledged-event window (/info.maxInFlight). 0 means the
 	// server has no flow control and Ack is a no-op.
 	MaxInFlight int
@@ -117,7 +128,8 @@ type wsOptions struct {
 	// wait for the rpc.subscribe.close reply (default 5 s).
 	CallTimeout  time.Duration
 	CloseTimeout time.Duration
-	// MaxFrameBytes caps one inbound frame (default 64 MiB); a bigger frame kills the socket.
+	// MaxFrameBytes caps one inbound frame (default 1 MiB); a bigger frame ends the socket (and
+	// so its subscriptions, which reopen from their checkpoints) with an error naming the bound.
 	MaxFrameBytes int64
 	// Jitter returns a number in [0,1) used to spread backoff delays. Default math/rand/v2.
 	Jitter func() float64
@@ -154,6 +166,9 @@ func (o wsOptions) withDefaults() wsOptions {
 	}
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = wsDefaultCloseTimeout
+	}
+	if o.BufferBytes <= 0 {
+		o.BufferBytes = wsDefaultBufferBytes
 	}
 	if o.MaxFrameBytes <= 0 {
 		o.MaxFrameBytes = wsDefaultMaxFrame
@@ -215,7 +230,7 @@ func newWSMux(endpoint string, opts wsOptions) (*wsMux, error) {
 func wsURL(endpoint string) (string, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
-		return "", fmt.Errorf("endpoint %q is not a URL: %w", endpoint, err)
+		return "", errors.New("endpoint is not a URL")
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "http":
@@ -224,10 +239,10 @@ func wsURL(endpoint string) (string, error) {
 		u.Scheme = "wss"
 	case "ws", "wss":
 	default:
-		return "", fmt.Errorf("endpoint %q: scheme must be http, https, ws or wss", endpoint)
+		return "", fmt.Errorf("endpoint %q: scheme must be http, https, ws or wss", redactURL(endpoint))
 	}
 	if u.Host == "" {
-		return "", fmt.Errorf("endpoint %q has no host", endpoint)
+		return "", fmt.Errorf("endpoint %q has no host", redactURL(endpoint))
 	}
 	return u.String(), nil
 }

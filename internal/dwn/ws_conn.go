@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,12 +109,12 @@ func (c *wsConn) readLoop() {
 	for {
 		typ, r, err := c.ws.NextReader()
 		if err != nil {
-			c.fail(wsLost("read: %v", err))
+			c.fail(wsLost("read: %v", c.readError(err)))
 			return
 		}
 		buf.Reset()
 		if _, err := buf.ReadFrom(r); err != nil {
-			c.fail(wsLost("read: %v", err))
+			c.fail(wsLost("read: %v", c.readError(err)))
 			return
 		}
 		c.heard()
@@ -126,6 +127,14 @@ func (c *wsConn) readLoop() {
 			buf = bytes.Buffer{} // do not pin one huge frame's buffer forever
 		}
 	}
+}
+
+// readError names the frame bound when a frame went over it.
+func (c *wsConn) readError(err error) error {
+	if errors.Is(err, websocket.ErrReadLimit) || strings.Contains(err.Error(), websocket.ErrReadLimit.Error()) {
+		return fmt.Errorf("a frame exceeded dwnsync's bound of %d bytes (DWN events are a few KB plus ≤ 30 KB inline data)", c.mux.opts.MaxFrameBytes)
+	}
+	return err
 }
 
 // dispatch routes one frame: a reply to a pending call, or a delivery to a subscription.
@@ -154,6 +163,9 @@ func (c *wsConn) dispatch(data []byte) {
 			c.mux.n.unknown.Add(1)
 		}
 		return
+	}
+	if in.Frame != nil {
+		in.Frame.wireBytes = int64(len(data))
 	}
 	s.deliver(in)
 }
@@ -265,7 +277,7 @@ func (c *wsConn) subscribe(ctx context.Context, params json.RawMessage) (*wsSubs
 	if err != nil {
 		return nil, nil, &Error{Op: wsMethodSubscribe, Kind: Permanent, Detail: "encode the request", Err: err}
 	}
-	s := newWSSubscription(c, subID, c.mux.opts.Buffer)
+	s := newWSSubscription(c, subID, c.mux.opts.Buffer, c.mux.opts.BufferBytes)
 	if err := c.register(s); err != nil {
 		return nil, nil, err
 	}

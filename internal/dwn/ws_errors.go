@@ -38,6 +38,10 @@ func wsOverflow(buffer int) error {
 	return &Error{Op: wsOp, Kind: Transient, Detail: fmt.Sprintf("more than %d frames waiting; reopen from the checkpoint", buffer), Err: errWSOverflow}
 }
 
+func wsOverflowBytes(budget int64) error {
+	return &Error{Op: wsOp, Kind: Transient, Detail: fmt.Sprintf("more than %d bytes of frames waiting (dwnsync's per-subscription bound); reopen from the checkpoint", budget), Err: errWSOverflow}
+}
+
 func wsTimedOut(method string, after time.Duration) error {
 	return &Error{Op: method, Kind: Transient, Err: fmt.Errorf("%w (%s)", errWSTimeout, after)}
 }

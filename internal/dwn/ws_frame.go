@@ -51,6 +51,8 @@ type wsFrame struct {
 	Protocol          string
 	EncodedData       string
 	IsLatestBaseState *bool
+	// wireBytes is the frame's size on the socket: what it costs the subscription's byte budget.
+	wireBytes int64
 }
 
 // wsInbound is one decoded server frame, before demultiplexing. ID is "" when the frame had no

@@ -62,7 +62,7 @@ func FuzzWSFrame(f *testing.F) {
 		// The demultiplexer, with one open subscription (buffer 1, so overflow is reachable).
 		m, _ := newWSMux("http://127.0.0.1:1", wsOptions{Buffer: 1})
 		c := &wsConn{mux: m, subs: map[string]*wsSubscription{}, calls: map[string]chan wsInbound{}, done: make(chan struct{})}
-		s := newWSSubscription(c, wsFuzzSubID, 1)
+		s := newWSSubscription(c, wsFuzzSubID, 1, wsDefaultBufferBytes)
 		c.subs[s.id] = s
 		c.dead = true // an overflow's background close sees a dead socket and returns at once
 		c.dispatch(data)

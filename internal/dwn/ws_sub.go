@@ -14,13 +14,23 @@ type wsSubscription struct {
 	conn *wsConn
 	id   string
 
-	mu     sync.Mutex
-	frames chan wsFrame
-	err    error // set once, when frames is closed
+	mu       sync.Mutex
+	frames   chan wsFrame
+	err      error // set once, when frames is closed
+	buffered int64 // wire bytes delivered and not yet Released
+	budget   int64 // wsOptions.BufferBytes
 }
 
-func newWSSubscription(c *wsConn, id string, buffer int) *wsSubscription {
-	return &wsSubscription{conn: c, id: id, frames: make(chan wsFrame, buffer)}
+func newWSSubscription(c *wsConn, id string, buffer int, budget int64) *wsSubscription {
+	return &wsSubscription{conn: c, id: id, frames: make(chan wsFrame, buffer), budget: budget}
+}
+
+// Release returns a consumed frame's bytes to the subscription's byte budget. Consumers call it
+// for every frame they receive from Frames.
+func (s *wsSubscription) Release(f wsFrame) {
+	s.mu.Lock()
+	s.buffered -= f.wireBytes
+	s.mu.Unlock()
 }
 
 // ID is the client-chosen subscription id (frames carry it).
@@ -64,15 +74,21 @@ func (s *wsSubscription) deliver(in wsInbound) {
 		s.mu.Unlock()
 		return
 	}
-	select {
-	case s.frames <- *in.Frame:
-		s.mu.Unlock()
-		return
-	default:
+	overflow := wsOverflow(cap(s.frames))
+	if s.buffered+in.Frame.wireBytes <= s.budget {
+		select {
+		case s.frames <- *in.Frame:
+			s.buffered += in.Frame.wireBytes
+			s.mu.Unlock()
+			return
+		default:
+		}
+	} else {
+		overflow = wsOverflowBytes(s.budget)
 	}
 	s.mu.Unlock()
 	s.conn.mux.n.overflows.Add(1)
-	if s.end(wsOverflow(cap(s.frames))) {
+	if s.end(overflow) {
 		// Stop the server from sending more; nobody waits for the answer.
 		go s.closeOnServer(context.Background())
 	}

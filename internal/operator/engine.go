@@ -38,6 +38,7 @@ type leaderEngine struct {
 	httpClient *http.Client
 	// beforeCommit is Options.LedgerBeforeCommit (fault injection in tests).
 	beforeCommit func() error
+	egress       dwn.EgressPolicy
 
 	ready  chan struct{} // closed when engine is set
 	failed chan struct{} // closed when the engine could not start
@@ -73,7 +74,7 @@ func (l *leaderEngine) Start(ctx context.Context) (err error) {
 		}
 		l.logger.Info("ledger flushed and closed", "path", filepath.Join(l.stateDir, LedgerFile))
 	}()
-	pool := dwn.NewPool(dwn.Options{Clock: l.clock, Logger: l.logger.WithName("dwn"), HTTPClient: l.httpClient})
+	pool := dwn.NewPool(dwn.Options{Clock: l.clock, Logger: l.logger.WithName("dwn"), HTTPClient: l.httpClient, Egress: l.egress})
 	defer pool.Close()
 	eng, err := syncer.New(syncer.Options{Ledger: store, Pool: pool, Clock: l.clock, Logger: l.logger.WithName("engine"), Registerer: l.registerer})
 	if err != nil {

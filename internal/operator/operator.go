@@ -46,6 +46,9 @@ type Options struct {
 	WatchNamespaces []string
 	// HTTPClient, when set, carries every request to the DWN servers (tests count them).
 	HTTPClient *http.Client
+	// Egress adds allowed and denied addresses to the DWN client's default egress policy
+	// (--egress-allow, --egress-deny).
+	Egress dwn.EgressPolicy
 	// SkipNameValidation lets one process start several managers (tests restart the operator).
 	SkipNameValidation bool
 	Logger             logr.Logger
@@ -79,6 +82,9 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("--state-dir %s: %w", opts.StateDir, err)
 	}
+	if err := opts.Egress.Validate(); err != nil {
+		return nil, fmt.Errorf("--egress-allow/--egress-deny: %w", err)
+	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
@@ -108,6 +114,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	eng := newLeaderEngine(opts.StateDir, opts.Clock, log.WithName("runtime"), metrics.Registry)
 	eng.httpClient = opts.HTTPClient
 	eng.beforeCommit = opts.LedgerBeforeCommit
+	eng.egress = opts.Egress
 	if err := mgr.Add(eng); err != nil {
 		return nil, err
 	}

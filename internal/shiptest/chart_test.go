@@ -36,6 +36,7 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"--set", "logLevel=chatty"},
 		{"--set", "persistence.size=lots"},
 		{"--set", "unknownKey=1"},
+		{"--set", "egress.deny=10.0.0.0/8"}, // a list, not a string
 	} {
 		if out, err := helmTemplate(t, bad...); err == nil {
 			t.Errorf("helm template %v was accepted; the schema should reject it\n%s", bad, out)
@@ -153,7 +154,10 @@ func TestChartAcceptedByAPIServer(t *testing.T) {
 	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, variant := range [][]string{nil, {"--set", "watchNamespaces={team-a,team-b}", "--set", "leaderElection.enabled=false"}} {
+	egress := []string{"--set", "egress.deny={10.0.0.0/8,metadata.internal}", "--set", "egress.allow={169.254.10.0/24}",
+		"--set", "egress.networkPolicy.enabled=true", "--set", "egress.networkPolicy.apiServerCIDRs={10.96.0.1/32}",
+		"--set-json", `egress.networkPolicy.rules=[{"to":[{"ipBlock":{"cidr":"203.0.113.0/24"}}],"ports":[{"protocol":"TCP","port":443}]}]`}
+	for _, variant := range [][]string{nil, {"--set", "watchNamespaces={team-a,team-b}", "--set", "leaderElection.enabled=false"}, egress} {
 		rendered, err := helmTemplate(t, variant...)
 		if err != nil {
 			t.Fatalf("helm template %v: %v\n%s", variant, err, rendered)
@@ -170,6 +174,9 @@ func TestChartAcceptedByAPIServer(t *testing.T) {
 			if !strings.Contains(out, kind) {
 				t.Errorf("dry run output lacks %s:\n%s", kind, out)
 			}
+		}
+		if hasPolicy := strings.Contains(out, "networkpolicy.networking.k8s.io/dwnsync-egress"); hasPolicy != (len(variant) == len(egress)) {
+			t.Errorf("variant %v: egress NetworkPolicy rendered=%v; want it only when enabled:\n%s", variant, hasPolicy, out)
 		}
 	}
 }

@@ -46,6 +46,8 @@ type Options struct {
 	Reload <-chan struct{}
 	// ProgressEvery is the period of the progress log lines.
 	ProgressEvery time.Duration
+	// Egress adds allowed and denied addresses to the DWN client's default egress policy.
+	Egress dwn.EgressPolicy
 	// Listening, when set, is called with the bound address once the server accepts requests.
 	Listening func(addr string)
 	// LedgerBeforeCommit, when set, runs before each ledger commit; an error fails the commit
@@ -114,7 +116,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		log.Info("ledger flushed and closed", "path", filepath.Join(opts.StateDir, LedgerFile))
 	}()
-	pool := dwn.NewPool(dwn.Options{Clock: opts.Clock, Logger: log.WithName("dwn")})
+	pool := dwn.NewPool(dwn.Options{Clock: opts.Clock, Logger: log.WithName("dwn"), Egress: opts.Egress})
 	defer pool.Close()
 
 	reg := prometheus.NewRegistry()
