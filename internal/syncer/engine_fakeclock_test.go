@@ -8,11 +8,10 @@ import (
 	"testing"
 	"time"
 
-	testingclock "k8s.io/utils/clock/testing"
-
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
+	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
 // flakyDialer refuses every tenant until up is set, then resolves them through a real pool.
@@ -35,7 +34,7 @@ func TestEngineRepairTimersOnFakeClock(t *testing.T) {
 	local := dwntest.Start(t, dwntest.Options{})
 	remote := dwntest.Start(t, dwntest.Options{})
 	id := dwntest.MustIdentity(t)
-	fake := testingclock.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	fake := waittest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	store, err := ledger.Open(filepath.Join(t.TempDir(), "l.db"), ledger.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -79,19 +78,22 @@ func TestEngineRepairTimersOnFakeClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitArmed := func(what string, cond func() bool) {
+	// Each step waits for the very timer it fires (the repair retry after 1 s, then 3 s, the
+	// degraded poll tick after 15 s): other timers of the link may be armed on the clock too.
+	waitArmed := func(what string, cond func() bool, timer time.Duration) {
 		t.Helper()
-		eventually(t, 10*time.Second, what, func() bool { return cond() && fake.HasWaiters() })
+		eventually(t, 10*time.Second, what, cond)
+		fake.AwaitTimer(t, timer, what)
 	}
-	waitArmed("first repair failed", func() bool { return count("repair:failed", "") == 1 })
+	waitArmed("first repair failed", func() bool { return count("repair:failed", "") == 1 }, time.Second)
 	fake.Step(999 * time.Millisecond)
 	if count("repair:started", "") != 1 {
 		t.Fatal("retried before 1 s")
 	}
 	fake.Step(time.Millisecond)
-	waitArmed("second repair failed", func() bool { return count("repair:failed", "") == 2 })
+	waitArmed("second repair failed", func() bool { return count("repair:failed", "") == 2 }, 3*time.Second)
 	fake.Step(3 * time.Second)
-	waitArmed("degraded_poll", func() bool { return count("degraded-poll:entered", "") == 1 })
+	waitArmed("degraded_poll", func() bool { return count("degraded-poll:entered", "") == 1 }, 15*time.Second)
 	if s, _ := eng.Snapshot(key); s.Phase != "degraded_poll" || s.Connectivity != "offline" {
 		t.Fatalf("phase %s connectivity %s", s.Phase, s.Connectivity)
 	}

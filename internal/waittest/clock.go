@@ -1,7 +1,6 @@
 package waittest
 
 import (
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +29,11 @@ type armed struct {
 	ticker  bool // a ticker stays pending until stopped
 }
 
+// pending: armed and neither fired (a fake timer fires once the clock reaches due) nor stopped.
+func (a *armed) pending(now time.Time) bool {
+	return !a.stopped && (a.ticker || a.due.After(now))
+}
+
 // NewClock returns a fake clock set to now.
 func NewClock(now time.Time) *Clock {
 	return &Clock{FakeClock: clocktesting.NewFakeClock(now)}
@@ -39,8 +43,24 @@ func NewClock(now time.Time) *Clock {
 // failing t after a generous deadline. what names the timer in the failure.
 func (c *Clock) AwaitTimer(t testing.TB, d time.Duration, what string) {
 	t.Helper()
-	For(t, clockWaitDeadline, time.Millisecond, fmt.Sprintf("%s (a %v timer on the fake clock)", what, d),
-		func() bool { return c.Pending(d) > 0 })
+	if !pollEvery(clockWaitDeadline, time.Millisecond, func() bool { return c.Pending(d) > 0 }) {
+		t.Fatalf("timed out after %v waiting for %s (a %v timer on the fake clock; pending: %v)",
+			clockWaitDeadline, what, d, c.PendingDurations())
+	}
+}
+
+// PendingDurations lists the durations of the pending timers, oldest first (for messages).
+func (c *Clock) PendingDurations() []time.Duration {
+	now := c.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []time.Duration
+	for _, a := range c.timers {
+		if a.pending(now) {
+			out = append(out, a.d)
+		}
+	}
+	return out
 }
 
 // clockWaitDeadline bounds AwaitTimer: far beyond any scheduling delay on a loaded machine.
@@ -53,7 +73,7 @@ func (c *Clock) Pending(d time.Duration) int {
 	defer c.mu.Unlock()
 	n := 0
 	for _, a := range c.timers {
-		if a.d == d && !a.stopped && (a.ticker || a.due.After(now)) {
+		if a.d == d && a.pending(now) {
 			n++
 		}
 	}
@@ -69,7 +89,7 @@ func (c *Clock) record(d time.Duration, due time.Time, ticker bool) *armed {
 	defer c.mu.Unlock()
 	live := c.timers[:0] // forget fired and stopped timers: a long test arms thousands
 	for _, old := range c.timers {
-		if !old.stopped && (old.ticker || old.due.After(now)) {
+		if old.pending(now) {
 			live = append(live, old)
 		}
 	}
