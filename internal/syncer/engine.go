@@ -48,7 +48,9 @@ type Options struct {
 	EventBuffer int
 	// MaxConcurrentReconciles bounds the reconcile and repair passes running at once across
 	// all links (default DefaultMaxConcurrentReconciles): each holds a chunk of messages and
-	// two listings in memory, so many dirty links after a restart must take turns.
+	// two listings in memory, so many dirty links after a restart must take turns. Passes
+	// against one remote endpoint hold at most half of the slots (rounded up), so a slow
+	// server cannot starve the links of the others.
 	MaxConcurrentReconciles int
 }
 
@@ -65,8 +67,9 @@ type Engine struct {
 	copier *transfer.Copier
 	bus    *eventBus
 	met    *metrics
-	// reconcileSlots holds one token per running reconcile or repair pass.
-	reconcileSlots chan struct{}
+	// reconcileSlots are the MaxConcurrentReconciles slots of the reconcile and repair
+	// passes, shared fairly among remote endpoints.
+	reconcileSlots *reconcileSlots
 
 	mu      sync.Mutex
 	links   map[string]*link
@@ -116,7 +119,7 @@ func New(opts Options) (*Engine, error) {
 		started: make(chan struct{}),
 		groups:  map[string]*pollGroup{},
 
-		reconcileSlots: make(chan struct{}, opts.MaxConcurrentReconciles),
+		reconcileSlots: newReconcileSlots(opts.MaxConcurrentReconciles),
 		restarting:     map[string]chan struct{}{},
 		passTimeout:    ReconcilePassTimeout,
 	}
@@ -171,24 +174,48 @@ func (e *Engine) Start(ctx context.Context) error {
 		all = append(all, l)
 	}
 	e.mu.Unlock()
+	return e.stopAll(all)
+}
+
+// stopAll stops every link and flushes the ledger, all within one StopTimeout on the engine's
+// clock: supervisors still running then are left behind (their context is cancelled, so
+// they write nothing that matters), and a flush cut short is finished by the ledger's Close.
+func (e *Engine) stopAll(all []*link) error {
 	for _, l := range all {
 		l.stop()
 	}
-	wait := e.clock.NewTimer(StopTimeout)
-	defer wait.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	deadline := e.clock.NewTimer(StopTimeout)
+	defer deadline.Stop()
+	go func() {
+		select {
+		case <-deadline.C():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	running := 0
 	for _, l := range all {
 		select {
 		case <-l.done:
-		case <-wait.C():
-			e.log.Info("link supervisors did not stop in time", "timeout", StopTimeout)
+		case <-ctx.Done():
+			running++
 		}
 	}
-	fctx, cancel := context.WithTimeout(context.Background(), StopTimeout)
-	defer cancel()
-	if err := e.opts.Ledger.Flush(fctx); err != nil && !errors.Is(err, ledger.ErrClosed) {
+	if running > 0 {
+		e.log.Info("link supervisors did not stop in time", "timeout", StopTimeout, "running", running)
+	}
+	err := e.opts.Ledger.Flush(ctx)
+	switch {
+	case err == nil || errors.Is(err, ledger.ErrClosed):
+		return nil
+	case ctx.Err() != nil:
+		e.log.Info("the stop timeout ended the final ledger flush; closing the ledger commits the rest", "timeout", StopTimeout)
+		return nil
+	default:
 		return fmt.Errorf("syncer: flushing the ledger on stop: %w", err)
 	}
-	return nil
 }
 
 // WaitReady returns once Start has been called (or ctx ends).

@@ -656,7 +656,7 @@ func TestPushOfMessageGoneLocallyCommitsWithoutDirty(t *testing.T) {
 // once (the local Digest opens and closes every pass, and blocks here until released).
 func TestReconcilesShareEngineSlots(t *testing.T) {
 	p := newPairNoLink(t, 0, 0)
-	p.te.reconcileSlots = make(chan struct{}, 1)
+	p.te.reconcileSlots = newReconcileSlots(1)
 	var mu sync.Mutex
 	inside, peak := 0, 0
 	gate := make(chan struct{})

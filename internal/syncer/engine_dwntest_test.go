@@ -169,6 +169,14 @@ func TestEngineDwntestGapRepairsToLive(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			p := startPair(t, mode, 5, 5, engineOpts{})
 			p.waitLiveConverged(t)
+			// The pull feed must hold a token before the epoch rotates, or its reopen has
+			// nothing for the server to refuse (it then resubscribes live-only, dirty, and
+			// never repairs). It gets one from its EOSE's head (enbox) or from the echoes of the
+			// bootstrap's pushes (enbox-smt), which come later under load.
+			eventually(t, 20*time.Second, "a pull checkpoint", func() bool {
+				rec, _, _ := p.te.store.Get(p.key)
+				return rec.Pull.Contiguous != nil
+			})
 			p.remote.RotateEpoch() // every token issued so far is now 410 epoch_mismatch
 			p.remote.DropWebSockets()
 			eventually(t, 45*time.Second, "repaired and live", func() bool {

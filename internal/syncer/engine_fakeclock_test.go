@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -107,4 +108,59 @@ func TestEngineRepairTimersOnFakeClock(t *testing.T) {
 		s, _ := eng.Snapshot(key)
 		return s.Phase == "live" && count("repair:completed", "") == 1
 	})
+}
+
+// StopTimeout bounds the whole stop: with several supervisors that never finish stopping,
+// Start returns once one StopTimeout of the engine's clock has passed (it used to wait for
+// the first one only and then for every other one without a bound).
+func TestEngineStopBoundedByOneStopTimeout(t *testing.T) {
+	local := dwntest.Start(t, dwntest.Options{})
+	remote := dwntest.Start(t, dwntest.Options{})
+	fake := waittest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	store, err := ledger.Open(filepath.Join(t.TempDir(), "l.db"), ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := dwn.NewPool(dwn.Options{})
+	const links = 3
+	// Every link's pull subscription (on remote) holds its Close: its supervisor cannot stop.
+	dialer := &slowCloseDialer{pool: pool, slow: remote.URL(), subscribed: make(chan struct{}, links),
+		closing: make(chan struct{}, links), release: make(chan struct{})}
+	t.Cleanup(func() {
+		close(dialer.release)
+		pool.Close()
+		_ = store.Close()
+	})
+	eng, err := New(Options{Ledger: store, Dialer: dialer, Clock: fake, Rand: func() float64 { return 0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- eng.Start(ctx) }()
+	for i := 0; i < links; i++ {
+		id := dwntest.MustIdentity(t)
+		if _, err := eng.Apply(LinkConfig{Name: fmt.Sprintf("slow-stop-%d", i), Tenant: id.DID, LocalEndpoint: local.URL(),
+			RemoteEndpoint: remote.URL(), LocalSigner: id.Signer, RemoteSigner: id.Signer}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 20*time.Second, "every pull feed subscribed", func() bool { return len(dialer.subscribed) == links })
+	cancel()
+	fake.AwaitTimer(t, StopTimeout, "the stop deadline")
+	select {
+	case err := <-done:
+		t.Fatalf("Start returned (%v) before its stop deadline, with every supervisor stuck", err)
+	default:
+	}
+	fake.Step(StopTimeout)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Start did not return after one StopTimeout with slow supervisors")
+	}
 }

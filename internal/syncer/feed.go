@@ -71,7 +71,7 @@ func (f *feedRun) failed(err error) {
 	} else {
 		in.Err = "subscription ended"
 	}
-	f.l.setDirError(f.dir, in.Err)
+	f.l.setFeedError(f.dir, in.Err)
 	f.l.send(in)
 }
 

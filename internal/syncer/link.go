@@ -49,6 +49,8 @@ type link struct {
 	// seen and durable are the newest feed sequence delivered and the committed one, per
 	// direction, for the checkpoint-lag gauge (only dialects that number positions per tenant).
 	seen, durable [2]uint64
+	// feedErr is the error the last end of each feed left in its direction's status.
+	feedErr [2]string
 }
 
 func newLink(e *Engine, key string, cfg LinkConfig) *link {
@@ -139,6 +141,9 @@ func (l *link) step(in ls.Input) {
 	env := ls.Env{Now: l.e.clock.Now(), Rand: l.e.opts.Rand()}
 	for _, eff := range l.m.Step(env, in) {
 		l.do(eff)
+	}
+	if v, ok := in.(ls.EOSE); ok && l.m.CaughtUp(v.Dir, v.Epoch) {
+		l.feedCaughtUp(v.Dir)
 	}
 	l.refreshStatus()
 }
@@ -418,6 +423,26 @@ func (l *link) setDirError(d ls.Dir, err string) {
 	l.mu.Lock()
 	l.dirStatus(d).LastError = err
 	l.mu.Unlock()
+}
+
+// setFeedError records why feed d's subscription ended, as the direction's error.
+func (l *link) setFeedError(d ls.Dir, err string) {
+	l.mu.Lock()
+	l.dirStatus(d).LastError = err
+	l.feedErr[d] = err
+	l.mu.Unlock()
+}
+
+// feedCaughtUp clears the error a feed's end left on its direction once a later subscription
+// of that feed reached its EOSE: the feed is healthy again (issue 10 §1). An error something
+// else set since (an apply or a push) stays.
+func (l *link) feedCaughtUp(d ls.Dir) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ds := l.dirStatus(d); l.feedErr[d] != "" && ds.LastError == l.feedErr[d] {
+		ds.LastError = ""
+	}
+	l.feedErr[d] = ""
 }
 
 func (l *link) setProgress(p Progress) {

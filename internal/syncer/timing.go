@@ -51,8 +51,9 @@ const (
 	DefaultPollInterval = 2 * time.Minute
 	DefaultLiveInterval = 5 * time.Minute
 
-	// StopTimeout bounds how long Start waits for link supervisors after its context ends;
-	// StopCheckInterval is the seed's polling step for the same wait (we wait on channels).
+	// StopTimeout bounds the whole stop once Start's context ends: waiting for every link
+	// supervisor and the final ledger flush share this one deadline. StopCheckInterval is the
+	// seed's polling step for the same wait (we wait on channels).
 	StopTimeout       = 2000 * time.Millisecond
 	StopCheckInterval = 100 * time.Millisecond
 

@@ -171,14 +171,13 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 }
 
 // reconcileOnce compares and copies both ways (as the link's direction allows), once one of
-// the engine's reconcile slots is free.
+// the engine's reconcile slots is free for the link's remote endpoint.
 func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, error) {
-	select {
-	case l.e.reconcileSlots <- struct{}{}:
-		defer func() { <-l.e.reconcileSlots }()
-	case <-ctx.Done():
-		return transfer.ReconcileResult{}, ctx.Err()
+	release, err := l.e.reconcileSlots.acquire(ctx, trim(l.cfg.RemoteEndpoint))
+	if err != nil {
+		return transfer.ReconcileResult{}, err
 	}
+	defer release()
 	local, remote, err := l.both(ctx)
 	if err != nil {
 		return transfer.ReconcileResult{}, err

@@ -19,6 +19,8 @@ import (
 type engineOpts struct {
 	ledgerPath string
 	pool       *dwn.Pool
+	// verifyInterval replaces the periodic verify's 5 minutes (0 keeps them).
+	verifyInterval time.Duration
 }
 
 type testEngine struct {
@@ -43,6 +45,9 @@ func startEngine(t *testing.T, o engineOpts) *testEngine {
 	timing := syncer.DefaultTiming()
 	timing.ReconcileStartupDirty = 100 * time.Millisecond
 	timing.ReconcileRetry = 500 * time.Millisecond
+	if o.verifyInterval > 0 {
+		timing.VerifyInterval = o.verifyInterval
+	}
 	reg := prometheus.NewRegistry()
 	eng, err := syncer.New(syncer.Options{Ledger: store, Pool: o.pool, Registerer: reg, Timing: &timing})
 	if err != nil {

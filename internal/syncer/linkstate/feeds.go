@@ -29,7 +29,25 @@ func (m *Machine) openFeed(o *out, d Dir) {
 		m.batch.reset()
 		m.cancelTimer(o, TimerPushFlush)
 	}
+	f.fromNothing = m.checkpoint[d] == nil
+	if f.fromNothing {
+		m.dirtyForUncoveredFeed(o, d)
+	}
 	o.add(OpenFeed{Dir: d, Epoch: f.epoch})
+}
+
+// dirtyForUncoveredFeed: feed d opens without a checkpoint, so the server subscribes it live
+// only and whatever was written while it was closed (and every delivery that was in flight)
+// is skipped. Only a reconcile can cover that, so the link is dirty (persisted before the
+// feed opens) until one that starts after this feed's EOSE converges (issue 10 §1). Every
+// path that opens a feed comes through here: a new link, a quiet direction reopened after a
+// drop, a repair or an E30 retry that reset the checkpoint, a resume after a suspend.
+func (m *Machine) dirtyForUncoveredFeed(o *out, d Dir) {
+	wasDirty := m.NeedsReconcile
+	m.markDirty(o)
+	if !wasDirty {
+		o.add(Publish{Type: EvReconcileNeeded, Reason: "feed-resumed-without-checkpoint", Message: d.String()})
+	}
 }
 
 // closeFeeds closes every running feed; their epochs move on so late results are stale.
@@ -41,7 +59,7 @@ func (m *Machine) closeFeeds(o *out) {
 		}
 		f.epoch++
 		f.running, f.open, f.eose, f.domain = false, false, false, ""
-		f.reopened = false
+		f.reopened, f.fromNothing = false, false
 		f.tracker = NewTracker()
 	}
 	m.batch.reset()
@@ -147,19 +165,39 @@ func (m *Machine) eose(env Env, o *out, v EOSE) {
 		m.enterRepairing(env, o, v.Dir, "token-domain-mismatch", nil, false)
 		return
 	}
-	// An EOSE never moves the contiguous checkpoint: deliveries before it may still be in
-	// flight (E4).
-	m.feeds[v.Dir].eose = true
-	if m.feeds[v.Dir].reopened && m.Phase == Live {
+	f := &m.feeds[v.Dir]
+	f.eose = true
+	if f.reopened && m.Phase == Live {
 		m.LastError = "" // the reopened feed caught up: its end is resolved
 	}
-	m.feeds[v.Dir].reopened = false
+	f.reopened = false
+	if f.fromNothing {
+		// Everything after this EOSE is live; what came before it is the reconcile's. Marking
+		// dirty again here keeps a pass that started earlier from clearing the flag.
+		f.fromNothing = false
+		m.markDirty(o)
+		m.commitHead(o, v.Dir, v.Cursor)
+	}
 	if m.Phase == Live || m.Phase == Initializing {
 		m.setConnectivity(o, Online, true)
 	}
 	if m.NeedsReconcile && m.Phase == Live {
 		m.requestReconcile(env, o, m.t.ReconcileEOSEDirty, "eose-dirty")
 	}
+}
+
+// commitHead gives a feed that opened without a checkpoint the position its EOSE names (the
+// head, for a live-only subscription, where the dialect reports one), so the next reopen
+// replays from there instead of skipping the outage. Only when nothing is pending: otherwise
+// a delivery before the EOSE may still be in flight and the head would pass it (E4).
+func (m *Machine) commitHead(o *out, d Dir, head *dwn.Cursor) {
+	f := &m.feeds[d]
+	if head == nil || !head.Valid() || m.checkpoint[d] != nil || f.tracker.Pending() > 0 {
+		return
+	}
+	cp := *head
+	m.checkpoint[d] = &cp
+	o.add(CommitCheckpoint{Dir: d, Epoch: f.epoch, Cursor: cp})
 }
 
 // domainOK: a cursor must be in the checkpoint's domain, or in the domain of the first cursor

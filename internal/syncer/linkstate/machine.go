@@ -46,7 +46,10 @@ type feedState struct {
 	eose     bool
 	domain   string // domain of the first cursor seen in this epoch (E22)
 	reopened bool
-	tracker  *Tracker
+	// fromNothing: this epoch opened without a checkpoint (live only) and has not reached
+	// its EOSE yet.
+	fromNothing bool
+	tracker     *Tracker
 }
 
 // New returns a machine for a link with this config. Feed Start to begin.
@@ -71,6 +74,12 @@ func (m *Machine) Epoch(d Dir) uint64 { return m.feeds[d].epoch }
 
 // Checkpoint is the contiguous checkpoint of feed d as the machine knows it.
 func (m *Machine) Checkpoint(d Dir) *dwn.Cursor { return m.checkpoint[d] }
+
+// CaughtUp reports whether feed d, subscription epoch, is the current one and has reached its
+// EOSE: it is healthy again, whatever ended an earlier subscription.
+func (m *Machine) CaughtUp(d Dir, epoch uint64) bool {
+	return m.current(d, epoch) && m.feeds[d].eose
+}
 
 // TimerAt reports when timer t is armed (zero when it is not).
 func (m *Machine) TimerAt(t Timer) time.Time { return m.timers[t] }
@@ -154,18 +163,11 @@ func (m *Machine) start(env Env, o *out, s Start) {
 		m.enterPaused(o)
 		return
 	}
-	if m.cfg.Mode == ModeLive {
-		// A feed without a checkpoint (a fresh link, or a direction just enabled) opens
-		// live-only: the bootstrap reconcile copies its history; being dirty makes that durable
-		// (E8).
-		for _, d := range Dirs {
-			if m.cfg.enabled(d) && m.checkpoint[d] == nil {
-				s.Fresh = true
-			}
-		}
-		if s.Fresh {
-			m.NeedsReconcile = true
-		}
+	if m.cfg.Mode == ModeLive && s.Fresh {
+		// A fresh link's feeds open live-only: the bootstrap reconcile copies the history;
+		// being dirty makes that durable (E8). (Any feed opening without a checkpoint, a
+		// direction just enabled for one, makes the link dirty in openFeed.)
+		m.NeedsReconcile = true
 	}
 	m.persist(o)
 	m.openFeeds(o)
