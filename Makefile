@@ -27,6 +27,10 @@ demo-k8s: build dwn-server install-tools ## The same story on an envtest control
 test: install-tools dwn-server ## Unit, protocol, engine end-to-end and envtest tests (installs what they need)
 	KUBEBUILDER_ASSETS="$(ASSETS)" go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: test-stress
+test-stress: install-tools dwn-server ## The suite 3 times beside CPU hogs, to find flaky tests; lists every failure (not part of make test)
+	KUBEBUILDER_ASSETS="$(ASSETS)" bash hack/test-stress.sh
+
 ##@ Development
 .PHONY: install-tools
 install-tools: ## Build kube-apiserver, etcd, kubectl, controller-gen and helm into ./bin (cached per user)

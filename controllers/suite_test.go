@@ -48,6 +48,8 @@ func runSuite(m *testing.M) int {
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: dir,
+		// envtest's 20 s default for kube-apiserver to start is too short on a loaded machine.
+		ControlPlaneStartTimeout: 2 * time.Minute,
 	}
 	start := time.Now()
 	cfg, err = testEnv.Start()

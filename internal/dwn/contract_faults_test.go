@@ -34,10 +34,9 @@ import (
 	"testing"
 	"time"
 
-	clocktesting "k8s.io/utils/clock/testing"
-
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
+	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
 var faultModes = []dwntest.Mode{dwntest.ModeEnbox, dwntest.ModeEnboxSMT}
@@ -97,21 +96,6 @@ func faultCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// eventually polls cond until it holds (a condition, not a fixed sleep).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("%s: not within 10 s", what)
-		}
-	}
-}
-
 func nextEvent(t *testing.T, ctx context.Context, sub dwn.Subscription) dwn.Event {
 	t.Helper()
 	select {
@@ -138,10 +122,8 @@ func asError(t *testing.T, err error) *dwn.Error {
 func TestContractFaults(t *testing.T) {
 	t.Run("retry-after-waited", func(t *testing.T) {
 		ctx := faultCtx(t)
-		clk := clocktesting.NewFakeClock(time.Now())
-		// No call watchdog: its timer would count as a waiter while the first attempt is in
-		// flight, and the clock must only move once the retry wait is the timer waiting.
-		env := newFaultEnv(t, dwntest.Options{}, dwn.Options{Clock: clk, CallTimeout: -1})
+		clk := waittest.NewClock(time.Now())
+		env := newFaultEnv(t, dwntest.Options{}, dwn.Options{Clock: clk})
 		before := env.n.Count("dwn.processMessage")
 		env.n.FailNext(1, http.StatusServiceUnavailable, 2*time.Second)
 		done := make(chan error, 1)
@@ -149,7 +131,8 @@ func TestContractFaults(t *testing.T) {
 			_, err := env.tn.ListCIDs(ctx, dwn.Scope{})
 			done <- err
 		}()
-		eventually(t, "the client waits on its clock", clk.HasWaiters)
+		// The call's own watchdog timers are on clk too: wait for the 2 s Retry-After wait itself.
+		clk.AwaitTimer(t, 2*time.Second, "the client's Retry-After wait")
 		clk.Step(1999 * time.Millisecond)
 		select {
 		case err := <-done:
@@ -220,7 +203,7 @@ func TestContractFaults(t *testing.T) {
 
 	t.Run("latency", func(t *testing.T) {
 		ctx := faultCtx(t)
-		nodeClock := clocktesting.NewFakeClock(time.Now())
+		nodeClock := waittest.NewClock(time.Now())
 		env := newFaultEnv(t, dwntest.Options{Clock: nodeClock}, dwn.Options{Retries: -1})
 		env.n.SetLatency(5 * time.Second)
 		done := make(chan error, 1)
@@ -228,7 +211,7 @@ func TestContractFaults(t *testing.T) {
 			_, err := env.tn.ListCIDs(ctx, dwn.Scope{})
 			done <- err
 		}()
-		eventually(t, "the node holds the request", nodeClock.HasWaiters)
+		nodeClock.AwaitTimer(t, 5*time.Second, "the node's latency holding the request")
 		select {
 		case err := <-done:
 			t.Fatalf("answered before the latency passed: %v", err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/dwnsync/dwnsync/internal/waittest"
@@ -57,7 +58,7 @@ func decodeTestRequest(t *testing.T, r *http.Request) seenRequest {
 	return s
 }
 
-func testRPC(url string, bodyV1 bool, clk *clocktesting.FakeClock) *rpcClient {
+func testRPC(url string, bodyV1 bool, clk clock.Clock) *rpcClient {
 	return &rpcClient{endpoint: url, shown: url, http: newHTTPClient(defaultEgress()), clock: clk, bodyV1: bodyV1, retries: defaultRetries}
 }
 
@@ -201,14 +202,14 @@ func TestRPCRetriesHonourRetryAfter(t *testing.T) {
 		_, _ = w.Write([]byte(`{"jsonrpc":"2.0","id":"1","result":{"reply":{"status":{"code":200,"detail":"OK"}}}}`))
 	}))
 	defer srv.Close()
-	clk := clocktesting.NewFakeClock(time.Now())
+	clk := waittest.NewClock(time.Now())
 	c := testRPC(srv.URL, false, clk)
 	done := make(chan error, 1)
 	go func() {
 		_, _, err := c.processMessage(context.Background(), "MessagesQuery", "did:jwk:t", json.RawMessage(`{}`), nil, 0)
 		done <- err
 	}()
-	waitFor(t, func() bool { return clk.HasWaiters() })
+	clk.AwaitTimer(t, 2*time.Second, "the Retry-After wait")
 	clk.Step(1999 * time.Millisecond)
 	select {
 	case err := <-done:
@@ -285,10 +286,4 @@ func TestASCIIJSONAndHeaderText(t *testing.T) {
 	if headerText(string([]byte{'"', 0xe9, '"'})) != `"é"` {
 		t.Fatal("latin-1 header not decoded")
 	}
-}
-
-// waitFor polls cond until it holds or 10 s pass (a condition wait, not a sleep).
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	waittest.For(t, 10*time.Second, time.Millisecond, "the condition", cond)
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	clocktesting "k8s.io/utils/clock/testing"
+	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
 func wsNewTestMux(t *testing.T, f *fakeWS, opts wsOptions) *wsMux {
@@ -246,7 +246,7 @@ func TestWSSlowConsumerIsolation(t *testing.T) {
 // the bare-number status; an error reply or no reply are reported.
 func TestWSCloseSendsEmptyParams(t *testing.T) {
 	f := wsNewFake(t)
-	fc := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
+	fc := waittest.NewClock(time.Unix(1_700_000_000, 0))
 	m := wsNewTestMux(t, f, wsOptions{Clock: fc, CloseTimeout: 5 * time.Second})
 	f.setAuto(wsAutoSubscribeOK)
 	subscribe := func() *wsSubscription {
@@ -290,7 +290,7 @@ func TestWSCloseSendsEmptyParams(t *testing.T) {
 	s = subscribe()
 	go func() { closed <- s.Close(wsCtx(t)) }()
 	req = f.next()
-	wsEventually(t, "close timer armed next to the ping ticker", func() bool { return fc.Waiters() == 2 })
+	fc.AwaitTimer(t, 5*time.Second, "the close call's reply timer")
 	fc.Step(5 * time.Second)
 	if err := <-closed; !errors.Is(err, errWSTimeout) {
 		t.Fatalf("Close without reply: %v, want errWSTimeout", err)

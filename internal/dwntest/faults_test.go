@@ -11,6 +11,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
 func TestFaultDropWebSockets(t *testing.T) {
@@ -94,7 +95,7 @@ func TestFaultFailNextWithStatusAndRetryAfter(t *testing.T) {
 }
 
 func TestFaultLatencyRunsOnTheNodeClock(t *testing.T) {
-	clk := clocktesting.NewFakeClock(time.Now())
+	clk := waittest.NewClock(time.Now())
 	n := Start(t, Options{Clock: clk})
 	n.SetLatency(5 * time.Second)
 	done := make(chan int, 1)
@@ -107,7 +108,7 @@ func TestFaultLatencyRunsOnTheNodeClock(t *testing.T) {
 		resp.Body.Close()
 		done <- resp.StatusCode
 	}()
-	waitFor(t, clk.HasWaiters) // the request is held by the latency
+	clk.AwaitTimer(t, 5*time.Second, "the latency holding the request")
 	select {
 	case <-done:
 		t.Fatal("answered before the latency elapsed")
@@ -260,7 +261,7 @@ func TestFaultCorruptServedData(t *testing.T) {
 }
 
 func TestServerPingDropsSilentSockets(t *testing.T) {
-	clk := clocktesting.NewFakeClock(time.Now())
+	clk := waittest.NewClock(time.Now())
 	n := Start(t, Options{Clock: clk, PingInterval: 30 * time.Second})
 	url := "ws" + n.URL()[4:]
 	answering, _, err := websocket.DefaultDialer.Dial(url, nil)
@@ -282,7 +283,7 @@ func TestServerPingDropsSilentSockets(t *testing.T) {
 	defer silent.Close() // never reads, so never pongs
 	waitFor(t, func() bool { return n.WebSockets() == 2 })
 
-	bothArmed := func() bool { return clk.Waiters() == 2 }
+	bothArmed := func() bool { return clk.Pending(30*time.Second) == 2 } // each socket's next ping
 	waitFor(t, bothArmed)
 	clk.Step(30 * time.Second) // first ping to both
 	waitFor(t, func() bool { return n.Count("websocket:pong") == 1 })

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	clocktesting "k8s.io/utils/clock/testing"
-
 	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
@@ -165,7 +163,7 @@ func TestSubscriptionBufferOverflowAndTimeout(t *testing.T) {
 		}
 	})
 	t.Run("timeout", func(t *testing.T) {
-		clk := clocktesting.NewFakeClock(time.Now())
+		clk := waittest.NewClock(time.Now())
 		n := Start(t, Options{Clock: clk, MaxInFlight: 1})
 		alice := MustIdentity(t)
 		tenantWithNotes(t, n, alice, 0)
@@ -173,7 +171,7 @@ func TestSubscriptionBufferOverflowAndTimeout(t *testing.T) {
 		c.subscribe(alice, alice.DID, "s", map[string]any{})
 		notesAfter(t, n, alice, 2)
 		c.subFrame("s") // the window of 1 is full, one frame waits
-		waitFor(t, clk.HasWaiters)
+		clk.AwaitTimer(t, 30*time.Second, "the buffer timeout of the waiting frame")
 		clk.Step(30 * time.Second)
 		f := c.subFrame("s")
 		if f["type"] != "error" || f["error"].(map[string]any)["code"] != "SubscriptionBufferTimeout" {

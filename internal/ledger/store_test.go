@@ -91,7 +91,7 @@ func TestGetOrCreatePersistsAtOnceAndUpdatesWaitForTheBatch(t *testing.T) {
 }
 
 func TestCommitWindowClosesOnTimer(t *testing.T) {
-	clk := clocktesting.NewFakeClock(time.Now())
+	clk := waittest.NewClock(time.Now())
 	s := openTest(t, filepath.Join(t.TempDir(), "ledger.db"), Options{Clock: clk})
 	rec, err := s.GetOrCreate(newLink(1))
 	if err != nil {
@@ -100,7 +100,7 @@ func TestCommitWindowClosesOnTimer(t *testing.T) {
 	if err := s.Update(rec.Key, func(r *Record) { r.NeedsReconcile = true }); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the commit window timer", clk.HasWaiters)
+	clk.AwaitTimer(t, DefaultCommitInterval, "the commit window timer")
 	clk.Step(DefaultCommitInterval - time.Millisecond)
 	if got, _ := stored(t, s, rec.Key); got.NeedsReconcile {
 		t.Fatal("committed before the window closed")

@@ -519,7 +519,7 @@ func TestDeadLetterRecordedOnce(t *testing.T) {
 	// idle and converged, so its supervisor emits neither meanwhile.
 	l.do(ls.DeadLetter{Dir: ls.Pull, CID: o.CID, Reason: o.Reason})
 	l.do(ls.Publish{Type: ls.EvDeadLetter, Reason: o.Reason, Message: "pull " + o.CID})
-	eventually(t, 5*time.Second, "dead-letter events delivered", func() bool {
+	eventually(t, 20*time.Second, "dead-letter events delivered", func() bool {
 		return len(deadLetterEvents(p.te, p.key)) >= 2
 	})
 	rec, _, _ := p.te.store.Get(p.key)
@@ -534,7 +534,7 @@ func TestDeadLetterRecordedOnce(t *testing.T) {
 	}
 	// Events are delivered in order: a third one would be there by the time a marker event is.
 	p.te.publish(Event{Key: p.key, Type: "test:marker"})
-	eventually(t, 5*time.Second, "marker event", func() bool { return p.te.sawEvent(p.key, "test:marker", "") })
+	eventually(t, 20*time.Second, "marker event", func() bool { return p.te.sawEvent(p.key, "test:marker", "") })
 	if evs := deadLetterEvents(p.te, p.key); len(evs) != 2 {
 		t.Fatalf("%d dead-letter events, want 2: %v", len(evs), evs)
 	}

@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/utils/clock"
-	testingclock "k8s.io/utils/clock/testing"
-
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
@@ -38,7 +35,7 @@ func TestEngineRepairTimersOnFakeClock(t *testing.T) {
 	local := dwntest.Start(t, dwntest.Options{})
 	remote := dwntest.Start(t, dwntest.Options{})
 	id := dwntest.MustIdentity(t)
-	fake := testingclock.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	fake := waittest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	store, err := ledger.Open(filepath.Join(t.TempDir(), "l.db"), ledger.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -82,19 +79,22 @@ func TestEngineRepairTimersOnFakeClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitArmed := func(what string, cond func() bool) {
+	// Each step waits for the very timer it fires (the repair retry after 1 s, then 3 s, the
+	// degraded poll tick after 15 s): other timers of the link may be armed on the clock too.
+	waitArmed := func(what string, cond func() bool, timer time.Duration) {
 		t.Helper()
-		eventually(t, 10*time.Second, what, func() bool { return cond() && fake.HasWaiters() })
+		eventually(t, 10*time.Second, what, cond)
+		fake.AwaitTimer(t, timer, what)
 	}
-	waitArmed("first repair failed", func() bool { return count("repair:failed", "") == 1 })
+	waitArmed("first repair failed", func() bool { return count("repair:failed", "") == 1 }, time.Second)
 	fake.Step(999 * time.Millisecond)
 	if count("repair:started", "") != 1 {
 		t.Fatal("retried before 1 s")
 	}
 	fake.Step(time.Millisecond)
-	waitArmed("second repair failed", func() bool { return count("repair:failed", "") == 2 })
+	waitArmed("second repair failed", func() bool { return count("repair:failed", "") == 2 }, 3*time.Second)
 	fake.Step(3 * time.Second)
-	waitArmed("degraded_poll", func() bool { return count("degraded-poll:entered", "") == 1 })
+	waitArmed("degraded_poll", func() bool { return count("degraded-poll:entered", "") == 1 }, 15*time.Second)
 	if s, _ := eng.Snapshot(key); s.Phase != "degraded_poll" || s.Connectivity != "offline" {
 		t.Fatalf("phase %s connectivity %s", s.Phase, s.Connectivity)
 	}
@@ -110,29 +110,13 @@ func TestEngineRepairTimersOnFakeClock(t *testing.T) {
 	})
 }
 
-// timerClock is a fake clock that reports the duration of every timer the engine arms, so a
-// test can wait for the one timer it means to fire.
-type timerClock struct {
-	*testingclock.FakeClock
-	armed chan time.Duration
-}
-
-func (c *timerClock) NewTimer(d time.Duration) clock.Timer {
-	t := c.FakeClock.NewTimer(d)
-	select {
-	case c.armed <- d:
-	default: // nobody is listening for this one
-	}
-	return t
-}
-
 // StopTimeout bounds the whole stop: with several supervisors that never finish stopping,
 // Start returns once one StopTimeout of the engine's clock has passed (it used to wait for
 // the first one only and then for every other one without a bound).
 func TestEngineStopBoundedByOneStopTimeout(t *testing.T) {
 	local := dwntest.Start(t, dwntest.Options{})
 	remote := dwntest.Start(t, dwntest.Options{})
-	fake := &timerClock{FakeClock: testingclock.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), armed: make(chan time.Duration, 64)}
+	fake := waittest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	store, err := ledger.Open(filepath.Join(t.TempDir(), "l.db"), ledger.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -163,23 +147,8 @@ func TestEngineStopBoundedByOneStopTimeout(t *testing.T) {
 		}
 	}
 	eventually(t, 20*time.Second, "every pull feed subscribed", func() bool { return len(dialer.subscribed) == links })
-	for len(fake.armed) > 0 { // forget the links' own timers
-		<-fake.armed
-	}
 	cancel()
-	waittest.For(t, 10*time.Second, 5*time.Millisecond, "the stop deadline armed", func() bool {
-		for {
-			select {
-			case d := <-fake.armed:
-				if d == StopTimeout {
-					return true
-				}
-				continue
-			default:
-				return false
-			}
-		}
-	})
+	fake.AwaitTimer(t, StopTimeout, "the stop deadline")
 	select {
 	case err := <-done:
 		t.Fatalf("Start returned (%v) before its stop deadline, with every supervisor stuck", err)

@@ -141,17 +141,17 @@ func TestApplyRestartDoesNotBlockOtherLinks(t *testing.T) {
 	go func() { _, err := eng.Apply(cfgA3); second <- err }()
 
 	// Link a's old supervisor is stuck closing; the rest of the engine answers.
-	within(t, 5*time.Second, "Snapshots", func() {
+	within(t, 20*time.Second, "Snapshots", func() {
 		if got := eng.Snapshots(); len(got) != 2 {
 			t.Errorf("Snapshots listed %d links during the restart, want 2 (a stays visible)", len(got))
 		}
 	})
-	within(t, 5*time.Second, "Snapshot of b", func() {
+	within(t, 20*time.Second, "Snapshot of b", func() {
 		if _, ok := eng.Snapshot(keyB); !ok {
 			t.Error("link b missing")
 		}
 	})
-	within(t, 5*time.Second, "Apply of unchanged b", func() {
+	within(t, 20*time.Second, "Apply of unchanged b", func() {
 		if _, err := eng.Apply(cfgB); err != nil {
 			t.Error(err)
 		}

@@ -11,13 +11,21 @@ import (
 // "timed out after <within> waiting for <what>".
 func For(t testing.TB, within, every time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !pollEvery(within, every, cond) {
+		t.Fatalf("timed out after %v waiting for %s", within, what)
+	}
+}
+
+// pollEvery polls cond every `every` until it holds (true) or within passes (false).
+func pollEvery(within, every time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(within)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
+			return false
 		}
 		<-tick.C
 	}
+	return true
 }

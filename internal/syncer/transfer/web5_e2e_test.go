@@ -21,7 +21,7 @@ import (
 // Reconcile both ways; both sides end with the same CID set and the same data per record;
 // a second reconcile is a no-op; re-applying what was copied is Duplicate/Superseded.
 func TestReconcileTwoRealWeb5Servers(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // 4 min ran out under make test-stress
 	defer cancel()
 	start := time.Now()
 	servers := dwnserver.Start(t, 2)
