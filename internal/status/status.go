@@ -5,7 +5,6 @@ package status
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -13,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
+	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
@@ -24,6 +24,7 @@ const (
 	ReasonDegradedPoll        = "DegradedPoll"
 	ReasonSuspended           = "Suspended"
 	ReasonUnauthorized        = "Unauthorized"
+	ReasonUnsupported         = "Unsupported"
 	ReasonEndpointUnreachable = "EndpointUnreachable"
 	ReasonRepairFailed        = "RepairFailed"
 	ReasonDeadLetters         = "DeadLetters"
@@ -196,12 +197,14 @@ func degraded(snap syncer.LinkStatus) metav1.Condition {
 }
 
 // classify names an actionable reason for a link that is not running well, from its
-// connectivity and last error (the engine reports errors as text).
+// connectivity and the kind of its last error (the DWN client's typed dwn.ErrorKind, carried
+// through the engine): never from words in the error text, which also holds URLs and ports.
 func classify(snap syncer.LinkStatus, remote string) (string, string) {
-	e := strings.ToLower(snap.LastError + " " + snap.Pull.LastError + " " + snap.Push.LastError)
 	switch {
-	case containsAny(e, "401", "403", "unauthorized", "unauthorised", "forbidden", "not authorized", "permission"):
+	case snap.LastErrorKind == string(dwn.Unauthorized):
 		return ReasonUnauthorized, "a server refused the signer: check that the Secret's did is the tenant or holds Messages grants on both servers (Secret key grants); last error: " + firstError(snap)
+	case snap.LastErrorKind == string(dwn.Unsupported):
+		return ReasonUnsupported, fmt.Sprintf("a server lacks a method or feature the link needs: check spec.dialect and the server versions; last error: %s", firstError(snap))
 	case snap.Connectivity == string(v1alpha1.ConnectivityOffline):
 		return ReasonEndpointUnreachable, fmt.Sprintf("cannot reach %s (retrying); check the URL and the network; last error: %s", remote, orNone(firstError(snap)))
 	case v1alpha1.Phase(snap.Phase) == v1alpha1.PhaseRepairing && snap.RepairAttempts > 0 && snap.LastError != "":
@@ -266,15 +269,6 @@ func firstError(snap syncer.LinkStatus) string {
 		}
 	}
 	return ""
-}
-
-func containsAny(s string, subs ...string) bool {
-	for _, sub := range subs {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
 }
 
 func orUnknown(s string) string {

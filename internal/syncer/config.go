@@ -124,7 +124,9 @@ type LinkStatus struct {
 	RepairAttempts    int
 	DeadLetters       int
 	LastError         string
-	Progress          Progress
+	// LastErrorKind is the dwn.ErrorKind of LastError's cause ("" when none or unknown).
+	LastErrorKind string
+	Progress      Progress
 }
 
 // DirectionStatus is one feed's progress.

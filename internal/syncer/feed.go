@@ -64,7 +64,7 @@ func (f *feedRun) failed(err error) {
 	}
 	in := ls.FeedFailed{Dir: f.dir, Epoch: f.epoch}
 	if err != nil {
-		in.Err = err.Error()
+		in.Err, in.ErrKind = err.Error(), errorKind(err)
 		if gap, ok := dwn.AsGap(err); ok {
 			in.Gap = gap
 		}

@@ -397,7 +397,7 @@ func (l *link) refreshStatus() {
 	l.status.Connectivity = string(m.Connectivity)
 	l.status.NeedsReconcile = m.NeedsReconcile
 	l.status.RepairAttempts = m.RepairAttempts
-	l.status.LastError = m.LastError
+	l.status.LastError, l.status.LastErrorKind = m.LastError, m.LastErrorKind
 	l.status.Pull.Pending = m.Pending(ls.Pull)
 	l.status.Push.Pending = m.Pending(ls.Push)
 	l.e.met.pending.WithLabelValues(l.cfg.Name, "pull").Set(float64(l.status.Pull.Pending))
