@@ -28,13 +28,17 @@ const usage = `dwnsync keeps DWN tenants converged between DWN servers.
 Usage:
   dwnsync operator [flags]        run the Kubernetes operator (controller manager)
   dwnsync run -f FILE... [flags]  run links from YAML (Secrets + ReplicationLinks), no cluster
-  dwnsync status [--addr A]       print the links of a running 'dwnsync run'
+  dwnsync status [flags]          print the links of a running 'dwnsync run' (--addr), or of a
+                                  cluster (--kubeconfig, -n, -A); as kubectl-dwnsync, a kubectl plugin
   dwnsync version                 print the version
 
 Run 'dwnsync COMMAND -h' for the flags of a command.
 `
 
 func main() {
+	if len(os.Args) < 2 && isKubectlPlugin(os.Args[0]) {
+		os.Args = append(os.Args, "status") // `kubectl dwnsync` alone lists the links
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
@@ -164,27 +168,4 @@ func runStandalone(args []string) error {
 	}()
 	o.Reload = reload
 	return standalone.Run(ctx, o)
-}
-
-func runStatus(args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	addr := fs.String("addr", standalone.DefaultListen, "address of the running 'dwnsync run' (its --listen)")
-	output := fs.String("o", "wide", "output: wide, table or json")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	list, err := standalone.FetchStatus(ctx, *addr)
-	if err != nil {
-		return err
-	}
-	switch *output {
-	case "json":
-		return printJSON(list)
-	case "table", "wide":
-		return standalone.PrintTable(os.Stdout, list, time.Now(), *output == "wide")
-	default:
-		return fmt.Errorf("-o %q: want wide, table or json", *output)
-	}
 }

@@ -5,6 +5,7 @@ package status
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -86,7 +87,8 @@ func FromSnapshot(cur v1alpha1.ReplicationLinkStatus, snap syncer.LinkStatus, in
 	if snap.Progress.Applied > 0 || snap.Progress.Total > 0 {
 		// The engine keeps the figures of the latest pass that copied something (the
 		// bootstrap, typically): applied < total while it runs.
-		s.Progress = &v1alpha1.Progress{Applied: snap.Progress.Applied, Total: snap.Progress.Total}
+		s.Progress = &v1alpha1.Progress{Applied: snap.Progress.Applied, Total: snap.Progress.Total,
+			Summary: ProgressSummary(snap.Progress.Applied, snap.Progress.Total)}
 	}
 	now := metav1.NewTime(in.Now.UTC().Truncate(time.Second))
 	set := func(c metav1.Condition) {
@@ -283,4 +285,12 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// ProgressSummary is "applied/total", or applied alone when the dialect cannot tell the total.
+func ProgressSummary(applied, total int64) string {
+	if total <= 0 {
+		return strconv.FormatInt(applied, 10)
+	}
+	return strconv.FormatInt(applied, 10) + "/" + strconv.FormatInt(total, 10)
 }

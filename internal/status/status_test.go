@@ -148,7 +148,7 @@ func TestDirectionsAndProgress(t *testing.T) {
 	snap := syncer.LinkStatus{Phase: "initializing", Pull: syncer.DirectionStatus{Applied: 5, Pending: 2, LastEventTime: t0.Add(1500 * time.Millisecond)},
 		Push: syncer.DirectionStatus{Applied: 7}, Progress: syncer.Progress{Applied: 12, Total: 40}}
 	s := status.FromSnapshot(v1alpha1.ReplicationLinkStatus{}, snap, in(v1alpha1.DirectionPull))
-	if s.Push != nil || s.Pull == nil || s.Pull.Applied != 5 || s.Pull.Pending != 2 || s.Progress == nil || s.Progress.Total != 40 {
+	if s.Push != nil || s.Pull == nil || s.Pull.Applied != 5 || s.Pull.Pending != 2 || s.Progress == nil || s.Progress.Total != 40 || s.Progress.Summary != "12/40" {
 		t.Fatalf("status %+v", s)
 	}
 	if !s.Pull.LastEventTime.Time.Equal(t0.Add(time.Second)) {
