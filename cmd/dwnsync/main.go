@@ -52,7 +52,7 @@ func main() {
 	case "status":
 		err = runStatus(args)
 	case "version", "--version":
-		fmt.Println("dwnsync", version.Version)
+		fmt.Println("dwnsync", version.Version, "commit", version.Commit())
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:

@@ -121,12 +121,13 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 		return
 	}
 	out.Latency = l.e.clock.Since(start)
-	l.e.met.pushLatency.WithLabelValues(l.cfg.Name).Observe(out.Latency.Seconds())
+	l.e.met.pushLatency.WithLabelValues(l.cfg.RemoteEndpoint).Observe(out.Latency.Seconds())
 	if err == nil && len(r.Outcomes) != len(entries) {
 		err = fmt.Errorf("copier returned %d outcomes for %d entries", len(r.Outcomes), len(entries))
 	}
 	if err != nil {
 		out.Err, out.ErrKind = err.Error(), errorKind(err)
+		l.e.met.countError(l.cfg.RemoteEndpoint, out.ErrKind)
 		l.setDirError(ls.Push, out.Err)
 		l.send(out)
 		return
