@@ -23,9 +23,25 @@ func helmTemplate(t *testing.T, args ...string) (string, error) {
 	return run(t, nil, tool(t, "helm"), append(base, args...)...)
 }
 
+// valuesVariants are the values combinations the chart is linted and dry-run with.
+var valuesVariants = [][]string{
+	nil,
+	{"--set", "watchNamespaces={team-a,team-b}", "--set", "leaderElection.enabled=false"},
+	{"--set", "nameOverride=sync", "--set", "fullnameOverride=dwnsync-ops", "--set", "global.imageRegistry=example.com",
+		"--set", "image.digest=sha256:" + strings.Repeat("ab", 32), "--set", "podLabels.team=a",
+		"--set", "priorityClassName=system-cluster-critical", "--set", "logFormat=console",
+		"--set", "persistence.existingClaim=dwnsync-state", "--set", "extraArgs={--zap-stacktrace-level=panic}",
+		"--set", "extraEnv[0].name=GOMEMLIMIT", "--set", "extraEnv[0].value=400MiB",
+		"--set", "topologySpreadConstraints[0].maxSkew=1", "--set", "topologySpreadConstraints[0].topologyKey=kubernetes.io/hostname",
+		"--set", "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+		"--set", "operator.maxConcurrentReconciles=8", "--set", "grafanaDashboard.enabled=true"},
+}
+
 func TestChartLints(t *testing.T) {
-	if out, err := run(t, nil, tool(t, "helm"), "lint", "--strict", chartDir); err != nil {
-		t.Fatalf("helm lint --strict: %v\n%s", err, out)
+	for _, variant := range append(valuesVariants, []string{"--set", "prometheusRule.enabled=true"}) {
+		if out, err := run(t, nil, tool(t, "helm"), append([]string{"lint", "--strict", chartDir}, variant...)...); err != nil {
+			t.Errorf("helm lint --strict %v: %v\n%s", variant, err, out)
+		}
 	}
 }
 
@@ -36,6 +52,9 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"--set", "logLevel=chatty"},
 		{"--set", "persistence.size=lots"},
 		{"--set", "unknownKey=1"},
+		{"--set", "logFormat=xml"},
+		{"--set", "image.digest=latest"},
+		{"--set", "operator.statusCounterInterval=soon"},
 	} {
 		if out, err := helmTemplate(t, bad...); err == nil {
 			t.Errorf("helm template %v was accepted; the schema should reject it\n%s", bad, out)
@@ -153,7 +172,7 @@ func TestChartAcceptedByAPIServer(t *testing.T) {
 	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, variant := range [][]string{nil, {"--set", "watchNamespaces={team-a,team-b}", "--set", "leaderElection.enabled=false"}} {
+	for _, variant := range valuesVariants {
 		rendered, err := helmTemplate(t, variant...)
 		if err != nil {
 			t.Fatalf("helm template %v: %v\n%s", variant, err, rendered)
@@ -171,5 +190,17 @@ func TestChartAcceptedByAPIServer(t *testing.T) {
 				t.Errorf("dry run output lacks %s:\n%s", kind, out)
 			}
 		}
+	}
+}
+
+// TestChartREADMEMatchesValues: charts/dwnsync/README.md is generated from values.yaml.
+func TestChartREADMEMatchesValues(t *testing.T) {
+	want, err := run(t, nil, "go", "run", "./hack/chartdoc")
+	if err != nil {
+		t.Fatalf("go run ./hack/chartdoc: %v\n%s", err, want)
+	}
+	got, err := os.ReadFile(filepath.Join(repoRoot(t), chartDir, "README.md"))
+	if err != nil || string(got) != want {
+		t.Fatalf("charts/dwnsync/README.md is stale (or missing: %v): run make manifests", err)
 	}
 }
