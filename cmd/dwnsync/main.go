@@ -36,8 +36,9 @@ Run 'dwnsync COMMAND -h' for the flags of a command.
 `
 
 func main() {
-	if len(os.Args) < 2 && isKubectlPlugin(os.Args[0]) {
-		os.Args = append(os.Args, "status") // `kubectl dwnsync` alone lists the links
+	if isKubectlPlugin(os.Args[0]) && (len(os.Args) < 2 || strings.HasPrefix(os.Args[1], "-")) {
+		// `kubectl dwnsync [-A|-n NS|-o wide]` lists the links, like `kubectl dwnsync status`.
+		os.Args = append([]string{os.Args[0], "status"}, os.Args[1:]...)
 	}
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
