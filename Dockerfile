@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # Multi-stage build of the dwnsync operator: a static CGO_ENABLED=0 binary on a distroless,
-# non-root base. The go build line is the Makefile's `build` target (hack/image-build.sh runs
-# the same line without Docker, and a test checks that the two stay in step).
+# non-root base. The go build line is the Makefile's `build` target (internal/shiptest checks
+# that the two stay in step and runs the line without Docker). Pass the version:
+#   docker build --build-arg VERSION=$(git describe --tags --always --dirty) -t IMAGE .
 ARG GO_VERSION=1.26.8
 
 FROM golang:${GO_VERSION}-bookworm AS build

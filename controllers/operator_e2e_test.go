@@ -138,7 +138,7 @@ func TestOperatorReplicatesBetweenRealServers(t *testing.T) {
 
 	// The manager's /metrics carries the engine's per-link series and the status writes.
 	metrics := scrape(t, run.metrics)
-	for _, want := range []string{`dwnsync_link_phase{link="` + ns + `/tenant",phase="live"} 1`, "dwnsync_messages_applied_total{", "dwnsync_status_writes_total{"} {
+	for _, want := range []string{`dwnsync_link_phase{name="tenant",namespace="` + ns + `",phase="live"} 1`, "dwnsync_messages_applied_total{", "dwnsync_status_writes_total{"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -146,7 +146,7 @@ func TestOperatorReplicatesBetweenRealServers(t *testing.T) {
 
 	out := kubectl(t, "get", "replicationlinks", "-n", ns)
 	t.Logf("bin/kubectl get replicationlinks -n %s\n%s", ns, out)
-	if !strings.Contains(out, "live") || !strings.Contains(out, "STATUS") || !strings.Contains(out, "CONNECTIVITY") {
+	if !strings.Contains(out, "live") || !strings.Contains(out, "STATUS") || !strings.Contains(out, "PROGRESS") {
 		t.Fatalf("kubectl does not show the link live:\n%s", out)
 	}
 	t.Logf("bin/kubectl get rl -o wide -n %s\n%s", ns, kubectl(t, "get", "rl", "-o", "wide", "-n", ns))

@@ -196,6 +196,11 @@ type Progress struct {
 	// Total is the number of messages to apply when the dialect can tell; 0 when unknown.
 	// +optional
 	Total int64 `json:"total,omitempty"`
+	// Summary is applied/total ("120/400"), or applied alone when the total is unknown: the
+	// PROGRESS column of `kubectl get rl`.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Summary string `json:"summary,omitempty"`
 }
 
 // Condition types of a ReplicationLink.
@@ -272,19 +277,24 @@ type ReplicationLinkStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=rl,categories=dwnsync
-// +kubebuilder:printcolumn:name="Tenant",type=string,JSONPath=`.spec.tenant`
-// +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.spec.endpoint`
-// +kubebuilder:printcolumn:name="Protocol",type=string,JSONPath=`.spec.protocol`
+// The default columns fit 120 terminal columns whatever the tenant (a did:jwk is ~190
+// characters): the tenant and the endpoints are under -o wide (priority 1).
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Reconcile",type=boolean,JSONPath=`.status.needsReconcile`
-// +kubebuilder:printcolumn:name="Connectivity",type=string,JSONPath=`.status.connectivity`
+// +kubebuilder:printcolumn:name="Progress",type=string,JSONPath=`.status.progress.summary`
+// +kubebuilder:printcolumn:name="Last Converged",type=date,JSONPath=`.status.lastConvergedTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Connectivity",type=string,JSONPath=`.status.connectivity`,priority=1
+// +kubebuilder:printcolumn:name="Dead Letters",type=integer,JSONPath=`.status.deadLetters`,priority=1
+// +kubebuilder:printcolumn:name="Pulled",type=integer,JSONPath=`.status.pull.applied`,priority=1
+// +kubebuilder:printcolumn:name="Pushed",type=integer,JSONPath=`.status.push.applied`,priority=1
 // +kubebuilder:printcolumn:name="Direction",type=string,JSONPath=`.spec.direction`,priority=1
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`,priority=1
 // +kubebuilder:printcolumn:name="Dialect",type=string,JSONPath=`.status.dialect`,priority=1
-// +kubebuilder:printcolumn:name="Pulled",type=integer,JSONPath=`.status.pull.applied`,priority=1
-// +kubebuilder:printcolumn:name="Pushed",type=integer,JSONPath=`.status.push.applied`,priority=1
-// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.spec.endpoint`,priority=1
+// +kubebuilder:printcolumn:name="Protocol",type=string,JSONPath=`.spec.protocol`,priority=1
+// +kubebuilder:printcolumn:name="Tenant",type=string,JSONPath=`.spec.tenant`,priority=1
 type ReplicationLink struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

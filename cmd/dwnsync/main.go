@@ -30,7 +30,8 @@ const usage = `dwnsync keeps DWN tenants converged between DWN servers.
 Usage:
   dwnsync operator [flags]        run the Kubernetes operator (controller manager)
   dwnsync run -f FILE... [flags]  run links from YAML (Secrets + ReplicationLinks), no cluster
-  dwnsync status [--addr A]       print the links of a running 'dwnsync run'
+  dwnsync status [flags]          print the links of a running 'dwnsync run' (--addr), or of a
+                                  cluster (--kubeconfig, -n, -A); as kubectl-dwnsync, a kubectl plugin
   dwnsync ledger check --state-dir DIR
                                   verify the ledger file (exit 0 sound, 1 damaged, 2 cannot check)
   dwnsync version                 print the version
@@ -39,6 +40,10 @@ Run 'dwnsync COMMAND -h' for the flags of a command.
 `
 
 func main() {
+	if isKubectlPlugin(os.Args[0]) && (len(os.Args) < 2 || strings.HasPrefix(os.Args[1], "-")) {
+		// `kubectl dwnsync [-A|-n NS|-o wide]` lists the links, like `kubectl dwnsync status`.
+		os.Args = append([]string{os.Args[0], "status"}, os.Args[1:]...)
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
@@ -54,7 +59,7 @@ func main() {
 	case "ledger":
 		os.Exit(runLedger(args, os.Stdout, os.Stderr))
 	case "version", "--version":
-		fmt.Println("dwnsync", version.Version)
+		fmt.Println("dwnsync", version.Version, "commit", version.Commit())
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:
@@ -210,29 +215,6 @@ func runStandalone(args []string) error {
 	}()
 	o.Reload = reload
 	return standalone.Run(ctx, o)
-}
-
-func runStatus(args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	addr := fs.String("addr", standalone.DefaultListen, "address of the running 'dwnsync run' (its --listen)")
-	output := fs.String("o", "wide", "output: wide, table or json")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	list, err := standalone.FetchStatus(ctx, *addr)
-	if err != nil {
-		return err
-	}
-	switch *output {
-	case "json":
-		return printJSON(list)
-	case "table", "wide":
-		return standalone.PrintTable(os.Stdout, list, time.Now(), *output == "wide")
-	default:
-		return fmt.Errorf("-o %q: want wide, table or json", *output)
-	}
 }
 
 // runLedger is `dwnsync ledger check --state-dir DIR`; the work is ledger.CheckCommand.

@@ -20,6 +20,7 @@ import (
 type k8sOp struct {
 	env        *envtest.Environment
 	kubectl    string
+	dwnsync    string
 	kubeconfig string
 	cmd        *exec.Cmd
 	done       chan struct{}
@@ -40,6 +41,7 @@ func startK8s(ctx context.Context, s *story) (operator, error) {
 			ErrorIfCRDPathMissing: true,
 		},
 		kubectl: filepath.Join(s.root, "bin", "kubectl"),
+		dwnsync: filepath.Join(s.root, "bin", "dwnsync"),
 		done:    make(chan struct{}),
 	}
 	if _, err := op.env.Start(); err != nil {
@@ -118,10 +120,19 @@ func (op *k8sOp) Phase(ctx context.Context) (string, bool, error) {
 }
 
 func (op *k8sOp) PrintStatus(ctx context.Context) error {
-	fmt.Println("$ kubectl get replicationlinks")
-	out, err := op.run(ctx, "get", "replicationlinks")
-	fmt.Print(out)
-	return err
+	for _, args := range [][]string{{"get", "replicationlinks"}, {"get", "rl", "-o", "wide"}} {
+		fmt.Println("$ kubectl " + strings.Join(args, " "))
+		out, err := op.run(ctx, args...)
+		fmt.Print(out)
+		if err != nil {
+			return err
+		}
+	}
+	// The same view from dwnsync itself (installed as kubectl-dwnsync: `kubectl dwnsync`).
+	fmt.Println("$ dwnsync status --kubeconfig " + op.kubeconfig)
+	cmd := exec.CommandContext(ctx, op.dwnsync, "status", "--kubeconfig", op.kubeconfig)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	return cmd.Run()
 }
 
 func (op *k8sOp) Stop() {

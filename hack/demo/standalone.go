@@ -67,10 +67,16 @@ func (op *standaloneOp) Phase(ctx context.Context) (string, bool, error) {
 }
 
 func (op *standaloneOp) PrintStatus(ctx context.Context) error {
-	fmt.Printf("$ dwnsync status --addr %s\n", op.addr)
-	cmd := exec.CommandContext(ctx, op.bin, "status", "--addr", op.addr)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	return cmd.Run()
+	for _, extra := range [][]string{nil, {"-o", "wide"}} {
+		args := append([]string{"status", "--addr", op.addr}, extra...)
+		fmt.Printf("$ dwnsync %s\n", strings.Join(args, " "))
+		cmd := exec.CommandContext(ctx, op.bin, args...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (op *standaloneOp) Stop() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,9 +25,31 @@ func helmTemplate(t *testing.T, args ...string) (string, error) {
 	return run(t, nil, tool(t, "helm"), append(base, args...)...)
 }
 
+// valuesVariants are the values combinations the chart is linted and dry-run with.
+var valuesVariants = [][]string{
+	nil,
+	{"--set", "watchNamespaces={team-a,team-b}", "--set", "leaderElection.enabled=false"},
+	{"--set", "nameOverride=sync", "--set", "fullnameOverride=dwnsync-ops", "--set", "global.imageRegistry=example.com",
+		"--set", "image.digest=sha256:" + strings.Repeat("ab", 32), "--set", "podLabels.team=a",
+		"--set", "priorityClassName=system-cluster-critical", "--set", "logFormat=console",
+		"--set", "persistence.existingClaim=dwnsync-state", "--set", "extraArgs={--zap-stacktrace-level=panic}",
+		"--set", "extraEnv[0].name=GOMEMLIMIT", "--set", "extraEnv[0].value=400MiB",
+		"--set", "topologySpreadConstraints[0].maxSkew=1", "--set", "topologySpreadConstraints[0].topologyKey=kubernetes.io/hostname",
+		"--set", "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+		"--set", "operator.maxConcurrentReconciles=8", "--set", "grafanaDashboard.enabled=true"},
+	egressVariant,
+}
+
+// egressVariant turns on the egress lists and the optional NetworkPolicy.
+var egressVariant = []string{"--set", "egress.deny={10.0.0.0/8,metadata.internal}", "--set", "egress.allow={169.254.10.0/24}",
+	"--set", "egress.networkPolicy.enabled=true", "--set", "egress.networkPolicy.apiServerCIDRs={10.96.0.1/32}",
+	"--set-json", `egress.networkPolicy.rules=[{"to":[{"ipBlock":{"cidr":"203.0.113.0/24"}}],"ports":[{"protocol":"TCP","port":443}]}]`}
+
 func TestChartLints(t *testing.T) {
-	if out, err := run(t, nil, tool(t, "helm"), "lint", "--strict", chartDir); err != nil {
-		t.Fatalf("helm lint --strict: %v\n%s", err, out)
+	for _, variant := range append(valuesVariants, []string{"--set", "prometheusRule.enabled=true"}) {
+		if out, err := run(t, nil, tool(t, "helm"), append([]string{"lint", "--strict", chartDir}, variant...)...); err != nil {
+			t.Errorf("helm lint --strict %v: %v\n%s", variant, err, out)
+		}
 	}
 }
 
@@ -38,6 +61,9 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"--set", "persistence.size=lots"},
 		{"--set", "unknownKey=1"},
 		{"--set", "egress.deny=10.0.0.0/8"}, // a list, not a string
+		{"--set", "logFormat=xml"},
+		{"--set", "image.digest=latest"},
+		{"--set", "operator.statusCounterInterval=soon"},
 	} {
 		if out, err := helmTemplate(t, bad...); err == nil {
 			t.Errorf("helm template %v was accepted; the schema should reject it\n%s", bad, out)
@@ -156,10 +182,7 @@ func TestChartAcceptedByAPIServer(t *testing.T) {
 	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	egress := []string{"--set", "egress.deny={10.0.0.0/8,metadata.internal}", "--set", "egress.allow={169.254.10.0/24}",
-		"--set", "egress.networkPolicy.enabled=true", "--set", "egress.networkPolicy.apiServerCIDRs={10.96.0.1/32}",
-		"--set-json", `egress.networkPolicy.rules=[{"to":[{"ipBlock":{"cidr":"203.0.113.0/24"}}],"ports":[{"protocol":"TCP","port":443}]}]`}
-	for _, variant := range [][]string{nil, {"--set", "watchNamespaces={team-a,team-b}", "--set", "leaderElection.enabled=false"}, egress} {
+	for _, variant := range valuesVariants {
 		rendered, err := helmTemplate(t, variant...)
 		if err != nil {
 			t.Fatalf("helm template %v: %v\n%s", variant, err, rendered)
@@ -177,8 +200,20 @@ func TestChartAcceptedByAPIServer(t *testing.T) {
 				t.Errorf("dry run output lacks %s:\n%s", kind, out)
 			}
 		}
-		if hasPolicy := strings.Contains(out, "networkpolicy.networking.k8s.io/dwnsync-egress"); hasPolicy != (len(variant) == len(egress)) {
+		if hasPolicy := strings.Contains(out, "networkpolicy.networking.k8s.io/") && strings.Contains(out, "-egress"); hasPolicy != slices.Equal(variant, egressVariant) {
 			t.Errorf("variant %v: egress NetworkPolicy rendered=%v; want it only when enabled:\n%s", variant, hasPolicy, out)
 		}
+	}
+}
+
+// TestChartREADMEMatchesValues: charts/dwnsync/README.md is generated from values.yaml.
+func TestChartREADMEMatchesValues(t *testing.T) {
+	want, err := run(t, nil, "go", "run", "./hack/chartdoc")
+	if err != nil {
+		t.Fatalf("go run ./hack/chartdoc: %v\n%s", err, want)
+	}
+	got, err := os.ReadFile(filepath.Join(repoRoot(t), chartDir, "README.md"))
+	if err != nil || string(got) != want {
+		t.Fatalf("charts/dwnsync/README.md is stale (or missing: %v): run make manifests", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"sigs.k8s.io/yaml"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 )
@@ -44,8 +45,16 @@ func FetchStatus(ctx context.Context, addr string) (*v1alpha1.ReplicationLinkLis
 	return list, nil
 }
 
-// PrintTable prints links like `kubectl get replicationlinks -o wide` (with a NAMESPACE column
-// when they span namespaces, like -A; empty cells stay empty, as kubectl prints them).
+// Column names of PrintTable: the CRD's printer columns in their order (a test keeps them in
+// step), Wide adding the priority-1 ones and LAST ERROR.
+var (
+	Columns     = []string{"NAME", "STATUS", "READY", "RECONCILE", "PROGRESS", "LAST CONVERGED", "AGE"}
+	WideColumns = []string{"CONNECTIVITY", "DEAD LETTERS", "PULLED", "PUSHED", "DIRECTION", "MODE", "DIALECT", "ENDPOINT", "PROTOCOL", "TENANT", "LAST ERROR"}
+)
+
+// PrintTable prints links like `kubectl get replicationlinks` (wide: `-o wide`), with a
+// NAMESPACE column when they span namespaces, like -A. Empty cells stay empty, as kubectl
+// prints them; the narrow view fits 120 columns whatever the tenant.
 func PrintTable(w io.Writer, list *v1alpha1.ReplicationLinkList, now time.Time, wide bool) error {
 	multiNS := false
 	for _, l := range list.Items {
@@ -54,25 +63,18 @@ func PrintTable(w io.Writer, list *v1alpha1.ReplicationLinkList, now time.Time, 
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	head := []string{"NAME", "TENANT", "ENDPOINT", "PROTOCOL", "STATUS", "RECONCILE", "CONNECTIVITY", "AGE"}
+	head := Columns
 	if wide {
-		head = append(head, "DIRECTION", "MODE", "DIALECT", "PULLED", "PUSHED", "READY")
+		head = append(append([]string(nil), Columns...), WideColumns...)
 	}
 	if multiNS {
 		head = append([]string{"NAMESPACE"}, head...)
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for _, l := range list.Items {
-		s := l.Status
-		row := []string{l.Name, l.Spec.Tenant, l.Spec.Endpoint, l.Spec.Protocol, string(s.Phase),
-			strconv.FormatBool(s.NeedsReconcile), string(s.Connectivity), age(l.CreationTimestamp.Time, now)}
+		row := narrowRow(l, now)
 		if wide {
-			ready := ""
-			if c := meta.FindStatusCondition(s.Conditions, v1alpha1.ConditionReady); c != nil {
-				ready = c.Reason
-			}
-			row = append(row, string(l.Spec.Direction), string(l.Spec.Mode), s.Dialect,
-				applied(s.Pull), applied(s.Push), ready)
+			row = append(row, wideRow(l)...)
 		}
 		if multiNS {
 			row = append([]string{l.Namespace}, row...)
@@ -105,6 +107,56 @@ func printRefused(w io.Writer, list *v1alpha1.ReplicationLinkList) error {
 		}
 	}
 	return nil
+}
+
+func narrowRow(l v1alpha1.ReplicationLink, now time.Time) []string {
+	s := l.Status
+	ready := ""
+	if c := meta.FindStatusCondition(s.Conditions, v1alpha1.ConditionReady); c != nil {
+		ready = c.Reason
+	}
+	progress, converged := "", ""
+	if s.Progress != nil {
+		progress = s.Progress.Summary
+	}
+	if s.LastConvergedTime != nil {
+		converged = age(s.LastConvergedTime.Time, now)
+	}
+	return []string{l.Name, string(s.Phase), ready, strconv.FormatBool(s.NeedsReconcile), progress, converged,
+		age(l.CreationTimestamp.Time, now)}
+}
+
+func wideRow(l v1alpha1.ReplicationLink) []string {
+	s := l.Status
+	// A table cell is one line: a multi-line error would break the columns.
+	lastErr := strings.Join(strings.Fields(s.LastError), " ")
+	return []string{string(s.Connectivity), strconv.Itoa(int(s.DeadLetters)), applied(s.Pull), applied(s.Push),
+		string(l.Spec.Direction), string(l.Spec.Mode), s.Dialect, l.Spec.Endpoint, l.Spec.Protocol, l.Spec.Tenant, lastErr}
+}
+
+// PrintLinks prints list in a kubectl output format: "" (the narrow table), wide, yaml or json.
+func PrintLinks(w io.Writer, list *v1alpha1.ReplicationLinkList, now time.Time, output string) error {
+	switch output {
+	case "", "table":
+		return PrintTable(w, list, now, false)
+	case "wide":
+		return PrintTable(w, list, now, true)
+	case "json":
+		b, err := json.MarshalIndent(list, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	case "yaml":
+		b, err := yaml.Marshal(list)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	return fmt.Errorf("-o %q: want wide, yaml or json (or nothing, for the table)", output)
 }
 
 func applied(d *v1alpha1.DirectionStatus) string {

@@ -5,7 +5,7 @@ package status
 
 import (
 	"fmt"
-	"strings"
+	"strconv"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
+	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
@@ -24,6 +25,7 @@ const (
 	ReasonDegradedPoll        = "DegradedPoll"
 	ReasonSuspended           = "Suspended"
 	ReasonUnauthorized        = "Unauthorized"
+	ReasonUnsupported         = "Unsupported"
 	ReasonEndpointUnreachable = "EndpointUnreachable"
 	ReasonRepairFailed        = "RepairFailed"
 	ReasonDeadLetters         = "DeadLetters"
@@ -86,7 +88,8 @@ func FromSnapshot(cur v1alpha1.ReplicationLinkStatus, snap syncer.LinkStatus, in
 	if snap.Progress.Applied > 0 || snap.Progress.Total > 0 {
 		// The engine keeps the figures of the latest pass that copied something (the
 		// bootstrap, typically): applied < total while it runs.
-		s.Progress = &v1alpha1.Progress{Applied: snap.Progress.Applied, Total: snap.Progress.Total}
+		s.Progress = &v1alpha1.Progress{Applied: snap.Progress.Applied, Total: snap.Progress.Total,
+			Summary: ProgressSummary(snap.Progress.Applied, snap.Progress.Total)}
 	}
 	now := metav1.NewTime(in.Now.UTC().Truncate(time.Second))
 	set := func(c metav1.Condition) {
@@ -202,12 +205,14 @@ func degraded(snap syncer.LinkStatus) metav1.Condition {
 }
 
 // classify names an actionable reason for a link that is not running well, from its
-// connectivity and last error (the engine reports errors as text).
+// connectivity and the kind of its last error (the DWN client's typed dwn.ErrorKind, carried
+// through the engine): never from words in the error text, which also holds URLs and ports.
 func classify(snap syncer.LinkStatus, remote string) (string, string) {
-	e := strings.ToLower(snap.LastError + " " + snap.Pull.LastError + " " + snap.Push.LastError)
 	switch {
-	case containsAny(e, "401", "403", "unauthorized", "unauthorised", "forbidden", "not authorized", "permission"):
+	case snap.LastErrorKind == string(dwn.Unauthorized):
 		return ReasonUnauthorized, "a server refused the signer: check that the Secret's did is the tenant or holds Messages grants on both servers (Secret key grants); last error: " + firstError(snap)
+	case snap.LastErrorKind == string(dwn.Unsupported):
+		return ReasonUnsupported, fmt.Sprintf("a server lacks a method or feature the link needs: check spec.dialect and the server versions; last error: %s", firstError(snap))
 	case snap.Connectivity == string(v1alpha1.ConnectivityOffline):
 		return ReasonEndpointUnreachable, fmt.Sprintf("cannot reach %s (retrying); check the URL and the network; last error: %s", remote, orNone(firstError(snap)))
 	case v1alpha1.Phase(snap.Phase) == v1alpha1.PhaseRepairing && snap.RepairAttempts > 0 && snap.LastError != "":
@@ -274,15 +279,6 @@ func firstError(snap syncer.LinkStatus) string {
 	return ""
 }
 
-func containsAny(s string, subs ...string) bool {
-	for _, sub := range subs {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
-}
-
 func orUnknown(s string) string {
 	if s == "" {
 		return string(v1alpha1.ConnectivityUnknown)
@@ -295,4 +291,12 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// ProgressSummary is "applied/total", or applied alone when the dialect cannot tell the total.
+func ProgressSummary(applied, total int64) string {
+	if total <= 0 {
+		return strconv.FormatInt(applied, 10)
+	}
+	return strconv.FormatInt(applied, 10) + "/" + strconv.FormatInt(total, 10)
 }

@@ -39,14 +39,14 @@ func TestConditionsByPhase(t *testing.T) {
 			"False/Initializing", "False/ReconcilePending", "False/Healthy"},
 		{"offline", syncer.LinkStatus{Phase: "initializing", Connectivity: "offline", LastError: "dial tcp: connection refused"},
 			"False/EndpointUnreachable", "Unknown/NotYetCompared", "False/Healthy"},
-		{"unauthorized", syncer.LinkStatus{Phase: "repairing", Connectivity: "online", Pull: syncer.DirectionStatus{LastError: "401 Unauthorized: not allowed"}},
+		{"unauthorized", syncer.LinkStatus{Phase: "repairing", Connectivity: "online", LastError: "pull feed: not allowed", LastErrorKind: "Unauthorized"},
 			"False/Unauthorized", "Unknown/NotYetCompared", "False/Healthy"},
 		{"repair failed", syncer.LinkStatus{Phase: "repairing", Connectivity: "online", RepairAttempts: 2, LastError: "subscribe: 500"},
 			"False/RepairFailed", "Unknown/NotYetCompared", "True/RepairFailed"},
 		// degraded_poll is not Ready: whatever broke the feeds three times is still broken.
 		{"degraded poll", syncer.LinkStatus{Phase: "degraded_poll", RepairAttempts: 3, LastError: "subscribe: 500", LastConvergedTime: t0},
 			"False/RepairFailed", "True/Converged", "True/DegradedPoll"},
-		{"degraded poll, wrong key", syncer.LinkStatus{Phase: "degraded_poll", Connectivity: "online", RepairAttempts: 3, LastError: "subscribe: 401 Unauthorized"},
+		{"degraded poll, wrong key", syncer.LinkStatus{Phase: "degraded_poll", Connectivity: "online", RepairAttempts: 3, LastError: "subscribe: refused", LastErrorKind: "Unauthorized"},
 			"False/Unauthorized", "Unknown/NotYetCompared", "True/DegradedPoll"},
 		{"degraded poll, remote down", syncer.LinkStatus{Phase: "degraded_poll", Connectivity: "offline", RepairAttempts: 3, LastError: "dial tcp 127.0.0.1:1: connection refused"},
 			"False/EndpointUnreachable", "Unknown/NotYetCompared", "True/DegradedPoll"},
@@ -138,8 +138,8 @@ func TestConvergedMessageMentionsDeadLetters(t *testing.T) {
 }
 
 func TestUnauthorizedMessageSaysWhatToCheck(t *testing.T) {
-	s := status.FromSnapshot(v1alpha1.ReplicationLinkStatus{}, syncer.LinkStatus{Phase: "initializing", LastError: "403 forbidden"}, in(v1alpha1.DirectionBoth))
-	if m := cond(s, "Ready").Message; !strings.Contains(m, "grants") || !strings.Contains(m, "403 forbidden") {
+	s := status.FromSnapshot(v1alpha1.ReplicationLinkStatus{}, syncer.LinkStatus{Phase: "initializing", LastError: "dwn MessagesQuery: Unauthorized (http 403)", LastErrorKind: "Unauthorized"}, in(v1alpha1.DirectionBoth))
+	if m := cond(s, "Ready").Message; !strings.Contains(m, "grants") || !strings.Contains(m, "(http 403)") {
 		t.Fatalf("message %q", m)
 	}
 }
@@ -148,7 +148,7 @@ func TestDirectionsAndProgress(t *testing.T) {
 	snap := syncer.LinkStatus{Phase: "initializing", Pull: syncer.DirectionStatus{Applied: 5, Pending: 2, LastEventTime: t0.Add(1500 * time.Millisecond)},
 		Push: syncer.DirectionStatus{Applied: 7}, Progress: syncer.Progress{Applied: 12, Total: 40}}
 	s := status.FromSnapshot(v1alpha1.ReplicationLinkStatus{}, snap, in(v1alpha1.DirectionPull))
-	if s.Push != nil || s.Pull == nil || s.Pull.Applied != 5 || s.Pull.Pending != 2 || s.Progress == nil || s.Progress.Total != 40 {
+	if s.Push != nil || s.Pull == nil || s.Pull.Applied != 5 || s.Pull.Pending != 2 || s.Progress == nil || s.Progress.Total != 40 || s.Progress.Summary != "12/40" {
 		t.Fatalf("status %+v", s)
 	}
 	if !s.Pull.LastEventTime.Time.Equal(t0.Add(time.Second)) {

@@ -124,7 +124,9 @@ type LinkStatus struct {
 	RepairAttempts    int
 	DeadLetters       int
 	LastError         string
-	Progress          Progress
+	// LastErrorKind is the dwn.ErrorKind of LastError's cause ("" when none or unknown).
+	LastErrorKind string
+	Progress      Progress
 	// CheckpointsNotSaved is the ledger's commit error while checkpoints cannot be saved (a
 	// full or read-only disk), "" when they are; it concerns every link at once.
 	CheckpointsNotSaved string

@@ -132,7 +132,7 @@ func New(opts Options) (*Engine, error) {
 	if e.copier == nil {
 		e.copier = &transfer.Copier{Logger: opts.Logger}
 	}
-	e.met = newMetrics(opts.Registerer, e.bus)
+	e.met = newMetrics(opts.Registerer, e)
 	return e, nil
 }
 

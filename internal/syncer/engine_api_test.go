@@ -222,7 +222,8 @@ func TestMetricsExported(t *testing.T) {
 		got[mf.GetName()] = mf
 	}
 	for _, name := range []string{"dwnsync_link_phase", "dwnsync_messages_applied_total", "dwnsync_pending_deliveries",
-		"dwnsync_reconciles_total", "dwnsync_events_dropped_total"} {
+		"dwnsync_reconciles_total", "dwnsync_events_dropped_total", "dwnsync_last_converged_timestamp_seconds",
+		"dwnsync_build_info", "dwnsync_checkpoint_behind_seconds", "dwnsync_progress_applied_messages"} {
 		if got[name] == nil {
 			t.Errorf("metric %s missing", name)
 		}
@@ -253,7 +254,7 @@ func TestMetricsExported(t *testing.T) {
 			return false
 		}
 		for _, mf := range mfs {
-			if mf.GetName() != "dwnsync_checkpoint_lag" {
+			if mf.GetName() != "dwnsync_checkpoint_lag_positions" {
 				continue
 			}
 			for _, m := range mf.GetMetric() {
@@ -266,6 +267,52 @@ func TestMetricsExported(t *testing.T) {
 		}
 		return false
 	})
+	// A live, converged link's own series: what TestMetricsSeriesAt10kLinks multiplies.
+	own := 0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if labelValue(m, "name") == "enbox" {
+				own++
+			}
+		}
+	}
+	t.Logf("a live enbox link has %d series of its own", own)
+	if own > MaxSeriesPerLink {
+		t.Errorf("%d series for one link, more than MaxSeriesPerLink %d", own, MaxSeriesPerLink)
+	}
+	// Labels are namespace and name, never a joined link label.
+	for _, m := range got["dwnsync_messages_applied_total"].GetMetric() {
+		if labelValue(m, "namespace") != "ns" || labelValue(m, "name") != "enbox" {
+			t.Fatalf("applied series labels %v, want namespace=ns name=enbox", m.GetLabel())
+		}
+	}
+
+	// Removing the link deletes every one of its series.
+	if err := p.te.Remove(p.key); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err = p.te.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if v := l.GetValue(); v == "enbox" || v == "ns/enbox" {
+					t.Errorf("series of the removed link survives: %s%v", mf.GetName(), m.GetLabel())
+				}
+			}
+		}
+	}
+}
+
+func labelValue(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
 }
 
 // Teardown: removing a link while its push feed is busy leaves no record behind, no

@@ -64,13 +64,15 @@ func (f *feedRun) failed(err error) {
 	}
 	in := ls.FeedFailed{Dir: f.dir, Epoch: f.epoch}
 	if err != nil {
-		in.Err = err.Error()
+		in.Err, in.ErrKind = err.Error(), errorKind(err)
+		f.l.e.met.countError(f.l.sourceEndpoint(f.dir), in.ErrKind)
 		if gap, ok := dwn.AsGap(err); ok {
 			in.Gap = gap
 		}
 	} else {
 		in.Err = "subscription ended"
 	}
+	f.l.e.met.reconnects.WithLabelValues(f.l.sourceEndpoint(f.dir)).Inc()
 	f.l.setFeedError(f.dir, in.Err)
 	f.l.send(in)
 }
@@ -213,4 +215,12 @@ func outOfScope(sc dwn.Scope, e dwn.Entry) bool {
 		}
 	}
 	return true
+}
+
+// sourceEndpoint is the server a direction's feed reads: the remote for pull, local for push.
+func (l *link) sourceEndpoint(d ls.Dir) string {
+	if d == ls.Pull {
+		return l.cfg.RemoteEndpoint
+	}
+	return l.cfg.LocalEndpoint
 }

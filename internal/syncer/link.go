@@ -51,6 +51,35 @@ type link struct {
 	seen, durable [2]uint64
 	// feedErr is the error the last end of each feed left in its direction's status.
 	feedErr [2]string
+	// behindSince is when durable last fell behind seen (zero while caught up), per direction.
+	behindSince [2]time.Time
+}
+
+// linkMetricValues is what the scrape-time collector reads of a link.
+type linkMetricValues struct {
+	phase         string
+	lastConverged time.Time
+	progress      Progress
+	behind        map[ls.Dir]time.Duration // only directions whose positions are numbered
+}
+
+func (l *link) metricValues(now time.Time) linkMetricValues {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v := linkMetricValues{phase: l.status.Phase, lastConverged: l.status.LastConvergedTime, progress: l.status.Progress}
+	for _, d := range []ls.Dir{ls.Pull, ls.Push} {
+		if l.seen[d] == 0 {
+			continue // nothing numbered seen: the dialect cannot tell
+		}
+		if v.behind == nil {
+			v.behind = map[ls.Dir]time.Duration{}
+		}
+		v.behind[d] = 0
+		if !l.behindSince[d].IsZero() {
+			v.behind[d] = now.Sub(l.behindSince[d])
+		}
+	}
+	return v
 }
 
 func newLink(e *Engine, key string, cfg LinkConfig) *link {
@@ -205,7 +234,6 @@ func (l *link) do(eff ls.Effect) {
 			r.NeedsReconcile = v.NeedsReconcile
 			r.RepairAttempts = v.RepairAttempts
 		})
-		l.e.met.setPhase(l.cfg.Name, v.Phase)
 	case ls.Publish:
 		l.publish(v)
 	case ls.DeadLetter:
@@ -226,7 +254,7 @@ func (l *link) do(eff ls.Effect) {
 		case v.Converged:
 			result = "converged"
 		}
-		l.e.met.reconciles.WithLabelValues(l.cfg.Name, result).Inc()
+		l.e.met.reconciles.WithLabelValues(linkValues(l.cfg.Name, result)...).Inc()
 		l.update(func(r *ledger.Record) {
 			r.LastReconcile = now
 			if v.Converged {
@@ -253,11 +281,11 @@ func (l *link) publish(v ls.Publish) {
 			}
 		}
 	case ls.EvRepairStarted:
-		l.e.met.repairs.WithLabelValues(l.cfg.Name, "started").Inc()
+		l.e.met.repairs.WithLabelValues(linkValues(l.cfg.Name, "started")...).Inc()
 	case ls.EvRepairCompleted:
-		l.e.met.repairs.WithLabelValues(l.cfg.Name, "completed").Inc()
+		l.e.met.repairs.WithLabelValues(linkValues(l.cfg.Name, "completed")...).Inc()
 	case ls.EvRepairFailed:
-		l.e.met.repairs.WithLabelValues(l.cfg.Name, "failed").Inc()
+		l.e.met.repairs.WithLabelValues(linkValues(l.cfg.Name, "failed")...).Inc()
 	}
 	l.log.V(1).Info("link event", "type", v.Type, "from", v.From, "to", v.To, "reason", v.Reason, "message", v.Message)
 	l.e.publish(Event{Key: l.key, Name: l.cfg.Name, Type: v.Type, From: v.From, To: v.To, Reason: v.Reason, Message: v.Message})
@@ -295,7 +323,7 @@ func (l *link) deadLetter(d ledger.Dir, cid, reason string) bool {
 	if known {
 		return false
 	}
-	l.e.met.deadLetters.WithLabelValues(l.cfg.Name, string(d)).Inc()
+	l.e.met.deadLetters.WithLabelValues(linkValues(l.cfg.Name, string(d))...).Inc()
 	l.mu.Lock()
 	if n > 0 {
 		l.status.DeadLetters = n
@@ -341,7 +369,7 @@ func (l *link) countApplied(d ls.Dir, n int) {
 			r.Counters.Pushed += int64(n)
 		}
 	})
-	l.e.met.applied.WithLabelValues(l.cfg.Name, d.String()).Add(float64(n))
+	l.e.met.applied.WithLabelValues(linkValues(l.cfg.Name, d.String())...).Add(float64(n))
 	l.mu.Lock()
 	ds := l.dirStatus(d)
 	ds.Applied += int64(n)
@@ -391,8 +419,13 @@ func (l *link) updateLagLocked(d ls.Dir) {
 	lag := 0.0
 	if l.seen[d] > l.durable[d] {
 		lag = float64(l.seen[d] - l.durable[d])
+		if l.behindSince[d].IsZero() {
+			l.behindSince[d] = l.e.clock.Now()
+		}
+	} else {
+		l.behindSince[d] = time.Time{}
 	}
-	l.e.met.lag.WithLabelValues(l.cfg.Name, d.String()).Set(lag)
+	l.e.met.lag.WithLabelValues(linkValues(l.cfg.Name, d.String())...).Set(lag)
 }
 
 func (l *link) refreshStatus() {
@@ -403,11 +436,11 @@ func (l *link) refreshStatus() {
 	l.status.Connectivity = string(m.Connectivity)
 	l.status.NeedsReconcile = m.NeedsReconcile
 	l.status.RepairAttempts = m.RepairAttempts
-	l.status.LastError = m.LastError
+	l.status.LastError, l.status.LastErrorKind = m.LastError, m.LastErrorKind
 	l.status.Pull.Pending = m.Pending(ls.Pull)
 	l.status.Push.Pending = m.Pending(ls.Push)
-	l.e.met.pending.WithLabelValues(l.cfg.Name, "pull").Set(float64(l.status.Pull.Pending))
-	l.e.met.pending.WithLabelValues(l.cfg.Name, "push").Set(float64(l.status.Push.Pending))
+	l.e.met.pending.WithLabelValues(linkValues(l.cfg.Name, "pull")...).Set(float64(l.status.Pull.Pending))
+	l.e.met.pending.WithLabelValues(linkValues(l.cfg.Name, "push")...).Set(float64(l.status.Push.Pending))
 }
 
 func (l *link) snapshot() LinkStatus {

@@ -55,7 +55,7 @@ func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
 		case err == nil && o.Err == nil && !o.Retryable():
 			res.Outcome, res.Reason = ls.OutcomeInvalid, o.String()
 		case err == nil && o.Err != nil && dwn.IsUnauthorized(o.Err):
-			res.Outcome, res.Reason = ls.OutcomeError, o.Err.Error()
+			res.Outcome, res.Reason, res.ErrKind = ls.OutcomeError, o.Err.Error(), errorKind(o.Err)
 		case attempt+1 < MaxDeliveryAttempts:
 			reason := o.String()
 			if err != nil {
@@ -73,9 +73,9 @@ func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
 		default:
 			res.Outcome = ls.OutcomeError
 			if err != nil {
-				res.Reason = err.Error()
+				res.Reason, res.ErrKind = err.Error(), errorKind(err)
 			} else {
-				res.Reason = o.String()
+				res.Reason, res.ErrKind = o.String(), errorKind(o.Err)
 			}
 		}
 		break
@@ -121,12 +121,13 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 		return
 	}
 	out.Latency = l.e.clock.Since(start)
-	l.e.met.pushLatency.WithLabelValues(l.cfg.Name).Observe(out.Latency.Seconds())
+	l.e.met.pushLatency.WithLabelValues(l.cfg.RemoteEndpoint).Observe(out.Latency.Seconds())
 	if err == nil && len(r.Outcomes) != len(entries) {
 		err = fmt.Errorf("copier returned %d outcomes for %d entries", len(r.Outcomes), len(entries))
 	}
 	if err != nil {
-		out.Err = err.Error()
+		out.Err, out.ErrKind = err.Error(), errorKind(err)
+		l.e.met.countError(l.cfg.RemoteEndpoint, out.ErrKind)
 		l.setDirError(ls.Push, out.Err)
 		l.send(out)
 		return
@@ -148,7 +149,7 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 			res.Outcome = ls.OutcomeInvalid
 		case o.Retryable() || o.Err != nil:
 			res.Outcome = ls.OutcomeTransient
-			res.Reason = o.String()
+			res.Reason, res.ErrKind = o.String(), errorKind(o.Err)
 			transient++
 			l.setDirError(ls.Push, o.String())
 		default:
@@ -248,7 +249,7 @@ func (l *link) runReconcile(ctx context.Context, eff ls.StartReconcile) {
 	}
 	done := ls.ReconcileDone{Seq: eff.Seq, Converged: res.Converged, Pulled: res.Pulled, Pushed: res.Pushed, Crossed: crossed(res)}
 	if err != nil {
-		done.Err = err.Error()
+		done.Err, done.ErrKind = err.Error(), errorKind(err)
 	}
 	l.send(done)
 }
@@ -263,9 +264,18 @@ func (l *link) runRepair(ctx context.Context, eff ls.StartRepair) {
 		if errors.Is(err, context.Canceled) {
 			return
 		}
-		done.Err = err.Error()
+		done.Err, done.ErrKind = err.Error(), errorKind(err)
 	}
 	l.send(done)
+}
+
+// errorKind is the dwn.ErrorKind of err's cause, or "" when err is not a failed DWN call.
+func errorKind(err error) string {
+	var e *dwn.Error
+	if errors.As(err, &e) {
+		return string(e.Kind)
+	}
+	return ""
 }
 
 // crossed lists what a reconcile copied each way (for echo suppression).

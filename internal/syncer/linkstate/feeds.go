@@ -134,7 +134,7 @@ func (m *Machine) feedFailed(env Env, o *out, v FeedFailed) {
 	if !m.current(v.Dir, v.Epoch) {
 		return
 	}
-	m.LastError = v.Dir.String() + " feed: " + v.Err
+	m.setError(v.Dir.String()+" feed: "+v.Err, v.ErrKind)
 	if m.repair.active && m.repair.reopening {
 		// E30: a 410 on the reopen means the resume token is stale: reset it and open once
 		// more from nothing (the repair's reconcile covered the history).
@@ -145,7 +145,7 @@ func (m *Machine) feedFailed(env Env, o *out, v FeedFailed) {
 			m.openFeed(o, v.Dir)
 			return
 		}
-		m.repairFailed(env, o, m.LastError)
+		m.repairFailed(env, o, m.LastError, m.LastErrorKind)
 		return
 	}
 	if f := &m.feeds[v.Dir]; v.Gap == nil && f.open && !f.reopened && m.Phase == Live {
@@ -179,7 +179,7 @@ func (m *Machine) eose(env Env, o *out, v EOSE) {
 	f := &m.feeds[v.Dir]
 	f.eose = true
 	if f.reopened && m.Phase == Live {
-		m.LastError = "" // the reopened feed caught up: its end is resolved
+		m.setError("", "") // the reopened feed caught up: its end is resolved
 	}
 	f.reopened = false
 	if f.fromNothing {
@@ -299,7 +299,7 @@ func (m *Machine) applied(env Env, o *out, v Applied) {
 		o.add(Publish{Type: EvDeadLetter, Reason: v.Reason, Message: "pull " + v.CID})
 	case OutcomeTransient, OutcomeError:
 		// The worker already retried; never advance past a failure: repair fills the gap.
-		m.LastError = "pull " + v.CID + ": " + v.Reason
+		m.setError("pull "+v.CID+": "+v.Reason, v.ErrKind)
 		m.enterRepairing(env, o, Pull, "apply-failed", nil, false)
 		return
 	}

@@ -33,6 +33,9 @@ type FeedFailed struct {
 	Epoch uint64
 	Gap   *dwn.GapError // non-nil for a ProgressGap (410)
 	Err   string
+	// ErrKind is the dwn.ErrorKind of the cause ("" when it was not a DWN call failure); the
+	// other inputs' ErrKind fields mean the same.
+	ErrKind string
 }
 
 // EOSE: the feed finished its replay; everything after is live.
@@ -69,6 +72,7 @@ type Applied struct {
 	CID     string
 	Outcome Outcome
 	Reason  string
+	ErrKind string
 }
 
 // PushItemResult is the outcome of one entry of a push batch.
@@ -77,6 +81,7 @@ type PushItemResult struct {
 	CID     string
 	Outcome Outcome
 	Reason  string
+	ErrKind string
 }
 
 // PushFlushed: a push batch finished. Err set means the whole batch failed transiently.
@@ -84,6 +89,7 @@ type PushFlushed struct {
 	Epoch   uint64
 	Results []PushItemResult
 	Err     string
+	ErrKind string
 	Latency time.Duration
 }
 
@@ -92,6 +98,7 @@ type ReconcileDone struct {
 	Seq       uint64
 	Converged bool
 	Err       string
+	ErrKind   string
 	Pulled    int
 	Pushed    int
 	// Crossed lists the CIDs the pass copied, per direction: the feeds will show them on the
@@ -103,6 +110,7 @@ type ReconcileDone struct {
 type RepairDone struct {
 	Seq     uint64
 	Err     string
+	ErrKind string
 	Crossed [2][]string
 }
 

@@ -21,6 +21,9 @@ type Machine struct {
 	RepairAttempts int
 	// LastError is the most recent failure, for status.
 	LastError string
+	// LastErrorKind is the dwn.ErrorKind of LastError's cause ("" when it had none, e.g. a
+	// reconcile that did not converge): status reasons come from it, never from the text.
+	LastErrorKind string
 
 	feeds      [2]feedState
 	checkpoint [2]*dwn.Cursor
@@ -292,5 +295,13 @@ func (m *Machine) timerFired(env Env, o *out, v TimerFired) {
 	case TimerPushFlush:
 		m.batch.timerArmed = false
 		m.flushPush(env, o)
+	}
+}
+
+// setError records the most recent failure and the kind of its cause ("" text clears both).
+func (m *Machine) setError(text, kind string) {
+	m.LastError, m.LastErrorKind = text, kind
+	if text == "" {
+		m.LastErrorKind = ""
 	}
 }

@@ -62,13 +62,13 @@ func (m *Machine) pushFlushed(env Env, o *out, v PushFlushed) {
 		default:
 			retry = append(retry, it)
 			if r.Reason != "" {
-				m.LastError = "push " + it.Entry.CID + ": " + r.Reason
+				m.setError("push "+it.Entry.CID+": "+r.Reason, r.ErrKind)
 			}
 		}
 	}
 	m.batch.inflight = nil
 	if v.Err != "" {
-		m.LastError = "push: " + v.Err
+		m.setError("push: "+v.Err, v.ErrKind)
 	}
 	if len(retry) == 0 {
 		m.batch.retryCount = 0

@@ -99,7 +99,7 @@ func (m *Machine) reconcileDone(env Env, o *out, v ReconcileDone) {
 	}
 	if ok {
 		m.rec.failures = 0
-		m.LastError = "" // the sides are equal: whatever failed before no longer matters
+		m.setError("", "") // the sides are equal: whatever failed before no longer matters
 		if m.NeedsReconcile && !m.rec.dirtiedDuringFlight && !m.uncoveredFeedOpen() {
 			m.NeedsReconcile = false
 			m.persist(o)
@@ -108,9 +108,9 @@ func (m *Machine) reconcileDone(env Env, o *out, v ReconcileDone) {
 	} else {
 		m.rec.failures++
 		if v.Err != "" {
-			m.LastError = "reconcile: " + v.Err
+			m.setError("reconcile: "+v.Err, v.ErrKind)
 		} else {
-			m.LastError = "reconcile did not converge"
+			m.setError("reconcile did not converge", "")
 		}
 		if m.cfg.Mode == ModeLive {
 			// The retry is requested after the in-flight marker is gone, so it is never

@@ -29,7 +29,7 @@ func (m *Machine) enterRepairing(env Env, o *out, d Dir, reason string, resume *
 	}
 	if m.repair.active && m.repair.reopening {
 		// A trigger from a feed reopened by this repair: the reopen failed.
-		m.repairFailed(env, o, reason)
+		m.repairFailed(env, o, reason, m.LastErrorKind)
 		return
 	}
 	m.closeFeeds(o)
@@ -65,7 +65,7 @@ func (m *Machine) repairDone(env Env, o *out, v RepairDone) {
 	}
 	m.noteCrossed(env, v.Crossed)
 	if v.Err != "" {
-		m.repairFailed(env, o, v.Err)
+		m.repairFailed(env, o, v.Err, v.ErrKind)
 		return
 	}
 	for _, d := range Dirs {
@@ -106,7 +106,7 @@ func (m *Machine) repairSucceeded(env Env, o *out) {
 	m.cancelTimer(o, TimerRepairRetry)
 	m.cancelTimer(o, TimerDegradedPoll)
 	m.Phase = Live
-	m.LastError = ""
+	m.setError("", "")
 	m.persist(o)
 	o.add(Publish{Type: EvRepairCompleted})
 	m.setConnectivity(o, Online, true)
@@ -119,12 +119,12 @@ func (m *Machine) repairSucceeded(env Env, o *out) {
 	m.armVerify(env, o)
 }
 
-func (m *Machine) repairFailed(env Env, o *out, err string) {
+func (m *Machine) repairFailed(env Env, o *out, err, kind string) {
 	attempt := m.RepairAttempts
 	m.repair.active = false
 	m.repair.reopening = false
 	m.closeFeeds(o)
-	m.LastError = "repair: " + err
+	m.setError("repair: "+err, kind)
 	o.add(Publish{Type: EvRepairFailed, Reason: strconv.Itoa(attempt), Message: err})
 	switch {
 	case m.Phase == DegradedPoll:
