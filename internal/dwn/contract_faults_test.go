@@ -139,7 +139,10 @@ func TestContractFaults(t *testing.T) {
 	t.Run("retry-after-waited", func(t *testing.T) {
 		ctx := faultCtx(t)
 		clk := clocktesting.NewFakeClock(time.Now())
-		env := newFaultEnv(t, dwntest.Options{}, dwn.Options{Clock: clk})
+		// The call watchdog off (CallTimeout < 0): its per-attempt timer is on clk too, so with
+		// it the waiter below could be the first attempt's deadline rather than the Retry-After
+		// wait, and the steps would pass before the wait began.
+		env := newFaultEnv(t, dwntest.Options{}, dwn.Options{Clock: clk, CallTimeout: -1})
 		before := env.n.Count("dwn.processMessage")
 		env.n.FailNext(1, http.StatusServiceUnavailable, 2*time.Second)
 		done := make(chan error, 1)
@@ -147,7 +150,7 @@ func TestContractFaults(t *testing.T) {
 			_, err := env.tn.ListCIDs(ctx, dwn.Scope{})
 			done <- err
 		}()
-		eventually(t, "the client waits on its clock", clk.HasWaiters)
+		eventually(t, "the client waits out Retry-After on its clock", clk.HasWaiters)
 		clk.Step(1999 * time.Millisecond)
 		select {
 		case err := <-done:

@@ -88,6 +88,33 @@ func StartProcess(ctx context.Context, dir string) (*Server, error) {
 
 var errPortInUse = errors.New("port already in use")
 
+// RestartProcess starts a server again on the store and port of s, which must have stopped:
+// the same data directory (its SQLite store and resolver cache) and the same URL, as a server
+// that was down and came back. ctx works as for StartProcess.
+func RestartProcess(ctx context.Context, s *Server) (*Server, error) {
+	select {
+	case <-s.exited:
+	default:
+		return nil, fmt.Errorf("dwn-server on %s is still running; stop it before restarting it", s.URL)
+	}
+	h, err := locateHarness()
+	if err != nil {
+		return nil, err
+	}
+	startCtx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		startCtx, cancel = context.WithTimeout(ctx, StartTimeout)
+		defer cancel()
+	}
+	restarted, err := launch(startCtx, h, s.DataDir, s.Port)
+	if err != nil {
+		return nil, err
+	}
+	go restarted.stopWhenDone(ctx)
+	return restarted, nil
+}
+
 func launch(ctx context.Context, h harness, dir string, port int) (*Server, error) {
 	logPath := filepath.Join(dir, LogName)
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
