@@ -243,6 +243,17 @@ func (s *Server) Stop() error {
 	return s.stopErr
 }
 
+// Kill ends the server with SIGKILL, as a crash or a pulled plug would, and waits for it to be
+// gone (a graceful stop waits for open WebSockets, up to StopTimeout). Stop afterwards is a
+// no-op.
+func (s *Server) Kill() {
+	s.stopOnce.Do(func() {
+		close(s.stopping)
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	})
+}
+
 // WebSocketURL is where MessagesSubscribe goes (the server accepts upgrades on any path).
 func (s *Server) WebSocketURL() string { return "ws://127.0.0.1:" + strconv.Itoa(s.Port) }
 

@@ -19,6 +19,8 @@ import (
 type engineOpts struct {
 	ledgerPath string
 	pool       *dwn.Pool
+	timing     func(*syncer.Timing) // adjusts the test timings below
+	onEvent    func(syncer.Event)   // sees every engine event
 }
 
 type testEngine struct {
@@ -43,6 +45,9 @@ func startEngine(t *testing.T, o engineOpts) *testEngine {
 	timing := syncer.DefaultTiming()
 	timing.ReconcileStartupDirty = 100 * time.Millisecond
 	timing.ReconcileRetry = 500 * time.Millisecond
+	if o.timing != nil {
+		o.timing(&timing)
+	}
 	reg := prometheus.NewRegistry()
 	eng, err := syncer.New(syncer.Options{Ledger: store, Pool: o.pool, Registerer: reg, Timing: &timing})
 	if err != nil {
@@ -54,7 +59,10 @@ func startEngine(t *testing.T, o engineOpts) *testEngine {
 	go func() {
 		for {
 			select {
-			case <-eng.Events():
+			case ev := <-eng.Events():
+				if o.onEvent != nil {
+					o.onEvent(ev)
+				}
 			case <-ctx.Done():
 				return
 			}
