@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -24,8 +21,6 @@ const (
 	bootstrapNotes = 3000
 	// kills is how many times `dwnsync run` is killed with SIGKILL during the bootstrap.
 	kills = 6
-	// rewriteAllowance bounds the writes to the target: messages × 1.2.
-	rewriteAllowance = 1.2
 )
 
 // `dwnsync run` (the binary) is killed with SIGKILL at random points of a 3,000-message
@@ -36,16 +31,11 @@ const (
 //
 // The kill points are drawn from a seeded RNG (the seed is logged; DWNSYNC_FAULT_SEED replays it).
 func TestRunSurvivesKill9DuringBootstrap(t *testing.T) {
-	rng := seededRNG(t)
+	rng := faulttest.SeededRNG(t)
 	bin := faulttest.BuildDwnsync(t)
-	servers := dwnserver.Start(t, 2)
-	a, b := servers[0], servers[1]
 	client := dwnserver.NewClient(t)
-	id, err := client.NewTenant()
-	if err != nil {
-		t.Fatal(err)
-	}
-	seeded := faulttest.SeedMany(t, client, a.URL, id, bootstrapNotes)
+	a, id, seeded := faulttest.SeededSource(t, client, bootstrapNotes)
+	b := dwnserver.Start(t, 1)[0]
 	proxy := faulttest.StartProxy(t, b.URL)
 
 	dir := t.TempDir()
@@ -54,106 +44,35 @@ func TestRunSurvivesKill9DuringBootstrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	stateDir, addr := filepath.Join(dir, "state"), freeAddr(t)
-	run := func(n int) *faulttest.Process {
-		return faulttest.StartProcess(t, filepath.Join(dir, fmt.Sprintf("run-%d.log", n)), nil, bin,
-			"run", "-f", file, "--state-dir", stateDir, "--listen", addr, "--progress-every", "2s")
+	r := faulttest.KillRun{
+		Start: func(n int) *faulttest.Process {
+			return faulttest.StartProcess(t, filepath.Join(dir, fmt.Sprintf("run-%d.log", n)), nil, bin,
+				"run", "-f", file, "--state-dir", stateDir, "--listen", addr, "--progress-every", "2s")
+		},
+		Ledger:   filepath.Join(stateDir, standalone.LedgerFile),
+		LinkKey:  func(p *faulttest.Process) string { return servedKey(t, p, addr) },
+		Proxy:    proxy,
+		Messages: seeded.ExpectedCIDs,
+		Kills:    kills,
 	}
-
-	killAt := killPoints(rng, seeded.ExpectedCIDs)
-	t.Logf("killing at %v writes to the target (of %d messages to copy)", killAt, seeded.ExpectedCIDs)
 	start := time.Now()
-	var key string
-	for i, at := range killAt {
-		p := run(i)
-		key = servedKey(t, p, addr)
-		faulttest.Await(t, 3*time.Minute, fmt.Sprintf("%d writes to the target before kill %d", at, i+1), p, func() (bool, string) {
-			total, distinct := proxy.Writes()
-			return total >= at, fmt.Sprintf("%d writes, %d distinct", total, distinct)
-		})
-		if err := p.Kill(); err != nil {
-			t.Fatalf("kill %d: %v", i+1, err)
-		}
-		total, distinct := proxy.Writes()
-		rec := faulttest.LedgerRecord(t, filepath.Join(stateDir, standalone.LedgerFile), key)
-		t.Logf("kill %d at %v: %d writes to the target (%d distinct); ledger: status %q needsReconcile %v",
-			i+1, time.Since(start).Round(time.Millisecond), total, distinct, rec.Status, rec.NeedsReconcile)
-		if !rec.NeedsReconcile {
-			t.Fatalf("after kill %d the ledger does not say the bootstrap is unfinished (needsReconcile false): a restart would not resume it", i+1)
-		}
-	}
+	final, key := faulttest.KillDuringBootstrap(t, rng, r)
 
-	final := run(len(killAt))
-	servedKey(t, final, addr)
-	ta, tb := tenantsOf(t, id, a.URL, b.URL)
-	faulttest.Await(t, 4*time.Minute, "the link live, reconciled, and both servers listing the same CIDs", final, func() (bool, string) {
+	signer, err := dwn.NewSigner(id.DID, id.PrivateJWK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenants := faulttest.TenantsOf(t, id.DID, signer, a.URL, b.URL)
+	faulttest.Await(t, 4*time.Minute, "the link live, reconciled, and both servers listing every message", final, func() (bool, string) {
 		s, seen := linkStatus(addr)
 		if s == nil || s.Phase != v1alpha1.PhaseLive || s.NeedsReconcile {
 			return false, seen
 		}
-		la, errA := ta.ListCIDs(context.Background(), dwn.Scope{})
-		lb, errB := tb.ListCIDs(context.Background(), dwn.Scope{})
-		slices.Sort(la)
-		slices.Sort(lb)
-		return errA == nil && errB == nil && len(la) == seeded.ExpectedCIDs && slices.Equal(la, lb),
-			fmt.Sprintf("%s; A %d CIDs (%v), B %d (%v)", seen, len(la), errA, len(lb), errB)
+		same, listed := faulttest.SameListing(tenants[0], tenants[1], seeded.ExpectedCIDs)
+		return same, seen + "; " + listed
 	})
-	t.Logf("converged %v after the first start, through %d kills", time.Since(start).Round(time.Millisecond), len(killAt))
-	if err := final.Terminate(30 * time.Second); err != nil {
-		t.Fatalf("SIGTERM after convergence: %v\n%s", err, final.LogTail(30))
-	}
-	if rec := faulttest.LedgerRecord(t, filepath.Join(stateDir, standalone.LedgerFile), key); rec.NeedsReconcile || rec.LastConverged.IsZero() {
-		t.Fatalf("ledger after convergence: needsReconcile %v, lastConverged %v", rec.NeedsReconcile, rec.LastConverged)
-	}
-
-	checkStart := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	ia, ib, err := faulttest.Inventories(ctx, ta, tb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := faulttest.SameInventory(ia, ib); err != nil {
-		t.Fatalf("A and B differ: %v", err)
-	}
-	total, distinct := proxy.Writes()
-	cid, most := proxy.MostWritten()
-	t.Logf("%d CIDs with identical data on both sides (checked in %v); %d writes to the target for %d messages (%d distinct; at most %d of one, %s)",
-		len(ia), time.Since(checkStart).Round(time.Millisecond), total, len(ia), distinct, most, cid)
-	if limit := int(float64(len(ia)) * rewriteAllowance); total > limit {
-		t.Fatalf("%d writes to the target for %d messages: more than %.1f× (%d); the restarts re-copied what was already there",
-			total, len(ia), rewriteAllowance, limit)
-	}
-}
-
-// seededRNG returns an RNG seeded from DWNSYNC_FAULT_SEED or the clock, and logs the seed.
-func seededRNG(t *testing.T) *rand.Rand {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("DWNSYNC_FAULT_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("DWNSYNC_FAULT_SEED=%q: want an unsigned integer", s)
-		}
-		seed = v
-	}
-	t.Logf("fault seed %d (replay with DWNSYNC_FAULT_SEED=%d)", seed, seed)
-	return rand.New(rand.NewPCG(seed, 0))
-}
-
-// killPoints draws `kills` distinct, increasing write counts between 1 and 85 % of messages:
-// kill i happens once the target has received that many writes.
-func killPoints(rng *rand.Rand, messages int) []int {
-	upTo := messages * 85 / 100
-	points := map[int]bool{}
-	for len(points) < kills {
-		points[1+rng.IntN(upTo)] = true
-	}
-	out := make([]int, 0, kills)
-	for p := range points {
-		out = append(out, p)
-	}
-	slices.Sort(out)
-	return out
+	t.Logf("converged %v after the first start, through %d kills", time.Since(start).Round(time.Millisecond), kills)
+	faulttest.CheckBootstrapped(t, r, final, key, tenants[0], tenants[1])
 }
 
 // linksYAML is a links file with one `both` link of the tenant id between local and remote.
@@ -212,24 +131,4 @@ func linkStatus(addr string) (*v1alpha1.ReplicationLinkStatus, string) {
 		seen += fmt.Sprintf(" progress %d/%d", s.Progress.Applied, s.Progress.Total)
 	}
 	return s, seen
-}
-
-// tenantsOf opens the tenant on both servers, to inspect what each holds.
-func tenantsOf(t *testing.T, id dwnserver.Identity, urlA, urlB string) (dwn.Tenant, dwn.Tenant) {
-	t.Helper()
-	signer, err := dwn.NewSigner(id.DID, id.PrivateJWK)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := dwn.NewPool(dwn.Options{})
-	t.Cleanup(pool.Close)
-	var tenants []dwn.Tenant
-	for _, u := range []string{urlA, urlB} {
-		c, err := pool.Get(context.Background(), u, dwn.DialectAuto)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tenants = append(tenants, c.Tenant(id.DID, signer))
-	}
-	return tenants[0], tenants[1]
 }

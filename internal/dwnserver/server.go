@@ -59,12 +59,8 @@ func StartProcess(ctx context.Context, dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	startCtx := ctx
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		startCtx, cancel = context.WithTimeout(ctx, StartTimeout)
-		defer cancel()
-	}
+	startCtx, cancel := withStartTimeout(ctx)
+	defer cancel()
 	// Another process can take the port between our probe and the server's listen;
 	// the server then exits with 98 and we try another port.
 	var lastErr error
@@ -88,6 +84,14 @@ func StartProcess(ctx context.Context, dir string) (*Server, error) {
 
 var errPortInUse = errors.New("port already in use")
 
+// withStartTimeout bounds a start by StartTimeout unless ctx has a deadline of its own.
+func withStartTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, StartTimeout)
+}
+
 // RestartProcess starts a server again on the store and port of s, which must have stopped:
 // the same data directory (its SQLite store and resolver cache) and the same URL, as a server
 // that was down and came back. ctx works as for StartProcess.
@@ -101,12 +105,8 @@ func RestartProcess(ctx context.Context, s *Server) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	startCtx := ctx
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		startCtx, cancel = context.WithTimeout(ctx, StartTimeout)
-		defer cancel()
-	}
+	startCtx, cancel := withStartTimeout(ctx)
+	defer cancel()
 	restarted, err := launch(startCtx, h, s.DataDir, s.Port)
 	if err != nil {
 		return nil, err

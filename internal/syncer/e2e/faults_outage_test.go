@@ -68,14 +68,17 @@ func TestRemoteOutageConvergesWithoutVerify(t *testing.T) {
 	// B goes down; writes go on at A for a bounded time.
 	outage := time.Now()
 	b.Kill() // a graceful stop would wait up to 15 s for the engine's WebSockets to close
+	note := func(url, what string, i int) string {
+		w, err := client.Write(url, id, dwnserver.WriteOpts{Protocol: dwnserver.SeedProtocol, ProtocolPath: "note",
+			Data: []byte(fmt.Sprintf(`{"what":%q,"i":%d}`, what, i))})
+		if err != nil {
+			t.Fatalf("write %d %s (%s): %v", i, what, url, err)
+		}
+		return w.CID
+	}
 	var written []string
 	for time.Since(outage) < outageWrites && len(written) < maxOutageWrites {
-		w, err := client.Write(a.URL, id, dwnserver.WriteOpts{Protocol: dwnserver.SeedProtocol, ProtocolPath: "note",
-			Data: []byte(fmt.Sprintf(`{"during":"outage","i":%d}`, len(written)))})
-		if err != nil {
-			t.Fatalf("write %d on A during the outage: %v", len(written), err)
-		}
-		written = append(written, w.CID)
+		written = append(written, note(a.URL, "on A during the outage", len(written)))
 	}
 	duringOutage := len(written)
 	mid, _ := te.Snapshot(key)
@@ -84,20 +87,10 @@ func TestRemoteOutageConvergesWithoutVerify(t *testing.T) {
 	b = dwnserver.Restart(t, b)
 	back := time.Now()
 	for i := range writesAtRestart {
-		w, err := client.Write(b.URL, id, dwnserver.WriteOpts{Protocol: dwnserver.SeedProtocol, ProtocolPath: "note",
-			Data: []byte(fmt.Sprintf(`{"after":"restart","on":"B","i":%d}`, i))})
-		if err != nil {
-			t.Fatalf("write %d on B right after its restart: %v", i, err)
-		}
-		written = append(written, w.CID)
+		written = append(written, note(b.URL, "on B right after its restart", i))
 	}
 	for i := range writesAtRestart {
-		w, err := client.Write(a.URL, id, dwnserver.WriteOpts{Protocol: dwnserver.SeedProtocol, ProtocolPath: "note",
-			Data: []byte(fmt.Sprintf(`{"after":"restart","on":"A","i":%d}`, i))})
-		if err != nil {
-			t.Fatalf("write %d on A after B's restart: %v", i, err)
-		}
-		written = append(written, w.CID)
+		written = append(written, note(a.URL, "on A after B's restart", i))
 	}
 
 	faulttest.Await(t, 3*time.Minute, "every write on both sides, the link live and reconciled", nil, func() (bool, string) {
