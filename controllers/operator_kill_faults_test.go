@@ -79,7 +79,7 @@ func TestOperatorSurvivesKill9DuringBootstrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	tenants := faulttest.TenantsOf(t, id.DID, signer, a.URL, b.URL)
-	faulttest.Await(t, 4*time.Minute, "the link live and reconciled with Ready=True, both servers listing every message", final, func() (bool, string) {
+	faulttest.Await(t, 8*time.Minute, "the link live and reconciled with Ready=True, both servers listing every message", final, func() (bool, string) {
 		l := getLink(t, ns, "tenant")
 		seen := fmt.Sprintf("phase %q needsReconcile %v lastError %q", l.Status.Phase, l.Status.NeedsReconcile, l.Status.LastError)
 		if l.Status.Phase != v1alpha1.PhaseLive || l.Status.NeedsReconcile || !meta.IsStatusConditionTrue(l.Status.Conditions, v1alpha1.ConditionReady) {

@@ -63,7 +63,7 @@ func TestRunSurvivesKill9DuringBootstrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	tenants := faulttest.TenantsOf(t, id.DID, signer, a.URL, b.URL)
-	faulttest.Await(t, 4*time.Minute, "the link live, reconciled, and both servers listing every message", final, func() (bool, string) {
+	faulttest.Await(t, 8*time.Minute, "the link live, reconciled, and both servers listing every message", final, func() (bool, string) {
 		s, seen := linkStatus(addr)
 		if s == nil || s.Phase != v1alpha1.PhaseLive || s.NeedsReconcile {
 			return false, seen

@@ -93,7 +93,7 @@ func TestRemoteOutageConvergesWithoutVerify(t *testing.T) {
 		written = append(written, note(a.URL, "on A after B's restart", i))
 	}
 
-	faulttest.Await(t, 3*time.Minute, "every write on both sides, the link live and reconciled", nil, func() (bool, string) {
+	faulttest.Await(t, 5*time.Minute, "every write on both sides, the link live and reconciled", nil, func() (bool, string) {
 		s, _ := te.Snapshot(key)
 		la, lb := listCIDs(t, ta), listCIDs(t, tb)
 		missing := 0
