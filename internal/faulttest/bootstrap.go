@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwnserver"
 )
 
 // KillRun describes a bootstrap that a test interrupts with SIGKILL: how to start the process
@@ -113,4 +114,57 @@ func SameListing(a, b dwn.Tenant, want int) (bool, string) {
 	slices.Sort(lb)
 	return errA == nil && errB == nil && len(la) == want && slices.Equal(la, lb),
 		fmt.Sprintf("%s %d CIDs (%v), %s %d (%v)", a.Endpoint(), len(la), errA, b.Endpoint(), len(lb), errB)
+}
+
+// BootstrapNotes and BootstrapKills size the kill-during-bootstrap tests: a source of 3,000
+// notes (and the seed's mixed batch), killed 6 times.
+const (
+	BootstrapNotes = 3000
+	BootstrapKills = 6
+)
+
+// Bootstrap is the setting of a kill-during-bootstrap test: the dwnsync binary, a seeded source,
+// an empty target behind a counting proxy, and the seeded RNG of the kill points.
+type Bootstrap struct {
+	Bin            string
+	Source, Target *dwnserver.Server
+	Tenant         dwnserver.Identity
+	Seeded         Seeded
+	Proxy          *Proxy
+	RNG            *rand.Rand
+}
+
+// NewBootstrap builds the binary and starts the servers and the proxy for t.
+func NewBootstrap(t testing.TB) *Bootstrap {
+	t.Helper()
+	bs := &Bootstrap{RNG: SeededRNG(t), Bin: BuildDwnsync(t)}
+	bs.Source, bs.Tenant, bs.Seeded = SeededSource(t, dwnserver.NewClient(t), BootstrapNotes)
+	bs.Target = dwnserver.Start(t, 1)[0]
+	bs.Proxy = StartProxy(t, bs.Target.URL)
+	return bs
+}
+
+// Run kills the process started by start during the bootstrap (KillDuringBootstrap), waits until
+// converged says the link is done (what it saw, for a failure) and both servers list every
+// message, then makes the final checks (CheckBootstrapped).
+func (bs *Bootstrap) Run(t testing.TB, r KillRun, converged func() (bool, string)) {
+	t.Helper()
+	r.Proxy, r.Messages, r.Kills = bs.Proxy, bs.Seeded.ExpectedCIDs, BootstrapKills
+	start := time.Now()
+	final, key := KillDuringBootstrap(t, bs.RNG, r)
+	signer, err := dwn.NewSigner(bs.Tenant.DID, bs.Tenant.PrivateJWK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenants := TenantsOf(t, bs.Tenant.DID, signer, bs.Source.URL, bs.Target.URL)
+	Await(t, 8*time.Minute, "the link done and both servers listing every message", final, func() (bool, string) {
+		done, seen := converged()
+		if !done {
+			return false, seen
+		}
+		same, listed := SameListing(tenants[0], tenants[1], bs.Seeded.ExpectedCIDs)
+		return same, seen + "; " + listed
+	})
+	t.Logf("converged %v after the first start, through %d kills", time.Since(start).Round(time.Millisecond), r.Kills)
+	CheckBootstrapped(t, r, final, key, tenants[0], tenants[1])
 }
