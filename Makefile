@@ -23,9 +23,14 @@ demo: build dwn-server ## Replicate a tenant between two real local DWN servers 
 demo-k8s: build dwn-server install-tools ## The same story on an envtest control plane with kubectl
 	KUBEBUILDER_ASSETS="$(ASSETS)" go run ./hack/demo -k8s
 
+# The packages with the engine's concurrency (client, ledger, engine) run again under the race
+# detector: about 3 minutes on two cores.
+RACE_PACKAGES := ./internal/dwn ./internal/ledger ./internal/syncer
+
 .PHONY: test
-test: install-tools dwn-server ## Unit, protocol, engine end-to-end and envtest tests (installs what they need)
+test: install-tools dwn-server ## Unit, protocol, engine end-to-end and envtest tests, then the engine's packages under -race
 	KUBEBUILDER_ASSETS="$(ASSETS)" go test $(GO_TEST_FLAGS) ./...
+	go test -race $(GO_TEST_FLAGS) $(RACE_PACKAGES)
 
 .PHONY: test-stress
 test-stress: install-tools dwn-server ## The suite 3 times beside CPU hogs, to find flaky tests; lists every failure (not part of make test)

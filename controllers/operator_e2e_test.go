@@ -266,14 +266,15 @@ func applied(d *v1alpha1.DirectionStatus) int64 {
 	return d.Applied
 }
 
-// kubectl runs the kubectl built by hack/install-tools.sh against the envtest API server.
-func kubectl(t *testing.T, args ...string) string {
+// kubeconfigFile writes a kubeconfig for an admin user of the envtest API server, for a process
+// of its own (kubectl, the dwnsync binary).
+func kubeconfigFile(t *testing.T, user string) string {
 	t.Helper()
-	user, err := testEnv.AddUser(envtest.User{Name: "kubectl", Groups: []string{"system:masters"}}, nil)
+	u, err := testEnv.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kubeconfig, err := user.KubeConfig()
+	kubeconfig, err := u.KubeConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,6 +282,13 @@ func kubectl(t *testing.T, args ...string) string {
 	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+// kubectl runs the kubectl built by hack/install-tools.sh against the envtest API server.
+func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	path := kubeconfigFile(t, "kubectl")
 	bin := filepath.Join(assetsDir, "kubectl")
 	if _, err := os.Stat(bin); err != nil {
 		bin = filepath.Join("..", "bin", "kubectl")

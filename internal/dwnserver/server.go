@@ -60,12 +60,8 @@ func StartProcess(ctx context.Context, dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	startCtx := ctx
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		startCtx, cancel = context.WithTimeout(ctx, StartTimeout)
-		defer cancel()
-	}
+	startCtx, cancel := withStartTimeout(ctx)
+	defer cancel()
 	// Another process can take the port between our probe and the server's listen;
 	// the server then exits with 98 and we try another port.
 	var lastErr error
@@ -88,6 +84,37 @@ func StartProcess(ctx context.Context, dir string) (*Server, error) {
 }
 
 var errPortInUse = errors.New("port already in use")
+
+// withStartTimeout bounds a start by StartTimeout unless ctx has a deadline of its own.
+func withStartTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, StartTimeout)
+}
+
+// RestartProcess starts a server again on the store and port of s, which must have stopped:
+// the same data directory (its SQLite store and resolver cache) and the same URL, as a server
+// that was down and came back. ctx works as for StartProcess.
+func RestartProcess(ctx context.Context, s *Server) (*Server, error) {
+	select {
+	case <-s.exited:
+	default:
+		return nil, fmt.Errorf("dwn-server on %s is still running; stop it before restarting it", s.URL)
+	}
+	h, err := locateHarness()
+	if err != nil {
+		return nil, err
+	}
+	startCtx, cancel := withStartTimeout(ctx)
+	defer cancel()
+	restarted, err := launch(startCtx, h, s.DataDir, s.Port)
+	if err != nil {
+		return nil, err
+	}
+	go restarted.stopWhenDone(ctx)
+	return restarted, nil
+}
 
 func launch(ctx context.Context, h harness, dir string, port int) (*Server, error) {
 	logPath := filepath.Join(dir, LogName)
@@ -215,6 +242,17 @@ func (s *Server) Stop() error {
 		}
 	})
 	return s.stopErr
+}
+
+// Kill ends the server with SIGKILL, as a crash or a pulled plug would, and waits for it to be
+// gone (a graceful stop waits for open WebSockets, up to StopTimeout). Stop afterwards is a
+// no-op.
+func (s *Server) Kill() {
+	s.stopOnce.Do(func() {
+		close(s.stopping)
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	})
 }
 
 // WebSocketURL is where MessagesSubscribe goes (the server accepts upgrades on any path).

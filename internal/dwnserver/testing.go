@@ -39,22 +39,9 @@ func Start(t testing.TB, n int) []*Server {
 	}
 	wg.Wait()
 	for _, s := range servers {
-		if s == nil {
-			continue
+		if s != nil {
+			stopAtCleanup(t, s)
 		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("dwn-server %s (data %s), last lines of its log:\n%s", s.URL, s.DataDir, s.LogTail(30))
-			}
-			switch err := s.Stop(); {
-			case errors.Is(err, ErrStopTimeout):
-				// A slow graceful stop (a loaded CI machine) is not a failure of the test
-				// that used the server; the process is gone either way.
-				t.Logf("stop: %v", err)
-			case err != nil:
-				t.Errorf("stop: %v\n%s", err, s.LogTail(30))
-			}
-		})
 	}
 	for i, err := range errs {
 		if err != nil {
@@ -62,6 +49,39 @@ func Start(t testing.TB, n int) []*Server {
 		}
 	}
 	return servers
+}
+
+// Restart starts s again on its own store and port (see RestartProcess) after stopping it if it
+// still runs, and stops the new process when the test ends.
+func Restart(t testing.TB, s *Server) *Server {
+	t.Helper()
+	if err := s.Stop(); err != nil && !errors.Is(err, ErrStopTimeout) {
+		t.Logf("stop before restart: %v", err)
+	}
+	restarted, err := RestartProcess(context.Background(), s)
+	if err != nil {
+		t.Fatalf("restart dwn-server on %s with data %s: %v", s.URL, s.DataDir, err)
+	}
+	stopAtCleanup(t, restarted)
+	return restarted
+}
+
+// stopAtCleanup stops s when the test ends; when the test has failed it logs the tail of the
+// server's log first.
+func stopAtCleanup(t testing.TB, s *Server) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("dwn-server %s (data %s), last lines of its log:\n%s", s.URL, s.DataDir, s.LogTail(30))
+		}
+		switch err := s.Stop(); {
+		case errors.Is(err, ErrStopTimeout):
+			// A slow graceful stop (a loaded CI machine) is not a failure of the test
+			// that used the server; the process is gone either way.
+			t.Logf("stop: %v", err)
+		case err != nil:
+			t.Errorf("stop: %v\n%s", err, s.LogTail(30))
+		}
+	})
 }
 
 // dataDir makes a fresh directory for server i, on tmpfs when possible, removed at cleanup.

@@ -38,7 +38,11 @@ func crashChild(path string) {
 		os.Exit(2)
 	}
 	var keys []string
-	start := 0
+	// Resume from the link that is furthest behind: a kill can land between two links'
+	// updates of one position, and a lagging link resumed from the leader's position would
+	// skip one, leaving its counter behind its checkpoint. The leaders re-commit a position
+	// they hold (Commit refuses it) and only count.
+	start := -1
 	for i := 0; i < crashLinks; i++ {
 		rec, err := s.GetOrCreate(newLink(i))
 		if err != nil {
@@ -46,10 +50,12 @@ func crashChild(path string) {
 			os.Exit(2)
 		}
 		keys = append(keys, rec.Key)
+		n := 0
 		if c := rec.Pull.Contiguous; c != nil {
-			if n, _ := strconv.Atoi(c.Position); n > start {
-				start = n
-			}
+			n, _ = strconv.Atoi(c.Position)
+		}
+		if start < 0 || n < start {
+			start = n
 		}
 	}
 	for pos := start + 1; ; pos++ {

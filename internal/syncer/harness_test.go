@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -138,6 +139,19 @@ func (te *testEngine) sawEvent(key, typ, to string) bool {
 	defer te.evMu.Unlock()
 	for _, ev := range te.events {
 		if ev.Key == key && ev.Type == typ && (to == "" || ev.To == to) {
+			return true
+		}
+	}
+	return false
+}
+
+// sawDeadLetter says whether the engine announced a dead letter of cid (in the event's message)
+// with a reason starting with reason.
+func (te *testEngine) sawDeadLetter(key, cid, reason string) bool {
+	te.evMu.Lock()
+	defer te.evMu.Unlock()
+	for _, ev := range te.events {
+		if ev.Key == key && ev.Type == EventDeadLetter && strings.HasPrefix(ev.Reason, reason) && strings.HasSuffix(ev.Message, " "+cid) {
 			return true
 		}
 	}

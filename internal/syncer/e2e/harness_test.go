@@ -21,6 +21,8 @@ type engineOpts struct {
 	pool       *dwn.Pool
 	// verifyInterval replaces the periodic verify's 5 minutes (0 keeps them).
 	verifyInterval time.Duration
+	timing         func(*syncer.Timing) // adjusts the test timings below
+	onEvent        func(syncer.Event)   // sees every engine event
 }
 
 type testEngine struct {
@@ -48,6 +50,9 @@ func startEngine(t *testing.T, o engineOpts) *testEngine {
 	if o.verifyInterval > 0 {
 		timing.VerifyInterval = o.verifyInterval
 	}
+	if o.timing != nil {
+		o.timing(&timing)
+	}
 	reg := prometheus.NewRegistry()
 	eng, err := syncer.New(syncer.Options{Ledger: store, Pool: o.pool, Registerer: reg, Timing: &timing})
 	if err != nil {
@@ -59,7 +64,10 @@ func startEngine(t *testing.T, o engineOpts) *testEngine {
 	go func() {
 		for {
 			select {
-			case <-eng.Events():
+			case ev := <-eng.Events():
+				if o.onEvent != nil {
+					o.onEvent(ev)
+				}
 			case <-ctx.Done():
 				return
 			}

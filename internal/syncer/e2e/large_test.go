@@ -7,6 +7,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
+	"github.com/dwnsync/dwnsync/internal/faulttest"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
@@ -59,7 +60,7 @@ func TestE18_LargePayloadsBothWays(t *testing.T) {
 	})
 	ia, ib := inventory(t, ta), inventory(t, tb)
 	for _, c := range append(append(append(onA, onB...), liveA...), liveB...) {
-		if ia[c] == "" || ia[c] == "no-data" || ia[c] != ib[c] {
+		if ia[c] == "" || ia[c] == faulttest.NoData || ia[c] != ib[c] {
 			t.Fatalf("message %s: data hash %q on A, %q on B", c, ia[c], ib[c])
 		}
 	}

@@ -2,10 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"sync"
@@ -15,6 +11,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
+	"github.com/dwnsync/dwnsync/internal/faulttest"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
@@ -31,7 +28,7 @@ type countingTransport struct {
 
 func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.n.Add(1)
-	if cid, ok := writtenCID(r); ok {
+	if cid, ok := faulttest.WrittenCID(r); ok {
 		c.mu.Lock()
 		if c.writes[r.URL.Host] == nil {
 			c.writes[r.URL.Host] = map[string]int{}
@@ -54,35 +51,6 @@ func (c *countingTransport) writesOf(t *testing.T, serverURL, cid string) int {
 	return c.writes[u.Host][cid]
 }
 
-// writtenCID reads the JSON-RPC envelope of a request (the dwn-request header: the framing
-// web5 servers take) and returns the CID of the message when it is a write.
-func writtenCID(r *http.Request) (string, bool) {
-	h := r.Header.Get("dwn-request")
-	if h == "" {
-		return "", false
-	}
-	var env struct {
-		Method string `json:"method"`
-		Params struct {
-			Message json.RawMessage `json:"message"`
-		} `json:"params"`
-	}
-	if json.Unmarshal([]byte(h), &env) != nil || env.Method != "dwn.processMessage" || env.Params.Message == nil {
-		return "", false
-	}
-	info, err := dwn.Inspect(env.Params.Message)
-	if err != nil {
-		return "", false
-	}
-	switch info.Interface + info.Method {
-	case "RecordsWrite", "RecordsDelete", "ProtocolsConfigure":
-	default:
-		return "", false
-	}
-	cid, err := dwn.MessageCID(env.Params.Message)
-	return cid, err == nil
-}
-
 func newCountingPool() (*dwn.Pool, *countingTransport) {
 	ct := &countingTransport{base: &http.Transport{ResponseHeaderTimeout: 30 * time.Second, MaxIdleConnsPerHost: 16},
 		writes: map[string]map[string]int{}}
@@ -94,40 +62,11 @@ func inventory(t *testing.T, tenant dwn.Tenant) map[string]string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cids, err := tenant.ListCIDs(ctx, dwn.Scope{})
+	inv, err := faulttest.Inventory(ctx, tenant)
 	if err != nil {
-		t.Fatalf("listing %s: %v", tenant.Endpoint(), err)
+		t.Fatal(err)
 	}
-	out := make(map[string]string, len(cids))
-	var mu sync.Mutex
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for _, c := range cids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(cid string) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			h := "no-data"
-			r, err := tenant.Read(ctx, cid)
-			if err != nil {
-				h = "read-error: " + err.Error()
-			} else if r.Data != nil {
-				sum := sha256.New()
-				_, err := io.Copy(sum, r.Data)
-				_ = r.Data.Close()
-				h = hex.EncodeToString(sum.Sum(nil))
-				if err != nil {
-					h = "read-error: " + err.Error()
-				}
-			}
-			mu.Lock()
-			out[cid] = h
-			mu.Unlock()
-		}(c)
-	}
-	wg.Wait()
-	return out
+	return inv
 }
 
 func listCIDs(t *testing.T, tenant dwn.Tenant) []string {
@@ -192,7 +131,7 @@ func TestEngineWeb5EndToEnd(t *testing.T) {
 		if ib[cid] != h {
 			t.Fatalf("message %s: data %s on A, %s on B", cid, h, ib[cid])
 		}
-		if h != "no-data" {
+		if h != faulttest.NoData {
 			withData++
 		}
 	}
