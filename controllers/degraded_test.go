@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
+	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/status"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
@@ -36,6 +37,7 @@ func TestDegradedPollIsNotReadyAndItsEventNamesTheRealInterval(t *testing.T) {
 
 	eng.update(key, "link:status-change", func(s *syncer.LinkStatus) {
 		s.Phase, s.Connectivity, s.RepairAttempts, s.LastError = "degraded_poll", "online", 3, "subscribe: 401 Unauthorized"
+		s.LastErrorKind = string(dwn.Unauthorized) // the reason comes from the kind, never the text
 	})
 	l := readyIs(t, ns, "frank", metav1.ConditionFalse, "Unauthorized", 20*time.Second)
 	if c := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionDegraded); c == nil || c.Status != metav1.ConditionTrue || c.Reason != "DegradedPoll" {

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
+	"github.com/dwnsync/dwnsync/controllers"
 	"github.com/dwnsync/dwnsync/internal/faulttest"
 	"github.com/dwnsync/dwnsync/internal/operator"
 )
@@ -26,7 +27,7 @@ func TestOperatorSurvivesKill9DuringBootstrap(t *testing.T) {
 	bs := faulttest.NewBootstrap(t)
 	ns := newNamespace(t)
 	ctx := context.Background()
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tenant-signer"},
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tenant-signer", Labels: map[string]string{controllers.SignerLabel: "true"}},
 		Data: map[string][]byte{"did": []byte(bs.Tenant.DID), "privateJwk": bs.Tenant.PrivateJWK}}
 	if err := k8sClient.Create(ctx, secret); err != nil {
 		t.Fatal(err)
