@@ -168,3 +168,19 @@ func (f *fakeEngine) publish(ev syncer.Event) {
 	defer f.mu.Unlock()
 	f.publishLocked(ev)
 }
+
+// seed makes the engine run key for the link name with owner recorded, as an engine left
+// running by an earlier pass would.
+func (f *fakeEngine) seed(key, name string, owner types.UID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.snaps[key] = syncer.LinkStatus{Key: key, Name: name, Phase: "live", Connectivity: "online"}
+	f.owners[key] = owner
+}
+
+// runner is the name of the link the engine runs key for ("" when none).
+func (f *fakeEngine) runner(key string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snaps[key].Name
+}

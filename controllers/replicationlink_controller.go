@@ -144,6 +144,9 @@ func (r *ReplicationLinkReconciler) sync(ctx context.Context, link *v1alpha1.Rep
 		return ctrl.Result{}, err
 	}
 	if owner.UID != link.UID {
+		if err := r.stopRefused(ctx, link, key); err != nil {
+			return ctrl.Result{}, err
+		}
 		return r.problem(ctx, link, duplicate(link, owner, key))
 	}
 	r.remember(nn, link.UID)
@@ -211,6 +214,9 @@ func (r *ReplicationLinkReconciler) stopSigning(ctx context.Context, link *v1alp
 		if removed {
 			r.event(link, corev1.EventTypeWarning, "Stopped", "Stop", "link stopped: its signer Secret %s/%s is gone; re-create it to start the link again",
 				link.Namespace, link.Spec.Signer.SecretRef.Name)
+			// Of links created in one second, the record's owner keeps the key; with the
+			// record gone another one may now own it.
+			r.wakeClaimants(ctx, link)
 		}
 	}
 	r.mu.Lock()
@@ -218,6 +224,61 @@ func (r *ReplicationLinkReconciler) stopSigning(ctx context.Context, link *v1alp
 	r.mu.Unlock()
 	res, err := r.problem(ctx, link, why)
 	return res, err
+}
+
+// stopRefused stops the engine link of a refused link that still runs its key: it ran the key
+// before the older claimant was seen (that link's namespace informer delivered it later, or the
+// operator started watching its namespace). If the older link can run, it takes the key over
+// anyway; if it cannot (its Secret is missing or invalid), nothing must sign with the refused
+// link's Secret while its status says DuplicateLink. The other claimants are woken: the owner
+// may have been refused by the engine while this link ran the key.
+func (r *ReplicationLinkReconciler) stopRefused(ctx context.Context, link *v1alpha1.ReplicationLink, key string) error {
+	if !r.runsKey(link, key) {
+		return nil
+	}
+	removed, err := r.Engine.Remove(key, link.UID)
+	if err != nil {
+		return fmt.Errorf("stop link %s, refused because an older link claims its key: %w", key, err)
+	}
+	if removed {
+		r.event(link, corev1.EventTypeNormal, "Stopped", "Stop", "link stopped: an older ReplicationLink claims this tenant, endpoint and scope (ledger key %s)", key)
+		r.wakeClaimants(ctx, link)
+	}
+	r.mu.Lock()
+	if t, ok := r.links[client.ObjectKeyFromObject(link)]; ok {
+		t.applied = ""
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// runsKey reports whether the engine runs key for link: its ledger record names the link, or
+// (a record from before owners were recorded) the running engine link bears its name.
+func (r *ReplicationLinkReconciler) runsKey(link *v1alpha1.ReplicationLink, key string) bool {
+	snap, running := r.Engine.Snapshot(key)
+	if !running {
+		return false
+	}
+	switch owner := r.Engine.Owner(key); owner {
+	case link.UID:
+		return true
+	case "":
+		return snap.Name == client.ObjectKeyFromObject(link).String()
+	}
+	return false
+}
+
+// wakeClaimants reconciles the other links of link's key: the key was released.
+func (r *ReplicationLinkReconciler) wakeClaimants(ctx context.Context, link *v1alpha1.ReplicationLink) {
+	for _, req := range r.otherClaimants(ctx, link) {
+		stub := &v1alpha1.ReplicationLink{}
+		stub.Namespace, stub.Name = req.Namespace, req.Name
+		select {
+		case r.wake <- event.GenericEvent{Object: stub}:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // problem reports an input problem as Ready=False with the error's reason. The engine keeps
@@ -293,7 +354,11 @@ func (r *ReplicationLinkReconciler) finalize(ctx context.Context, link *v1alpha1
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		if owner.UID == link.UID {
+		if owner.UID != link.UID {
+			if err := r.stopRefused(ctx, link, key); err != nil {
+				return ctrl.Result{}, err
+			}
+		} else {
 			removed, err := r.Engine.Remove(key, link.UID)
 			if err != nil {
 				r.event(link, corev1.EventTypeWarning, "RemoveFailed", "Remove", "could not stop the link and remove its ledger record (retrying): %v", err)

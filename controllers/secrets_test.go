@@ -166,3 +166,47 @@ func TestSwappedSecretShowsNoKey(t *testing.T) {
 		t.Fatalf("status does not say what is wrong: %s", msg)
 	}
 }
+
+// A signer Secret that loses its dwnsync.io/signer label leaves the operator's view: the link
+// stops as if the Secret were deleted, and its status says to label the Secret; labelling it
+// again starts the link.
+func TestUnlabelledSecretStopsTheLink(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	eng := newFakeEngine()
+	startReconciler(t, ns, eng, nil)
+	secret, did := signerSecret(t, ns, "gina-signer")
+	if err := k8sClient.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8sClient.Create(ctx, newLink(ns, "gina", did, remote, "gina-signer")); err != nil {
+		t.Fatal(err)
+	}
+	key := readyIs(t, ns, "gina", metav1.ConditionFalse, "Initializing", 20*time.Second).Status.LinkKey
+
+	relabel := func(labels map[string]string) {
+		t.Helper()
+		s := &corev1.Secret{}
+		if err := k8sClient.Get(ctx, keyOf(ns, "gina-signer"), s); err != nil {
+			t.Fatal(err)
+		}
+		s.Labels = labels
+		if err := k8sClient.Update(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relabel(nil)
+	l := readyIs(t, ns, "gina", metav1.ConditionFalse, "SignerSecretMissing", 20*time.Second)
+	if msg := meta.FindStatusCondition(l.Status.Conditions, v1alpha1.ConditionReady).Message; !strings.Contains(msg, "kubectl label secret -n "+ns+" gina-signer "+controllers.SignerLabel+"=true") {
+		t.Errorf("the status does not say how to label the Secret: %s", msg)
+	}
+	eventually(t, 20*time.Second, "the engine link stopped", func() (bool, string) {
+		return len(eng.keys()) == 0, fmt.Sprintf("engine runs %q", eng.keys())
+	})
+
+	relabel(map[string]string{controllers.SignerLabel: "true"})
+	readyIs(t, ns, "gina", metav1.ConditionFalse, "Initializing", 20*time.Second)
+	if keys := eng.keys(); !slices.Equal(keys, []string{key}) {
+		t.Fatalf("engine runs %q after the label came back, want [%s]", keys, key)
+	}
+}

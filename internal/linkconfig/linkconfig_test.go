@@ -1,6 +1,7 @@
 package linkconfig_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -148,5 +149,35 @@ func TestSignerErrorsNeverEchoSecretValues(t *testing.T) {
 				t.Errorf("message holds %q, a piece of a Secret value", piece)
 			}
 		})
+	}
+}
+
+// A private seed pasted after did:jwk: decodes to bytes that are not JSON: the error says so in
+// its own words, without the JSON parser's, which quote the first byte of the decoded seed.
+func TestDIDErrorsQuoteNoDecodedByte(t *testing.T) {
+	s, jwk, err := dwn.GenerateSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k map[string]string
+	_ = json.Unmarshal(jwk, &k)
+	seed, err := base64.RawURLEncoding.DecodeString(k["d"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed[0] = 0xb7 // not a byte JSON can start with, so the parser quotes it
+	did := "did:jwk:" + base64.RawURLEncoding.EncodeToString(seed)
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "sig"},
+		Data: map[string][]byte{"did": []byte(did), "privateJwk": jwk}}
+	_, _, err = linkconfig.Signer(sec)
+	if err == nil {
+		t.Fatalf("accepted did %s for %s", did, s.DID)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "'\u00b7'") || strings.Contains(msg, "invalid character") {
+		t.Errorf("the message quotes a decoded byte of the did: %s", msg)
+	}
+	if !strings.Contains(msg, `signer Secret ns/sig key "did": `) || !strings.Contains(msg, "not a base64url-encoded JSON JWK") {
+		t.Errorf("the message does not say what is wrong with key did: %s", msg)
 	}
 }

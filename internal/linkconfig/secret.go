@@ -124,6 +124,23 @@ func jwkProblem(jwk []byte) string {
 	return ""
 }
 
+// didWhy says in its own words why a did:jwk does not resolve: the resolver's errors may quote
+// what the DID decodes to (the JSON parser quotes a byte), and a value pasted there by mistake
+// may be a private key.
+func didWhy(msg string) string {
+	switch {
+	case strings.Contains(msg, "not base64url"), strings.Contains(msg, "not JSON"):
+		return "the part after did:jwk: is not a base64url-encoded JSON JWK"
+	case strings.Contains(msg, "private key"):
+		return "it embeds a private key (d); a did:jwk holds the public key only"
+	case strings.Contains(msg, "kty"):
+		return "its key is not Ed25519 (want kty OKP and crv Ed25519)"
+	case strings.Contains(msg, "x must be"):
+		return "its x is not a base64url 32-byte Ed25519 public key"
+	}
+	return "set it to the DID of the key in privateJwk (did:jwk:…)"
+}
+
 // explainSignerError names the Secret key a dwn.NewSigner error is about and says what is wrong
 // in words of its own: the errors of a private key may quote parts of it, so they are never
 // passed on. The DID's errors (a public identifier, already known to be a did:jwk) are.
@@ -131,7 +148,7 @@ func explainSignerError(err error) (key, why string) {
 	msg := err.Error()
 	switch {
 	case strings.HasPrefix(msg, "signer did: "):
-		return SecretKeyDID, "not a valid did:jwk Ed25519 identity: " + strings.TrimPrefix(msg, "signer did: ")
+		return SecretKeyDID, "not a valid did:jwk Ed25519 identity: " + didWhy(msg)
 	case strings.Contains(msg, "different DID"):
 		return SecretKeyPrivateJWK, "belongs to a different DID than key \"did\" (did and privateJwk must be one identity)"
 	case strings.Contains(msg, "x does not match d"):

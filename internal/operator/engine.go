@@ -162,8 +162,8 @@ func (l *leaderEngine) Apply(cfg syncer.LinkConfig, owner types.UID) (string, er
 		return "", err
 	}
 	defer l.lockKey(key)()
-	if key, err = e.Apply(cfg); err != nil {
-		return "", err
+	if _, err := e.Apply(cfg); err != nil {
+		return "", l.takeoverRefused(key, owner, err)
 	}
 	rec, _, err := store.Get(key)
 	if err != nil || rec.OwnerUID == string(owner) {
@@ -173,6 +173,18 @@ func (l *leaderEngine) Apply(cfg syncer.LinkConfig, owner types.UID) (string, er
 		return "", fmt.Errorf("record the owner of %s: %w", key, err)
 	}
 	return key, nil
+}
+
+// takeoverRefused is the engine's refusal of owner's Apply, without the words that name the
+// link running key when the record names another owner: that link may be in another namespace
+// (the engine refuses a different local endpoint by naming the running link and its endpoint).
+func (l *leaderEngine) takeoverRefused(key string, owner types.UID, err error) error {
+	rec, found, gerr := l.ledgerStore().Get(key)
+	if gerr != nil || !found || rec.OwnerUID == "" || rec.OwnerUID == string(owner) {
+		return err
+	}
+	return fmt.Errorf("another ReplicationLink still runs ledger key %s, and the engine cannot hand it over to this link yet "+
+		"(a different local endpoint?); this link starts when that one stops, which it does once it is refused as the younger link", key)
 }
 
 // Remove stops the link and deletes its record, unless the record names another owner.

@@ -2,6 +2,7 @@ package operator
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,4 +96,36 @@ func ownerIs(t *testing.T, eng *leaderEngine, key string, want types.UID) {
 	if err != nil || !found || rec.OwnerUID != string(want) {
 		t.Fatalf("record of %s: found=%v owner=%q err=%v, want owner %q", key, found, rec.OwnerUID, err, want)
 	}
+}
+
+// A link whose key another ReplicationLink still runs with another local endpoint is refused
+// by the engine; the refusal (it goes to the link's status and Events) names neither that link
+// nor its namespace nor its endpoint, which may belong to another namespace.
+func TestTakeoverRefusalNamesNoOtherLink(t *testing.T) {
+	signer, _, err := dwn.GenerateSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := syncer.LinkConfig{Name: "other-team/their-link", Tenant: signer.DID, LocalEndpoint: "http://127.0.0.1:9", RemoteEndpoint: "http://127.0.0.1:7",
+		LocalSigner: signer, RemoteSigner: signer}
+	eng, _ := startEngine(t, t.TempDir())
+	key, err := eng.Apply(running, "uid-younger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	older := running
+	older.Name, older.LocalEndpoint = "ns/owner", "http://127.0.0.1:8"
+	_, err = eng.Apply(older, "uid-older")
+	if err == nil {
+		t.Fatal("the engine took over a link with another local endpoint")
+	}
+	for _, secret := range []string{"other-team", "their-link", running.LocalEndpoint} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("the refusal names %q: %v", secret, err)
+		}
+	}
+	if !strings.Contains(err.Error(), key) {
+		t.Errorf("the refusal does not name the ledger key %s: %v", key, err)
+	}
+	ownerIs(t, eng, key, "uid-younger")
 }

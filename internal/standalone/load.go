@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -126,7 +127,7 @@ func Load(files []string, defaults linkconfig.Defaults) (Files, error) {
 func (l *loader) document(d document) {
 	var tm metav1.TypeMeta
 	if err := yaml.Unmarshal(d.raw, &tm); err != nil {
-		l.problems = append(l.problems, fmt.Sprintf("%s: not valid YAML: %v", d.source, err))
+		l.problems = append(l.problems, fmt.Sprintf("%s: not valid YAML: %s", d.source, yamlProblem(err)))
 		return
 	}
 	switch {
@@ -292,10 +293,24 @@ func stripComments(raw []byte) []byte {
 	return out.Bytes()
 }
 
+// yamlLine is a parser error that names a line: "yaml: line 7: did not find expected key".
+var yamlLine = regexp.MustCompile(`yaml: line (\d+): ([^\n'"` + "`" + `]*)$`)
+
+// yamlProblem says where a document's YAML is broken without the parser's words when they may
+// quote the document: an invalid map key is printed whole, a mistagged scalar and an unknown
+// anchor by value, and in a Secret that value may be a private key.
+func yamlProblem(err error) string {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		return "line " + m[1] + ": " + m[2]
+	}
+	return "a map key that is not a string, a tag that does not fit its value, or an unknown anchor (*name) " +
+		"(the parser's message is not shown: it may quote a Secret value); quote plain-text values, or check the document with a YAML linter"
+}
+
 func decodeSecret(raw []byte) (*corev1.Secret, error) {
 	j, err := yaml.YAMLToJSON(raw)
 	if err != nil {
-		return nil, err
+		return nil, errors.New("not valid YAML: " + yamlProblem(err))
 	}
 	s := &corev1.Secret{}
 	dec := json.NewDecoder(bytes.NewReader(j))

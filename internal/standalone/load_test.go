@@ -1,6 +1,7 @@
 package standalone_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,5 +174,36 @@ func TestLoadRefusesOnlyTheBadLink(t *testing.T) {
 	refusal(t, files, "default/c", "SignerSecretMissing")
 	if msg := refusal(t, files, "default/d", "InvalidSpec"); !strings.Contains(msg, path+" document 6 (ReplicationLink default/d): spec.endpoint") {
 		t.Errorf("bad endpoint: %s", msg)
+	}
+}
+
+// A Secret document whose YAML does not parse is reported by file, document and line, never
+// with the parser's words that quote a value: a private JWK used as a map key, a value under a
+// tag it does not fit, a value taken for an anchor name.
+func TestBadYAMLInASecretQuotesNoValue(t *testing.T) {
+	did, jwk := identity(t)
+	parts := secrettest.PrivateParts(t, []byte(jwk))
+	head := "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  did: '" + did + "'\n"
+	var d struct{ D string }
+	if err := json.Unmarshal([]byte(jwk), &d); err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]string{
+		"the JWK as a map key":    head + "  ? " + jwk + "\n  : x\n",
+		"a tag that does not fit": head + "  privateJwk: !!int " + d.D + "\n",
+		"an anchor":               head + "  privateJwk: *" + d.D + "\n",
+	}
+	for what, doc := range docs {
+		path := write(t, doc)
+		_, err := standalone.Load([]string{path}, linkconfig.Defaults{})
+		if err == nil {
+			t.Fatalf("%s: loaded", what)
+		}
+		if piece := secrettest.Leak(err.Error(), parts...); piece != "" {
+			t.Errorf("%s: the error shows %q of the private key: %v", what, piece, err)
+		}
+		if !strings.Contains(err.Error(), path+" document 1: not valid YAML") {
+			t.Errorf("%s: the error does not name the document: %v", what, err)
+		}
 	}
 }
