@@ -45,13 +45,20 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // writesOf is how many times the engine sent message cid to the server at serverURL.
 func (c *countingTransport) writesOf(t *testing.T, serverURL, cid string) int {
 	t.Helper()
+	host := hostOf(t, serverURL)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writes[host][cid]
+}
+
+// hostOf is the host:port of a server URL (what a transport sees as r.URL.Host).
+func hostOf(t *testing.T, serverURL string) string {
+	t.Helper()
 	u, err := url.Parse(serverURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.writes[u.Host][cid]
+	return u.Host
 }
 
 // writtenCID reads the JSON-RPC envelope of a request (the dwn-request header: the framing
