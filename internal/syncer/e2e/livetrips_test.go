@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
-	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,85 +8,6 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
-
-// tripTransport counts the engine's DWN requests per server and message kind
-// ("MessagesQuery", "MessagesRead", "RecordsWrite"…), and can hold every MessagesQuery until
-// released: what crosses while queries are held crossed without one.
-type tripTransport struct {
-	base http.RoundTripper
-
-	mu      sync.Mutex
-	counts  map[string]map[string]int // host → kind → requests
-	held    chan struct{}             // closed: queries pass; open: queries wait
-	holding bool
-}
-
-func newTripTransport() *tripTransport {
-	return &tripTransport{base: &http.Transport{ResponseHeaderTimeout: 30 * time.Second, MaxIdleConnsPerHost: 16},
-		counts: map[string]map[string]int{}}
-}
-
-func (c *tripTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	kind := requestKind(r)
-	c.mu.Lock()
-	if c.counts[r.URL.Host] == nil {
-		c.counts[r.URL.Host] = map[string]int{}
-	}
-	c.counts[r.URL.Host][kind]++
-	gate := c.held
-	holding := c.holding
-	c.mu.Unlock()
-	if holding && kind == "MessagesQuery" {
-		select {
-		case <-gate:
-		case <-r.Context().Done():
-			return nil, r.Context().Err()
-		}
-	}
-	return c.base.RoundTrip(r)
-}
-
-// holdQueries makes every MessagesQuery wait until releaseQueries.
-func (c *tripTransport) holdQueries() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.held, c.holding = make(chan struct{}), true
-}
-
-func (c *tripTransport) releaseQueries() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.holding {
-		close(c.held)
-		c.holding = false
-	}
-}
-
-// count is how many requests of kind the engine sent to the server at serverURL.
-func (c *tripTransport) count(t *testing.T, serverURL, kind string) int {
-	t.Helper()
-	host := hostOf(t, serverURL)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.counts[host][kind]
-}
-
-// requestKind is the DWN message kind a JSON-RPC request carries ("other" for probes).
-func requestKind(r *http.Request) string {
-	var env struct {
-		Params struct {
-			Message json.RawMessage `json:"message"`
-		} `json:"params"`
-	}
-	if h := r.Header.Get("dwn-request"); h == "" || json.Unmarshal([]byte(h), &env) != nil || env.Params.Message == nil {
-		return "other"
-	}
-	info, err := dwn.Inspect(env.Params.Message)
-	if err != nil {
-		return "other"
-	}
-	return info.Interface + info.Method
-}
 
 // The live path on web5 costs what the subscription event leaves out and nothing more: the
 // doorbell event carries the message, so a live write crosses with one Read of its data on the
@@ -102,8 +20,7 @@ func TestEngineWeb5LiveWriteCrossesWithoutAQueryOrAMessageRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trips := newTripTransport()
-	pool := dwn.NewPool(dwn.Options{HTTPClient: &http.Client{Transport: trips}})
+	pool, trips := newCountingPool()
 	te := startEngine(t, engineOpts{pool: pool})
 	t.Cleanup(trips.releaseQueries) // before the engine stops (cleanups run last-first)
 	ta, tb := tenantsOn(t, id.DID, signer, a.URL, b.URL)
