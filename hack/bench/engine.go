@@ -22,6 +22,11 @@ type runningEngine struct {
 }
 
 func startEngine(ctx context.Context, dir string) (*runningEngine, error) {
+	return startEngineWith(ctx, dir, dwn.NewPool(dwn.Options{}))
+}
+
+// startEngineWith is startEngine on a given pool (a metered one, say); the engine closes it.
+func startEngineWith(ctx context.Context, dir string, pool *dwn.Pool) (*runningEngine, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -29,7 +34,6 @@ func startEngine(ctx context.Context, dir string) (*runningEngine, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool := dwn.NewPool(dwn.Options{})
 	eng, err := syncer.New(syncer.Options{Ledger: store, Pool: pool})
 	if err != nil {
 		_ = store.Close()
@@ -65,7 +69,12 @@ func startEngine(ctx context.Context, dir string) (*runningEngine, error) {
 // startLinkedEngine starts an engine (its ledger in dir) with one `both` link between the pair
 // for the tenant, and returns it with the link's key.
 func startLinkedEngine(ctx context.Context, dir string, p pair, id dwnserver.Identity) (*runningEngine, string, error) {
-	eng, err := startEngine(ctx, dir)
+	return startLinkedEngineWith(ctx, dir, p, id, dwn.NewPool(dwn.Options{}))
+}
+
+// startLinkedEngineWith is startLinkedEngine on a given pool.
+func startLinkedEngineWith(ctx context.Context, dir string, p pair, id dwnserver.Identity, pool *dwn.Pool) (*runningEngine, string, error) {
+	eng, err := startEngineWith(ctx, dir, pool)
 	if err != nil {
 		return nil, "", err
 	}

@@ -114,12 +114,23 @@ func (s seededStores) copyStores(dir string) (string, string, error) {
 	}
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	for from, to := range map[string]string{s.dirA(): a, s.dirB(): b} {
-		if out, err := exec.Command("cp", "-a", from, to).CombinedOutput(); err != nil {
-			return "", "", fmt.Errorf("copy %s: %v: %s", from, err, out)
+		if err := copyDir(from, to); err != nil {
+			return "", "", err
 		}
-		_ = os.Remove(filepath.Join(to, dwnserver.LogName))
 	}
 	return a, b, nil
+}
+
+// copyDir copies a server's data directory byte for byte, without its log.
+func copyDir(from, to string) error {
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return err
+	}
+	if out, err := exec.Command("cp", "-a", from, to).CombinedOutput(); err != nil {
+		return fmt.Errorf("copy %s: %v: %s", from, err, out)
+	}
+	_ = os.Remove(filepath.Join(to, dwnserver.LogName))
+	return nil
 }
 
 // openTenants opens the tenant on both servers through one pool (closed by the caller).

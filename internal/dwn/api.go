@@ -79,6 +79,11 @@ type Entry struct {
 	// InitialWrite is the record's initial RecordsWrite when the source attached it (events of
 	// updates and deletes); useful to satisfy an Incomplete without another round trip.
 	InitialWrite json.RawMessage
+	// Repeat marks a position-only entry: the subscription already delivered this message
+	// (from the doorbell event that carried it) and now only tells where it lies in the feed.
+	// Nothing is to be applied; a checkpoint may advance to its Cursor once the first
+	// delivery is done.
+	Repeat bool
 }
 
 // Page is one MessagesQuery page of a feed.

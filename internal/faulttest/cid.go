@@ -7,13 +7,12 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
-// WrittenCID reads the JSON-RPC envelope of a request (the dwn-request header: the framing web5
-// servers take) and returns the CID of the message when it is a write (a dwn.processMessage of
-// a RecordsWrite, RecordsDelete or ProtocolsConfigure).
-func WrittenCID(r *http.Request) (string, bool) {
+// RequestMessage is the DWN message of a dwn.processMessage request (the dwn-request header:
+// the JSON-RPC framing web5 servers take), nil for anything else.
+func RequestMessage(r *http.Request) json.RawMessage {
 	h := r.Header.Get("dwn-request")
 	if h == "" {
-		return "", false
+		return nil
 	}
 	var env struct {
 		Method string `json:"method"`
@@ -21,10 +20,30 @@ func WrittenCID(r *http.Request) (string, bool) {
 			Message json.RawMessage `json:"message"`
 		} `json:"params"`
 	}
-	if json.Unmarshal([]byte(h), &env) != nil || env.Method != "dwn.processMessage" || env.Params.Message == nil {
+	if json.Unmarshal([]byte(h), &env) != nil || env.Method != "dwn.processMessage" {
+		return nil
+	}
+	return env.Params.Message
+}
+
+// RequestKind is the DWN message kind a request carries ("RecordsWrite", "MessagesQuery", …;
+// "other" for probes and anything that is not a dwn.processMessage).
+func RequestKind(r *http.Request) string {
+	info, err := dwn.Inspect(RequestMessage(r))
+	if err != nil {
+		return "other"
+	}
+	return info.Interface + info.Method
+}
+
+// WrittenCID returns the CID of a request's message when it is a write (a dwn.processMessage
+// of a RecordsWrite, RecordsDelete or ProtocolsConfigure).
+func WrittenCID(r *http.Request) (string, bool) {
+	msg := RequestMessage(r)
+	if msg == nil {
 		return "", false
 	}
-	info, err := dwn.Inspect(env.Params.Message)
+	info, err := dwn.Inspect(msg)
 	if err != nil {
 		return "", false
 	}
@@ -33,6 +52,6 @@ func WrittenCID(r *http.Request) (string, bool) {
 	default:
 		return "", false
 	}
-	cid, err := dwn.MessageCID(env.Params.Message)
+	cid, err := dwn.MessageCID(msg)
 	return cid, err == nil
 }

@@ -295,3 +295,23 @@ func TestEngineDwntestWrongCIDRefused(t *testing.T) {
 		})
 	}
 }
+
+// On enbox the subscription event carries the message and its inline data: a live write
+// crosses with one apply on the other side, and no MessagesQuery or MessagesRead at all.
+func TestEngineEnboxLiveWriteCostsOneApplyAndNoRead(t *testing.T) {
+	p := startPair(t, dwntest.ModeEnbox, 1, 1, engineOpts{})
+	p.waitLiveConverged(t)
+	before := p.remote.Counts()
+	localBefore := p.local.Counts()
+	cids := p.write(t, p.remote, 1, "live")
+	eventually(t, 30*time.Second, "the live write on local", func() bool { return contains(p.local.CIDs(p.id.DID), cids[0]) })
+	after, localAfter := p.remote.Counts(), p.local.Counts()
+	for _, kind := range []string{"MessagesQuery", "MessagesRead"} {
+		if n := after[kind] - before[kind]; n != 0 {
+			t.Errorf("the live write cost %d %s on the remote, want 0 (the event carried it)", n, kind)
+		}
+	}
+	if n := localAfter["dwn.applyReplicatedMessage"] - localBefore["dwn.applyReplicatedMessage"]; n != 1 {
+		t.Errorf("the live write was applied to local %d times, want 1", n)
+	}
+}

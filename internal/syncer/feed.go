@@ -120,7 +120,10 @@ func (f *feedRun) run(from *dwn.Cursor) {
 					entry.Cursor = ev.Cursor
 				}
 				f.l.observeCursor(f.dir, entry.Cursor)
-				f.l.send(ls.Delivered{Dir: f.dir, Epoch: f.epoch, Entry: entry, OutOfScope: outOfScope(f.l.cfg.Scope, entry)})
+				// A Repeat only tells the position of a message already delivered: like an
+				// out-of-scope one it is committed in order and never applied.
+				skip := entry.Repeat || outOfScope(f.l.cfg.Scope, entry)
+				f.l.send(ls.Delivered{Dir: f.dir, Epoch: f.epoch, Entry: entry, OutOfScope: skip})
 			case dwn.EventEOSE:
 				f.l.observeCursor(f.dir, ev.Cursor)
 				f.l.send(ls.EOSE{Dir: f.dir, Epoch: f.epoch, Cursor: ev.Cursor})

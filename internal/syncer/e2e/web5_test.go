@@ -15,32 +15,78 @@ import (
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
-// countingTransport counts the engine's HTTP requests (every JSON-RPC call and probe) and, per
-// server host, how many times each message was written there (a dwn.processMessage of a
-// RecordsWrite, RecordsDelete or ProtocolsConfigure, by the message's CID).
+// countingTransport counts the engine's HTTP requests (every JSON-RPC call and probe), per
+// server host the requests of each DWN message kind ("MessagesQuery", "MessagesRead",
+// "RecordsWrite"…), and per host how many times each message was written there (a
+// dwn.processMessage of a RecordsWrite, RecordsDelete or ProtocolsConfigure, by the message's
+// CID). holdQueries makes every MessagesQuery wait until releaseQueries: what crosses while
+// queries are held crossed without one.
 type countingTransport struct {
 	n    atomic.Int64
 	base http.RoundTripper
 
-	mu     sync.Mutex
-	writes map[string]map[string]int // host → message CID → writes sent
+	mu      sync.Mutex
+	writes  map[string]map[string]int // host → message CID → writes sent
+	kinds   map[string]map[string]int // host → message kind → requests
+	held    chan struct{}             // open while holding: queries wait for its close
+	holding bool
 }
 
 func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.n.Add(1)
-	if cid, ok := faulttest.WrittenCID(r); ok {
-		c.mu.Lock()
-		if c.writes[r.URL.Host] == nil {
-			c.writes[r.URL.Host] = map[string]int{}
+	kind := faulttest.RequestKind(r)
+	cid, written := faulttest.WrittenCID(r)
+	c.mu.Lock()
+	addCount(c.kinds, r.URL.Host, kind)
+	if written {
+		addCount(c.writes, r.URL.Host, cid)
+	}
+	gate, hold := c.held, c.holding && kind == "MessagesQuery"
+	c.mu.Unlock()
+	if hold {
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
 		}
-		c.writes[r.URL.Host][cid]++
-		c.mu.Unlock()
 	}
 	return c.base.RoundTrip(r)
 }
 
+func addCount(m map[string]map[string]int, host, key string) {
+	if m[host] == nil {
+		m[host] = map[string]int{}
+	}
+	m[host][key]++
+}
+
+// holdQueries makes every MessagesQuery wait until releaseQueries.
+func (c *countingTransport) holdQueries() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.held, c.holding = make(chan struct{}), true
+}
+
+func (c *countingTransport) releaseQueries() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.holding {
+		close(c.held)
+		c.holding = false
+	}
+}
+
 // writesOf is how many times the engine sent message cid to the server at serverURL.
 func (c *countingTransport) writesOf(t *testing.T, serverURL, cid string) int {
+	return c.lookup(t, c.writes, serverURL, cid)
+}
+
+// count is how many requests of kind the engine sent to the server at serverURL.
+func (c *countingTransport) count(t *testing.T, serverURL, kind string) int {
+	return c.lookup(t, c.kinds, serverURL, kind)
+}
+
+func (c *countingTransport) lookup(t *testing.T, m map[string]map[string]int, serverURL, key string) int {
 	t.Helper()
 	u, err := url.Parse(serverURL)
 	if err != nil {
@@ -48,12 +94,12 @@ func (c *countingTransport) writesOf(t *testing.T, serverURL, cid string) int {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.writes[u.Host][cid]
+	return m[u.Host][key]
 }
 
 func newCountingPool() (*dwn.Pool, *countingTransport) {
 	ct := &countingTransport{base: &http.Transport{ResponseHeaderTimeout: 30 * time.Second, MaxIdleConnsPerHost: 16},
-		writes: map[string]map[string]int{}}
+		writes: map[string]map[string]int{}, kinds: map[string]map[string]int{}}
 	return dwn.NewPool(dwn.Options{HTTPClient: &http.Client{Transport: ct}}), ct
 }
 
