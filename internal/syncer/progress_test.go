@@ -1,27 +1,16 @@
 package syncer
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 )
 
-// progressAfterListings is a reconcile progress whose two listings are in: local holds
-// n CIDs, remote the same n but the last tenth replaced by others, so each side lacks n/10.
+// progressAfterListings is a reconcile progress whose listing diff is in: local and remote
+// each hold n CIDs, the last tenth of remote's replaced by others, so each side lacks n/10.
 func progressAfterListings(n int, reported *Progress) *reconcileProgress {
-	local := make([]string, n)
-	remote := make([]string, n)
-	for i := range n {
-		local[i] = fmt.Sprintf("cid-%d", i)
-		remote[i] = local[i]
-		if i >= n-n/10 {
-			remote[i] = fmt.Sprintf("remote-only-%d", i)
-		}
-	}
 	p := &reconcileProgress{pull: true, push: true, report: func(pr Progress) { *reported = pr }}
-	p.onListing(0, local)
-	p.onListing(1, remote)
+	p.onDiff(n/10, n/10)
 	return p
 }
 

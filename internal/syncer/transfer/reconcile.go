@@ -50,6 +50,12 @@ type ReconcileResult struct {
 	PullResult, PushResult    Result
 }
 
+// DiffObserver is a local tenant that wants the size of a listing diff as soon as it is
+// known, before the copy (a progress total), without keeping listings of its own.
+type DiffObserver interface {
+	ListingDiffed(onlyLocal, onlyRemote int)
+}
+
 // Reconcile compares local and remote for scope with the default Copier.
 func Reconcile(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, dir Direction) (ReconcileResult, error) {
 	var c Copier
@@ -88,6 +94,9 @@ func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope 
 		return res, err
 	}
 	res.OnlyLocal, res.OnlyRemote = len(onlyLocal), len(onlyRemote)
+	if o, ok := local.(DiffObserver); ok && res.Method == MethodListing {
+		o.ListingDiffed(res.OnlyLocal, res.OnlyRemote)
+	}
 
 	// Both directions at once: each writes to a different server.
 	var pullErr, pushErr error
@@ -146,11 +155,11 @@ func chunkAbort(ctx context.Context, r Result) error {
 }
 
 // digestComparer obtains comparable digests of both sides, remembering listings it had to
-// fetch so the diff can reuse them.
+// fetch so the diff can reuse them. Listings are kept compact (dwn.CIDList, ~40 bytes a CID):
+// they are the part of a reconcile's memory that grows with the tenant.
 type digestComparer struct {
-	scope                     dwn.Scope
-	localCIDs, remoteCIDs     []string
-	haveLocalCIDs, haveRemote bool
+	scope                 dwn.Scope
+	localCIDs, remoteCIDs *dwn.CIDList // nil until listed
 }
 
 func (d *digestComparer) compare(ctx context.Context, local, remote dwn.Tenant) (dwn.Digest, dwn.Digest, error) {
@@ -184,30 +193,28 @@ func (d *digestComparer) listingDigest(ctx context.Context, t dwn.Tenant, isLoca
 	if err != nil {
 		return dwn.Digest{}, err
 	}
-	return dwn.Digest{Kind: dwn.DigestListing, Value: dwn.ListingDigest(cids)}, nil
+	return dwn.Digest{Kind: dwn.DigestListing, Value: cids.ListingDigest()}, nil
 }
 
-func (d *digestComparer) list(ctx context.Context, t dwn.Tenant, isLocal bool) ([]string, error) {
-	if isLocal && d.haveLocalCIDs {
-		return d.localCIDs, nil
+func (d *digestComparer) list(ctx context.Context, t dwn.Tenant, isLocal bool) (*dwn.CIDList, error) {
+	kept := &d.remoteCIDs
+	if isLocal {
+		kept = &d.localCIDs
 	}
-	if !isLocal && d.haveRemote {
-		return d.remoteCIDs, nil
+	if *kept != nil {
+		return *kept, nil
 	}
-	cids, err := t.ListCIDs(ctx, d.scope)
+	cids, err := dwn.ListCIDList(ctx, t, d.scope) // streamed: never the whole listing as text
 	if err != nil {
 		return nil, fmt.Errorf("list CIDs of %s: %w", t.Endpoint(), err)
 	}
-	if isLocal {
-		d.localCIDs, d.haveLocalCIDs = cids, true
-	} else {
-		d.remoteCIDs, d.haveRemote = cids, true
-	}
+	*kept = cids
 	return cids, nil
 }
 
 // listingDiff lists both sides and returns what each lacks, in the owner's listing order (feed
-// order, which already puts most dependencies first).
+// order, which already puts most dependencies first). The listings are dropped afterwards: the
+// copy needs only the diff.
 func (d *digestComparer) listingDiff(ctx context.Context, local, remote dwn.Tenant) (onlyRemote, onlyLocal []dwn.Entry, err error) {
 	lc, err := d.list(ctx, local, true)
 	if err != nil {
@@ -217,20 +224,16 @@ func (d *digestComparer) listingDiff(ctx context.Context, local, remote dwn.Tena
 	if err != nil {
 		return nil, nil, err
 	}
+	d.localCIDs, d.remoteCIDs = nil, nil
 	return missingFrom(rc, lc), missingFrom(lc, rc), nil
 }
 
-// missingFrom lists the CIDs of have that other lacks, as entries.
-func missingFrom(have, other []string) []dwn.Entry {
-	set := make(map[string]struct{}, len(other))
-	for _, c := range other {
-		set[c] = struct{}{}
-	}
+// missingFrom lists the CIDs of have that other lacks, once each, in have's order, as entries.
+func missingFrom(have, other *dwn.CIDList) []dwn.Entry {
 	var out []dwn.Entry
-	seen := map[string]bool{}
-	for _, c := range have {
-		if _, ok := set[c]; !ok && !seen[c] {
-			seen[c] = true
+	for i := range have.Len() {
+		c := have.At(i)
+		if have.Index(c) == i && !other.Has(c) {
 			out = append(out, dwn.Entry{CID: c})
 		}
 	}
