@@ -80,12 +80,14 @@ func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope 
 		return res, nil
 	}
 
-	var onlyRemote, onlyLocal []dwn.Entry
+	var onlyRemote, onlyLocal missingSet
 	ls, lok := local.(dwn.SMTTenant)
 	rs, rok := remote.(dwn.SMTTenant)
 	if lok && rok {
 		res.Method = MethodSMT
-		onlyRemote, onlyLocal, err = smtDiff(ctx, ls, rs, scope)
+		var r, l []dwn.Entry
+		r, l, err = smtDiff(ctx, ls, rs, scope)
+		onlyRemote, onlyLocal = entrySlice(r), entrySlice(l)
 	} else {
 		res.Method = MethodListing
 		onlyRemote, onlyLocal, err = cmp.listingDiff(ctx, local, remote)
@@ -93,7 +95,7 @@ func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope 
 	if err != nil {
 		return res, err
 	}
-	res.OnlyLocal, res.OnlyRemote = len(onlyLocal), len(onlyRemote)
+	res.OnlyLocal, res.OnlyRemote = onlyLocal.Len(), onlyRemote.Len()
 	if o, ok := local.(DiffObserver); ok && res.Method == MethodListing {
 		o.ListingDiffed(res.OnlyLocal, res.OnlyRemote)
 	}
@@ -101,14 +103,14 @@ func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope 
 	// Both directions at once: each writes to a different server.
 	var pullErr, pushErr error
 	var wg sync.WaitGroup
-	if dir.pulls() && len(onlyRemote) > 0 {
+	if dir.pulls() && onlyRemote.Len() > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			res.PullResult, pullErr = c.copyChunked(ctx, remote, local, onlyRemote)
 		}()
 	}
-	if dir.pushes() && len(onlyLocal) > 0 {
+	if dir.pushes() && onlyLocal.Len() > 0 {
 		res.PushResult, pushErr = c.copyChunked(ctx, local, remote, onlyLocal)
 	}
 	wg.Wait()
@@ -213,9 +215,9 @@ func (d *digestComparer) list(ctx context.Context, t dwn.Tenant, isLocal bool) (
 }
 
 // listingDiff lists both sides and returns what each lacks, in the owner's listing order (feed
-// order, which already puts most dependencies first). The listings are dropped afterwards: the
-// copy needs only the diff.
-func (d *digestComparer) listingDiff(ctx context.Context, local, remote dwn.Tenant) (onlyRemote, onlyLocal []dwn.Entry, err error) {
+// order, which already puts most dependencies first). The comparer lets go of the listings:
+// from here each is held only by the diff that copies from it.
+func (d *digestComparer) listingDiff(ctx context.Context, local, remote dwn.Tenant) (onlyRemote, onlyLocal missingSet, err error) {
 	lc, err := d.list(ctx, local, true)
 	if err != nil {
 		return nil, nil, err
@@ -228,14 +230,44 @@ func (d *digestComparer) listingDiff(ctx context.Context, local, remote dwn.Tena
 	return missingFrom(rc, lc), missingFrom(lc, rc), nil
 }
 
-// missingFrom lists the CIDs of have that other lacks, once each, in have's order, as entries.
-func missingFrom(have, other *dwn.CIDList) []dwn.Entry {
-	var out []dwn.Entry
+// missingSet is what one side lacks, handed to the copy a batch at a time.
+type missingSet interface {
+	Len() int
+	Entries(start, end int) []dwn.Entry // fresh for a listing diff: the caller may keep them
+}
+
+// entrySlice is a diff that came as entries (the SMT diff).
+type entrySlice []dwn.Entry
+
+func (s entrySlice) Len() int                           { return len(s) }
+func (s entrySlice) Entries(start, end int) []dwn.Entry { return s[start:end] }
+
+// listingMissing is a listing diff as positions in the owner's listing: 4 bytes a missing
+// message instead of an entry (~170 bytes with its CID), so a bootstrap of a large tenant
+// holds entries for one batch at a time.
+type listingMissing struct {
+	list *dwn.CIDList // indexed: only read from here on, by one copy direction
+	at   []int32
+}
+
+func (m listingMissing) Len() int { return len(m.at) }
+
+func (m listingMissing) Entries(start, end int) []dwn.Entry {
+	out := make([]dwn.Entry, end-start)
+	for i := range out {
+		out[i] = dwn.Entry{CID: m.list.At(int(m.at[start+i]))}
+	}
+	return out
+}
+
+// missingFrom is the CIDs of have that other lacks, once each, in have's order.
+func missingFrom(have, other *dwn.CIDList) listingMissing {
+	m := listingMissing{list: have}
 	for i := range have.Len() {
 		c := have.At(i)
 		if have.Index(c) == i && !other.Has(c) {
-			out = append(out, dwn.Entry{CID: c})
+			m.at = append(m.at, int32(i))
 		}
 	}
-	return out
+	return m
 }
