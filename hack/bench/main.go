@@ -35,6 +35,13 @@ func main() {
 	flag.Float64Var(&cfg.p1Share, "p1-b-share", 0.05, "P1: messages seeded on server B, as a share of A's")
 	flag.IntVar(&cfg.p2Writes, "p2-writes", 200, "P2: live writes timed per direction (and on one server for the floor)")
 	flag.Parse()
+	if *memServe { // the mem figure's child process (mem.go)
+		if err := serveMemNodes(*memMessages); err != nil {
+			fmt.Fprintln(os.Stderr, "bench -mem-serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	cfg.figures = map[string]bool{}
 	for _, f := range strings.Split(*figures, ",") {
 		cfg.figures[strings.TrimSpace(strings.ToLower(f))] = true
@@ -59,6 +66,11 @@ func run(ctx context.Context, cfg config) error {
 	if cfg.figures["p1"] {
 		if err := benchInitialReplication(ctx, cfg); err != nil {
 			return fmt.Errorf("P1: %w", err)
+		}
+	}
+	if cfg.figures["mem"] {
+		if err := benchMemory(ctx); err != nil {
+			return fmt.Errorf("mem: %w", err)
 		}
 	}
 	if cfg.figures["p2"] {
