@@ -42,7 +42,7 @@ type config struct {
 
 func main() {
 	var cfg config
-	figures := flag.String("figures", "p1,p2,p3,p4,p5,p6,mem", "comma-separated figures to measure: p1 (initial replication), p2 (live latency), p3 (idle links), p4 (reconcile after 10 differences), p5 (many links), p6 (ledger), mem (bootstrap RSS, listing heap)")
+	figures := flag.String("figures", "p1,p2,p3,p4,p5,p6,mem,reconcile-mem", "comma-separated figures to measure: p1 (initial replication), p2 (live latency), p3 (idle links), p4 (reconcile after 10 differences), p5 (many links), p6 (ledger), mem (bootstrap RSS, listing heap), reconcile-mem (heap of one reconcile, nodes in a child process)")
 	flag.StringVar(&cfg.workDir, "workdir", defaultWorkDir(), "where the servers keep their data (tmpfs when available)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the work directory (the seeded stores are reused by the next run with the same sizes)")
 	flag.IntVar(&cfg.p1Messages, "p1-messages", 10_000, "P1: messages seeded on server A")
@@ -59,6 +59,13 @@ func main() {
 	flag.IntVar(&cfg.memMessages, "mem-messages", 100_000, "Memory: messages of the dwntest tenant bootstrapped")
 	flag.IntVar(&cfg.memListingMiB, "mem-listing-mib", 64, "Memory: size of the web5 listing reply decoded, MiB")
 	flag.Parse()
+	if *reconcileMemServe { // the reconcile-mem figure's child process (reconcilemem.go)
+		if err := serveMemNodes(*reconcileMemMessages); err != nil {
+			fmt.Fprintln(os.Stderr, "bench -reconcile-mem-serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	cfg.figures = map[string]bool{}
 	for _, f := range strings.Split(*figures, ",") {
 		cfg.figures[strings.TrimSpace(strings.ToLower(f))] = true
@@ -84,7 +91,8 @@ func run(ctx context.Context, cfg config) error {
 		name string
 		run  func(context.Context, config) error
 	}{{"p1", benchInitialReplication}, {"p2", benchLiveLatency}, {"p3", benchIdle}, {"p4", benchReconcile},
-		{"p5", benchManyLinks}, {"p6", benchLedger}, {"mem", benchMemory}} {
+		{"p5", benchManyLinks}, {"p6", benchLedger}, {"mem", benchMemory},
+		{"reconcile-mem", func(ctx context.Context, _ config) error { return benchReconcileMemory(ctx) }}} {
 		if !cfg.figures[f.name] {
 			continue
 		}

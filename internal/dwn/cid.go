@@ -92,20 +92,29 @@ func RawDataCID(data []byte) string {
 // enbox fingerprint formula, computed client side). Duplicates count once, because the input
 // is meant as a set and XOR would otherwise cancel them. Empty set = 64 zeros.
 func ListingDigest(cids []string) string {
-	var acc [sha256.Size]byte
+	var acc listingAcc
 	seen := make(map[string]struct{}, len(cids))
 	for _, c := range cids {
 		if _, dup := seen[c]; dup {
 			continue
 		}
 		seen[c] = struct{}{}
-		h := sha256.Sum256([]byte(c))
-		for i := range acc {
-			acc[i] ^= h[i]
-		}
+		acc.add(c)
 	}
-	return hex.EncodeToString(acc[:])
+	return acc.String()
 }
+
+// listingAcc accumulates a ListingDigest one distinct CID at a time.
+type listingAcc [sha256.Size]byte
+
+func (a *listingAcc) add(cid string) {
+	h := sha256.Sum256([]byte(cid))
+	for i := range a {
+		a[i] ^= h[i]
+	}
+}
+
+func (a *listingAcc) String() string { return hex.EncodeToString(a[:]) }
 
 func cidOfNormalized(value any) (string, error) {
 	encoded, err := dagCBOR.Marshal(value)

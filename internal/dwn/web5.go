@@ -52,12 +52,12 @@ const (
 // web5PageCache keeps the last server reply that had to be sliced.
 type web5PageCache struct {
 	mu     sync.Mutex
-	key    string // filters + base cursor
-	cids   []string
+	key    string   // filters + base cursor
+	cids   *CIDList // indexed: shared lookups only read it
 	cursor *web5ServerCursor
 }
 
-func (c *web5PageCache) get(key string) ([]string, *web5ServerCursor, bool) {
+func (c *web5PageCache) get(key string) (*CIDList, *web5ServerCursor, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.key != key || c.key == "" {
@@ -66,7 +66,7 @@ func (c *web5PageCache) get(key string) ([]string, *web5ServerCursor, bool) {
 	return c.cids, c.cursor, true
 }
 
-func (c *web5PageCache) put(key string, cids []string, cursor *web5ServerCursor) {
+func (c *web5PageCache) put(key string, cids *CIDList, cursor *web5ServerCursor) {
 	c.mu.Lock()
 	c.key, c.cids, c.cursor = key, cids, cursor
 	c.mu.Unlock()
@@ -182,45 +182,47 @@ func (t *web5Tenant) FeedPage(ctx context.Context, scope Scope, after *Cursor, l
 	baseJSON, _ := json.Marshal(base)
 	filtersJSON, _ := json.Marshal(filters)
 	key := string(filtersJSON) + "|" + string(baseJSON)
-	cids, last, cached := []string(nil), (*web5ServerCursor)(nil), false
+	list, last, cached := (*CIDList)(nil), (*web5ServerCursor)(nil), false
 	if resumeAfter != "" {
-		cids, last, cached = t.cache.get(key)
+		list, last, cached = t.cache.get(key)
 	}
 	if !cached {
-		if cids, last, err = t.query(ctx, filters, base); err != nil {
+		list = &CIDList{}
+		if last, err = t.queryEach(ctx, filters, base, func(cid string) error { list.Add(cid); return nil }); err != nil {
 			return Page{}, err
 		}
+		list.index() // before it is shared through the cache: lookups then only read
 	}
 	start := 0
 	if resumeAfter != "" {
-		for i, c := range cids {
-			if c == resumeAfter {
-				start = i + 1
-				break
-			}
+		if i := list.Index(resumeAfter); i >= 0 {
+			start = i + 1
 		}
 	}
-	rest := cids[start:]
-	if limit > 0 && len(rest) > limit {
-		t.cache.put(key, cids, last)
-		page := Page{Entries: make([]Entry, limit)}
-		for i, c := range rest[:limit] {
-			page.Entries[i] = Entry{CID: c}
-		}
-		page.Cursor = t.resumeCursor(base, rest[limit-1])
+	rest := list.Len() - start
+	if limit > 0 && rest > limit {
+		t.cache.put(key, list, last)
+		page := Page{Entries: listEntries(list, start, limit)}
+		page.Cursor = t.resumeCursor(base, page.Entries[limit-1].CID)
 		return page, nil
 	}
-	page := Page{Entries: make([]Entry, len(rest)), Drained: true}
-	for i, c := range rest {
-		page.Entries[i] = Entry{CID: c}
-	}
-	if len(cids) > 0 && last != nil {
+	page := Page{Entries: listEntries(list, start, rest), Drained: true}
+	if list.Len() > 0 && last != nil {
 		page.Cursor = t.serverCursor(last)
-		if len(rest) > 0 {
-			page.Entries[len(rest)-1].Cursor = page.Cursor
+		if rest > 0 {
+			page.Entries[rest-1].Cursor = page.Cursor
 		}
 	}
 	return page, nil
+}
+
+// listEntries is n entries of list from start on.
+func listEntries(list *CIDList, start, n int) []Entry {
+	entries := make([]Entry, n)
+	for i := range entries {
+		entries[i] = Entry{CID: list.At(start + i)}
+	}
+	return entries
 }
 
 func (t *web5Tenant) ListCIDs(ctx context.Context, scope Scope) ([]string, error) {
@@ -233,11 +235,11 @@ func (t *web5Tenant) ListCIDs(ctx context.Context, scope Scope) ([]string, error
 }
 
 func (t *web5Tenant) Digest(ctx context.Context, scope Scope) (Digest, error) {
-	cids, err := t.ListCIDs(ctx, scope)
+	list, err := ListCIDList(ctx, t, scope) // streamed: the listing is never held as text
 	if err != nil {
 		return Digest{}, err
 	}
-	return Digest{Kind: DigestListing, Value: ListingDigest(cids)}, nil
+	return Digest{Kind: DigestListing, Value: list.ListingDigest()}, nil
 }
 
 func (t *web5Tenant) Apply(ctx context.Context, message json.RawMessage, data io.Reader) (ApplyResult, error) {

@@ -11,18 +11,17 @@ import (
 
 // reconcileProgress watches one reconcile through the tenants it is given: it counts the
 // messages newly stored on either side as they are applied, and, when the dialect diffs by
-// CID listings, knows the total to copy as soon as both listings are in. The total is counted
-// once, when the second listing arrives; an applied message only bumps a counter, so the
-// work per message does not grow with the tenant.
+// CID listings, knows the total to copy as soon as the diff is made (the copier tells the
+// local tenant: transfer.DiffObserver). An applied message only bumps a counter, so the work
+// per message does not grow with the tenant, and no listing is kept here.
 type reconcileProgress struct {
-	mu       sync.Mutex
-	applied  int64
-	listings [2][]string // [0] local, [1] remote; dropped once the diff is counted
-	listed   [2]bool
-	diff     int64 // messages the allowed directions have to copy; valid once both are listed
-	pull     bool  // remote → local allowed
-	push     bool  // local → remote allowed
-	report   func(Progress)
+	mu      sync.Mutex
+	applied int64
+	diffed  bool
+	diff    int64 // messages the allowed directions have to copy; valid once diffed
+	pull    bool  // remote → local allowed
+	push    bool  // local → remote allowed
+	report  func(Progress)
 	// crossing, when set, hears of every message about to be written to a side (0 local,
 	// 1 remote), before the write: the other side's feed may show it before the pass ends.
 	crossing func(ctx context.Context, side int, cid string)
@@ -36,51 +35,24 @@ func (p *reconcileProgress) onApplied() {
 	p.report(pr)
 }
 
-func (p *reconcileProgress) onListing(side int, cids []string) {
+// onDiff takes the listing diff's size: what each side lacks.
+func (p *reconcileProgress) onDiff(onlyLocal, onlyRemote int) {
 	p.mu.Lock()
-	if p.listed[0] && p.listed[1] {
-		p.mu.Unlock()
-		return // the verification after the copy lists again: the pass's total is already known
+	p.diffed, p.diff = true, 0
+	if p.pull {
+		p.diff += int64(onlyRemote)
 	}
-	p.listings[side], p.listed[side] = cids, true
-	if p.listed[0] && p.listed[1] {
-		p.diff = p.countDiffLocked()
-		p.listings = [2][]string{} // not needed any more: let the reconcile own its memory
+	if p.push {
+		p.diff += int64(onlyLocal)
 	}
 	pr := p.progressLocked()
 	p.mu.Unlock()
 	p.report(pr)
 }
 
-// countDiffLocked counts what each allowed direction lacks, from the two listings.
-func (p *reconcileProgress) countDiffLocked() int64 {
-	have := [2]map[string]struct{}{make(map[string]struct{}, len(p.listings[0])), make(map[string]struct{}, len(p.listings[1]))}
-	for side := range p.listings {
-		for _, c := range p.listings[side] {
-			have[side][c] = struct{}{}
-		}
-	}
-	lacking := func(from, in int) (n int64) {
-		for c := range have[from] {
-			if _, ok := have[in][c]; !ok {
-				n++
-			}
-		}
-		return n
-	}
-	var total int64
-	if p.pull {
-		total += lacking(1, 0)
-	}
-	if p.push {
-		total += lacking(0, 1)
-	}
-	return total
-}
-
 func (p *reconcileProgress) progressLocked() Progress {
 	pr := Progress{Applied: p.applied}
-	if p.listed[0] && p.listed[1] {
+	if p.diffed {
 		pr.Total = max(p.diff, pr.Applied)
 	}
 	return pr
@@ -115,13 +87,15 @@ func (w watchedTenant) Apply(ctx context.Context, message json.RawMessage, data 
 	return r, err
 }
 
-func (w watchedTenant) ListCIDs(ctx context.Context, scope dwn.Scope) ([]string, error) {
-	cids, err := w.Tenant.ListCIDs(ctx, scope)
-	if err == nil {
-		w.p.onListing(w.side, cids)
-	}
-	return cids, err
+// EachCID streams the listing through (transfer lists with it; a wrapper without it would
+// fall back to ListCIDs, the whole listing as text).
+func (w watchedTenant) EachCID(ctx context.Context, scope dwn.Scope, fn func(cid string) error) error {
+	return dwn.EachCID(ctx, w.Tenant, scope, fn)
 }
+
+// ListingDiffed hears the copier's listing diff (transfer.DiffObserver); only the local side
+// is asked.
+func (w watchedTenant) ListingDiffed(onlyLocal, onlyRemote int) { w.p.onDiff(onlyLocal, onlyRemote) }
 
 type watchedSMTTenant struct {
 	watchedTenant

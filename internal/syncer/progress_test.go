@@ -1,27 +1,20 @@
 package syncer
 
 import (
-	"fmt"
+	"context"
+	"slices"
 	"testing"
 
+	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
+	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
 )
 
-// progressAfterListings is a reconcile progress whose two listings are in: local holds
-// n CIDs, remote the same n but the last tenth replaced by others, so each side lacks n/10.
+// progressAfterListings is a reconcile progress whose listing diff is in: local and remote
+// each hold n CIDs, the last tenth of remote's replaced by others, so each side lacks n/10.
 func progressAfterListings(n int, reported *Progress) *reconcileProgress {
-	local := make([]string, n)
-	remote := make([]string, n)
-	for i := range n {
-		local[i] = fmt.Sprintf("cid-%d", i)
-		remote[i] = local[i]
-		if i >= n-n/10 {
-			remote[i] = fmt.Sprintf("remote-only-%d", i)
-		}
-	}
 	p := &reconcileProgress{pull: true, push: true, report: func(pr Progress) { *reported = pr }}
-	p.onListing(0, local)
-	p.onListing(1, remote)
+	p.onDiff(n/10, n/10)
 	return p
 }
 
@@ -70,5 +63,40 @@ func TestEngineBootstrapDoesNotCopyItsOwnWritesBack(t *testing.T) {
 	if got := p.local.Counts()[applyName] - before[applyName]; got != 1 {
 		t.Fatalf("%d applies to local, want 1 (the marker): the bootstrap's pushes came back through the pull feed; counts %v",
 			got, diffCounts(before, p.local.Counts()))
+	}
+}
+
+// listingOnlyTenant lists fixed CIDs and cannot be read: enough for a reconcile to diff.
+type listingOnlyTenant struct {
+	dwn.Tenant // nil: anything else is not expected
+	cids       []string
+}
+
+func (l listingOnlyTenant) Endpoint() string { return "test://listing-only" }
+
+func (l listingOnlyTenant) ListCIDs(context.Context, dwn.Scope) ([]string, error) { return l.cids, nil }
+
+func (l listingOnlyTenant) Digest(context.Context, dwn.Scope) (dwn.Digest, error) {
+	return dwn.Digest{Kind: dwn.DigestListing, Value: dwn.ListingDigest(l.cids)}, nil
+}
+
+func (l listingOnlyTenant) Read(context.Context, string) (dwn.ReadResult, error) {
+	return dwn.ReadResult{}, &dwn.Error{Op: "Read", Kind: dwn.Transient, Detail: "listing only"}
+}
+
+// The copier hands the watched tenants its listing diff: the total is known before the first
+// message is copied, counted for the allowed direction only.
+func TestReconcileProgressTotalFromTheCopiersDiff(t *testing.T) {
+	cid := func(i int) string { return dwn.RawDataCID([]byte{byte(i)}) }
+	local := listingOnlyTenant{cids: []string{cid(1), cid(2), cid(3), cid(4)}}          // remote lacks 1, 2
+	remote := listingOnlyTenant{cids: []string{cid(3), cid(4), cid(5), cid(6), cid(7)}} // local lacks 5, 6, 7
+	var reports []Progress
+	p := &reconcileProgress{pull: true, report: func(pr Progress) { reports = append(reports, pr) }}
+	res, err := transfer.Reconcile(context.Background(), p.watch(local, 0), p.watch(remote, 1), dwn.Scope{}, transfer.PullOnly)
+	if err != nil || res.OnlyRemote != 3 || res.OnlyLocal != 2 {
+		t.Fatalf("reconcile: %v %+v", err, res)
+	}
+	if !slices.Contains(reports, Progress{Total: 3}) {
+		t.Fatalf("reports %+v, want Total 3 (what local lacks) before anything is applied", reports)
 	}
 }

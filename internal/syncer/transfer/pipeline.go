@@ -31,8 +31,8 @@ type preparedBatch struct {
 // resolved by the Copier's Incomplete handling (it reads it from src), and the later batch
 // then sees Duplicate. After a batch ended on a transient failure the rest are not attempted
 // (they carry the error).
-func (c *Copier) copyChunked(ctx context.Context, src, dst dwn.Tenant, entries []dwn.Entry) (Result, error) {
-	out := Result{Outcomes: make([]Outcome, 0, len(entries))}
+func (c *Copier) copyChunked(ctx context.Context, src, dst dwn.Tenant, entries missingSet) (Result, error) {
+	out := Result{Outcomes: make([]Outcome, 0, entries.Len())}
 	readCtx, stopReading := context.WithCancel(ctx)
 	batches := make(chan preparedBatch) // unbuffered: the reader is at most one batch ahead
 	go c.readBatches(readCtx, src, entries, batches)
@@ -49,7 +49,7 @@ func (c *Copier) copyChunked(ctx context.Context, src, dst dwn.Tenant, entries [
 			return out, err
 		}
 		if stop := chunkAbort(ctx, r); stop != nil {
-			for _, e := range entries[b.start+len(b.entries):] {
+			for _, e := range entries.Entries(b.start+len(b.entries), entries.Len()) {
 				out.Outcomes = append(out.Outcomes, Outcome{CID: e.CID, Err: stop})
 			}
 			return out, nil
@@ -60,15 +60,15 @@ func (c *Copier) copyChunked(ctx context.Context, src, dst dwn.Tenant, entries [
 
 // readBatches prefetches entries a batch at a time and hands each batch over, until all are
 // read or ctx ends; it closes batches when done.
-func (c *Copier) readBatches(ctx context.Context, src dwn.Tenant, entries []dwn.Entry, batches chan<- preparedBatch) {
+func (c *Copier) readBatches(ctx context.Context, src dwn.Tenant, entries missingSet, batches chan<- preparedBatch) {
 	defer close(batches)
 	size := max(c.reconcileChunk()/2, 1)
 	memory := max(c.prefetchBudget()/4, 1) // two batches in flight, two directions at once
-	for start := 0; start < len(entries); start += size {
+	for start := 0; start < entries.Len(); start += size {
 		if ctx.Err() != nil {
 			return
 		}
-		b := preparedBatch{start: start, entries: entries[start:min(start+size, len(entries))]}
+		b := preparedBatch{start: start, entries: entries.Entries(start, min(start+size, entries.Len()))}
 		b.outs = make([]Outcome, len(b.entries))
 		b.ready, b.abort = c.prefetch(ctx, src, b.entries, b.outs, memory)
 		select {

@@ -50,6 +50,12 @@ type ReconcileResult struct {
 	PullResult, PushResult    Result
 }
 
+// DiffObserver is a local tenant that wants the size of a listing diff as soon as it is
+// known, before the copy (a progress total), without keeping listings of its own.
+type DiffObserver interface {
+	ListingDiffed(onlyLocal, onlyRemote int)
+}
+
 // Reconcile compares local and remote for scope with the default Copier.
 func Reconcile(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, dir Direction) (ReconcileResult, error) {
 	var c Copier
@@ -74,12 +80,14 @@ func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope 
 		return res, nil
 	}
 
-	var onlyRemote, onlyLocal []dwn.Entry
+	var onlyRemote, onlyLocal missingSet
 	ls, lok := local.(dwn.SMTTenant)
 	rs, rok := remote.(dwn.SMTTenant)
 	if lok && rok {
 		res.Method = MethodSMT
-		onlyRemote, onlyLocal, err = smtDiff(ctx, ls, rs, scope)
+		var r, l []dwn.Entry
+		r, l, err = smtDiff(ctx, ls, rs, scope)
+		onlyRemote, onlyLocal = entrySlice(r), entrySlice(l)
 	} else {
 		res.Method = MethodListing
 		onlyRemote, onlyLocal, err = cmp.listingDiff(ctx, local, remote)
@@ -87,19 +95,22 @@ func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope 
 	if err != nil {
 		return res, err
 	}
-	res.OnlyLocal, res.OnlyRemote = len(onlyLocal), len(onlyRemote)
+	res.OnlyLocal, res.OnlyRemote = onlyLocal.Len(), onlyRemote.Len()
+	if o, ok := local.(DiffObserver); ok && res.Method == MethodListing {
+		o.ListingDiffed(res.OnlyLocal, res.OnlyRemote)
+	}
 
 	// Both directions at once: each writes to a different server.
 	var pullErr, pushErr error
 	var wg sync.WaitGroup
-	if dir.pulls() && len(onlyRemote) > 0 {
+	if dir.pulls() && onlyRemote.Len() > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			res.PullResult, pullErr = c.copyChunked(ctx, remote, local, onlyRemote)
 		}()
 	}
-	if dir.pushes() && len(onlyLocal) > 0 {
+	if dir.pushes() && onlyLocal.Len() > 0 {
 		res.PushResult, pushErr = c.copyChunked(ctx, local, remote, onlyLocal)
 	}
 	wg.Wait()
@@ -146,11 +157,11 @@ func chunkAbort(ctx context.Context, r Result) error {
 }
 
 // digestComparer obtains comparable digests of both sides, remembering listings it had to
-// fetch so the diff can reuse them.
+// fetch so the diff can reuse them. Listings are kept compact (dwn.CIDList, ~40 bytes a CID):
+// they are the part of a reconcile's memory that grows with the tenant.
 type digestComparer struct {
-	scope                     dwn.Scope
-	localCIDs, remoteCIDs     []string
-	haveLocalCIDs, haveRemote bool
+	scope                 dwn.Scope
+	localCIDs, remoteCIDs *dwn.CIDList // nil until listed
 }
 
 func (d *digestComparer) compare(ctx context.Context, local, remote dwn.Tenant) (dwn.Digest, dwn.Digest, error) {
@@ -184,31 +195,29 @@ func (d *digestComparer) listingDigest(ctx context.Context, t dwn.Tenant, isLoca
 	if err != nil {
 		return dwn.Digest{}, err
 	}
-	return dwn.Digest{Kind: dwn.DigestListing, Value: dwn.ListingDigest(cids)}, nil
+	return dwn.Digest{Kind: dwn.DigestListing, Value: cids.ListingDigest()}, nil
 }
 
-func (d *digestComparer) list(ctx context.Context, t dwn.Tenant, isLocal bool) ([]string, error) {
-	if isLocal && d.haveLocalCIDs {
-		return d.localCIDs, nil
+func (d *digestComparer) list(ctx context.Context, t dwn.Tenant, isLocal bool) (*dwn.CIDList, error) {
+	kept := &d.remoteCIDs
+	if isLocal {
+		kept = &d.localCIDs
 	}
-	if !isLocal && d.haveRemote {
-		return d.remoteCIDs, nil
+	if *kept != nil {
+		return *kept, nil
 	}
-	cids, err := t.ListCIDs(ctx, d.scope)
+	cids, err := dwn.ListCIDList(ctx, t, d.scope) // streamed: never the whole listing as text
 	if err != nil {
 		return nil, fmt.Errorf("list CIDs of %s: %w", t.Endpoint(), err)
 	}
-	if isLocal {
-		d.localCIDs, d.haveLocalCIDs = cids, true
-	} else {
-		d.remoteCIDs, d.haveRemote = cids, true
-	}
+	*kept = cids
 	return cids, nil
 }
 
 // listingDiff lists both sides and returns what each lacks, in the owner's listing order (feed
-// order, which already puts most dependencies first).
-func (d *digestComparer) listingDiff(ctx context.Context, local, remote dwn.Tenant) (onlyRemote, onlyLocal []dwn.Entry, err error) {
+// order, which already puts most dependencies first). The comparer lets go of the listings:
+// from here each is held only by the diff that copies from it.
+func (d *digestComparer) listingDiff(ctx context.Context, local, remote dwn.Tenant) (onlyRemote, onlyLocal missingSet, err error) {
 	lc, err := d.list(ctx, local, true)
 	if err != nil {
 		return nil, nil, err
@@ -217,22 +226,48 @@ func (d *digestComparer) listingDiff(ctx context.Context, local, remote dwn.Tena
 	if err != nil {
 		return nil, nil, err
 	}
+	d.localCIDs, d.remoteCIDs = nil, nil
 	return missingFrom(rc, lc), missingFrom(lc, rc), nil
 }
 
-// missingFrom lists the CIDs of have that other lacks, as entries.
-func missingFrom(have, other []string) []dwn.Entry {
-	set := make(map[string]struct{}, len(other))
-	for _, c := range other {
-		set[c] = struct{}{}
-	}
-	var out []dwn.Entry
-	seen := map[string]bool{}
-	for _, c := range have {
-		if _, ok := set[c]; !ok && !seen[c] {
-			seen[c] = true
-			out = append(out, dwn.Entry{CID: c})
-		}
+// missingSet is what one side lacks, handed to the copy a batch at a time.
+type missingSet interface {
+	Len() int
+	Entries(start, end int) []dwn.Entry // fresh for a listing diff: the caller may keep them
+}
+
+// entrySlice is a diff that came as entries (the SMT diff).
+type entrySlice []dwn.Entry
+
+func (s entrySlice) Len() int                           { return len(s) }
+func (s entrySlice) Entries(start, end int) []dwn.Entry { return s[start:end] }
+
+// listingMissing is a listing diff as positions in the owner's listing: 4 bytes a missing
+// message instead of an entry (~170 bytes with its CID), so a bootstrap of a large tenant
+// holds entries for one batch at a time.
+type listingMissing struct {
+	list *dwn.CIDList // indexed: only read from here on, by one copy direction
+	at   []int32
+}
+
+func (m listingMissing) Len() int { return len(m.at) }
+
+func (m listingMissing) Entries(start, end int) []dwn.Entry {
+	out := make([]dwn.Entry, end-start)
+	for i := range out {
+		out[i] = dwn.Entry{CID: m.list.At(int(m.at[start+i]))}
 	}
 	return out
+}
+
+// missingFrom is the CIDs of have that other lacks, once each, in have's order.
+func missingFrom(have, other *dwn.CIDList) listingMissing {
+	m := listingMissing{list: have}
+	for i := range have.Len() {
+		c := have.At(i)
+		if have.Index(c) == i && !other.Has(c) {
+			m.at = append(m.at, int32(i))
+		}
+	}
+	return m
 }
