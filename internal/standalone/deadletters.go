@@ -101,32 +101,14 @@ func (rt *Runtime) linkKey(name string) (string, error) {
 // DeadLetterAction asks a running `dwnsync run` at addr to list, retry or clear a link's dead
 // letters (cids narrows retry and clear), and returns the reply.
 func DeadLetterAction(ctx context.Context, addr, action, link string, cids []string) (*DeadLettersReply, error) {
-	base := addr
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	q := url.Values{"link": {link}, "cid": cids}
 	method, path := http.MethodPost, DeadLettersPath+"/"+action
 	if action == "list" {
 		method, path = http.MethodGet, DeadLettersPath
 	}
-	u := strings.TrimRight(base, "/") + path + "?" + q.Encode()
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("no dwnsync run answers at %s (start one, or pass --addr): %w", addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("%s %s: %s", action, link, strings.TrimSpace(string(body)))
-	}
 	reply := &DeadLettersReply{}
-	if err := json.NewDecoder(resp.Body).Decode(reply); err != nil {
-		return nil, fmt.Errorf("%s %s: not a dead-letter reply: %w", action, link, err)
+	q := url.Values{"link": {link}, "cid": cids}
+	if err := callRun(ctx, addr, method, path+"?"+q.Encode(), reply); err != nil {
+		return nil, err
 	}
 	return reply, nil
 }
