@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -57,6 +58,12 @@ func TestDeadLettersListRetryClear(t *testing.T) {
 		`"event"="dead-letters:cleared" "message"="1 dead letter(s): [pull ` + other + `]"`} {
 		// The runtime logs engine events from its own goroutine.
 		waittest.For(t, time.Minute, 50*time.Millisecond, "the log line "+event, func() bool { return strings.Contains(logs.String(), event) })
+	}
+	// A GET (a browser, a scraper) never acts.
+	if resp, err := http.Get("http://" + addr + standalone.DeadLettersPath + "/retry?link=alice"); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET of the retry action: %v %v; want 405", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	if _, err := standalone.DeadLetterAction(context.Background(), addr, "list", "nobody", nil); err == nil || !strings.Contains(err.Error(), `no running link "nobody"`) {
 		t.Errorf("an unknown link: %v; want it named", err)
