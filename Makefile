@@ -54,13 +54,13 @@ generate: ## Generate deepcopy code for the API types
 manifests: generate ## Generate the CRD and RBAC from the Go types and markers
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths=./... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
-	cp config/crd/bases/*.yaml charts/dwnsync/crds/
+	go run ./hack/chartcrd
 	go run ./hack/crdref > docs/crd-reference.md
 	go run ./hack/chartdoc > charts/dwnsync/README.md
 
 .PHONY: verify-manifests
 verify-manifests: manifests ## Fail if generated files are not committed
-	@git diff --exit-code -- api config charts/dwnsync/crds charts/dwnsync/README.md docs/crd-reference.md \
+	@git diff --exit-code -- api config charts/dwnsync/templates charts/dwnsync/README.md docs/crd-reference.md \
 		|| { echo "generated files are stale: run 'make manifests' and commit"; exit 1; }
 
 .PHONY: lint

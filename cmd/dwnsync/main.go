@@ -32,6 +32,8 @@ Usage:
   dwnsync run -f FILE... [flags]  run links from YAML (Secrets + ReplicationLinks), no cluster
   dwnsync status [flags]          print the links of a running 'dwnsync run' (--addr), or of a
                                   cluster (--kubeconfig, -n, -A); as kubectl-dwnsync, a kubectl plugin
+  dwnsync deadletters list|retry|clear LINK [--addr ADDR]
+                                  list a link's dead letters, retry them, or forget them
   dwnsync ledger check --state-dir DIR
                                   verify the ledger file (exit 0 sound, 1 damaged, 2 cannot check)
   dwnsync version                 print the version
@@ -58,6 +60,8 @@ func main() {
 		err = runStatus(args)
 	case "ledger":
 		os.Exit(runLedger(args, os.Stdout, os.Stderr))
+	case "deadletters":
+		err = runDeadLetters(args, os.Stdout)
 	case "version", "--version":
 		fmt.Println("dwnsync", version.Version, "commit", version.Commit())
 	case "help", "-h", "--help":

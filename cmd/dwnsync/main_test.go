@@ -94,6 +94,15 @@ func TestRunSampleAndStatusOnRealServers(t *testing.T) {
 		t.Fatalf("status table does not show the link live:\n%s", out)
 	}
 
+	var dl bytes.Buffer
+	if err := runDeadLetters([]string{"list", "alice", "--addr", addr}, &dl); err != nil || dl.String() != "link alice has no dead letters\n" {
+		t.Fatalf("dwnsync deadletters list alice: %v\n%s", err, dl.String())
+	}
+	dl.Reset()
+	if err := runDeadLetters([]string{"retry", "--addr", addr, "default/alice"}, &dl); err != nil || !strings.Contains(dl.String(), "0 dead letter(s) retried") {
+		t.Fatalf("dwnsync deadletters retry default/alice: %v\n%s", err, dl.String())
+	}
+
 	// SIGHUP re-reads the file: suspend the link.
 	if err := os.WriteFile(file, []byte(strings.Replace(text, "  signer:\n", "  suspend: true\n  signer:\n", 1)), 0o600); err != nil {
 		t.Fatal(err)

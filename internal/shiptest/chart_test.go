@@ -11,6 +11,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -21,7 +23,8 @@ const chartDir = "charts/dwnsync"
 
 func helmTemplate(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	base := []string{"template", "dwnsync", chartDir, "--namespace", "dwnsync-system", "--include-crds"}
+	// No --include-crds: what is rendered is what `helm install` and `helm upgrade` apply.
+	base := []string{"template", "dwnsync", chartDir, "--namespace", "dwnsync-system"}
 	return run(t, nil, tool(t, "helm"), append(base, args...)...)
 }
 
@@ -38,7 +41,11 @@ var valuesVariants = [][]string{
 		"--set", "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
 		"--set", "operator.maxConcurrentReconciles=8", "--set", "grafanaDashboard.enabled=true"},
 	egressVariant,
+	noCRDVariant,
 }
+
+// noCRDVariant leaves the CRD to the cluster's admin.
+var noCRDVariant = []string{"--set", "crds.enabled=false", "--set", "crds.keep=false"}
 
 // egressVariant turns on the egress lists and the optional NetworkPolicy.
 var egressVariant = []string{"--set", "egress.deny={10.0.0.0/8,metadata.internal}", "--set", "egress.allow={169.254.10.0/24}",
@@ -71,20 +78,58 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 	}
 }
 
-// TestChartCRDsMatchGenerated: the chart ships exactly the CRDs controller-gen generates.
+// TestChartCRDsMatchGenerated: the chart renders exactly the CRDs controller-gen generates,
+// with the keep annotation while crds.keep is true, and none with crds.enabled=false.
 func TestChartCRDsMatchGenerated(t *testing.T) {
-	root := repoRoot(t)
-	gen, _ := filepath.Glob(filepath.Join(root, "config/crd/bases/*.yaml"))
+	gen, _ := filepath.Glob(filepath.Join(repoRoot(t), "config/crd/bases/*.yaml"))
 	if len(gen) == 0 {
 		t.Fatal("no generated CRDs in config/crd/bases: run make manifests")
 	}
+	rendered := renderedCRDs(t)
+	keepOff := renderedCRDs(t, "--set", "crds.keep=false")
 	for _, g := range gen {
-		want, _ := os.ReadFile(g)
-		got, err := os.ReadFile(filepath.Join(root, chartDir, "crds", filepath.Base(g)))
-		if err != nil || string(got) != string(want) {
-			t.Errorf("%s differs from the chart's copy: run make manifests", filepath.Base(g))
+		raw, _ := os.ReadFile(g)
+		var want apiextensionsv1.CustomResourceDefinition
+		if err := yaml.Unmarshal(raw, &want); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := rendered[want.Name]
+		if !ok {
+			t.Errorf("the chart renders no CRD %s: run make manifests", want.Name)
+			continue
+		}
+		if !equality.Semantic.DeepEqual(got.Spec, want.Spec) {
+			t.Errorf("the chart's CRD %s differs from %s: run make manifests", want.Name, filepath.Base(g))
+		}
+		if got.Annotations[keepPolicy] != "keep" {
+			t.Errorf("CRD %s lacks %s: keep by default (crds.keep=true); annotations %v", want.Name, keepPolicy, got.Annotations)
+		}
+		if _, has := keepOff[want.Name].Annotations[keepPolicy]; has {
+			t.Errorf("CRD %s has %s with crds.keep=false", want.Name, keepPolicy)
 		}
 	}
+	if none := renderedCRDs(t, noCRDVariant...); len(none) != 0 {
+		t.Errorf("crds.enabled=false still renders %d CRD(s)", len(none))
+	}
+}
+
+const keepPolicy = "helm.sh/resource-policy"
+
+// renderedCRDs renders the chart and returns its CRDs by name.
+func renderedCRDs(t *testing.T, args ...string) map[string]apiextensionsv1.CustomResourceDefinition {
+	t.Helper()
+	out, err := helmTemplate(t, args...)
+	if err != nil {
+		t.Fatalf("helm template %v: %v\n%s", args, err, out)
+	}
+	crds := map[string]apiextensionsv1.CustomResourceDefinition{}
+	for _, doc := range strings.Split(out, "\n---") {
+		var crd apiextensionsv1.CustomResourceDefinition
+		if yaml.Unmarshal([]byte(doc), &crd) == nil && crd.Kind == "CustomResourceDefinition" {
+			crds[crd.Name] = crd
+		}
+	}
+	return crds
 }
 
 // TestChartRBACCoversGeneratedRole: every permission the controller's markers ask for is
@@ -152,6 +197,37 @@ func allows(rules []rbacv1.PolicyRule, group, resource, verb string) bool {
 // TestChartAcceptedByAPIServer renders the chart and has a real kube-apiserver (envtest)
 // validate every object with a server-side dry run.
 func TestChartAcceptedByAPIServer(t *testing.T) {
+	kcPath := startEnvtest(t, "dwnsync-system", "team-a", "team-b")
+	for _, variant := range valuesVariants {
+		rendered, err := helmTemplate(t, variant...)
+		if err != nil {
+			t.Fatalf("helm template %v: %v\n%s", variant, err, rendered)
+		}
+		manifest := filepath.Join(t.TempDir(), "rendered.yaml")
+		if err := os.WriteFile(manifest, []byte(rendered), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := run(t, nil, tool(t, "kubectl"), "--kubeconfig", kcPath, "apply", "--dry-run=server", "-f", manifest)
+		if err != nil {
+			t.Fatalf("kubectl apply --dry-run=server of the chart %v: %v\n%s", variant, err, out)
+		}
+		if !strings.Contains(out, "statefulset.apps/dwnsync") {
+			t.Errorf("dry run output lacks the StatefulSet:\n%s", out)
+		}
+		const crd = "customresourcedefinition.apiextensions.k8s.io/replicationlinks.dwnsync.io"
+		if wantCRD := !slices.Equal(variant, noCRDVariant); strings.Contains(out, crd) != wantCRD {
+			t.Errorf("variant %v: CRD rendered=%v, want %v:\n%s", variant, !wantCRD, wantCRD, out)
+		}
+		if hasPolicy := strings.Contains(out, "networkpolicy.networking.k8s.io/") && strings.Contains(out, "-egress"); hasPolicy != slices.Equal(variant, egressVariant) {
+			t.Errorf("variant %v: egress NetworkPolicy rendered=%v; want it only when enabled:\n%s", variant, hasPolicy, out)
+		}
+	}
+}
+
+// startEnvtest starts a real kube-apiserver with the given namespaces and returns the path of
+// an admin kubeconfig for kubectl and helm.
+func startEnvtest(t *testing.T, namespaces ...string) string {
+	t.Helper()
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test` (it builds kube-apiserver and etcd)")
 	}
@@ -164,7 +240,7 @@ func TestChartAcceptedByAPIServer(t *testing.T) {
 	t.Cleanup(func() { _ = env.Stop() })
 
 	cs := kubernetes.NewForConfigOrDie(cfg)
-	for _, ns := range []string{"dwnsync-system", "team-a", "team-b"} {
+	for _, ns := range namespaces {
 		if _, err := cs.CoreV1().Namespaces().Create(context.Background(),
 			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -182,28 +258,7 @@ func TestChartAcceptedByAPIServer(t *testing.T) {
 	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, variant := range valuesVariants {
-		rendered, err := helmTemplate(t, variant...)
-		if err != nil {
-			t.Fatalf("helm template %v: %v\n%s", variant, err, rendered)
-		}
-		manifest := filepath.Join(t.TempDir(), "rendered.yaml")
-		if err := os.WriteFile(manifest, []byte(rendered), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		out, err := run(t, nil, tool(t, "kubectl"), "--kubeconfig", kcPath, "apply", "--dry-run=server", "-f", manifest)
-		if err != nil {
-			t.Fatalf("kubectl apply --dry-run=server of the chart %v: %v\n%s", variant, err, out)
-		}
-		for _, kind := range []string{"statefulset.apps/dwnsync", "customresourcedefinition.apiextensions.k8s.io/replicationlinks.dwnsync.io"} {
-			if !strings.Contains(out, kind) {
-				t.Errorf("dry run output lacks %s:\n%s", kind, out)
-			}
-		}
-		if hasPolicy := strings.Contains(out, "networkpolicy.networking.k8s.io/") && strings.Contains(out, "-egress"); hasPolicy != slices.Equal(variant, egressVariant) {
-			t.Errorf("variant %v: egress NetworkPolicy rendered=%v; want it only when enabled:\n%s", variant, hasPolicy, out)
-		}
-	}
+	return kcPath
 }
 
 // TestChartREADMEMatchesValues: charts/dwnsync/README.md is generated from values.yaml.

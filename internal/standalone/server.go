@@ -34,6 +34,8 @@ func (rt *Runtime) handler(reg *prometheus.Registry) http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(rt.List())
 	})
+	mux.HandleFunc(DeadLettersPath, rt.serveDeadLetters)
+	mux.HandleFunc(DeadLettersPath+"/", rt.serveDeadLetters)
 	return mux
 }
 

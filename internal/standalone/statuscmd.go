@@ -20,29 +20,38 @@ import (
 
 // FetchStatus reads the link list from a running `dwnsync run` at addr (host:port or URL).
 func FetchStatus(ctx context.Context, addr string) (*v1alpha1.ReplicationLinkList, error) {
+	list := &v1alpha1.ReplicationLinkList{}
+	if err := callRun(ctx, addr, http.MethodGet, StatusPath, list); err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// callRun sends a request to a running `dwnsync run` at addr (host:port or URL) and decodes its
+// JSON answer into out.
+func callRun(ctx context.Context, addr, method, pathAndQuery string, out any) error {
 	url := addr
 	if !strings.Contains(url, "://") {
 		url = "http://" + url
 	}
-	url = strings.TrimRight(url, "/") + StatusPath
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	url = strings.TrimRight(url, "/") + pathAndQuery
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("no dwnsync run answers at %s (start one, or pass --addr): %w", addr, err)
+		return fmt.Errorf("no dwnsync run answers at %s (start one, or pass --addr): %w", addr, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+		return fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, strings.TrimSpace(string(body)))
 	}
-	list := &v1alpha1.ReplicationLinkList{}
-	if err := json.NewDecoder(resp.Body).Decode(list); err != nil {
-		return nil, fmt.Errorf("GET %s: not a link list: %w", url, err)
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: not the JSON expected: %w", method, url, err)
 	}
-	return list, nil
+	return nil
 }
 
 // Column names of PrintTable: the CRD's printer columns in their order (a test keeps them in

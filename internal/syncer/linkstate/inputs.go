@@ -133,6 +133,10 @@ type Crossing struct {
 	CID string
 }
 
+// RetryNow: a person asked to retry the link's dead letters. A reconcile runs as soon as the
+// link can run one; it copies every message one side lacks, the forgotten dead letters too.
+type RetryNow struct{}
+
 // Suspend pauses the link; Resume starts it again; Stop ends it (teardown, no status change).
 type Suspend struct{}
 type Resume struct{}
@@ -153,3 +157,4 @@ func (Suspend) input()       {}
 func (Resume) input()        {}
 func (Stop) input()          {}
 func (Crossing) input()      {}
+func (RetryNow) input()      {}

@@ -129,6 +129,8 @@ func (m *Machine) Step(env Env, in Input) []Effect {
 		m.timerFired(env, o, v)
 	case PollTick:
 		m.pollTick(env, o)
+	case RetryNow:
+		m.requestReconcile(env, o, 0, "dead letters retried")
 	case Suspend:
 		m.suspend(env, o)
 	case Resume:
