@@ -57,6 +57,9 @@ func KillDuringBootstrap(t testing.TB, rng *rand.Rand, r KillRun) (final *Proces
 	return r.Start(len(killAt)), key
 }
 
+// inventoryTimeout bounds reading every message's data on both servers at the end.
+const inventoryTimeout = 20 * time.Minute
+
 // CheckBootstrapped stops the final process with SIGTERM, checks that its ledger says the link
 // converged, that both tenants hold the same CIDs with the same data, and that the target
 // received at most RewriteAllowance writes per message.
@@ -69,7 +72,9 @@ func CheckBootstrapped(t testing.TB, r KillRun, final *Process, key string, loca
 		t.Fatalf("ledger after convergence: needsReconcile %v, lastConverged %v", rec.NeedsReconcile, rec.LastConverged)
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute) // ~6,000 reads on a loaded machine
+	// ~6,000 reads: a loaded 2-core machine served ~6.5 reads/s per web5 server, so 6 minutes ran
+	// out (760 of 3,081 reads unfinished) while the servers already held the same data.
+	ctx, cancel := context.WithTimeout(context.Background(), inventoryTimeout)
 	defer cancel()
 	ia, ib, err := Inventories(ctx, local, remote)
 	if err != nil {
