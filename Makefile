@@ -8,7 +8,7 @@ ASSETS      = $(shell bash hack/install-tools.sh --print-assets)
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # The same flags the Dockerfile uses: a static, reproducible binary.
 GO_BUILD_FLAGS := -trimpath -ldflags "-s -w -X github.com/dwnsync/dwnsync/internal/version.Version=$(VERSION)"
-GO_TEST_FLAGS  ?= -count=1 -timeout 40m
+GO_TEST_FLAGS  ?= -count=1 -timeout 60m
 CONTROLLER_GEN := $(BIN)/controller-gen
 
 .PHONY: all
