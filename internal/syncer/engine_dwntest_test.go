@@ -202,7 +202,11 @@ func TestEngineDwntestUnreachableDegradedThenLive(t *testing.T) {
 			p := startPair(t, mode, 3, 3, engineOpts{})
 			p.waitLiveConverged(t)
 			p.remote.SetRefusing(true)
-			eventually(t, 30*time.Second, "degraded_poll", func() bool { return p.phase() == "degraded_poll" })
+			// Events reach the listener after the snapshot changes, so wait for the event that
+			// closes the sequence, not the phase, before counting the failures before it.
+			eventually(t, 30*time.Second, "degraded_poll", func() bool {
+				return p.phase() == "degraded_poll" && p.te.sawEvent(p.key, "degraded-poll:entered", "")
+			})
 			failed := 0
 			for _, ty := range p.te.eventTypes(p.key) {
 				if strings.HasPrefix(ty, "repair:failed") {
