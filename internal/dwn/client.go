@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
+
+	"github.com/dwnsync/dwnsync/internal/baseurl"
 )
 
 // Options configures a Client (and every Client of a Pool).
@@ -261,7 +263,7 @@ func (p *Pool) Get(ctx context.Context, endpoint string, dialect Dialect) (*Clie
 	if dialect == "" {
 		dialect = DialectAuto
 	}
-	key := string(dialect) + " " + trimEndpoint(endpoint)
+	key := string(dialect) + " " + baseurl.Normalize(endpoint)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/dwnsync/dwnsync/internal/baseurl"
 )
 
 // Open connects to a DWN endpoint.
@@ -36,7 +38,7 @@ func Open(ctx context.Context, endpoint string, opts Options) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, &Error{Op: "open", Kind: Permanent, Detail: fmt.Sprintf("endpoint %q: want an http(s):// base URL", redactURL(endpoint))}
 	}
-	c := &Client{endpoint: trimEndpoint(endpoint), opts: opts}
+	c := &Client{endpoint: baseurl.Normalize(endpoint), opts: opts}
 	shown := redactURL(c.endpoint)
 	if c.egress, err = opts.Egress.compile(); err != nil {
 		return nil, &Error{Op: "open", Kind: Permanent, Detail: err.Error()}

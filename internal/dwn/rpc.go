@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -472,9 +471,6 @@ func newRequestID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-
-// trimEndpoint normalises a base URL.
-func trimEndpoint(endpoint string) string { return strings.TrimRight(endpoint, "/") }
 
 // ---- stall watchdog ----
 

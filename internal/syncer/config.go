@@ -3,9 +3,9 @@ package syncer
 import (
 	"fmt"
 	"reflect"
-	"strings"
 	"time"
 
+	"github.com/dwnsync/dwnsync/internal/baseurl"
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
@@ -68,7 +68,7 @@ func (c LinkConfig) withDefaults() (LinkConfig, error) {
 		return c, fmt.Errorf("link %q: localEndpoint is empty; set it (or the operator's --local-endpoint)", c.Name)
 	case c.RemoteEndpoint == "":
 		return c, fmt.Errorf("link %q: endpoint is empty; set the remote DWN endpoint URL", c.Name)
-	case strings.TrimRight(c.LocalEndpoint, "/") == strings.TrimRight(c.RemoteEndpoint, "/"):
+	case baseurl.Same(c.LocalEndpoint, c.RemoteEndpoint):
 		return c, fmt.Errorf("link %q: endpoint %s is the local endpoint; a link needs two different servers", c.Name, c.RemoteEndpoint)
 	case c.Direction != DirectionBoth && c.Direction != DirectionPull && c.Direction != DirectionPush:
 		return c, fmt.Errorf("link %q: direction %q is not one of both, pull, push", c.Name, c.Direction)

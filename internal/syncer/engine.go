@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 
+	"github.com/dwnsync/dwnsync/internal/baseurl"
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
@@ -260,7 +261,7 @@ func (e *Engine) Apply(cfg LinkConfig) (string, error) {
 	}
 	old := e.links[key]
 	if old != nil {
-		if trim(old.cfg.LocalEndpoint) != trim(cfg.LocalEndpoint) {
+		if !baseurl.Same(old.cfg.LocalEndpoint, cfg.LocalEndpoint) {
 			return "", fmt.Errorf("link %q: tenant %s, endpoint %s and this scope are already replicated by link %q with local endpoint %s; "+
 				"one tenant/remote/scope can have only one local endpoint (change the scope or remove the other link)",
 				cfg.Name, cfg.Tenant, cfg.RemoteEndpoint, old.cfg.Name, old.cfg.LocalEndpoint)
@@ -366,11 +367,4 @@ func (e *Engine) publish(ev Event) {
 		ev.Time = e.clock.Now()
 	}
 	e.bus.publish(ev)
-}
-
-func trim(s string) string {
-	for len(s) > 0 && s[len(s)-1] == '/' {
-		s = s[:len(s)-1]
-	}
-	return s
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dwnsync/dwnsync/internal/baseurl"
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
@@ -174,7 +175,7 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 // reconcileOnce compares and copies both ways (as the link's direction allows), once one of
 // the engine's reconcile slots is free for the link's remote endpoint.
 func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, error) {
-	release, err := l.e.reconcileSlots.acquire(ctx, trim(l.cfg.RemoteEndpoint))
+	release, err := l.e.reconcileSlots.acquire(ctx, baseurl.Normalize(l.cfg.RemoteEndpoint))
 	if err != nil {
 		return transfer.ReconcileResult{}, err
 	}
