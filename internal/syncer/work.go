@@ -205,12 +205,12 @@ func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, err
 	l.clearDeadLetters(ls.Push, res.PushResult.Succeeded())
 	for _, o := range res.PullResult.Outcomes {
 		if o.DeadLetter() {
-			l.deadLetterFromWorker(ls.Pull, o)
+			l.deadLetter(ls.Pull, o.CID, o.Reason)
 		}
 	}
 	for _, o := range res.PushResult.Outcomes {
 		if o.DeadLetter() {
-			l.deadLetterFromWorker(ls.Push, o)
+			l.deadLetter(ls.Push, o.CID, o.Reason)
 		}
 	}
 	if applied := int64(res.Pulled + res.Pushed); applied > 0 {
@@ -234,13 +234,6 @@ func (l *link) sendUnlessDone(ctx context.Context, in ls.Input) {
 	case <-ctx.Done():
 	case <-l.ctx.Done():
 	}
-}
-
-func (l *link) deadLetterFromWorker(d ls.Dir, o transfer.Outcome) {
-	if !l.deadLetter(ledgerDir(d), o.CID, o.Reason) {
-		return // already recorded by an earlier pass: not counted or announced again
-	}
-	l.e.publish(Event{Key: l.key, Name: l.cfg.Name, Type: ls.EvDeadLetter, Reason: o.Reason, Message: d.String() + " " + o.CID})
 }
 
 func (l *link) runReconcile(ctx context.Context, eff ls.StartReconcile) {

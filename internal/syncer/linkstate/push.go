@@ -56,7 +56,6 @@ func (m *Machine) pushFlushed(env Env, o *out, v PushFlushed) {
 			done++
 		case OutcomeInvalid:
 			o.add(DeadLetter{Dir: Push, CID: it.Entry.CID, Reason: r.Reason})
-			o.add(Publish{Type: EvDeadLetter, Reason: r.Reason, Message: "push " + it.Entry.CID})
 			m.complete(o, Push, it.Ordinal)
 			done++
 		default:
