@@ -41,9 +41,16 @@ func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
 		if o.CID != "" && res.CID == "" {
 			res.CID = o.CID
 		}
-		switch {
-		case err == nil && o.Succeeded():
-			res.Outcome = ls.OutcomeOK
+		v := classify(o, err, attempt+1 < MaxDeliveryAttempts)
+		if v.retry {
+			l.setDirError(ls.Pull, v.reason)
+			if !l.wait(ctx, retryDelay(attempt, o.Err)) {
+				return
+			}
+			continue
+		}
+		res.Outcome, res.Reason, res.ErrKind = v.outcome, v.reason, v.errKind
+		if v.outcome == ls.OutcomeOK {
 			if o.Kind == dwn.Applied {
 				l.countApplied(ls.Pull, 1+o.Dependencies)
 			}
@@ -51,33 +58,6 @@ func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
 				l.setDirError(ls.Pull, "")
 			}
 			l.clearDeadLetters(ls.Pull, []string{res.CID})
-		case err == nil && o.Kind == dwn.Invalid:
-			res.Outcome, res.Reason = ls.OutcomeInvalid, o.Reason
-		case err == nil && o.Err == nil && !o.Retryable():
-			res.Outcome, res.Reason = ls.OutcomeInvalid, o.String()
-		case err == nil && o.Err != nil && dwn.IsUnauthorized(o.Err):
-			res.Outcome, res.Reason, res.ErrKind = ls.OutcomeError, o.Err.Error(), errorKind(o.Err)
-		case attempt+1 < MaxDeliveryAttempts:
-			reason := o.String()
-			if err != nil {
-				reason = err.Error()
-			}
-			l.setDirError(ls.Pull, reason)
-			if !l.wait(ctx, retryDelay(attempt, o.Err)) {
-				return
-			}
-			continue
-		case err == nil && o.DeadLetter():
-			// Retries exhausted and the source cannot supply what local lacks: dead-letter it
-			// and move on instead of repairing over and over; reconciles retry it.
-			res.Outcome, res.Reason = ls.OutcomeInvalid, o.String()
-		default:
-			res.Outcome = ls.OutcomeError
-			if err != nil {
-				res.Reason, res.ErrKind = err.Error(), errorKind(err)
-			} else {
-				res.Reason, res.ErrKind = o.String(), errorKind(o.Err)
-			}
 		}
 		break
 	}
@@ -136,25 +116,19 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 	applied, transient := 0, 0
 	for i, it := range eff.Items {
 		o := r.Outcomes[i]
-		res := ls.PushItemResult{Ordinal: it.Ordinal, CID: it.Entry.CID, Reason: o.Reason}
+		v := classify(o, nil, true) // the machine counts the batch's retries
+		res := ls.PushItemResult{Ordinal: it.Ordinal, CID: it.Entry.CID, Outcome: v.outcome, Reason: v.reason, ErrKind: v.errKind}
 		if res.CID == "" {
 			res.CID = o.CID
 		}
-		switch {
-		case o.Succeeded():
-			res.Outcome = ls.OutcomeOK
+		switch v.outcome {
+		case ls.OutcomeOK:
 			if o.Kind == dwn.Applied {
 				applied += 1 + o.Dependencies
 			}
-		case o.Kind == dwn.Invalid:
-			res.Outcome = ls.OutcomeInvalid
-		case o.Retryable() || o.Err != nil:
-			res.Outcome = ls.OutcomeTransient
-			res.Reason, res.ErrKind = o.String(), errorKind(o.Err)
+		case ls.OutcomeTransient, ls.OutcomeError:
 			transient++
-			l.setDirError(ls.Push, o.String())
-		default:
-			res.Outcome, res.Reason = ls.OutcomeInvalid, o.String()
+			l.setDirError(ls.Push, v.reason)
 		}
 		out.Results = append(out.Results, res)
 	}

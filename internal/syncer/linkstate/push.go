@@ -40,7 +40,7 @@ func (m *Machine) pushFlushed(env Env, o *out, v PushFlushed) {
 		byOrd[r.Ordinal] = r
 	}
 	var retry []PushItem
-	done := 0
+	done, refused := 0, false
 	for _, it := range m.batch.inflight {
 		r, ok := byOrd[it.Ordinal]
 		outcome := r.Outcome
@@ -59,6 +59,8 @@ func (m *Machine) pushFlushed(env Env, o *out, v PushFlushed) {
 			m.complete(o, Push, it.Ordinal)
 			done++
 		default:
+			// OutcomeError (Unauthorized): no retry signed the same way passes (D22).
+			refused = refused || outcome == OutcomeError
 			retry = append(retry, it)
 			if r.Reason != "" {
 				m.setError("push "+it.Entry.CID+": "+r.Reason, r.ErrKind)
@@ -78,7 +80,7 @@ func (m *Machine) pushFlushed(env Env, o *out, v PushFlushed) {
 		return
 	}
 	m.batch.retryCount++
-	if m.batch.retryCount >= len(m.t.PushRetryBackoff) {
+	if refused || m.batch.retryCount >= len(m.t.PushRetryBackoff) {
 		m.pushGiveUp(env, o, retry)
 		return
 	}
