@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,12 +16,13 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/engineruntime"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
 // LedgerFile is the ledger's file name inside --state-dir.
-const LedgerFile = "ledger.db"
+const LedgerFile = engineruntime.LedgerFile
 
 // errNotRunning is returned by the engine methods before this replica leads.
 var errNotRunning = errors.New("replication engine not running on this replica (not the elected leader yet)")
@@ -63,30 +63,23 @@ func newLeaderEngine(stateDir string, clk clock.WithTicker, logger logr.Logger, 
 func (l *leaderEngine) Start(ctx context.Context) (err error) {
 	l.started.Store(true)
 	defer close(l.stopped)
-	store, err := ledger.Open(filepath.Join(l.stateDir, LedgerFile), ledger.Options{Logger: l.logger.WithName("ledger"), BeforeCommit: l.beforeCommit})
+	rt, err := engineruntime.Open(engineruntime.Options{StateDir: l.stateDir, Clock: l.clock, Logger: l.logger, Registerer: l.registerer,
+		HTTPClient: l.httpClient, Egress: l.egress, LedgerBeforeCommit: l.beforeCommit})
 	if err != nil {
 		close(l.failed)
 		return err
 	}
 	defer func() {
-		if cerr := store.Close(); cerr != nil && err == nil {
+		if cerr := rt.Close(); cerr != nil && err == nil {
 			err = cerr
 		}
-		l.logger.Info("ledger flushed and closed", "path", filepath.Join(l.stateDir, LedgerFile))
 	}()
-	pool := dwn.NewPool(dwn.Options{Clock: l.clock, Logger: l.logger.WithName("dwn"), HTTPClient: l.httpClient, Egress: l.egress})
-	defer pool.Close()
-	eng, err := syncer.New(syncer.Options{Ledger: store, Pool: pool, Clock: l.clock, Logger: l.logger.WithName("engine"), Registerer: l.registerer})
-	if err != nil {
-		close(l.failed)
-		return err
-	}
 	l.mu.Lock()
-	l.engine, l.store = eng, store
+	l.engine, l.store = rt.Engine, rt.Ledger
 	l.mu.Unlock()
 	close(l.ready)
 	l.logger.Info("replication engine started", "stateDir", l.stateDir)
-	return eng.Start(ctx)
+	return rt.Engine.Start(ctx)
 }
 
 // WaitReady blocks until the engine runs (the reconciler waits on it instead of failing).

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -19,14 +17,14 @@ import (
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/internal/dwn"
-	"github.com/dwnsync/dwnsync/internal/ledger"
+	"github.com/dwnsync/dwnsync/internal/engineruntime"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/status"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
 // LedgerFile is the ledger's file name inside --state-dir (the same as the operator's).
-const LedgerFile = "ledger.db"
+const LedgerFile = engineruntime.LedgerFile
 
 // DefaultListen is where `dwnsync run` serves and `dwnsync status` looks.
 const DefaultListen = "127.0.0.1:9477"
@@ -102,29 +100,19 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
-		return fmt.Errorf("--state-dir %s: %w", opts.StateDir, err)
-	}
-	store, err := ledger.Open(filepath.Join(opts.StateDir, LedgerFile), ledger.Options{Logger: log.WithName("ledger"), BeforeCommit: opts.LedgerBeforeCommit})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	opened, err := engineruntime.Open(engineruntime.Options{StateDir: opts.StateDir, Clock: opts.Clock, Logger: log, Registerer: reg,
+		Egress: opts.Egress, LedgerBeforeCommit: opts.LedgerBeforeCommit})
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := store.Close(); err != nil {
+		if err := opened.Close(); err != nil {
 			log.Error(err, "closing the ledger")
-			return
 		}
-		log.Info("ledger flushed and closed", "path", filepath.Join(opts.StateDir, LedgerFile))
 	}()
-	pool := dwn.NewPool(dwn.Options{Clock: opts.Clock, Logger: log.WithName("dwn"), Egress: opts.Egress})
-	defer pool.Close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	eng, err := syncer.New(syncer.Options{Ledger: store, Pool: pool, Clock: opts.Clock, Logger: log.WithName("engine"), Registerer: reg})
-	if err != nil {
-		return err
-	}
+	eng := opened.Engine
 	rt := &Runtime{opts: opts, log: log, engine: eng, started: opts.Clock.Now(),
 		links: map[string]*active{}, statuses: map[string]v1alpha1.ReplicationLinkStatus{}, refused: map[string]refusal{},
 		lastProgress: map[string]string{}}
