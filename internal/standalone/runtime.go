@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -184,27 +186,26 @@ func (rt *Runtime) loop(ctx context.Context, engDone chan error) error {
 // whose signer was removed stops signing.
 func (rt *Runtime) apply(files Files) {
 	rt.setRefused(files.Refused)
-	want := map[string]bool{}
+	// What leaves goes first, so a key it frees passes to the link of the files that claims it.
+	byName := map[string]Link{}
 	for _, l := range files.Links {
-		want[rt.start(l)] = true
+		byName[l.Config.Name] = l
 	}
 	rt.mu.Lock()
-	for key, a := range rt.links {
-		if r, ok := rt.refused[a.Config.Name]; ok && r.Reason != linkconfig.ReasonSecretMissing && !want[key] {
-			want[key] = true
-		}
-	}
 	var gone []*active
 	for key, a := range rt.links {
-		if !want[key] {
-			gone = append(gone, a)
-			delete(rt.links, key)
-			delete(rt.statuses, key)
+		l, listed := byName[a.Config.Name]
+		r, refused := rt.refused[a.Config.Name]
+		if (listed && l.Key == key) || (refused && r.Reason != linkconfig.ReasonSecretMissing) {
+			continue
 		}
+		gone = append(gone, a)
+		delete(rt.links, key)
+		delete(rt.statuses, key)
 	}
 	rt.mu.Unlock()
 	for _, a := range gone {
-		if err := rt.engine.Remove(a.Key); err != nil {
+		if _, err := rt.engine.Release(a.Key, a.Config.Name); err != nil {
 			rt.log.Error(err, "removing a link", "link", a.Config.Name)
 			continue
 		}
@@ -214,25 +215,40 @@ func (rt *Runtime) apply(files Files) {
 			rt.log.Info("link removed (no longer in the files; ledger record deleted)", "link", a.Config.Name)
 		}
 	}
+	inOrder := slices.Clone(files.Links)
+	sort.SliceStable(inOrder, func(i, j int) bool { return inOrder[i].order < inOrder[j].order })
+	for _, l := range inOrder {
+		rt.start(l, byName)
+	}
 }
 
-// start applies one link to the engine unless it runs with the same inputs; it returns the
-// link's key ("" when the engine refused it, which is then listed as refused).
-func (rt *Runtime) start(l Link) string {
+// start applies one link to the engine unless it runs with the same inputs. The link's name
+// owns its key: a key another link of the files holds refuses it as a duplicate; one held by a
+// link no longer in the files (named by the ledger record of an earlier run) is taken over.
+func (rt *Runtime) start(l Link, files map[string]Link) {
 	rt.mu.Lock()
 	cur, exists := rt.links[l.Key]
 	rt.mu.Unlock()
+	exists = exists && cur.Config.Name == l.Config.Name
 	if exists && cur.Inputs == l.Inputs {
-		return l.Key
+		return
 	}
-	key, err := rt.engine.Apply(l.Config)
+	cfg := l.Config
+	cfg.Owner = l.Config.Name
+	key, err := rt.engine.Apply(cfg)
+	var dup *syncer.DuplicateLinkError
+	if errors.As(err, &dup) {
+		if holder, listed := files[dup.Owner]; listed {
+			rt.refuse(l, ReasonDuplicateLink, fmt.Sprintf("%s (ReplicationLink %s): replicates the same tenant, endpoint and scope as %s; keep one of the two",
+				l.Source, l.Config.Name, holder.Source))
+			return
+		}
+		cfg.Supersedes = dup.Owner
+		key, err = rt.engine.Apply(cfg)
+	}
 	if err != nil {
-		rt.log.Info("link refused by the engine", "link", l.Config.Name, "source", l.Source, "error", err.Error())
-		rt.mu.Lock()
-		rt.refused[l.Config.Name] = refusal{Refused: Refused{Object: l.Object, Source: l.Source, Reason: status.ReasonEngineRejected,
-			Message: fmt.Sprintf("%s: the engine refused the link: %v", l.Source, err)}, since: rt.opts.Clock.Now()}
-		rt.mu.Unlock()
-		return ""
+		rt.refuse(l, status.ReasonEngineRejected, fmt.Sprintf("%s: the engine refused the link: %v", l.Source, err))
+		return
 	}
 	since := rt.opts.Clock.Now()
 	if exists {
@@ -245,7 +261,18 @@ func (rt *Runtime) start(l Link) string {
 	rt.mu.Lock()
 	rt.links[key] = &active{Link: l, since: since}
 	rt.mu.Unlock()
-	return key
+}
+
+// refuse lists a link of the files that the engine does not run, unless it is refused for the
+// same reason already.
+func (rt *Runtime) refuse(l Link, reason, message string) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if old, ok := rt.refused[l.Config.Name]; ok && old.Message == message {
+		return
+	}
+	rt.log.Info("link refused: fix it and send SIGHUP; the other links run", "link", l.Config.Name, "source", l.Source, "reason", reason, "problem", message)
+	rt.refused[l.Config.Name] = refusal{Refused: Refused{Object: l.Object, Source: l.Source, Reason: reason, Message: message}, since: rt.opts.Clock.Now()}
 }
 
 // setRefused replaces the refused links, logging each one that is new or refused for a new

@@ -91,7 +91,7 @@ func newLink(e *Engine, key string, cfg LinkConfig) *link {
 		timers:    map[ls.Timer]*timerRun{},
 		pollReply: make(chan ls.PollResult, 1),
 	}
-	l.status = LinkStatus{Key: key, Name: cfg.Name, Phase: string(ls.Initializing), Connectivity: string(ls.Unknown)}
+	l.status = LinkStatus{Key: key, Name: cfg.Name, Owner: cfg.Owner, Phase: string(ls.Initializing), Connectivity: string(ls.Unknown)}
 	if rec, ok, _ := e.opts.Ledger.Get(key); ok {
 		l.status.Phase = rec.Status
 		l.status.NeedsReconcile = rec.NeedsReconcile
