@@ -126,9 +126,12 @@ func checkTransitions(t *testing.T, seen map[transition]int) {
 	var missing []string
 	for _, p := range phases {
 		for _, typ := range inputTypes {
-			pair := [2]string{p, words[typ]}
-			if !fed[pair] && notInPhase[pair] == "" {
-				missing = append(missing, p+" "+words[typ])
+			word, ok := words[typ]
+			if !ok {
+				continue // reported above
+			}
+			if pair := [2]string{p, word}; !fed[pair] && notInPhase[pair] == "" {
+				missing = append(missing, p+" "+word)
 			}
 		}
 	}
