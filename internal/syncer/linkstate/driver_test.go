@@ -283,6 +283,11 @@ func (d *driver) state() string {
 
 // runScenario is the datadriven callback: one directive, its output.
 func (d *driver) runScenario(t *testing.T, td *datadriven.TestData) string {
+	defer func() { // a malformed argument panics in the args readers
+		if r := recover(); r != nil {
+			t.Fatalf("%s: %v", td.Pos, r)
+		}
+	}()
 	a := newArgs(td.CmdArgs)
 	switch td.Cmd {
 	case "new":
@@ -328,11 +333,6 @@ func (d *driver) runScenario(t *testing.T, td *datadriven.TestData) string {
 		return d.state()
 	}
 	before := d.now
-	defer func() {
-		if r := recover(); r != nil {
-			t.Fatalf("%s: %v", td.Pos, r)
-		}
-	}()
 	eff, err := d.run(td.Cmd, a)
 	if err != nil {
 		t.Fatalf("%s: %v", td.Pos, err)
