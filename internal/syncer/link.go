@@ -422,11 +422,12 @@ func (l *link) refreshStatus() {
 	m := l.m
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.status.Phase = string(m.Phase)
-	l.status.Connectivity = string(m.Connectivity)
-	l.status.NeedsReconcile = m.NeedsReconcile
-	l.status.RepairAttempts = m.RepairAttempts
-	l.status.LastError, l.status.LastErrorKind = m.LastError, m.LastErrorKind
+	st := m.Snapshot()
+	l.status.Phase = string(st.Phase)
+	l.status.Connectivity = string(st.Connectivity)
+	l.status.NeedsReconcile = st.NeedsReconcile
+	l.status.RepairAttempts = st.RepairAttempts
+	l.status.LastError, l.status.LastErrorKind = st.LastError, st.LastErrorKind
 	l.status.Pull.Pending = m.Pending(ls.Pull)
 	l.status.Push.Pending = m.Pending(ls.Push)
 	l.e.met.pending.WithLabelValues(linkValues(l.cfg.Name, "pull")...).Set(float64(l.status.Pull.Pending))

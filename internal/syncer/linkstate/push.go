@@ -99,7 +99,7 @@ func (m *Machine) pushGiveUp(env Env, o *out, failed []PushItem) {
 	m.batch.retryCount = 0
 	m.cancelTimer(o, TimerPushFlush)
 	m.batch.timerArmed = false
-	wasDirty := m.NeedsReconcile
+	wasDirty := m.needsReconcile
 	m.markDirty(o)
 	if !wasDirty {
 		o.add(Publish{Type: EvReconcileNeeded, Reason: "push-retry-exhausted"})
@@ -118,8 +118,8 @@ func (m *Machine) markDirty(o *out) {
 	if m.rec.inFlight {
 		m.rec.dirtiedDuringFlight = true
 	}
-	if !m.NeedsReconcile {
-		m.NeedsReconcile = true
+	if !m.needsReconcile {
+		m.needsReconcile = true
 		m.persist(o)
 	}
 }
