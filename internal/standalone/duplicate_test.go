@@ -33,6 +33,14 @@ func TestRunRefusesASecondLinkOfOneKey(t *testing.T) {
 		t.Fatalf("the first link does not run: %+v", s)
 	}
 
+	// Reloading the same files refuses it again without a new refusal in the log (the second
+	// send returns once the loop has applied the first).
+	reload <- struct{}{}
+	reload <- struct{}{}
+	if n := strings.Count(logs.String(), `"link refused: fix it and send SIGHUP; the other links run" "link"="default/alpha"`); n != 1 {
+		t.Errorf("alpha's refusal logged %d times over two reloads, want once:\n%s", n, logs.String())
+	}
+
 	if err := os.WriteFile(path, []byte(strings.Join([]string{secretDoc("s", did, jwk), second}, "---\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -79,6 +79,8 @@ type active struct {
 type refusal struct {
 	Refused
 	since time.Time
+	// byEngine: the engine refused the link (start made this refusal, start lifts it).
+	byEngine bool
 }
 
 // Run validates the files, runs their links until ctx ends, then stops every link, flushes the
@@ -185,12 +187,12 @@ func (rt *Runtime) loop(ctx context.Context, engDone chan error) error {
 // runs keeps its last good config, as in the operator, unless its Secret is gone: a link
 // whose signer was removed stops signing.
 func (rt *Runtime) apply(files Files) {
-	rt.setRefused(files.Refused)
-	// What leaves goes first, so a key it frees passes to the link of the files that claims it.
 	byName := map[string]Link{}
 	for _, l := range files.Links {
 		byName[l.Config.Name] = l
 	}
+	rt.setRefused(files.Refused, byName)
+	// What leaves goes first, so a key it frees passes to the link of the files that claims it.
 	rt.mu.Lock()
 	var gone []*active
 	for key, a := range rt.links {
@@ -231,6 +233,7 @@ func (rt *Runtime) start(l Link, files map[string]Link) {
 	rt.mu.Unlock()
 	exists = exists && cur.Config.Name == l.Config.Name
 	if exists && cur.Inputs == l.Inputs {
+		rt.unrefuse(l.Config.Name)
 		return
 	}
 	cfg := l.Config
@@ -261,6 +264,21 @@ func (rt *Runtime) start(l Link, files map[string]Link) {
 	rt.mu.Lock()
 	rt.links[key] = &active{Link: l, since: since}
 	rt.mu.Unlock()
+	rt.unrefuse(l.Config.Name)
+}
+
+// unrefuse drops the engine's refusal of a link that now runs as the files say.
+func (rt *Runtime) unrefuse(name string) {
+	rt.mu.Lock()
+	r, was := rt.refused[name]
+	was = was && r.byEngine
+	if was {
+		delete(rt.refused, name)
+	}
+	rt.mu.Unlock()
+	if was {
+		rt.log.Info("link no longer refused", "link", name)
+	}
 }
 
 // refuse lists a link of the files that the engine does not run, unless it is refused for the
@@ -272,12 +290,13 @@ func (rt *Runtime) refuse(l Link, reason, message string) {
 		return
 	}
 	rt.log.Info("link refused: fix it and send SIGHUP; the other links run", "link", l.Config.Name, "source", l.Source, "reason", reason, "problem", message)
-	rt.refused[l.Config.Name] = refusal{Refused: Refused{Object: l.Object, Source: l.Source, Reason: reason, Message: message}, since: rt.opts.Clock.Now()}
+	rt.refused[l.Config.Name] = refusal{Refused: Refused{Object: l.Object, Source: l.Source, Reason: reason, Message: message}, since: rt.opts.Clock.Now(), byEngine: true}
 }
 
 // setRefused replaces the refused links, logging each one that is new or refused for a new
-// reason, and each one that is fixed.
-func (rt *Runtime) setRefused(refused []Refused) {
+// reason, and each one that is fixed. The engine's refusals of links still in the files stay
+// until start applies them again.
+func (rt *Runtime) setRefused(refused []Refused, listed map[string]Link) {
 	now := rt.opts.Clock.Now()
 	next := make(map[string]refusal, len(refused))
 	rt.mu.Lock()
@@ -292,10 +311,15 @@ func (rt *Runtime) setRefused(refused []Refused) {
 		next[r.Name()] = refusal{Refused: r, since: now}
 		rt.log.Info("link refused: fix it and send SIGHUP; the other links run", "link", r.Name(), "reason", r.Reason, "problem", r.Message)
 	}
-	for name := range prev {
-		if _, still := next[name]; !still {
-			rt.log.Info("link no longer refused", "link", name)
+	for name, old := range prev {
+		if _, still := next[name]; still {
+			continue
 		}
+		if _, inFiles := listed[name]; inFiles && old.byEngine {
+			next[name] = old
+			continue
+		}
+		rt.log.Info("link no longer refused", "link", name)
 	}
 	rt.mu.Lock()
 	rt.refused = next
