@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
@@ -88,7 +89,7 @@ func startLinkedEngineWith(ctx context.Context, dir string, p pair, id dwnserver
 
 // link applies one `both` link between the pair for the tenant and returns its key.
 func (r *runningEngine) link(p pair, id dwnserver.Identity) (string, error) {
-	signer, err := dwn.NewSigner(id.DID, id.PrivateJWK)
+	signer, err := msg.NewSigner(id.DID, id.PrivateJWK)
 	if err != nil {
 		return "", err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 )
 
@@ -178,7 +179,7 @@ func naiveCopyOnce(ctx context.Context, src, dst dwn.Tenant, cid string, applied
 	if rr.Data != nil {
 		defer rr.Data.Close()
 	}
-	msg, err := dwn.StripForApply(rr.Message)
+	msg, err := dwnmsg.StripForApply(rr.Message)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
 )
@@ -107,7 +108,7 @@ func benchReconcileMemory(ctx context.Context) error {
 	if err := json.Unmarshal([]byte(line), &nodes); err != nil {
 		return fmt.Errorf("child nodes: %w", err)
 	}
-	signer, err := dwn.NewSigner(nodes.DID, nodes.PrivateJWK)
+	signer, err := msg.NewSigner(nodes.DID, nodes.PrivateJWK)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
 )
@@ -198,7 +199,7 @@ func (c *Client) mux(ctx context.Context) (*wsMux, error) {
 
 // Tenant returns the tenant did on this endpoint, signed for by signer (the tenant itself or a
 // delegate with Messages grants). enbox-smt tenants also implement SMTTenant.
-func (c *Client) Tenant(did string, signer *Signer) Tenant {
+func (c *Client) Tenant(did string, signer *msg.Signer) Tenant {
 	base := tenantBase{c: c, did: did, signer: signer, pluralGrants: c.dialect == DialectEnbox || c.dialect == DialectEnboxSMT}
 	switch c.dialect {
 	case DialectEnbox:

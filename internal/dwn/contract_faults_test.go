@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/waittest"
 )
@@ -337,7 +338,7 @@ func TestContractFaults(t *testing.T) {
 			if res.Data != nil {
 				res.Data.Close()
 			}
-			if got, _ := dwn.MessageCID(res.Message); res.CID != large.CID || got == large.CID {
+			if got, _ := dwnmsg.MessageCID(res.Message); res.CID != large.CID || got == large.CID {
 				t.Fatalf("corrupted read served as %s recomputes to %s: the client must see the mismatch", res.CID, got)
 			}
 			env.n.CorruptNextMessages(1)
@@ -347,15 +348,15 @@ func TestContractFaults(t *testing.T) {
 				t.Fatalf("page: %d entries, %v", len(page.Entries), err)
 			}
 			for i, e := range page.Entries {
-				got, _ := dwn.MessageCID(e.Message)
+				got, _ := dwnmsg.MessageCID(e.Message)
 				if (got != e.CID) != (i == 0) {
 					t.Fatalf("entry %d served as %s recomputes to %s (only the first is corrupt)", i, e.CID, got)
 				}
 			}
 			env.n.CorruptNextData(1)
 			msg, data := fetch(t, ctx, env.tn, large.CID)
-			info, _ := dwn.Inspect(msg)
-			dataCID, _, _ := dwn.DataCID(bytes.NewReader(data))
+			info, _ := dwnmsg.Inspect(msg)
+			dataCID, _, _ := dwnmsg.DataCID(bytes.NewReader(data))
 			if int64(len(data)) != info.DataSize || dataCID == info.DataCID {
 				t.Fatalf("corrupted data: %d bytes, dataCid %s, descriptor %s", len(data), dataCID, info.DataCID)
 			}

@@ -51,6 +51,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 )
@@ -67,7 +68,7 @@ type contractAuthor interface {
 	update(t *testing.T, r contractRecord, data []byte) contractRecord
 	remove(t *testing.T, r contractRecord) string // RecordsDelete; returns its CID
 	// delegate returns a new identity holding the dialect's Messages grants on A.
-	delegate(t *testing.T) *dwn.Signer
+	delegate(t *testing.T) *dwnmsg.Signer
 	listed(t *testing.T) []string
 }
 
@@ -78,7 +79,7 @@ type contractBackend struct {
 	digest  dwn.DigestKind // what Digest reports for a whole-tenant scope
 	urls    [2]string
 	did     string
-	signer  *dwn.Signer
+	signer  *dwnmsg.Signer
 	a, b    dwn.Tenant
 	author  contractAuthor
 }
@@ -125,7 +126,7 @@ func startContractBackends(t *testing.T) []*contractBackend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := dwn.NewSigner(alice.DID, alice.PrivateJWK)
+	signer, err := dwnmsg.NewSigner(alice.DID, alice.PrivateJWK)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,10 +283,10 @@ func contractRead(t *testing.T, ctx context.Context, be *contractBackend) {
 		if err != nil {
 			t.Fatalf("read %d B record: %v", size, err)
 		}
-		if got, err := dwn.MessageCID(res.Message); res.CID != rec.CID || got != rec.CID || err != nil {
+		if got, err := dwnmsg.MessageCID(res.Message); res.CID != rec.CID || got != rec.CID || err != nil {
 			t.Fatalf("read %s: result CID %s, message recomputes to %s (%v)", rec.CID, res.CID, got, err)
 		}
-		if err := dwn.VerifyMessage(res.Message); err != nil {
+		if err := dwnmsg.VerifyMessage(res.Message); err != nil {
 			t.Fatal(err)
 		}
 		if res.Data == nil {
@@ -293,13 +294,13 @@ func contractRead(t *testing.T, ctx context.Context, be *contractBackend) {
 		}
 		back, err := io.ReadAll(res.Data)
 		res.Data.Close()
-		info, _ := dwn.Inspect(res.Message)
-		dataCID, _, _ := dwn.DataCID(bytes.NewReader(back))
+		info, _ := dwnmsg.Inspect(res.Message)
+		dataCID, _, _ := dwnmsg.DataCID(bytes.NewReader(back))
 		if err != nil || !bytes.Equal(back, data) || dataCID != info.DataCID || info.DataSize != int64(size) {
 			t.Fatalf("%d B record: %d bytes back (%v), dataCid %s, descriptor %s / %d B", size, len(back), err, dataCID, info.DataCID, info.DataSize)
 		}
 	}
-	absent, _ := dwn.CIDOf(map[string]any{"absent": t.Name()})
+	absent, _ := dwnmsg.CIDOf(map[string]any{"absent": t.Name()})
 	_, err := be.a.Read(ctx, absent)
 	if !dwn.IsNotFound(err) || dwn.IsTransient(err) {
 		t.Fatalf("read of an absent CID: %v, want a DWN 404", err)
@@ -420,7 +421,7 @@ func contractDelegate(t *testing.T, ctx context.Context, be *contractBackend) {
 
 	// The same identity without its grants, and a stranger's key, are refused alike.
 	_, bare := openTenant(t, be.urls[0], be.did, delegate.WithGrants(nil))
-	stranger, _, _ := dwn.GenerateSigner()
+	stranger, _, _ := dwnmsg.GenerateSigner()
 	_, strange := openTenant(t, be.urls[0], be.did, stranger)
 	for name, refused := range map[string]dwn.Tenant{"without grants": bare, "stranger": strange} {
 		_, err := refused.FeedPage(ctx, dwn.Scope{}, nil, 10, true)
@@ -479,7 +480,7 @@ func contractCrossDialectDigest(t *testing.T, ctx context.Context, web5 *contrac
 		if err != nil || !sameSet(listed, src) || !sameSet(n.CIDs(web5.did), src) {
 			t.Fatalf("%s holds %v (%v), web5 %v", mode, listed, err, src)
 		}
-		if got := dwn.ListingDigest(listed); got != dw.Value {
+		if got := dwnmsg.ListingDigest(listed); got != dw.Value {
 			t.Fatalf("%s listing digest %s, web5 %s", mode, got, dw.Value)
 		}
 	}
@@ -533,7 +534,7 @@ func (w *web5Author) remove(t *testing.T, r contractRecord) string {
 	return cid
 }
 
-func (w *web5Author) delegate(t *testing.T) *dwn.Signer {
+func (w *web5Author) delegate(t *testing.T) *dwnmsg.Signer {
 	t.Helper()
 	bob, err := w.client.NewTenant()
 	if err != nil {
@@ -543,11 +544,11 @@ func (w *web5Author) delegate(t *testing.T) *dwn.Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := dwn.NewSigner(bob.DID, bob.PrivateJWK)
+	s, err := dwnmsg.NewSigner(bob.DID, bob.PrivateJWK)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.WithGrants(dwn.Grants(grants))
+	return s.WithGrants(dwnmsg.Grants(grants))
 }
 
 func (w *web5Author) listed(t *testing.T) []string {
@@ -610,12 +611,12 @@ func (d *dwntestAuthor) remove(t *testing.T, r contractRecord) string {
 	return d.store(t, w, err).CID
 }
 
-func (d *dwntestAuthor) delegate(t *testing.T) *dwn.Signer {
+func (d *dwntestAuthor) delegate(t *testing.T) *dwnmsg.Signer {
 	t.Helper()
 	bob := dwntest.MustIdentity(t)
 	g, err := d.id.Grant(bob.DID, map[string]any{"interface": "Messages", "method": "Read"}, time.Hour)
 	g = d.store(t, g, err)
-	return bob.Signer.WithGrants(dwn.Grants{"Read": g.RecordID}) // enbox: one Read grant for every Messages method
+	return bob.Signer.WithGrants(dwnmsg.Grants{"Read": g.RecordID}) // enbox: one Read grant for every Messages method
 }
 
 func (d *dwntestAuthor) listed(t *testing.T) []string { return d.node.CIDs(d.id.DID) }

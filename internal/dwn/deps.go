@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // Dependency lookups (protocol spec §2.7): when a target answers Incomplete, the copier asks
@@ -77,7 +78,7 @@ func (t *tenantBase) scanDependency(ctx context.Context, ref DependencyRef, list
 		if res.Data != nil {
 			res.Data.Close()
 		}
-		info, err := Inspect(res.Message)
+		info, err := msg.Inspect(res.Message)
 		if err != nil {
 			continue
 		}
@@ -97,11 +98,11 @@ func (t *tenantBase) scanDependency(ctx context.Context, ref DependencyRef, list
 // entries.
 func (t *tenantBase) queryEntries(ctx context.Context, iface string, filter map[string]any) ([]json.RawMessage, error) {
 	op := iface + "Query"
-	msg, err := t.signOther(iface, "Query", map[string]any{"filter": filter})
+	signed, err := t.signOther(iface, "Query", map[string]any{"filter": filter})
 	if err != nil {
 		return nil, err
 	}
-	reply, _, err := t.process(ctx, op, msg, 200)
+	reply, _, err := t.process(ctx, op, signed, 200)
 	if err != nil {
 		return nil, err
 	}
@@ -164,11 +165,11 @@ func (t *tenantBase) recordByID(ctx context.Context, recordID string) ([]Entry, 
 }
 
 func (t *tenantBase) deletedRecord(ctx context.Context, recordID string) ([]Entry, error) {
-	msg, err := t.signOther("Records", "Read", map[string]any{"filter": map[string]any{"recordId": recordID}})
+	signed, err := t.signOther("Records", "Read", map[string]any{"filter": map[string]any{"recordId": recordID}})
 	if err != nil {
 		return nil, err
 	}
-	reply, body, err := t.process(ctx, "RecordsRead", msg, 200, 404)
+	reply, body, err := t.process(ctx, "RecordsRead", signed, 200, 404)
 	if err != nil {
 		return nil, err
 	}
@@ -202,19 +203,19 @@ func (t *tenantBase) deletedRecord(ctx context.Context, recordID string) ([]Entr
 // entryFromMessage turns a message as a reply carried it (maybe with encodedData and
 // initialWrite attached) into an Entry with the exact stored message and its CID.
 func entryFromMessage(raw, initialWrite json.RawMessage) (Entry, error) {
-	msg, inline, err := splitEncodedData(raw)
+	message, inline, err := splitEncodedData(raw)
 	if err != nil {
 		return Entry{}, &Error{Op: "dependency", Kind: Permanent, Detail: err.Error()}
 	}
-	msg, err = StripForApply(msg)
+	message, err = msg.StripForApply(message)
 	if err != nil {
 		return Entry{}, &Error{Op: "dependency", Kind: Permanent, Detail: err.Error()}
 	}
-	cid, err := MessageCID(msg)
+	cid, err := msg.MessageCID(message)
 	if err != nil {
 		return Entry{}, &Error{Op: "dependency", Kind: Permanent, Detail: err.Error()}
 	}
-	e := Entry{CID: cid, Message: msg, InlineData: inline}
+	e := Entry{CID: cid, Message: message, InlineData: inline}
 	if len(initialWrite) > 0 && string(initialWrite) != "null" {
 		e.InitialWrite = initialWrite
 	}

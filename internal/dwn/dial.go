@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/gorilla/websocket"
 )
 
@@ -71,7 +72,7 @@ func (c *Client) detect(ctx context.Context, info ServerInfo) (Dialect, error) {
 	if info.Server == "@web5/dwn-server" {
 		return DialectWeb5, nil
 	}
-	probe, _, err := GenerateSigner()
+	probe, _, err := msg.GenerateSigner()
 	if err != nil {
 		return "", err
 	}
@@ -91,9 +92,9 @@ func (c *Client) detect(ctx context.Context, info ServerInfo) (Dialect, error) {
 
 // probeDurableFeed reports whether MessagesQuery answers in the durable-feed shape. Only a
 // transport failure is an error (the endpoint is unusable); rejections mean "no".
-func (c *Client) probeDurableFeed(ctx context.Context, probe *Signer) (bool, error) {
+func (c *Client) probeDurableFeed(ctx context.Context, probe *msg.Signer) (bool, error) {
 	msg, err := probe.SignDescriptor(map[string]any{"interface": "Messages", "method": "Query",
-		"messageTimestamp": FormatTimestamp(c.opts.Clock.Now()), "filters": []any{}, "limit": 1, "cidsOnly": true})
+		"messageTimestamp": msg.FormatTimestamp(c.opts.Clock.Now()), "filters": []any{}, "limit": 1, "cidsOnly": true})
 	if err != nil {
 		return false, err
 	}
@@ -117,9 +118,9 @@ func (c *Client) probeDurableFeed(ctx context.Context, probe *Signer) (bool, err
 	return r.Drained != nil || (r.Cursor != nil && r.Cursor.StreamID != ""), nil
 }
 
-func (c *Client) probeSMT(ctx context.Context, probe *Signer) bool {
+func (c *Client) probeSMT(ctx context.Context, probe *msg.Signer) bool {
 	msg, err := probe.SignDescriptor(map[string]any{"interface": "Messages", "method": "Sync",
-		"messageTimestamp": FormatTimestamp(c.opts.Clock.Now()), "action": "root"})
+		"messageTimestamp": msg.FormatTimestamp(c.opts.Clock.Now()), "action": "root"})
 	if err != nil {
 		return false
 	}
@@ -134,7 +135,7 @@ func (c *Client) probeSMT(ctx context.Context, probe *Signer) bool {
 	return reply.Status.Code == 200 && len(r.Root) == 64
 }
 
-func (c *Client) probeApply(ctx context.Context, probe *Signer) bool {
+func (c *Client) probeApply(ctx context.Context, probe *msg.Signer) bool {
 	pctx, cancel := context.WithTimeout(ctx, c.opts.ProbeTimeout)
 	defer cancel()
 	_, err := c.rpc.call(pctx, rpcCall{Op: "probe dwn.applyReplicatedMessage", Method: "dwn.applyReplicatedMessage",

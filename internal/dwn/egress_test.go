@@ -3,6 +3,7 @@ package dwn
 import (
 	"context"
 	"errors"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -51,7 +52,7 @@ func openPinned(t *testing.T, endpoint string, opts Options) Tenant {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	signer, _, err := GenerateSigner()
+	signer, _, err := msg.GenerateSigner()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"io"
 	"strings"
 )
@@ -32,11 +33,11 @@ func (t *tenantBase) feedQuery(ctx context.Context, filters []any, after *Cursor
 	if cidsOnly {
 		desc["cidsOnly"] = true
 	}
-	msg, err := t.signMessages("Query", desc)
+	signed, err := t.signMessages("Query", desc)
 	if err != nil {
 		return Page{}, err
 	}
-	reply, _, err := t.process(ctx, "MessagesQuery", msg, 200)
+	reply, _, err := t.process(ctx, "MessagesQuery", signed, 200)
 	if err != nil {
 		return Page{}, err
 	}
@@ -61,7 +62,7 @@ func (t *tenantBase) feedQuery(ctx context.Context, filters []any, after *Cursor
 			entry.InlineData = data
 		}
 		if len(entry.Message) > 0 {
-			if entry.Message, err = StripForApply(entry.Message); err != nil {
+			if entry.Message, err = msg.StripForApply(entry.Message); err != nil {
 				return Page{}, &Error{Op: "MessagesQuery", Kind: Permanent, Detail: err.Error()}
 			}
 		}
@@ -127,7 +128,7 @@ func (t *enboxTenant) Digest(ctx context.Context, scope Scope) (Digest, error) {
 	if err != nil {
 		return Digest{}, err
 	}
-	return Digest{Kind: DigestListing, Value: ListingDigest(cids)}, nil
+	return Digest{Kind: DigestListing, Value: msg.ListingDigest(cids)}, nil
 }
 
 // Apply uses dwn.applyReplicatedMessage; a server without it (-32601) is remembered and served
@@ -178,11 +179,11 @@ func (t *tenantBase) openFeed(ctx context.Context, filters []any, from *Cursor) 
 	if from != nil {
 		desc["cursor"] = from
 	}
-	msg, err := t.signMessages("Subscribe", desc)
+	signed, err := t.signMessages("Subscribe", desc)
 	if err != nil {
 		return nil, err
 	}
-	params, _ := json.Marshal(map[string]any{"target": t.did, "message": msg})
+	params, _ := json.Marshal(map[string]any{"target": t.did, "message": signed})
 	sub, reply, err := mux.Subscribe(ctx, params)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 )
 
@@ -42,7 +43,7 @@ func seedNode(t *testing.T, n *dwntest.Node, id *dwntest.Identity) []dwntest.Wri
 	return out
 }
 
-func openTenant(t *testing.T, url string, did string, s *dwn.Signer) (*dwn.Client, dwn.Tenant) {
+func openTenant(t *testing.T, url string, did string, s *msg.Signer) (*dwn.Client, dwn.Tenant) {
 	t.Helper()
 	c, err := dwn.Open(t.Context(), url, dwn.Options{})
 	if err != nil {
@@ -138,7 +139,7 @@ func TestEnboxSMTAdapter(t *testing.T) {
 	if !ok {
 		t.Fatal("enbox-smt tenant is not an SMTTenant")
 	}
-	local := dwn.NewSMT()
+	local := msg.NewSMT()
 	for _, c := range a.CIDs(alice.DID) {
 		local.Insert(c)
 	}
@@ -151,7 +152,7 @@ func TestEnboxSMTAdapter(t *testing.T) {
 		t.Fatalf("leaves %v %v", leaves, err)
 	}
 	// Diff from an empty side: every server leaf is onlyRemote, nothing onlyLocal.
-	remote, onlyLocal, err := smt.SMTDiff(ctx, dwn.Scope{}, dwn.NewSMT().Hashes(2), 2)
+	remote, onlyLocal, err := smt.SMTDiff(ctx, dwn.Scope{}, msg.NewSMT().Hashes(2), 2)
 	if err != nil || len(remote) != local.Len() || len(onlyLocal) != 0 {
 		t.Fatalf("diff: %d remote, %v local, %v", len(remote), onlyLocal, err)
 	}

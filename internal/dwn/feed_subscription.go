@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"strings"
 	"sync"
 	"time"
@@ -133,7 +134,7 @@ func (s *feedSubscription) toEvent(f wsFrame) (Event, error) {
 	}
 	entry := Entry{CID: f.MessageCID, Cursor: cursor, Message: f.Message, InitialWrite: f.InitialWrite}
 	if entry.CID == "" && len(f.Message) > 0 {
-		if entry.CID, err = MessageCID(f.Message); err != nil {
+		if entry.CID, err = msg.MessageCID(f.Message); err != nil {
 			return Event{}, &Error{Op: "MessagesSubscribe", Kind: Permanent, Detail: "event message: " + err.Error()}
 		}
 	}

@@ -3,6 +3,7 @@ package dwn
 import (
 	"context"
 	"encoding/json"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"sync"
 	"time"
 )
@@ -132,7 +133,7 @@ func doorbellEntry(f wsFrame) (Entry, bool) {
 	if len(f.Message) == 0 {
 		return Entry{}, false
 	}
-	cid, err := MessageCID(f.Message)
+	cid, err := msg.MessageCID(f.Message)
 	if err != nil {
 		return Entry{}, false
 	}

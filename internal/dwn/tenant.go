@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"io"
 	"regexp"
 	"strings"
@@ -18,7 +19,7 @@ import (
 type tenantBase struct {
 	c      *Client
 	did    string
-	signer *Signer
+	signer *msg.Signer
 	// pluralGrants selects the enbox grant form (permissionGrantIds in descriptor and payload)
 	// over web5's singular payload-only form; set from the client's dialect.
 	pluralGrants bool
@@ -52,13 +53,13 @@ func (t *tenantBase) signMessages(method string, descriptor map[string]any) (jso
 	}
 	descriptor["interface"] = "Messages"
 	descriptor["method"] = method
-	descriptor["messageTimestamp"] = FormatTimestamp(t.c.opts.Clock.Now())
-	var opts []SignOption
+	descriptor["messageTimestamp"] = msg.FormatTimestamp(t.c.opts.Clock.Now())
+	var opts []msg.SignOption
 	if id := t.grantFor(method); id != "" {
 		if t.pluralGrants {
-			opts = append(opts, WithPermissionGrantIDs(id))
+			opts = append(opts, msg.WithPermissionGrantIDs(id))
 		} else {
-			opts = append(opts, WithPermissionGrantID(id))
+			opts = append(opts, msg.WithPermissionGrantID(id))
 		}
 	}
 	return t.signer.SignDescriptor(descriptor, opts...)
@@ -73,14 +74,14 @@ func (t *tenantBase) signOther(iface, method string, descriptor map[string]any) 
 	}
 	descriptor["interface"] = iface
 	descriptor["method"] = method
-	descriptor["messageTimestamp"] = FormatTimestamp(t.c.opts.Clock.Now())
+	descriptor["messageTimestamp"] = msg.FormatTimestamp(t.c.opts.Clock.Now())
 	return t.signer.SignDescriptor(descriptor)
 }
 
 // process sends a message and turns any reply status outside ok into an error.
-func (t *tenantBase) process(ctx context.Context, op string, msg json.RawMessage, ok ...int) (dwnReply, io.ReadCloser, error) {
+func (t *tenantBase) process(ctx context.Context, op string, signed json.RawMessage, ok ...int) (dwnReply, io.ReadCloser, error) {
 	t.c.ensureInfo(ctx)
-	reply, body, err := t.c.rpc.processMessage(ctx, op, t.did, msg, nil, 0)
+	reply, body, err := t.c.rpc.processMessage(ctx, op, t.did, signed, nil, 0)
 	if err != nil {
 		return dwnReply{}, nil, err
 	}
@@ -96,9 +97,9 @@ func (t *tenantBase) process(ctx context.Context, op string, msg json.RawMessage
 }
 
 // processListing is process for a listing whose entries stream into each.
-func (t *tenantBase) processListing(ctx context.Context, op string, msg json.RawMessage, each func(json.RawMessage) error, ok ...int) (dwnReply, error) {
+func (t *tenantBase) processListing(ctx context.Context, op string, signed json.RawMessage, each func(json.RawMessage) error, ok ...int) (dwnReply, error) {
 	t.c.ensureInfo(ctx)
-	reply, err := t.c.rpc.processListing(ctx, op, t.did, msg, each)
+	reply, err := t.c.rpc.processListing(ctx, op, t.did, signed, each)
 	if err != nil {
 		return dwnReply{}, err
 	}
@@ -113,11 +114,11 @@ func (t *tenantBase) processListing(ctx context.Context, op string, msg json.Raw
 // Read is MessagesRead (the same in every dialect): the stored message and, for a RecordsWrite
 // with data, the data stream capped at exactly descriptor.dataSize.
 func (t *tenantBase) Read(ctx context.Context, cid string) (ReadResult, error) {
-	msg, err := t.signMessages("Read", map[string]any{"messageCid": cid})
+	signed, err := t.signMessages("Read", map[string]any{"messageCid": cid})
 	if err != nil {
 		return ReadResult{}, err
 	}
-	reply, body, err := t.process(ctx, "MessagesRead", msg, 200)
+	reply, body, err := t.process(ctx, "MessagesRead", signed, 200)
 	if err != nil {
 		return ReadResult{}, err
 	}
@@ -143,7 +144,7 @@ func (t *tenantBase) Read(ctx context.Context, cid string) (ReadResult, error) {
 	res := ReadResult{CID: cid, Message: stored}
 	switch {
 	case body != nil:
-		info, _ := Inspect(stored)
+		info, _ := msg.Inspect(stored)
 		res.Data = newExactReader(body, info.DataSize)
 	case inline != nil:
 		res.Data = io.NopCloser(strings.NewReader(string(inline)))
@@ -167,7 +168,7 @@ func splitEncodedData(message json.RawMessage) (json.RawMessage, []byte, error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("encodedData is not base64url: %w", err)
 	}
-	stripped, err := StripForApply(message)
+	stripped, err := msg.StripForApply(message)
 	return stripped, data, err
 }
 
@@ -216,7 +217,7 @@ var parentMissingCodes = map[string]bool{
 // classifyProcessReply maps a dwn.processMessage reply to an apply outcome for servers without
 // dwn.applyReplicatedMessage (web5 spec §6, protocol spec §2.6). 409, 404-of-a-delete and
 // 5xx need the caller (they require another round trip or are errors).
-func classifyProcessReply(info MessageInfo, status dwnStatus) (ApplyResult, bool) {
+func classifyProcessReply(info msg.MessageInfo, status dwnStatus) (ApplyResult, bool) {
 	code := dwnErrorCode(status.Detail)
 	switch {
 	case status.Code == 202 || status.Code == 200:
@@ -255,7 +256,7 @@ func incomplete(ref DependencyRef) ApplyResult {
 // the size the descriptor names (no data unless a RecordsWrite carries some).
 type applyInput struct {
 	message json.RawMessage
-	info    MessageInfo
+	info    msg.MessageInfo
 	data    io.Reader
 	dataLen int64
 }
@@ -263,11 +264,11 @@ type applyInput struct {
 // prepareApply builds the applyInput; a message that cannot be stripped or inspected comes back
 // as the Invalid result to return instead.
 func prepareApply(message json.RawMessage, data io.Reader) (applyInput, *ApplyResult) {
-	message, err := StripForApply(message)
+	message, err := msg.StripForApply(message)
 	if err != nil {
 		return applyInput{}, &ApplyResult{Kind: Invalid, Reason: err.Error()}
 	}
-	info, err := Inspect(message)
+	info, err := msg.Inspect(message)
 	if err != nil {
 		return applyInput{}, &ApplyResult{Kind: Invalid, Reason: err.Error()}
 	}
@@ -314,7 +315,7 @@ func (t *tenantBase) applyViaProcess(ctx context.Context, message json.RawMessag
 
 // duplicateOr returns Duplicate when the target already stores message's exact CID, else alt.
 func (t *tenantBase) duplicateOr(ctx context.Context, message json.RawMessage, alt ApplyResult) (ApplyResult, error) {
-	cid, err := MessageCID(message)
+	cid, err := msg.MessageCID(message)
 	if err != nil {
 		return alt, nil
 	}
@@ -340,3 +341,11 @@ var (
 	_ Tenant    = (*enboxTenant)(nil)
 	_ SMTTenant = (*smtTenant)(nil)
 )
+
+// truncate cuts s to n bytes for an error message, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

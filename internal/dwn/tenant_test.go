@@ -2,6 +2,7 @@ package dwn
 
 import (
 	"context"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,7 +12,7 @@ import (
 
 // web5 spec §6: what @web5/dwn-server answers to replicated messages, and what it means.
 func TestClassifyProcessReply(t *testing.T) {
-	write := MessageInfo{Interface: "Records", Method: "Write", Protocol: "https://p", RecordID: "bafyrec", ParentID: "bafyparent", PermissionGrantID: "bafyreigrantfrompayloadxxxxxxxxxx"}
+	write := msg.MessageInfo{Interface: "Records", Method: "Write", Protocol: "https://p", RecordID: "bafyrec", ParentID: "bafyparent", PermissionGrantID: "bafyreigrantfrompayloadxxxxxxxxxx"}
 	cases := []struct {
 		name   string
 		status dwnStatus

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"io"
 	"strings"
 	"sync"
@@ -52,12 +53,12 @@ const (
 // web5PageCache keeps the last server reply that had to be sliced.
 type web5PageCache struct {
 	mu     sync.Mutex
-	key    string   // filters + base cursor
-	cids   *CIDList // indexed: shared lookups only read it
+	key    string       // filters + base cursor
+	cids   *msg.CIDList // indexed: shared lookups only read it
 	cursor *web5ServerCursor
 }
 
-func (c *web5PageCache) get(key string) (*CIDList, *web5ServerCursor, bool) {
+func (c *web5PageCache) get(key string) (*msg.CIDList, *web5ServerCursor, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.key != key || c.key == "" {
@@ -66,7 +67,7 @@ func (c *web5PageCache) get(key string) (*CIDList, *web5ServerCursor, bool) {
 	return c.cids, c.cursor, true
 }
 
-func (c *web5PageCache) put(key string, cids *CIDList, cursor *web5ServerCursor) {
+func (c *web5PageCache) put(key string, cids *msg.CIDList, cursor *web5ServerCursor) {
 	c.mu.Lock()
 	c.key, c.cids, c.cursor = key, cids, cursor
 	c.mu.Unlock()
@@ -182,16 +183,16 @@ func (t *web5Tenant) FeedPage(ctx context.Context, scope Scope, after *Cursor, l
 	baseJSON, _ := json.Marshal(base)
 	filtersJSON, _ := json.Marshal(filters)
 	key := string(filtersJSON) + "|" + string(baseJSON)
-	list, last, cached := (*CIDList)(nil), (*web5ServerCursor)(nil), false
+	list, last, cached := (*msg.CIDList)(nil), (*web5ServerCursor)(nil), false
 	if resumeAfter != "" {
 		list, last, cached = t.cache.get(key)
 	}
 	if !cached {
-		list = &CIDList{}
+		list = &msg.CIDList{}
 		if last, err = t.queryEach(ctx, filters, base, func(cid string) error { list.Add(cid); return nil }); err != nil {
 			return Page{}, err
 		}
-		list.index() // before it is shared through the cache: lookups then only read
+		list.BuildIndex() // before it is shared through the cache: lookups then only read
 	}
 	start := 0
 	if resumeAfter != "" {
@@ -217,7 +218,7 @@ func (t *web5Tenant) FeedPage(ctx context.Context, scope Scope, after *Cursor, l
 }
 
 // listEntries is n entries of list from start on.
-func listEntries(list *CIDList, start, n int) []Entry {
+func listEntries(list *msg.CIDList, start, n int) []Entry {
 	entries := make([]Entry, n)
 	for i := range entries {
 		entries[i] = Entry{CID: list.At(start + i)}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 )
 
@@ -23,7 +24,7 @@ type web5Env struct {
 	servers []*dwnserver.Server
 	client  *dwnserver.Client
 	alice   dwnserver.Identity
-	signer  *dwn.Signer
+	signer  *msg.Signer
 	seed    dwnserver.SeedResult
 	a, b    dwn.Tenant
 
@@ -38,7 +39,7 @@ func newWeb5Env(t *testing.T) *web5Env {
 	if env.alice, err = env.client.NewTenant(); err != nil {
 		t.Fatal(err)
 	}
-	if env.signer, err = dwn.NewSigner(env.alice.DID, env.alice.PrivateJWK); err != nil {
+	if env.signer, err = msg.NewSigner(env.alice.DID, env.alice.PrivateJWK); err != nil {
 		t.Fatal(err)
 	}
 	// 6 small + 3 large (40,000 B) records, the first 2 updated, the last 2 deleted.
@@ -60,7 +61,7 @@ func newWeb5Env(t *testing.T) *web5Env {
 	return env
 }
 
-func (env *web5Env) tenant(t *testing.T, server int, signer *dwn.Signer) dwn.Tenant {
+func (env *web5Env) tenant(t *testing.T, server int, signer *msg.Signer) dwn.Tenant {
 	t.Helper()
 	c, err := dwn.Open(t.Context(), env.servers[server].URL, dwn.Options{})
 	if err != nil {
@@ -105,13 +106,13 @@ func TestWeb5Server(t *testing.T) {
 			if err != nil {
 				t.Fatalf("read %s: %v", cid, err)
 			}
-			if got, err := dwn.MessageCID(res.Message); err != nil || got != cid {
+			if got, err := msg.MessageCID(res.Message); err != nil || got != cid {
 				t.Fatalf("read %s: message CID recomputes to %s (%v)", cid, got, err)
 			}
-			if err := dwn.VerifyMessage(res.Message); err != nil {
+			if err := msg.VerifyMessage(res.Message); err != nil {
 				t.Fatalf("read %s: %v", cid, err)
 			}
-			info, _ := dwn.Inspect(res.Message)
+			info, _ := msg.Inspect(res.Message)
 			if res.Data == nil {
 				continue
 			}
@@ -120,7 +121,7 @@ func TestWeb5Server(t *testing.T) {
 			if err != nil {
 				t.Fatalf("read data of %s: %v", cid, err)
 			}
-			dataCID, _, _ := dwn.DataCID(bytes.NewReader(data))
+			dataCID, _, _ := msg.DataCID(bytes.NewReader(data))
 			if int64(len(data)) != info.DataSize || dataCID != info.DataCID {
 				t.Fatalf("data of %s: %d bytes, cid %s; descriptor says %d bytes, %s", cid, len(data), dataCID, info.DataSize, info.DataCID)
 			}
@@ -171,7 +172,7 @@ func TestWeb5Server(t *testing.T) {
 				res.Data.Close()
 			}
 			if err != nil || out.Kind != dwn.Duplicate {
-				info, _ := dwn.Inspect(res.Message)
+				info, _ := msg.Inspect(res.Message)
 				t.Fatalf("re-apply %s (%s): %+v %v", cid, info.Kind(), out, err)
 			}
 		}
@@ -259,11 +260,11 @@ func TestWeb5Server(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		bobSigner, err := dwn.NewSigner(bob.DID, bob.PrivateJWK)
+		bobSigner, err := msg.NewSigner(bob.DID, bob.PrivateJWK)
 		if err != nil {
 			t.Fatal(err)
 		}
-		delegate := env.tenant(t, 0, bobSigner.WithGrants(dwn.Grants(grants)))
+		delegate := env.tenant(t, 0, bobSigner.WithGrants(msg.Grants(grants)))
 		listed, err := delegate.ListCIDs(ctx, dwn.Scope{})
 		if err != nil || len(listed) < len(feed) {
 			t.Fatalf("delegate listing: %d CIDs, %v", len(listed), err)
@@ -307,7 +308,7 @@ func TestWeb5Server(t *testing.T) {
 	})
 
 	t.Run("a wrong key is refused with a clear error", func(t *testing.T) {
-		mallory, _, err := dwn.GenerateSigner()
+		mallory, _, err := msg.GenerateSigner()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -317,8 +318,8 @@ func TestWeb5Server(t *testing.T) {
 		}
 		t.Logf("stranger: %v", err)
 		// A Secret pairing alice's DID with another key never gets to the server.
-		_, malloryKey, _ := dwn.GenerateSigner()
-		if _, err := dwn.NewSigner(env.alice.DID, malloryKey); err == nil || !strings.Contains(err.Error(), "different DID") {
+		_, malloryKey, _ := msg.GenerateSigner()
+		if _, err := msg.NewSigner(env.alice.DID, malloryKey); err == nil || !strings.Contains(err.Error(), "different DID") {
 			t.Fatalf("mismatched Secret accepted: %v", err)
 		}
 	})
@@ -372,7 +373,7 @@ func copyAll(t *testing.T, ctx context.Context, src, dst dwn.Tenant, feed []stri
 		if res.Data != nil {
 			res.Data.Close()
 		}
-		if info, _ := dwn.Inspect(res.Message); info.Kind() == "ProtocolsConfigure" {
+		if info, _ := msg.Inspect(res.Message); info.Kind() == "ProtocolsConfigure" {
 			configures = append(configures, cid)
 		} else {
 			rest = append(rest, cid)

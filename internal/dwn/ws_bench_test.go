@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,7 +18,7 @@ import (
 // signed by a did:jwk signer: ~1.2 KB of JSON).
 func wsBenchMessage(b *testing.B) json.RawMessage {
 	b.Helper()
-	signer, _, err := GenerateSigner()
+	signer, _, err := msg.GenerateSigner()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	clocktesting "k8s.io/utils/clock/testing"
 )
@@ -153,7 +154,7 @@ func TestWSEnboxNode(t *testing.T) {
 	if f.MessageCID != live.CID || f.Kind != dwn.WSFrameEvent {
 		t.Fatalf("live frame %+v, want %s", f, live.CID)
 	}
-	if cid, err := dwn.MessageCID(f.Message); err != nil || cid != live.CID {
+	if cid, err := dwnmsg.MessageCID(f.Message); err != nil || cid != live.CID {
 		t.Fatalf("live message CID %s (%v), want %s", cid, err, live.CID)
 	}
 	checkpoint := f.Cursor

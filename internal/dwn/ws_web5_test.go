@@ -6,18 +6,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 )
 
 // wsSignedSubscribeParams signs a MessagesSubscribe for everything of tenant (filters []) and
 // wraps it as {target, message}.
-func wsSignedSubscribeParams(t *testing.T, tenant string, signer *Signer) json.RawMessage {
+func wsSignedSubscribeParams(t *testing.T, tenant string, signer *msg.Signer) json.RawMessage {
 	t.Helper()
 	msg, err := signer.SignDescriptor(map[string]any{
 		"interface":        "Messages",
 		"method":           "Subscribe",
 		"filters":          []any{},
-		"messageTimestamp": FormatTimestamp(time.Now()),
+		"messageTimestamp": msg.FormatTimestamp(time.Now()),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +44,7 @@ func TestWSWeb5RealServer(t *testing.T) {
 
 	type tenant struct {
 		id     dwnserver.Identity
-		signer *Signer
+		signer *msg.Signer
 		sub    *wsSubscription
 	}
 	tenants := make([]*tenant, 2)
@@ -52,7 +53,7 @@ func TestWSWeb5RealServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		signer, err := NewSigner(id.DID, id.PrivateJWK)
+		signer, err := msg.NewSigner(id.DID, id.PrivateJWK)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,11 +76,11 @@ func TestWSWeb5RealServer(t *testing.T) {
 		if f.Kind != wsFrameEvent || f.Cursor != nil {
 			t.Fatalf("tenant %d: want a web5 event without cursor, got %+v", i, f)
 		}
-		info, err := Inspect(f.Message)
+		info, err := msg.Inspect(f.Message)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cid, err := MessageCID(f.Message)
+		cid, err := msg.MessageCID(f.Message)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 )
@@ -39,7 +40,7 @@ func runCrashChild(raw string) int {
 		fmt.Fprintln(os.Stderr, "child spec:", err)
 		return 2
 	}
-	signer, err := dwn.NewSigner(spec.DID, spec.JWK)
+	signer, err := msg.NewSigner(spec.DID, spec.JWK)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child signer:", err)
 		return 2

@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
 )
@@ -25,7 +26,7 @@ import (
 // Dialer resolves a tenant on an endpoint. The engine uses Options.Pool unless a Dialer is
 // given (tests inject failures this way).
 type Dialer interface {
-	Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error)
+	Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *msg.Signer) (dwn.Tenant, error)
 }
 
 // Options configure an Engine.
@@ -138,7 +139,7 @@ func New(opts Options) (*Engine, error) {
 
 type poolDialer struct{ pool *dwn.Pool }
 
-func (p poolDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
+func (p poolDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *msg.Signer) (dwn.Tenant, error) {
 	c, err := p.pool.Get(ctx, endpoint, dialect)
 	if err != nil {
 		return nil, err

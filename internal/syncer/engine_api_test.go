@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
@@ -608,7 +609,7 @@ type hookDialer struct {
 	onDigest func(ctx context.Context)
 }
 
-func (h hookDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
+func (h hookDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *msg.Signer) (dwn.Tenant, error) {
 	t, err := h.inner.Tenant(ctx, endpoint, dialect, did, signer)
 	if err != nil || endpoint != h.local {
 		return t, err

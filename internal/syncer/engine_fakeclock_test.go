@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/waittest"
@@ -21,7 +22,7 @@ type flakyDialer struct {
 	pool *dwn.Pool
 }
 
-func (d *flakyDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
+func (d *flakyDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *msg.Signer) (dwn.Tenant, error) {
 	if !d.up.Load() {
 		return nil, errors.New("dial tcp: connection refused")
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 )
@@ -25,7 +26,7 @@ type slowCloseDialer struct {
 	release    chan struct{}
 }
 
-func (d *slowCloseDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
+func (d *slowCloseDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *msg.Signer) (dwn.Tenant, error) {
 	t, err := poolDialer{d.pool}.Tenant(ctx, endpoint, dialect, did, signer)
 	if err != nil || endpoint != d.slow {
 		return t, err
@@ -191,7 +192,7 @@ type stuckDigestDialer struct {
 	calls  atomic.Int32
 }
 
-func (d *stuckDigestDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
+func (d *stuckDigestDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *msg.Signer) (dwn.Tenant, error) {
 	t, err := poolDialer{d.pool}.Tenant(ctx, endpoint, dialect, did, signer)
 	if err != nil || endpoint != d.remote {
 		return t, err

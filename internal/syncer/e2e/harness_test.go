@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
@@ -107,7 +108,7 @@ func twoServersOneTenant(t *testing.T) (a, b *dwnserver.Server, client *dwnserve
 
 // tenantsOn opens the tenant did on two servers, through a pool of its own (closed when the test
 // ends), for the test to inspect what each side holds.
-func tenantsOn(t *testing.T, did string, signer *dwn.Signer, urlA, urlB string) (dwn.Tenant, dwn.Tenant) {
+func tenantsOn(t *testing.T, did string, signer *msg.Signer, urlA, urlB string) (dwn.Tenant, dwn.Tenant) {
 	t.Helper()
 	check := dwn.NewPool(dwn.Options{})
 	t.Cleanup(check.Close)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/faulttest"
 	"github.com/dwnsync/dwnsync/internal/syncer"
@@ -144,7 +145,7 @@ func TestEngineWeb5EndToEnd(t *testing.T) {
 	}
 	t.Logf("seeded A with %d messages (%d CIDs), B with %d (%d CIDs) in %v", sa.Messages, sa.ExpectedCIDs, sb.Messages, sb.ExpectedCIDs, time.Since(seedStart))
 
-	signer, err := dwn.NewSigner(id.DID, id.PrivateJWK)
+	signer, err := msg.NewSigner(id.DID, id.PrivateJWK)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // heapPeak samples the live heap (after a GC) at chosen moments and keeps the largest.
@@ -36,7 +37,7 @@ type listedTenant struct {
 	heap  *heapPeak
 }
 
-func sharedCID(i int) string { return dwn.RawDataCID([]byte("shared-" + strconv.Itoa(i))) }
+func sharedCID(i int) string { return msg.RawDataCID([]byte("shared-" + strconv.Itoa(i))) }
 
 func (t listedTenant) EachCID(ctx context.Context, scope dwn.Scope, fn func(string) error) error {
 	for i := range t.extra {

@@ -1,8 +1,7 @@
-package dwn
+package msg
 
 import (
 	"bytes"
-	"context"
 	"sort"
 )
 
@@ -18,15 +17,6 @@ type CIDList struct {
 	// byValue holds the packed positions sorted by (bytes, position); nil until Index.
 	byValue   []int32
 	firstText map[string]int
-}
-
-// ListCIDList is the listing of scope in the owner's order (see CIDList).
-func ListCIDList(ctx context.Context, t Tenant, scope Scope) (*CIDList, error) {
-	l := &CIDList{}
-	if err := EachCID(ctx, t, scope, func(cid string) error { l.Add(cid); return nil }); err != nil {
-		return nil, err
-	}
-	return l, nil
 }
 
 // Add appends cid.
@@ -60,7 +50,7 @@ func (l *CIDList) At(i int) string {
 
 // Index is the first position of cid, or -1.
 func (l *CIDList) Index(cid string) int {
-	l.index()
+	l.BuildIndex()
 	p, ok := packCID(cid)
 	if !ok {
 		if i, found := l.firstText[cid]; found {
@@ -89,9 +79,10 @@ func (l *CIDList) Bytes() int {
 
 func (l *CIDList) at(i int) *packedCID { return &l.chunks[i/cidChunk][i%cidChunk] }
 
-// index sorts the packed positions by value, earliest first among equals, and notes each
-// text CID's first position.
-func (l *CIDList) index() {
+// BuildIndex sorts the packed positions by value, earliest first among equals, and notes each
+// text CID's first position. Index does it on first use; a list shared between goroutines must
+// have it done first, so that lookups only read.
+func (l *CIDList) BuildIndex() {
 	if l.byValue != nil || l.n == 0 {
 		return
 	}
@@ -119,7 +110,7 @@ func (l *CIDList) index() {
 // ListingDigest is ListingDigest of the list's CIDs, without materialising them all: the
 // sorted index puts duplicates side by side.
 func (l *CIDList) ListingDigest() string {
-	l.index()
+	l.BuildIndex()
 	var acc listingAcc
 	for k, i := range l.byValue {
 		if k == 0 || *l.at(int(i)) != *l.at(int(l.byValue[k-1])) {

@@ -1,4 +1,4 @@
-package dwn
+package msg
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package dwn
+package msg
 
 import (
 	"crypto/ed25519"
