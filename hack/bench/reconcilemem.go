@@ -22,6 +22,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
@@ -113,7 +114,7 @@ func benchReconcileMemory(ctx context.Context) error {
 		return err
 	}
 	open := func(url string) (dwn.Tenant, func(), error) {
-		c, err := dwn.Open(ctx, url, dwn.Options{Dialect: dwn.DialectEnbox})
+		c, err := dialect.Open(ctx, url, dialect.Options{Dialect: dwn.DialectEnbox})
 		if err != nil {
 			return nil, nil, err
 		}

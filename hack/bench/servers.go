@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 )
@@ -135,7 +136,7 @@ func copyDir(from, to string) error {
 }
 
 // openTenants opens the tenant on both servers through one pool (closed by the caller).
-func openTenants(ctx context.Context, pool *dwn.Pool, id dwnserver.Identity, urls ...string) ([]dwn.Tenant, *msg.Signer, error) {
+func openTenants(ctx context.Context, pool *dialect.Pool, id dwnserver.Identity, urls ...string) ([]dwn.Tenant, *msg.Signer, error) {
 	signer, err := msg.NewSigner(id.DID, id.PrivateJWK)
 	if err != nil {
 		return nil, nil, err

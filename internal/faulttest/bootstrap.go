@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 )
@@ -103,7 +104,7 @@ func CheckBootstrapped(t testing.TB, r KillRun, final *Process, key string, loca
 // the test ends), for the test to inspect what each side holds.
 func TenantsOf(t testing.TB, did string, signer *msg.Signer, urls ...string) []dwn.Tenant {
 	t.Helper()
-	pool := dwn.NewPool(dwn.Options{})
+	pool := dialect.NewPool(dialect.Options{})
 	t.Cleanup(pool.Close)
 	var tenants []dwn.Tenant
 	for _, u := range urls {

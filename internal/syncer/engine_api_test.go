@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwndialect "github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
@@ -428,7 +429,7 @@ func TestApplyBeforeStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := dwn.NewPool(dwn.Options{})
+	pool := dwndialect.NewPool(dwndialect.Options{})
 	eng, err := New(Options{Ledger: store, Pool: pool, Timing: fastTiming()})
 	if err != nil {
 		t.Fatal(err)

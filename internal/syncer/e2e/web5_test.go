@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/faulttest"
@@ -98,10 +99,10 @@ func (c *countingTransport) lookup(t *testing.T, m map[string]map[string]int, se
 	return m[u.Host][key]
 }
 
-func newCountingPool() (*dwn.Pool, *countingTransport) {
+func newCountingPool() (*dialect.Pool, *countingTransport) {
 	ct := &countingTransport{base: &http.Transport{ResponseHeaderTimeout: 30 * time.Second, MaxIdleConnsPerHost: 16},
 		writes: map[string]map[string]int{}, kinds: map[string]map[string]int{}}
-	return dwn.NewPool(dwn.Options{HTTPClient: &http.Client{Transport: ct}}), ct
+	return dialect.NewPool(dialect.Options{HTTPClient: &http.Client{Transport: ct}}), ct
 }
 
 // inventory lists a tenant's CIDs on a server and hashes each message's data.

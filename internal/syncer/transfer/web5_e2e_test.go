@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 )
@@ -65,7 +66,7 @@ func TestReconcileTwoRealWeb5Servers(t *testing.T) {
 	}
 	tenants := make([]dwn.Tenant, 2)
 	for i, s := range servers {
-		c, err := dwn.Open(ctx, s.URL, dwn.Options{Dialect: dwn.DialectWeb5})
+		c, err := dialect.Open(ctx, s.URL, dialect.Options{Dialect: dwn.DialectWeb5})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,9 +227,9 @@ func TestReconcileTwoRealWeb5Servers(t *testing.T) {
 	t.Logf("total %v", time.Since(start).Round(time.Millisecond))
 }
 
-func reopen(ctx context.Context, t *testing.T, url string) *dwn.Client {
+func reopen(ctx context.Context, t *testing.T, url string) *dialect.Client {
 	t.Helper()
-	c, err := dwn.Open(ctx, url, dwn.Options{Dialect: dwn.DialectWeb5})
+	c, err := dialect.Open(ctx, url, dialect.Options{Dialect: dwn.DialectWeb5})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,236 @@
+package dialect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+// TestHostileServer is issue 10 §5's hostile server, on 127.0.0.1 only: a redirect to a fake
+// metadata service, 100 MB replies (generated as streams), a trickle and a WebSocket frame
+// flood. No secret text reaches an error, the heap stays bounded, and a client of a healthy
+// server keeps working all the while.
+func TestHostileServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("streams 200 MB")
+	}
+	meta, metaHits := fakeMetadata(t)
+	const hundredMB = 100 << 20
+	trickle := make(chan struct{})
+	hostile := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch strings.Trim(r.URL.Path, "/") { // the client posts to <endpoint>/
+		case "redirect":
+			http.Redirect(w, r, meta.URL+"/latest/meta-data/iam/security-credentials/", http.StatusTemporaryRedirect)
+		case "huge-value": // a listing whose status detail is one 100 MB string
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":"1","result":{"reply":{"status":{"code":200,"detail":"`)
+			_, _ = io.Copy(w, io.LimitReader(repeatReader(fakeSecret+" "), hundredMB))
+			_, _ = io.WriteString(w, `"},"entries":[]}}}`)
+		case "huge-junk": // 100 MB that is not JSON at all
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = io.Copy(w, io.LimitReader(repeatReader(fakeSecret+"\n"), hundredMB))
+		case "trickle":
+			trickleData(w, r, trickle)
+		}
+	}))
+	defer hostile.Close()
+
+	// The healthy server and its client, polled throughout.
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = writeListing(w, 3)
+	}))
+	defer healthy.Close()
+	good := openTestTenant(t, healthy.URL, Options{})
+	var goodCalls atomic.Int64
+	stopGood := make(chan struct{})
+	goodDone := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stopGood:
+				goodDone <- nil
+				return
+			default:
+			}
+			cids, err := good.ListCIDs(context.Background(), dwn.Scope{})
+			if err != nil || len(cids) != 3 {
+				goodDone <- fmt.Errorf("healthy listing: %v %v", cids, err)
+				return
+			}
+			goodCalls.Add(1)
+		}
+	}()
+
+	var errs []error
+	heapBefore := heapInUse()
+	stopPeak := make(chan struct{})
+	peak := heapPeak(stopPeak)
+	at := func(mode string) dwn.Tenant { return openTestTenant(t, hostile.URL+"/"+mode, Options{}) }
+
+	_, err := at("redirect").ListCIDs(context.Background(), dwn.Scope{})
+	errs = append(errs, err)
+	if err == nil || !strings.Contains(err.Error(), "redirects are refused") {
+		t.Errorf("redirect: %v", err)
+	}
+	_, err = at("huge-value").ListCIDs(context.Background(), dwn.Scope{})
+	errs = append(errs, err)
+	if err == nil || dwn.IsTransient(err) || !strings.Contains(err.Error(), "exceeds dwnsync's bound") {
+		t.Errorf("a listing with a 100 MB value: %v, want a Permanent bound error", err)
+	}
+	_, err = at("huge-value").Read(context.Background(), testCID(1))
+	errs = append(errs, err)
+	if err == nil || dwn.IsTransient(err) || !strings.Contains(err.Error(), "exceeds dwnsync's bound") {
+		t.Errorf("a 100 MB MessagesRead reply: %v, want a Permanent bound error", err)
+	}
+	_, err = at("huge-junk").ListCIDs(context.Background(), dwn.Scope{})
+	errs = append(errs, err)
+	if err == nil || !strings.Contains(err.Error(), "non-DWN reply: HTTP 200, content-type text/plain") {
+		t.Errorf("100 MB of text: %v", err)
+	}
+	close(stopPeak)
+	// A kept reply costs up to ~3× maxJSONReply while it decodes (the decoder's buffer doubles),
+	// listings O(1); the rest is the GC's slack and the healthy client's garbage. Holding one
+	// 100 MB reply would already exceed this.
+	grew := int64(<-peak) - int64(heapBefore)
+	t.Logf("heap grew by at most %d MiB while 100 MB replies were refused", grew>>20)
+	if grew > 6*maxJSONReply {
+		t.Errorf("the heap grew by %d MiB serving 100 MB replies; want under %d MiB", grew>>20, 6*maxJSONReply>>20)
+	}
+
+	errs = append(errs, hostileTrickle(t, hostile.URL+"/trickle", trickle))
+	errs = append(errs, hostileFrameFlood(t))
+
+	close(stopGood)
+	if err := <-goodDone; err != nil {
+		t.Fatal(err)
+	}
+	if goodCalls.Load() == 0 {
+		t.Fatal("the healthy client made no call while the hostile server was served")
+	}
+	for i, err := range errs {
+		if err != nil && (strings.Contains(err.Error(), "AccessKeyId") || strings.Contains(err.Error(), "SecretAccessKey")) {
+			t.Errorf("error %d carries the metadata secret: %.300s", i, err)
+		}
+		if err != nil && len(err.Error()) > 2048 {
+			t.Errorf("error %d is %d bytes long", i, len(err.Error()))
+		}
+	}
+	if n := metaHits.Load(); n != 0 {
+		t.Fatalf("the fake metadata service was reached %d times", n)
+	}
+}
+
+// hostileTrickle reads a one-byte-per-59-s data stream on a fake clock until the rate floor
+// ends it, and returns that error.
+func hostileTrickle(t *testing.T, url string, next chan<- struct{}) error {
+	t.Helper()
+	clk := clocktesting.NewFakeClock(time.Now())
+	c, err := Open(context.Background(), url, Options{Dialect: dwn.DialectWeb5, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.setInfo(ServerInfo{}) // no /info round trip on the fake clock
+	_, body, err := c.rpc.processMessage(context.Background(), "MessagesRead", "did:jwk:t", []byte(`{}`), nil, 0)
+	if err != nil {
+		t.Fatalf("trickle: %v", err)
+	}
+	defer body.Close()
+	buf := make([]byte, 16)
+	for i := 0; i < 5; i++ {
+		clk.Step(59 * time.Second)
+		select {
+		case next <- struct{}{}:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the trickle server is not streaming")
+		}
+		if _, err := body.Read(buf); err != nil {
+			if !dwn.IsTransient(err) || !strings.Contains(err.Error(), "minimum") {
+				t.Errorf("trickle ended with %v, want the Transient rate floor", err)
+			}
+			return err
+		}
+	}
+	t.Error("a trickle of one byte per 59 s was never ended")
+	return nil
+}
+
+// hostileFrameFlood floods one subscription with frames its consumer never reads, and sends
+// one over-sized frame on another socket: each ends with an error naming its bound, and a
+// subscription on a healthy socket keeps receiving.
+func hostileFrameFlood(t *testing.T) error {
+	t.Helper()
+	flood, calm := wsNewFake(t), wsNewFake(t)
+	flood.setAuto(wsAutoOK)
+	calm.setAuto(wsAutoOK)
+	fm := wsNewTestMux(t, flood, wsOptions{})
+	cm := wsNewTestMux(t, calm, wsOptions{})
+	victim := wsMustSubscribe(t, fm, "did:example:flooded")
+	steady := wsMustSubscribe(t, cm, "did:example:steady")
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c := flood.conn(0)
+		for k := range 400 { // 400 × 64 KB = 25 MB at a consumer that reads nothing
+			c.sendRaw(wsPaddedEvent(victim.ID(), k, 64<<10))
+			if victim.Err() != nil {
+				return
+			}
+		}
+	}()
+	for k := range 20 {
+		calm.conn(0).sendRaw(wsWeb5Event(steady.ID(), k))
+		f := wsRecvFrame(t, steady)
+		steady.Release(f)
+		if n := wsFrameN(t, f); n != k {
+			t.Fatalf("steady frame %d: n=%d", k, n)
+		}
+	}
+	floodErr, kept := wsWaitEnded(t, victim)
+	wg.Wait()
+	if !errors.Is(floodErr, errWSOverflow) || kept*(64<<10) > 2*wsDefaultBufferBytes {
+		t.Errorf("flood: %v after %d buffered frames, want an overflow within the byte budget", floodErr, kept)
+	}
+	big := wsMustSubscribe(t, fm, "did:example:big")
+	flood.conn(0).sendRaw(wsPaddedEvent(big.ID(), 1, 4<<20))
+	bigErr, _ := wsWaitEnded(t, big)
+	if !strings.Contains(fmt.Sprint(bigErr), "exceeded dwnsync's bound") {
+		t.Errorf("a 4 MiB frame: %v", bigErr)
+	}
+	calm.conn(0).sendRaw(wsWeb5Event(steady.ID(), 99))
+	if n := wsFrameN(t, wsRecvFrame(t, steady)); n != 99 {
+		t.Fatalf("steady after the flood: n=%d", n)
+	}
+	return errors.Join(floodErr, bigErr)
+}
+
+// repeatReader repeats s forever (bound it with io.LimitReader).
+type repeatReader string
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		n += copy(p[n:], r)
+	}
+	return n, nil
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
