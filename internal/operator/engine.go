@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
@@ -38,7 +39,7 @@ type leaderEngine struct {
 	httpClient *http.Client
 	// beforeCommit is Options.LedgerBeforeCommit (fault injection in tests).
 	beforeCommit func() error
-	egress       dialect.EgressPolicy
+	egress       wire.EgressPolicy
 
 	ready  chan struct{} // closed when engine is set
 	failed chan struct{} // closed when the engine could not start

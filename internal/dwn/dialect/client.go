@@ -7,10 +7,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
-	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 )
 
 // Options configures a Client (and every Client of a Pool).
@@ -24,7 +26,7 @@ type Options struct {
 	HTTPClient *http.Client
 	// Egress adds allowed and denied addresses to the default policy (link-local and cloud
 	// metadata addresses refused, checked at dial time on the resolved IP). See EgressPolicy.
-	Egress EgressPolicy
+	Egress wire.EgressPolicy
 	// Clock drives retries and WebSocket timing (a clock.WithTicker is used for the latter when
 	// it is one; otherwise the real clock). Default: real clock.
 	Clock clock.Clock
@@ -62,15 +64,15 @@ func (o Options) withDefaults() Options {
 		o.ProbeTimeout = 5 * time.Second
 	}
 	if o.Retries == 0 {
-		o.Retries = defaultRetries
+		o.Retries = wire.DefaultRetries
 	} else if o.Retries < 0 {
 		o.Retries = 0
 	}
-	o.CallTimeout = orDefaultTimeout(o.CallTimeout, defaultCallTimeout)
-	o.IdleTimeout = orDefaultTimeout(o.IdleTimeout, defaultIdleTimeout)
+	o.CallTimeout = orDefaultTimeout(o.CallTimeout, wire.DefaultCallTimeout)
+	o.IdleTimeout = orDefaultTimeout(o.IdleTimeout, wire.DefaultIdleTimeout)
 	switch {
 	case o.MinTransferRate == 0:
-		o.MinTransferRate = defaultMinTransferRate
+		o.MinTransferRate = wire.DefaultMinTransferRate
 	case o.MinTransferRate < 0:
 		o.MinTransferRate = 0
 	}
@@ -119,12 +121,12 @@ type Client struct {
 	endpoint string
 	dialect  dwn.Dialect
 	opts     Options
-	rpc      *rpcClient
-	egress   *egressRules
+	rpc      *wire.RPC
+	egress   *wire.EgressRules
 
 	mu       sync.Mutex
 	info     *ServerInfo // nil until fetched (pinned dialects fetch lazily)
-	ws       *wsMux
+	ws       *wire.Mux
 	noApply  bool // the server answered -32601 to dwn.applyReplicatedMessage
 	closed   bool
 	ownsHTTP bool
@@ -145,7 +147,7 @@ func (c *Client) Info(ctx context.Context) (ServerInfo, error) {
 	}
 	c.mu.Unlock()
 	var info ServerInfo
-	if err := c.rpc.getJSON(ctx, "/info", &info); err != nil {
+	if err := c.rpc.GetJSON(ctx, "/info", &info); err != nil {
 		return ServerInfo{}, err
 	}
 	c.setInfo(info)
@@ -156,7 +158,7 @@ func (c *Client) setInfo(info ServerInfo) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.info = &info
-	c.rpc.bodyV1 = info.bodyV1()
+	c.rpc.BodyV1 = info.bodyV1()
 }
 
 // ensureInfo lets a pinned client learn the framing on its first call. A failure is not fatal
@@ -173,7 +175,7 @@ func (c *Client) ensureInfo(ctx context.Context) {
 }
 
 // mux returns the endpoint's WebSocket multiplexer, creating it on first use.
-func (c *Client) mux(ctx context.Context) (*wsMux, error) {
+func (c *Client) mux(ctx context.Context) (*wire.Mux, error) {
 	c.ensureInfo(ctx)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -183,14 +185,14 @@ func (c *Client) mux(ctx context.Context) (*wsMux, error) {
 	if c.ws != nil {
 		return c.ws, nil
 	}
-	o := wsOptions{Logger: c.opts.Logger, Dialer: c.wsDialer()}
+	o := wire.MuxOptions{Logger: c.opts.Logger, Dialer: c.wsDialer()}
 	if t, ok := c.opts.Clock.(clock.WithTicker); ok {
 		o.Clock = t
 	}
 	if c.info != nil {
 		o.MaxInFlight = c.info.MaxInFlight
 	}
-	m, err := newWSMux(c.endpoint, o)
+	m, err := wire.NewMux(c.endpoint, o)
 	if err != nil {
 		return nil, &dwn.Error{Op: "websocket", Kind: dwn.Permanent, Err: err}
 	}
@@ -222,7 +224,7 @@ func (c *Client) Close() error {
 		_ = ws.Close()
 	}
 	if c.ownsHTTP {
-		c.rpc.http.CloseIdleConnections()
+		c.rpc.HTTP.CloseIdleConnections()
 	}
 	return nil
 }
@@ -263,7 +265,7 @@ func (p *Pool) Get(ctx context.Context, endpoint string, dialect dwn.Dialect) (*
 	if dialect == "" {
 		dialect = dwn.DialectAuto
 	}
-	key := string(dialect) + " " + trimEndpoint(endpoint)
+	key := string(dialect) + " " + wire.TrimEndpoint(endpoint)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

@@ -37,6 +37,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/waittest"
 )
@@ -312,7 +313,7 @@ func TestContractFaults(t *testing.T) {
 			sub, checkpoint := env.replayed(t, ctx)
 			env.n.SendGarbageFrames()
 			ev := nextEvent(t, ctx, sub)
-			if ev.Kind != dwn.EventEnd || !errors.Is(ev.Err, dialect.ErrWSMalformed) || !dwn.IsTransient(ev.Err) {
+			if ev.Kind != dwn.EventEnd || !errors.Is(ev.Err, wire.ErrMalformedFrame) || !dwn.IsTransient(ev.Err) {
 				t.Fatalf("after garbage frames: %+v, want a transient malformed-frame end", ev)
 			}
 			// The socket itself survived: a resubscribe from the checkpoint gets what came after.
@@ -369,7 +370,7 @@ func TestContractFaults(t *testing.T) {
 			sub, checkpoint := env.replayed(t, ctx)
 			env.n.DropWebSockets()
 			ev := nextEvent(t, ctx, sub)
-			if ev.Kind != dwn.EventEnd || !errors.Is(ev.Err, dialect.ErrWSDisconnected) || !dwn.IsTransient(ev.Err) {
+			if ev.Kind != dwn.EventEnd || !errors.Is(ev.Err, wire.ErrDisconnected) || !dwn.IsTransient(ev.Err) {
 				t.Fatalf("after the drop: %+v, want a transient disconnect end", ev)
 			}
 			missed := []string{env.note(t, "missed 1").CID, env.note(t, "missed 2").CID}

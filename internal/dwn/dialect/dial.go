@@ -3,17 +3,17 @@ package dialect
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
-	"github.com/gorilla/websocket"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 )
 
 // Open connects to a DWN endpoint.
@@ -36,19 +36,19 @@ func Open(ctx context.Context, endpoint string, opts Options) (*Client, error) {
 	opts = opts.withDefaults()
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, &dwn.Error{Op: "open", Kind: dwn.Permanent, Detail: fmt.Sprintf("endpoint %q: want an http(s):// base URL", redactURL(endpoint))}
+		return nil, &dwn.Error{Op: "open", Kind: dwn.Permanent, Detail: fmt.Sprintf("endpoint %q: want an http(s):// base URL", wire.RedactURL(endpoint))}
 	}
-	c := &Client{endpoint: trimEndpoint(endpoint), opts: opts}
-	shown := redactURL(c.endpoint)
-	if c.egress, err = opts.Egress.compile(); err != nil {
+	c := &Client{endpoint: wire.TrimEndpoint(endpoint), opts: opts}
+	shown := wire.RedactURL(c.endpoint)
+	if c.egress, err = opts.Egress.Compile(); err != nil {
 		return nil, &dwn.Error{Op: "open", Kind: dwn.Permanent, Detail: err.Error()}
 	}
 	hc := opts.HTTPClient
 	if hc == nil {
-		hc, c.ownsHTTP = newHTTPClient(c.egress), true
+		hc, c.ownsHTTP = wire.NewHTTPClient(c.egress), true
 	}
-	c.rpc = &rpcClient{endpoint: c.endpoint, shown: shown, http: refuseRedirects(hc, shown), clock: opts.Clock, retries: opts.Retries,
-		callTimeout: opts.CallTimeout, idleTimeout: opts.IdleTimeout, minRate: opts.MinTransferRate}
+	c.rpc = &wire.RPC{Endpoint: c.endpoint, Shown: shown, HTTP: wire.RefuseRedirects(hc, shown), Clock: opts.Clock, Retries: opts.Retries,
+		CallTimeout: opts.CallTimeout, IdleTimeout: opts.IdleTimeout, MinRate: opts.MinTransferRate}
 	switch opts.Dialect {
 	case dwn.DialectWeb5, dwn.DialectEnbox, dwn.DialectEnboxSMT:
 		c.dialect = opts.Dialect
@@ -139,7 +139,7 @@ func (c *Client) probeSMT(ctx context.Context, probe *msg.Signer) bool {
 func (c *Client) probeApply(ctx context.Context, probe *msg.Signer) bool {
 	pctx, cancel := context.WithTimeout(ctx, c.opts.ProbeTimeout)
 	defer cancel()
-	_, err := c.rpc.call(pctx, rpcCall{Op: "probe dwn.applyReplicatedMessage", Method: "dwn.applyReplicatedMessage",
+	_, err := c.rpc.Call(pctx, wire.Call{Op: "probe dwn.applyReplicatedMessage", Method: "dwn.applyReplicatedMessage",
 		Params: map[string]any{"target": probe.DID, "message": map[string]any{}}})
 	if err == nil {
 		return true
@@ -152,10 +152,10 @@ func (c *Client) probeApply(ctx context.Context, probe *msg.Signer) bool {
 
 // probeCall is processMessage bounded by ProbeTimeout. A data body (never expected from a
 // probe) is closed.
-func (c *Client) probeCall(ctx context.Context, op, target string, msg json.RawMessage) (dwnReply, error) {
+func (c *Client) probeCall(ctx context.Context, op, target string, msg json.RawMessage) (wire.Reply, error) {
 	pctx, cancel := context.WithTimeout(ctx, c.opts.ProbeTimeout)
 	defer cancel()
-	reply, body, err := c.rpc.processMessage(pctx, op, target, msg, nil, 0)
+	reply, body, err := c.rpc.ProcessMessage(pctx, op, target, msg, nil, 0)
 	if body != nil {
 		body.Close()
 	}
@@ -163,37 +163,12 @@ func (c *Client) probeCall(ctx context.Context, op, target string, msg json.RawM
 }
 
 func isTimeout(err error) bool {
-	return err != nil && (isStall(err) || strings.Contains(err.Error(), "deadline exceeded") || strings.Contains(err.Error(), "timeout"))
-}
-
-// redactURL is endpoint as it may be printed: a password in it (https://user:pass@host) is
-// replaced by "xxxxx". Every error and log line names an endpoint through this.
-func redactURL(endpoint string) string {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return "(unparsable endpoint URL)" // the text may hold credentials: never echo it
-	}
-	return u.Redacted()
-}
-
-// errRedirectRefused ends a call whose server answered with a redirect.
-var errRedirectRefused = errors.New("redirects are refused")
-
-// refuseRedirects returns hc (a shallow copy when it must change) refusing every redirect. A
-// redirect would re-send a signed message to a place nobody configured (a 307 keeps the POST
-// body), and could point the operator at an internal service.
-func refuseRedirects(hc *http.Client, shown string) *http.Client {
-	c := *hc
-	c.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
-		return fmt.Errorf("endpoint %s answered with a redirect to host %q: %w (configure the final URL instead)",
-			shown, dwn.RemoteText(truncate(req.URL.Host, 100)), errRedirectRefused)
-	}
-	return &c
+	return err != nil && (wire.IsStall(err) || strings.Contains(err.Error(), "deadline exceeded") || strings.Contains(err.Error(), "timeout"))
 }
 
 // wsDialer is the WebSocket dialer: gorilla's defaults, dialing through the egress policy.
 func (c *Client) wsDialer() *websocket.Dialer {
 	d := *websocket.DefaultDialer
-	d.NetDialContext = c.egress.dialContext(&net.Dialer{Timeout: defaultDialTimeout, KeepAlive: 30 * time.Second})
+	d.NetDialContext = c.egress.DialContext(&net.Dialer{Timeout: wire.DefaultDialTimeout, KeepAlive: 30 * time.Second})
 	return &d
 }

@@ -3,13 +3,15 @@ package dialect
 import (
 	"context"
 	"errors"
-	"github.com/dwnsync/dwnsync/internal/dwn"
-	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 )
 
 // Every test here talks to 127.0.0.1 only. The metadata and link-local rows test the policy
@@ -131,7 +133,7 @@ func TestEndpointCredentialsRedacted(t *testing.T) {
 	}
 	_, err := Open(context.Background(), "ftp://user:"+password+"@127.0.0.1/", Options{})
 	errs = append(errs, err)
-	_, err = newWSMux("gopher://user:"+password+"@127.0.0.1/", wsOptions{})
+	_, err = wire.NewMux("gopher://user:"+password+"@127.0.0.1/", wire.MuxOptions{})
 	errs = append(errs, err)
 	for i, err := range errs {
 		if err != nil && strings.Contains(err.Error(), password) {
@@ -143,47 +145,6 @@ func TestEndpointCredentialsRedacted(t *testing.T) {
 	}
 }
 
-func TestEgressPolicyAddresses(t *testing.T) {
-	rules := defaultEgress()
-	for _, ip := range []string{"169.254.169.254", "169.254.0.1", "fe80::1", "100.100.100.200", "fd00:ec2::254",
-		"::ffff:169.254.169.254", "0.0.0.0", "[fe80::1%eth0]:80", "169.254.169.254:80"} {
-		if err := rules.checkAddr(ip); !errors.Is(err, errEgressRefused) {
-			t.Errorf("%s: %v, want it refused by default", ip, err)
-		}
-	}
-	for _, ip := range []string{"127.0.0.1", "::1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "8.8.8.8", "2001:db8::1", "127.0.0.1:443"} {
-		if err := rules.checkAddr(ip); err != nil {
-			t.Errorf("%s: %v, want it allowed by default", ip, err)
-		}
-	}
-	if _, err := rules.checkHost("metadata.google.internal"); !errors.Is(err, errEgressRefused) {
-		t.Errorf("metadata.google.internal: %v, want refused", err)
-	}
-
-	custom, err := EgressPolicy{Allow: []string{"169.254.10.0/24", "link.local.example"}, Deny: []string{"10.0.0.0/8", ".corp.example", "192.168.1.7"}}.compile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := map[string]bool{"169.254.10.9": true, "169.254.169.254": false, "10.9.9.9": false, "192.168.1.7": false, "192.168.1.8": true}
-	for ip, want := range cases {
-		if got := custom.checkAddr(ip) == nil; got != want {
-			t.Errorf("custom policy, %s allowed=%v, want %v", ip, got, want)
-		}
-	}
-	if _, err := custom.checkHost("db.corp.example"); !errors.Is(err, errEgressRefused) {
-		t.Errorf("a name under a denied .domain: %v", err)
-	}
-	if ok, err := custom.checkHost("link.local.example"); !ok || err != nil {
-		t.Errorf("an allowed name must skip the address check: %v %v", ok, err)
-	}
-	for _, bad := range []string{"10.0.0.0/33", "http://x", "a b"} {
-		_, err := EgressPolicy{Deny: []string{bad}}.compile()
-		if err == nil || !strings.Contains(err.Error(), "egress deny entry") || !strings.Contains(err.Error(), bad) {
-			t.Errorf("bad entry %q: %v, want an error naming it", bad, err)
-		}
-	}
-}
-
 // Enforcement happens when the socket is dialed: a policy denying loopback refuses a 127.0.0.1
 // server by IP and by a name that resolves to it, over HTTP and WebSocket, and the server sees
 // nothing.
@@ -192,7 +153,7 @@ func TestEgressEnforcedAtDial(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer srv.Close()
 	byName := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
-	policies := map[string]EgressPolicy{
+	policies := map[string]wire.EgressPolicy{
 		"cidr":    {Deny: []string{"127.0.0.0/8", "::1/128"}},
 		"host":    {Deny: []string{"localhost"}},
 		"address": {Deny: []string{"127.0.0.1", "::1"}},
@@ -204,7 +165,7 @@ func TestEgressEnforcedAtDial(t *testing.T) {
 			}
 			tn := openTestTenant(t, u, Options{Egress: policy})
 			_, err := tn.ListCIDs(context.Background(), dwn.Scope{})
-			if !errors.Is(err, errEgressRefused) || dwn.IsTransient(err) {
+			if !errors.Is(err, wire.ErrEgressRefused) || dwn.IsTransient(err) {
 				t.Errorf("%s policy, %s: %v, want a Permanent egress refusal", name, u, err)
 			}
 			_, err = tn.Subscribe(context.Background(), dwn.Scope{}, nil)
@@ -221,8 +182,8 @@ func TestEgressEnforcedAtDial(t *testing.T) {
 	if n := hits.Load(); n != 0 {
 		t.Fatalf("the denied server received %d requests", n)
 	}
-	allowed := openTestTenant(t, srv.URL, Options{Egress: EgressPolicy{Deny: []string{"127.0.0.0/8"}, Allow: []string{"127.0.0.1"}}})
-	if _, err := allowed.ListCIDs(context.Background(), dwn.Scope{}); errors.Is(err, errEgressRefused) {
+	allowed := openTestTenant(t, srv.URL, Options{Egress: wire.EgressPolicy{Deny: []string{"127.0.0.0/8"}, Allow: []string{"127.0.0.1"}}})
+	if _, err := allowed.ListCIDs(context.Background(), dwn.Scope{}); errors.Is(err, wire.ErrEgressRefused) {
 		t.Fatalf("an allowed address was refused: %v", err)
 	}
 }

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"github.com/dwnsync/dwnsync/internal/dwn"
-	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"io"
 	"strings"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // enboxTenant adapts current enbox servers (protocol spec §2): MessagesQuery is a durable feed
@@ -144,7 +145,7 @@ func (t *enboxTenant) Apply(ctx context.Context, message json.RawMessage, data i
 		return *invalid, nil
 	}
 	t.c.ensureInfo(ctx)
-	res, err := t.c.rpc.applyReplicated(ctx, t.did, in.message, in.data, in.dataLen)
+	res, err := applyReplicated(ctx, t.c.rpc, t.did, in.message, in.data, in.dataLen)
 	if dwn.IsUnsupported(err) {
 		t.c.markApplyUnsupported()
 		if in.data == nil {

@@ -5,9 +5,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"github.com/dwnsync/dwnsync/internal/dwn"
 	"io"
 	"strings"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
 // smtTenant adapts seed-era enbox servers (protocol spec §5): MessagesSync over a sparse Merkle

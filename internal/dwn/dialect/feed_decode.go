@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
 	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 

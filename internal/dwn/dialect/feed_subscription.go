@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"github.com/dwnsync/dwnsync/internal/dwn"
-	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 )
 
 // eventStream is the consumer side both Subscription adapters share: the buffered Events
@@ -34,7 +36,7 @@ func (s *eventStream) emit(ctx context.Context, ev dwn.Event) bool {
 // eose becomes EventEOSE, and the end of the frame stream becomes one EventEnd.
 type feedSubscription struct {
 	eventStream
-	sub    *wsSubscription
+	sub    *wire.Subscription
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -44,7 +46,7 @@ type feedSubscription struct {
 // newFeedSubscription adapts sub and starts its pump. A live-only subscription (no cursor) gets no eose from the server (protocol spec §2.3), yet
 // every Subscription promises replay, EOSE, live: for those, first is the EOSE to emit before
 // any frame (its cursor is the reply's head when the server reports one).
-func newFeedSubscription(ctx context.Context, sub *wsSubscription, first *dwn.Event) *feedSubscription {
+func newFeedSubscription(ctx context.Context, sub *wire.Subscription, first *dwn.Event) *feedSubscription {
 	runCtx, cancel := context.WithCancel(ctx)
 	s := &feedSubscription{eventStream: newEventStream(), sub: sub, cancel: cancel, done: make(chan struct{})}
 	if first != nil {
@@ -125,12 +127,12 @@ func (s *feedSubscription) run(ctx context.Context) {
 	}
 }
 
-func (s *feedSubscription) toEvent(f wsFrame) (dwn.Event, error) {
+func (s *feedSubscription) toEvent(f wire.Frame) (dwn.Event, error) {
 	cursor, err := decodeProgressToken(f.Cursor)
 	if err != nil {
 		return dwn.Event{}, &dwn.GapError{Reason: "invalid_token"}
 	}
-	if f.Kind == wsFrameEOSE {
+	if f.Kind == wire.FrameEOSE {
 		return dwn.Event{Kind: dwn.EventEOSE, Cursor: cursor}, nil
 	}
 	entry := dwn.Entry{CID: f.MessageCID, Cursor: cursor, Message: f.Message, InitialWrite: f.InitialWrite}

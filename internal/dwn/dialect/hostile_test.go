@@ -2,20 +2,21 @@ package dialect
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire/wiretest"
 )
 
 // TestHostileServer is issue 10 §5's hostile server, on 127.0.0.1 only: a redirect to a fake
@@ -42,14 +43,14 @@ func TestHostileServer(t *testing.T) {
 			w.Header().Set("Content-Type", "text/plain")
 			_, _ = io.Copy(w, io.LimitReader(repeatReader(fakeSecret+"\n"), hundredMB))
 		case "trickle":
-			trickleData(w, r, trickle)
+			wiretest.TrickleData(w, r, trickle)
 		}
 	}))
 	defer hostile.Close()
 
 	// The healthy server and its client, polled throughout.
 	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = writeListing(w, 3)
+		_, _ = wiretest.WriteListing(w, 3)
 	}))
 	defer healthy.Close()
 	good := openTestTenant(t, healthy.URL, Options{})
@@ -89,7 +90,7 @@ func TestHostileServer(t *testing.T) {
 	if err == nil || dwn.IsTransient(err) || !strings.Contains(err.Error(), "exceeds dwnsync's bound") {
 		t.Errorf("a listing with a 100 MB value: %v, want a Permanent bound error", err)
 	}
-	_, err = at("huge-value").Read(context.Background(), testCID(1))
+	_, err = at("huge-value").Read(context.Background(), wiretest.CID(1))
 	errs = append(errs, err)
 	if err == nil || dwn.IsTransient(err) || !strings.Contains(err.Error(), "exceeds dwnsync's bound") {
 		t.Errorf("a 100 MB MessagesRead reply: %v, want a Permanent bound error", err)
@@ -105,12 +106,11 @@ func TestHostileServer(t *testing.T) {
 	// 100 MB reply would already exceed this.
 	grew := int64(<-peak) - int64(heapBefore)
 	t.Logf("heap grew by at most %d MiB while 100 MB replies were refused", grew>>20)
-	if grew > 6*maxJSONReply {
-		t.Errorf("the heap grew by %d MiB serving 100 MB replies; want under %d MiB", grew>>20, 6*maxJSONReply>>20)
+	if grew > 6*wire.MaxJSONReply {
+		t.Errorf("the heap grew by %d MiB serving 100 MB replies; want under %d MiB", grew>>20, 6*wire.MaxJSONReply>>20)
 	}
 
 	errs = append(errs, hostileTrickle(t, hostile.URL+"/trickle", trickle))
-	errs = append(errs, hostileFrameFlood(t))
 
 	close(stopGood)
 	if err := <-goodDone; err != nil {
@@ -143,7 +143,7 @@ func hostileTrickle(t *testing.T, url string, next chan<- struct{}) error {
 	}
 	defer c.Close()
 	c.setInfo(ServerInfo{}) // no /info round trip on the fake clock
-	_, body, err := c.rpc.processMessage(context.Background(), "MessagesRead", "did:jwk:t", []byte(`{}`), nil, 0)
+	_, body, err := c.rpc.ProcessMessage(context.Background(), "MessagesRead", "did:jwk:t", []byte(`{}`), nil, 0)
 	if err != nil {
 		t.Fatalf("trickle: %v", err)
 	}
@@ -165,56 +165,6 @@ func hostileTrickle(t *testing.T, url string, next chan<- struct{}) error {
 	}
 	t.Error("a trickle of one byte per 59 s was never ended")
 	return nil
-}
-
-// hostileFrameFlood floods one subscription with frames its consumer never reads, and sends
-// one over-sized frame on another socket: each ends with an error naming its bound, and a
-// subscription on a healthy socket keeps receiving.
-func hostileFrameFlood(t *testing.T) error {
-	t.Helper()
-	flood, calm := wsNewFake(t), wsNewFake(t)
-	flood.setAuto(wsAutoOK)
-	calm.setAuto(wsAutoOK)
-	fm := wsNewTestMux(t, flood, wsOptions{})
-	cm := wsNewTestMux(t, calm, wsOptions{})
-	victim := wsMustSubscribe(t, fm, "did:example:flooded")
-	steady := wsMustSubscribe(t, cm, "did:example:steady")
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c := flood.conn(0)
-		for k := range 400 { // 400 × 64 KB = 25 MB at a consumer that reads nothing
-			c.sendRaw(wsPaddedEvent(victim.ID(), k, 64<<10))
-			if victim.Err() != nil {
-				return
-			}
-		}
-	}()
-	for k := range 20 {
-		calm.conn(0).sendRaw(wsWeb5Event(steady.ID(), k))
-		f := wsRecvFrame(t, steady)
-		steady.Release(f)
-		if n := wsFrameN(t, f); n != k {
-			t.Fatalf("steady frame %d: n=%d", k, n)
-		}
-	}
-	floodErr, kept := wsWaitEnded(t, victim)
-	wg.Wait()
-	if !errors.Is(floodErr, errWSOverflow) || kept*(64<<10) > 2*wsDefaultBufferBytes {
-		t.Errorf("flood: %v after %d buffered frames, want an overflow within the byte budget", floodErr, kept)
-	}
-	big := wsMustSubscribe(t, fm, "did:example:big")
-	flood.conn(0).sendRaw(wsPaddedEvent(big.ID(), 1, 4<<20))
-	bigErr, _ := wsWaitEnded(t, big)
-	if !strings.Contains(fmt.Sprint(bigErr), "exceeded dwnsync's bound") {
-		t.Errorf("a 4 MiB frame: %v", bigErr)
-	}
-	calm.conn(0).sendRaw(wsWeb5Event(steady.ID(), 99))
-	if n := wsFrameN(t, wsRecvFrame(t, steady)); n != 99 {
-		t.Fatalf("steady after the flood: n=%d", n)
-	}
-	return errors.Join(floodErr, bigErr)
 }
 
 // repeatReader repeats s forever (bound it with io.LimitReader).

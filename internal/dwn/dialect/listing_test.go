@@ -1,16 +1,9 @@
 package dialect
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/base32"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dwnsync/dwnsync/internal/dwn"
-	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,90 +11,17 @@ import (
 	"runtime/metrics"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire/wiretest"
+	"github.com/dwnsync/dwnsync/internal/waittest"
 )
-
-// testCID is a distinct, valid dag-cbor CIDv1 (base32, 59 characters) for each i: the
-// binary form (version 1, dag-cbor, sha2-256, 32 bytes) written out in base32.
-func testCID(i int) string {
-	b := []byte{1, 0x71, 0x12, 32, 27: 0, 35: 0}
-	binary.BigEndian.PutUint64(b[4:], uint64(i)*0x9E3779B97F4A7C15)
-	binary.BigEndian.PutUint64(b[28:], uint64(i))
-	return "b" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
-}
-
-// writeListing writes a web5 MessagesQuery JSON-RPC reply of n CIDs to w as a stream (never
-// held whole), ending with the cursor of the last one. It returns the bytes written.
-func writeListing(w io.Writer, n int) (int64, error) {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	cw := &countingWriter{w: bw}
-	fmt.Fprint(cw, `{"jsonrpc":"2.0","id":"1","result":{"reply":{"status":{"code":200,"detail":"OK"},"entries":[`)
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			cw.WriteString(",")
-		}
-		cw.WriteString(`"` + testCID(i) + `"`)
-	}
-	fmt.Fprintf(cw, `],"cursor":{"messageCid":%q,"value":"v%d"}}}}`, testCID(n-1), n)
-	if err := bw.Flush(); err != nil {
-		return cw.n, err
-	}
-	return cw.n, cw.err
-}
-
-type countingWriter struct {
-	w   io.Writer
-	n   int64
-	err error
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	c.err = err
-	return n, err
-}
-
-func (c *countingWriter) WriteString(s string) { _, _ = c.Write([]byte(s)) }
-
-// A listing streams: decoding N more entries costs O(1) allocations each (the CID string the
-// callback receives), whatever the reply's size.
-func TestListingDecodeAllocsPerEntry(t *testing.T) {
-	body := func(n int) []byte {
-		var b bytes.Buffer
-		if _, err := writeListing(&b, n); err != nil {
-			t.Fatal(err)
-		}
-		return b.Bytes()
-	}
-	const n = 20000
-	small, large := body(n), body(2*n)
-	allocs := func(b []byte) float64 {
-		var set msg.CIDSet
-		return testing.AllocsPerRun(3, func() {
-			set = msg.CIDSet{}
-			reduced, err := readJSONReply(&replyBody{r: bytes.NewReader(b), limit: maxListingReply}, func(raw json.RawMessage) error {
-				cid, err := listingEntryCID(raw)
-				set.Add(cid)
-				return err
-			})
-			if err != nil || bytes.Contains(reduced, []byte(testCID(1))) {
-				t.Fatalf("decode: %v (reduced reply %d bytes must not hold entries)", err, len(reduced))
-			}
-		})
-	}
-	perEntry := (allocs(large) - allocs(small)) / n
-	t.Logf("%.2f allocations per extra entry", perEntry)
-	// One is the CID string handed to the callback; the rest are json.Decoder's fixed cost per
-	// value (it builds an error value at the end of each one). What matters: a constant.
-	if perEntry > 6 {
-		t.Fatalf("%.2f allocations per entry beyond the first %d: a listing must decode as a stream", perEntry, n)
-	}
-}
 
 // heapPeak samples the heap's object bytes until stop is closed; the result is the peak.
 func heapPeak(stop <-chan struct{}) <-chan uint64 {
@@ -141,7 +61,7 @@ func TestListingReplyHeapBound(t *testing.T) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		written, _ := writeListing(w, n)
+		written, _ := wiretest.WriteListing(w, n)
 		mu.Lock()
 		sent = written
 		mu.Unlock()
@@ -162,7 +82,7 @@ func TestListingReplyHeapBound(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	t.Logf("reply %d MiB, %d CIDs; heap grew by at most %d MiB; the set holds %d MiB", sent>>20, set.Len(), grew>>20, set.Bytes()>>20)
-	if set.Len() != n || !set.Has(testCID(n-1)) {
+	if set.Len() != n || !set.Has(wiretest.CID(n-1)) {
 		t.Fatalf("set has %d CIDs, want %d", set.Len(), n)
 	}
 	if grew > 2*sent {
@@ -170,24 +90,93 @@ func TestListingReplyHeapBound(t *testing.T) {
 	}
 }
 
-// Going over a bound ends the call with a clear Permanent error, not the process.
+// A kept (non-listing) reply over wire.MaxJSONReply, served as an endless stream, ends the call
+// with a clear Permanent error, not the process.
 func TestReplyBoundsEndTheCall(t *testing.T) {
-	var b bytes.Buffer
-	if _, err := writeListing(&b, 1000); err != nil {
-		t.Fatal(err)
-	}
-	_, err := readJSONReply(&replyBody{r: bytes.NewReader(b.Bytes()), limit: 10000}, func(json.RawMessage) error { return nil })
-	if !errors.Is(err, errReplyTooLarge) {
-		t.Fatalf("over the size cap: %v", err)
-	}
-	// A kept (non-listing) reply over maxJSONReply, served as an endless stream.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = writeListing(w, maxJSONReply/62+1000)
+		_, _ = wiretest.WriteListing(w, wire.MaxJSONReply/62+1000)
 	}))
 	defer srv.Close()
 	tn := openTestTenant(t, srv.URL, Options{CallTimeout: 10 * time.Minute}) // -race decodes slowly
-	_, err = tn.Read(context.Background(), testCID(1))
+	_, err := tn.Read(context.Background(), wiretest.CID(1))
 	if err == nil || dwn.IsTransient(err) || !strings.Contains(err.Error(), "exceeds dwnsync's bound") {
-		t.Fatalf("a %d MiB MessagesRead reply: %v, want a Permanent error naming the bound", maxJSONReply>>20, err)
+		t.Fatalf("a %d MiB MessagesRead reply: %v, want a Permanent error naming the bound", wire.MaxJSONReply>>20, err)
+	}
+}
+
+// A streamed listing that keeps moving may take longer than CallTimeout in total (a large web5
+// tenant on a slow link): CallTimeout bounds each wait for bytes, not the whole reply. Fake
+// clock: five chunks 20 s apart (100 s against a 30 s CallTimeout), each above the rate floor.
+func TestListingSlowButSteadyOutlivesCallTimeout(t *testing.T) {
+	const chunks, perChunk = 5, 1700 // 1,700 CIDs ≈ 105 KB a chunk: over 4 KiB/s for 20 s
+	next := make(chan struct{})
+	url := wiretest.StallingServer(t, func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
+		if r.URL.Path == "/info" {
+			_, _ = w.Write([]byte(`{"server":"@web5/dwn-server"}`))
+			return
+		}
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":"1","result":{"reply":{"status":{"code":200},"entries":[`)
+		for c := 0; c < chunks; c++ {
+			select {
+			case <-next:
+			case <-r.Context().Done():
+				return
+			}
+			for i := c * perChunk; i < (c+1)*perChunk; i++ {
+				_, _ = io.WriteString(w, `"`+wiretest.CID(i)+`"`)
+				if i < chunks*perChunk-1 {
+					_, _ = io.WriteString(w, ",") // the decoder needs the byte after an entry
+				}
+			}
+			w.(http.Flusher).Flush()
+		}
+		_, _ = io.WriteString(w, `]}}}`)
+	})
+	clk := clocktesting.NewFakeClock(time.Now())
+	tn := openTestTenant(t, url, Options{Clock: clk})
+	var got atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		done <- dwn.EachCID(context.Background(), tn, dwn.Scope{}, func(string) error { got.Add(1); return nil })
+	}()
+	for c := 0; c < chunks; c++ {
+		if c > 0 {
+			clk.Step(20 * time.Second)
+		}
+		next <- struct{}{}
+		waittest.For(t, 30*time.Second, time.Millisecond, fmt.Sprintf("chunk %d decoded", c), func() bool { return got.Load() == int64((c+1)*perChunk) })
+	}
+	if err := <-done; err != nil || got.Load() != chunks*perChunk {
+		t.Fatalf("listed %d of %d CIDs: %v", got.Load(), chunks*perChunk, err)
+	}
+}
+
+// stallTimeout is short so that no test waits long for a watchdog.
+const stallTimeout = 300 * time.Millisecond
+
+// The options reach the client Open builds, and a shorter caller deadline still wins.
+func TestOpenCallTimeoutOptionAndCallerDeadline(t *testing.T) {
+	url := wiretest.StallingServer(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) { wiretest.Hold(r, release) })
+	c, err := Open(context.Background(), url, Options{Dialect: dwn.DialectEnbox, CallTimeout: stallTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Info(context.Background())
+	var stall *wire.StallError
+	if !dwn.IsTransient(err) || !errors.As(err, &stall) || stall.After != stallTimeout {
+		t.Fatalf("got %v, want a Transient error from the watchdog armed with the %v CallTimeout", err, stallTimeout)
+	}
+
+	c2, err := Open(context.Background(), url, Options{Dialect: dwn.DialectEnbox}) // default 30 s
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), stallTimeout)
+	defer cancel()
+	_, err = c2.Info(ctx)
+	if !dwn.IsTransient(err) || wire.IsStall(err) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want the caller's deadline (not the watchdog) to end the call", err)
 	}
 }

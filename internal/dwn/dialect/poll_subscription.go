@@ -3,10 +3,12 @@ package dialect
 import (
 	"context"
 	"encoding/json"
-	"github.com/dwnsync/dwnsync/internal/dwn"
-	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"sync"
 	"time"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 )
 
 // subscribeByPolling emulates a replaying subscription on servers whose MessagesSubscribe has
@@ -78,7 +80,7 @@ type pollSubscription struct {
 	done     chan struct{}
 	ring     chan struct{}
 	arrivals chan dwn.Entry // doorbell messages, emitted once live (closed with the doorbell)
-	doorbell *wsSubscription
+	doorbell *wire.Subscription
 
 	mu   sync.Mutex // guards seen: pages and arrivals are emitted by two goroutines
 	seen map[string]struct{}
@@ -130,7 +132,7 @@ func (s *pollSubscription) listen() {
 
 // doorbellEntry is the message a doorbell event carried, with its CID; false when the frame
 // carried none that hashes.
-func doorbellEntry(f wsFrame) (dwn.Entry, bool) {
+func doorbellEntry(f wire.Frame) (dwn.Entry, bool) {
 	if len(f.Message) == 0 {
 		return dwn.Entry{}, false
 	}

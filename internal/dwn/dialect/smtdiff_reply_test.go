@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/dwnsync/dwnsync/internal/dwn"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
 // smtDiffServer answers every MessagesSync diff with onlyLocal (and nothing remote).

@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/dwnsync/dwnsync/internal/dwn"
-	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"io"
 	"regexp"
 	"strings"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 )
 
 // tenantBase is what every dialect adapter shares: the endpoint, the tenant, the signer, and
@@ -28,7 +30,7 @@ type tenantBase struct {
 
 // Endpoint is the base URL as it may be printed (a password in it redacted): callers put it in
 // error messages.
-func (t *tenantBase) Endpoint() string { return t.c.rpc.shown }
+func (t *tenantBase) Endpoint() string { return t.c.rpc.Shown }
 func (t *tenantBase) DID() string      { return t.did }
 
 // delegate reports whether the signer is not the tenant (so grants must be invoked).
@@ -80,11 +82,11 @@ func (t *tenantBase) signOther(iface, method string, descriptor map[string]any) 
 }
 
 // process sends a message and turns any reply status outside ok into an error.
-func (t *tenantBase) process(ctx context.Context, op string, signed json.RawMessage, ok ...int) (dwnReply, io.ReadCloser, error) {
+func (t *tenantBase) process(ctx context.Context, op string, signed json.RawMessage, ok ...int) (wire.Reply, io.ReadCloser, error) {
 	t.c.ensureInfo(ctx)
-	reply, body, err := t.c.rpc.processMessage(ctx, op, t.did, signed, nil, 0)
+	reply, body, err := t.c.rpc.ProcessMessage(ctx, op, t.did, signed, nil, 0)
 	if err != nil {
-		return dwnReply{}, nil, err
+		return wire.Reply{}, nil, err
 	}
 	for _, code := range ok {
 		if reply.Status.Code == code {
@@ -94,22 +96,22 @@ func (t *tenantBase) process(ctx context.Context, op string, signed json.RawMess
 	if body != nil {
 		body.Close()
 	}
-	return dwnReply{}, nil, reply.statusError(op)
+	return wire.Reply{}, nil, reply.StatusError(op)
 }
 
 // processListing is process for a listing whose entries stream into each.
-func (t *tenantBase) processListing(ctx context.Context, op string, signed json.RawMessage, each func(json.RawMessage) error, ok ...int) (dwnReply, error) {
+func (t *tenantBase) processListing(ctx context.Context, op string, signed json.RawMessage, each func(json.RawMessage) error, ok ...int) (wire.Reply, error) {
 	t.c.ensureInfo(ctx)
-	reply, err := t.c.rpc.processListing(ctx, op, t.did, signed, each)
+	reply, err := t.c.rpc.ProcessListing(ctx, op, t.did, signed, each)
 	if err != nil {
-		return dwnReply{}, err
+		return wire.Reply{}, err
 	}
 	for _, code := range ok {
 		if reply.Status.Code == code {
 			return reply, nil
 		}
 	}
-	return dwnReply{}, reply.statusError(op)
+	return wire.Reply{}, reply.StatusError(op)
 }
 
 // Read is MessagesRead (the same in every dialect): the stored message and, for a RecordsWrite
@@ -146,7 +148,7 @@ func (t *tenantBase) Read(ctx context.Context, cid string) (dwn.ReadResult, erro
 	switch {
 	case body != nil:
 		info, _ := msg.Inspect(stored)
-		res.Data = newExactReader(body, info.DataSize)
+		res.Data = wire.NewExactReader(body, info.DataSize)
 	case inline != nil:
 		res.Data = io.NopCloser(strings.NewReader(string(inline)))
 	}
@@ -218,7 +220,7 @@ var parentMissingCodes = map[string]bool{
 // classifyProcessReply maps a dwn.processMessage reply to an apply outcome for servers without
 // dwn.applyReplicatedMessage (web5 spec §6, protocol spec §2.6). 409, 404-of-a-delete and
 // 5xx need the caller (they require another round trip or are errors).
-func classifyProcessReply(info msg.MessageInfo, status dwnStatus) (dwn.ApplyResult, bool) {
+func classifyProcessReply(info msg.MessageInfo, status wire.Status) (dwn.ApplyResult, bool) {
 	code := dwn.ErrorCodeOf(status.Detail)
 	switch {
 	case status.Code == 202 || status.Code == 200:
@@ -293,7 +295,7 @@ func (t *tenantBase) applyViaProcess(ctx context.Context, message json.RawMessag
 	}
 	message, info := in.message, in.info
 	t.c.ensureInfo(ctx)
-	reply, body, err := t.c.rpc.processMessage(ctx, op, t.did, message, in.data, in.dataLen)
+	reply, body, err := t.c.rpc.ProcessMessage(ctx, op, t.did, message, in.data, in.dataLen)
 	if err != nil {
 		return dwn.ApplyResult{}, err
 	}
@@ -311,7 +313,7 @@ func (t *tenantBase) applyViaProcess(ctx context.Context, message json.RawMessag
 	case reply.Status.Code == 404:
 		return dwn.ApplyResult{Kind: dwn.Invalid, Reason: reply.Status.Detail}, nil
 	}
-	return dwn.ApplyResult{}, reply.statusError(op) // 5xx and oddities: transient or permanent error
+	return dwn.ApplyResult{}, reply.StatusError(op) // 5xx and oddities: transient or permanent error
 }
 
 // duplicateOr returns Duplicate when the target already stores message's exact CID, else alt.

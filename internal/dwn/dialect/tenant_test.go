@@ -2,13 +2,15 @@ package dialect
 
 import (
 	"context"
-	"github.com/dwnsync/dwnsync/internal/dwn"
-	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 )
 
 // web5 spec §6: what @web5/dwn-server answers to replicated messages, and what it means.
@@ -16,32 +18,32 @@ func TestClassifyProcessReply(t *testing.T) {
 	write := msg.MessageInfo{Interface: "Records", Method: "Write", Protocol: "https://p", RecordID: "bafyrec", ParentID: "bafyparent", PermissionGrantID: "bafyreigrantfrompayloadxxxxxxxxxx"}
 	cases := []struct {
 		name   string
-		status dwnStatus
+		status wire.Status
 		want   dwn.ApplyResult
 		mapped bool
 	}{
-		{"accepted", dwnStatus{202, "Accepted"}, dwn.ApplyResult{Kind: dwn.Applied}, true},
-		{"stored without data", dwnStatus{204, "No Content"}, dwn.ApplyResult{Kind: dwn.Applied, AncestryOnly: true}, true},
-		{"protocol missing", dwnStatus{400, "ProtocolAuthorizationProtocolNotFound: unable to find protocol definition for https://p"},
+		{"accepted", wire.Status{Code: 202, Detail: "Accepted"}, dwn.ApplyResult{Kind: dwn.Applied}, true},
+		{"stored without data", wire.Status{Code: 204, Detail: "No Content"}, dwn.ApplyResult{Kind: dwn.Applied, AncestryOnly: true}, true},
+		{"protocol missing", wire.Status{Code: 400, Detail: "ProtocolAuthorizationProtocolNotFound: unable to find protocol definition for https://p"},
 			incomplete(dwn.DependencyRef{Type: "Protocol", Protocol: "https://p"}), true},
-		{"initial write missing", dwnStatus{400, "RecordsWriteGetInitialWriteNotFound: Initial write is not found."},
+		{"initial write missing", wire.Status{Code: 400, Detail: "RecordsWriteGetInitialWriteNotFound: Initial write is not found."},
 			incomplete(dwn.DependencyRef{Type: "InitialWrite", RecordID: "bafyrec", Protocol: "https://p"}), true},
-		{"parent missing", dwnStatus{400, "ProtocolAuthorizationIncorrectProtocolPath: Could not find matching parent record to verify declared protocol path 'note/comment'."},
+		{"parent missing", wire.Status{Code: 400, Detail: "ProtocolAuthorizationIncorrectProtocolPath: Could not find matching parent record to verify declared protocol path 'note/comment'."},
 			incomplete(dwn.DependencyRef{Type: "Parent", RecordID: "bafyparent", Protocol: "https://p"}), true},
-		{"parent missing (seed-era enbox)", dwnStatus{400, "ProtocolAuthorizationParentNotFound: no parent found with ID bafyparent"},
+		{"parent missing (seed-era enbox)", wire.Status{Code: 400, Detail: "ProtocolAuthorizationParentNotFound: no parent found with ID bafyparent"},
 			incomplete(dwn.DependencyRef{Type: "Parent", RecordID: "bafyparent", Protocol: "https://p"}), true},
-		{"parent missing (enbox)", dwnStatus{400, "ProtocolAuthorizationParentRecordNotFound: x"},
+		{"parent missing (enbox)", wire.Status{Code: 400, Detail: "ProtocolAuthorizationParentRecordNotFound: x"},
 			incomplete(dwn.DependencyRef{Type: "Parent", RecordID: "bafyparent", Protocol: "https://p"}), true},
-		{"grant missing", dwnStatus{401, "GrantAuthorizationGrantMissing: Could not find permission grant with record ID bafyreigrantidfromdetailaaaaaaaaaa."},
+		{"grant missing", wire.Status{Code: 401, Detail: "GrantAuthorizationGrantMissing: Could not find permission grant with record ID bafyreigrantidfromdetailaaaaaaaaaa."},
 			incomplete(dwn.DependencyRef{Type: "Grant", PermissionGrant: "bafyreigrantidfromdetailaaaaaaaaaa"}), true},
-		{"after delete", dwnStatus{400, "RecordsWriteNotAllowedAfterDelete: x"}, dwn.ApplyResult{Kind: dwn.Superseded, Reason: "RecordsWriteNotAllowedAfterDelete: x"}, true},
-		{"resolver", dwnStatus{401, "GeneralJwsVerifierGetPublicKeyNotFound: x"}, dwn.ApplyResult{Kind: dwn.Deferred, Reason: "resolver-unavailable"}, true},
-		{"unregistered tenant", dwnStatus{401, "Not a registered tenant."}, dwn.ApplyResult{Kind: dwn.Deferred, Reason: "tenant-inactive"}, true},
-		{"bad data", dwnStatus{400, "RecordsWriteDataCidMismatch: actual data CID a does not match b"}, dwn.ApplyResult{Kind: dwn.Invalid, Reason: "RecordsWriteDataCidMismatch: actual data CID a does not match b"}, true},
-		{"bad signature", dwnStatus{401, "GeneralJwsVerifierInvalidSignature: x"}, dwn.ApplyResult{Kind: dwn.Invalid, Reason: "GeneralJwsVerifierInvalidSignature: x"}, true},
-		{"conflict needs a lookup", dwnStatus{409, "Conflict"}, dwn.ApplyResult{}, false},
-		{"not found needs a lookup", dwnStatus{404, "Not Found"}, dwn.ApplyResult{}, false},
-		{"server error is an error", dwnStatus{500, "boom"}, dwn.ApplyResult{}, false},
+		{"after delete", wire.Status{Code: 400, Detail: "RecordsWriteNotAllowedAfterDelete: x"}, dwn.ApplyResult{Kind: dwn.Superseded, Reason: "RecordsWriteNotAllowedAfterDelete: x"}, true},
+		{"resolver", wire.Status{Code: 401, Detail: "GeneralJwsVerifierGetPublicKeyNotFound: x"}, dwn.ApplyResult{Kind: dwn.Deferred, Reason: "resolver-unavailable"}, true},
+		{"unregistered tenant", wire.Status{Code: 401, Detail: "Not a registered tenant."}, dwn.ApplyResult{Kind: dwn.Deferred, Reason: "tenant-inactive"}, true},
+		{"bad data", wire.Status{Code: 400, Detail: "RecordsWriteDataCidMismatch: actual data CID a does not match b"}, dwn.ApplyResult{Kind: dwn.Invalid, Reason: "RecordsWriteDataCidMismatch: actual data CID a does not match b"}, true},
+		{"bad signature", wire.Status{Code: 401, Detail: "GeneralJwsVerifierInvalidSignature: x"}, dwn.ApplyResult{Kind: dwn.Invalid, Reason: "GeneralJwsVerifierInvalidSignature: x"}, true},
+		{"conflict needs a lookup", wire.Status{Code: 409, Detail: "Conflict"}, dwn.ApplyResult{}, false},
+		{"not found needs a lookup", wire.Status{Code: 404, Detail: "Not Found"}, dwn.ApplyResult{}, false},
+		{"server error is an error", wire.Status{Code: 500, Detail: "boom"}, dwn.ApplyResult{}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -55,7 +57,7 @@ func TestClassifyProcessReply(t *testing.T) {
 	// A protocol-path failure without a parent is the message's own fault.
 	root := write
 	root.ParentID = ""
-	if got, _ := classifyProcessReply(root, dwnStatus{400, "ProtocolAuthorizationIncorrectProtocolPath: x"}); got.Kind != dwn.Invalid {
+	if got, _ := classifyProcessReply(root, wire.Status{Code: 400, Detail: "ProtocolAuthorizationIncorrectProtocolPath: x"}); got.Kind != dwn.Invalid {
 		t.Fatalf("root record path failure: %+v", got)
 	}
 }

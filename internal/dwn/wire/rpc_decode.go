@@ -1,15 +1,16 @@
-package dialect
+package wire
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dwnsync/dwnsync/internal/dwn"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
 // This file turns what came back over HTTP into results or classified errors. It does no I/O,
@@ -36,14 +37,14 @@ type rpcErrorData struct {
 	RetryAfterSec *float64 `json:"retryAfterSec"`
 }
 
-// dwnStatus is a DWN reply status. It accepts both shapes servers send: {"code","detail"} and
+// Status is a DWN reply status. It accepts both shapes servers send: {"code","detail"} and
 // a bare number (web5's rpc.subscribe.close reply).
-type dwnStatus struct {
+type Status struct {
 	Code   int    `json:"code"`
 	Detail string `json:"detail"`
 }
 
-func (s *dwnStatus) UnmarshalJSON(b []byte) error {
+func (s *Status) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if len(b) > 0 && b[0] != '{' {
 		var n json.Number
@@ -57,13 +58,13 @@ func (s *dwnStatus) UnmarshalJSON(b []byte) error {
 		s.Code = code
 		return nil
 	}
-	type plain dwnStatus
+	type plain Status
 	return json.Unmarshal(b, (*plain)(s))
 }
 
-// dwnReply is result.reply of dwn.processMessage, kept raw for the method-specific fields.
-type dwnReply struct {
-	Status dwnStatus
+// Reply is result.reply of dwn.processMessage, kept raw for the method-specific fields.
+type Reply struct {
+	Status Status
 	Raw    json.RawMessage
 }
 
@@ -147,24 +148,24 @@ func parseRPCResponse(raw []byte) (rpcResponse, error) {
 }
 
 // decodeDWNReply reads result.reply of dwn.processMessage.
-func decodeDWNReply(op string, result json.RawMessage) (dwnReply, error) {
+func decodeDWNReply(op string, result json.RawMessage) (Reply, error) {
 	var r struct {
 		Reply json.RawMessage `json:"reply"`
 	}
 	if err := json.Unmarshal(result, &r); err != nil || len(r.Reply) == 0 || string(r.Reply) == "null" {
-		return dwnReply{}, &dwn.Error{Op: op, Kind: dwn.Transient, Detail: "JSON-RPC result has no reply object"}
+		return Reply{}, &dwn.Error{Op: op, Kind: dwn.Transient, Detail: "JSON-RPC result has no reply object"}
 	}
 	var s struct {
-		Status *dwnStatus `json:"status"`
+		Status *Status `json:"status"`
 	}
 	if err := json.Unmarshal(r.Reply, &s); err != nil || s.Status == nil || s.Status.Code == 0 {
-		return dwnReply{}, &dwn.Error{Op: op, Kind: dwn.Transient, Detail: "DWN reply has no status code"}
+		return Reply{}, &dwn.Error{Op: op, Kind: dwn.Transient, Detail: "DWN reply has no status code"}
 	}
-	return dwnReply{Status: *s.Status, Raw: r.Reply}, nil
+	return Reply{Status: *s.Status, Raw: r.Reply}, nil
 }
 
 // statusError is the *Error for a DWN reply status the caller did not expect (410 → *GapError).
-func (r dwnReply) statusError(op string) error {
+func (r Reply) StatusError(op string) error {
 	if r.Status.Code == 410 {
 		return gapFromReply(r.Raw)
 	}

@@ -1,4 +1,4 @@
-package dialect
+package wire
 
 import (
 	"encoding/json"
@@ -201,7 +201,7 @@ func wsAutoSubscribeOK(c *fakeWSConn, r fakeWSRequest) bool {
 }
 
 // wsFrameN extracts descriptor.n from a test frame's message.
-func wsFrameN(t testing.TB, f wsFrame) int {
+func wsFrameN(t testing.TB, f Frame) int {
 	t.Helper()
 	var m struct {
 		Descriptor struct {
@@ -215,7 +215,7 @@ func wsFrameN(t testing.TB, f wsFrame) int {
 }
 
 // wsRecvFrame reads one frame or fails after 10 s.
-func wsRecvFrame(t testing.TB, s *wsSubscription) wsFrame {
+func wsRecvFrame(t testing.TB, s *Subscription) Frame {
 	t.Helper()
 	select {
 	case f, ok := <-s.Frames():
@@ -226,11 +226,11 @@ func wsRecvFrame(t testing.TB, s *wsSubscription) wsFrame {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("subscription %s: no frame within 10 s", s.ID())
 	}
-	return wsFrame{}
+	return Frame{}
 }
 
 // wsWaitEnded drains s until Frames is closed (10 s limit) and returns Err and the drained count.
-func wsWaitEnded(t testing.TB, s *wsSubscription) (error, int) {
+func wsWaitEnded(t testing.TB, s *Subscription) (error, int) {
 	t.Helper()
 	n := 0
 	deadline := time.After(10 * time.Second)

@@ -1,4 +1,4 @@
-package dialect
+package wire
 
 import (
 	"context"
@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
 // Many goroutines subscribe, read, ack and close while the server drops the socket every few
@@ -38,13 +39,13 @@ func TestWSStress(t *testing.T) {
 		return true // acks: no answer
 	})
 	fc := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
-	m := wsNewTestMux(t, f, wsOptions{Clock: fc, MaxInFlight: 32,
+	m := wsNewTestMux(t, f, MuxOptions{Clock: fc, MaxInFlight: 32,
 		OnDialWait: func(d time.Duration) { fc.Step(d) }}) // backoff passes at once
 
 	var wg sync.WaitGroup
 	var opened, received, failedSub atomic.Int64
 	var mu sync.Mutex
-	var leftover []*wsSubscription
+	var leftover []*Subscription
 	for w := range workers {
 		wg.Add(1)
 		go func() {

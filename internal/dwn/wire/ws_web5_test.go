@@ -1,4 +1,4 @@
-package dialect
+package wire
 
 import (
 	"encoding/json"
@@ -37,7 +37,7 @@ func wsSignedSubscribeParams(t *testing.T, tenant string, signer *msg.Signer) js
 func TestWSWeb5RealServer(t *testing.T) {
 	srv := dwnserver.Start(t, 1)[0]
 	client := dwnserver.NewClient(t)
-	m, err := newWSMux(srv.URL, wsOptions{})
+	m, err := NewMux(srv.URL, MuxOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestWSWeb5RealServer(t *testing.T) {
 	type tenant struct {
 		id     dwnserver.Identity
 		signer *msg.Signer
-		sub    *wsSubscription
+		sub    *Subscription
 	}
 	tenants := make([]*tenant, 2)
 	for i := range tenants {
@@ -74,7 +74,7 @@ func TestWSWeb5RealServer(t *testing.T) {
 			t.Fatalf("write tenant %d: %v", i, err)
 		}
 		f := wsRecvFrame(t, tn.sub)
-		if f.Kind != wsFrameEvent || f.Cursor != nil {
+		if f.Kind != FrameEvent || f.Cursor != nil {
 			t.Fatalf("tenant %d: want a web5 event without cursor, got %+v", i, f)
 		}
 		info, err := msg.Inspect(f.Message)
@@ -109,7 +109,7 @@ func TestWSWeb5RealServer(t *testing.T) {
 		}
 	}
 	// Closing a subscription the server no longer has is an error reply (-32602), not a hang.
-	stale := &wsSubscription{conn: tenants[0].sub.conn, id: tenants[0].sub.ID()}
+	stale := &Subscription{conn: tenants[0].sub.conn, id: tenants[0].sub.ID()}
 	if err := stale.closeOnServer(wsCtx(t)); !errors.As(err, &de) || de.RPCCode != -32602 {
 		t.Fatalf("closing an unknown subscription: %v; want rpc -32602", err)
 	}

@@ -1,4 +1,4 @@
-package dialect
+package wire
 
 import "github.com/dwnsync/dwnsync/internal/dwn"
 

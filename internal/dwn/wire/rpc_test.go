@@ -1,4 +1,4 @@
-package dialect
+package wire
 
 import (
 	"bytes"
@@ -59,8 +59,8 @@ func decodeTestRequest(t *testing.T, r *http.Request) seenRequest {
 	return s
 }
 
-func testRPC(url string, bodyV1 bool, clk clock.Clock) *rpcClient {
-	return &rpcClient{endpoint: url, shown: url, http: newHTTPClient(defaultEgress()), clock: clk, bodyV1: bodyV1, retries: defaultRetries}
+func testRPC(url string, bodyV1 bool, clk clock.Clock) *RPC {
+	return &RPC{Endpoint: url, Shown: url, HTTP: NewHTTPClient(defaultEgress()), Clock: clk, BodyV1: bodyV1, Retries: DefaultRetries}
 }
 
 func TestRPCFramings(t *testing.T) {
@@ -75,7 +75,7 @@ func TestRPCFramings(t *testing.T) {
 			defer srv.Close()
 			c := testRPC(srv.URL, bodyV1, clocktesting.NewFakeClock(time.Now()))
 			msg := json.RawMessage(`{"descriptor":{"interface":"Records","method":"Write","note":"héllo 🌍"}}`)
-			reply, body, err := c.processMessage(context.Background(), "RecordsWrite", "did:jwk:t", msg, strings.NewReader("payload"), 7)
+			reply, body, err := c.ProcessMessage(context.Background(), "RecordsWrite", "did:jwk:t", msg, strings.NewReader("payload"), 7)
 			if err != nil || body != nil {
 				t.Fatalf("err %v body %v", err, body)
 			}
@@ -91,7 +91,7 @@ func TestRPCFramings(t *testing.T) {
 				t.Fatalf("params changed in transit: %v", params)
 			}
 			// Without data: no body at all (legacy) / flag clear (body-v1).
-			if _, _, err := c.processMessage(context.Background(), "MessagesQuery", "did:jwk:t", msg, nil, 0); err != nil {
+			if _, _, err := c.ProcessMessage(context.Background(), "MessagesQuery", "did:jwk:t", msg, nil, 0); err != nil {
 				t.Fatal(err)
 			}
 			if got.HasData || len(got.Data) != 0 {
@@ -110,11 +110,11 @@ func TestRPCStreamsDWNResponseBody(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := testRPC(srv.URL, false, clocktesting.NewFakeClock(time.Now()))
-	reply, body, err := c.processMessage(context.Background(), "MessagesRead", "did:jwk:t", json.RawMessage(`{}`), nil, 0)
+	reply, body, err := c.ProcessMessage(context.Background(), "MessagesRead", "did:jwk:t", json.RawMessage(`{}`), nil, 0)
 	if err != nil || body == nil {
 		t.Fatalf("err %v body %v", err, body)
 	}
-	got, err := io.ReadAll(newExactReader(body, int64(len(data))))
+	got, err := io.ReadAll(NewExactReader(body, int64(len(data))))
 	body.Close()
 	if err != nil || !bytes.Equal(got, data) || reply.Status.Code != 200 {
 		t.Fatalf("read %d bytes, err %v", len(got), err)
@@ -122,15 +122,15 @@ func TestRPCStreamsDWNResponseBody(t *testing.T) {
 }
 
 func TestExactReader(t *testing.T) {
-	short := newExactReader(io.NopCloser(strings.NewReader("abc")), 5)
+	short := NewExactReader(io.NopCloser(strings.NewReader("abc")), 5)
 	if _, err := io.ReadAll(short); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("short stream: %v", err)
 	}
-	long := newExactReader(io.NopCloser(strings.NewReader("abcdef")), 3)
+	long := NewExactReader(io.NopCloser(strings.NewReader("abcdef")), 3)
 	if _, err := io.ReadAll(long); err == nil || !strings.Contains(err.Error(), "longer than") {
 		t.Fatalf("long stream: %v", err)
 	}
-	exact := newExactReader(io.NopCloser(strings.NewReader("abc")), 3)
+	exact := NewExactReader(io.NopCloser(strings.NewReader("abc")), 3)
 	if b, err := io.ReadAll(exact); err != nil || string(b) != "abc" {
 		t.Fatalf("exact: %q %v", b, err)
 	}
@@ -181,7 +181,7 @@ func TestDWNReplyStatusShapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, ok := dwn.AsGap(r.statusError("MessagesQuery"))
+	g, ok := dwn.AsGap(r.StatusError("MessagesQuery"))
 	if !ok || g.Reason != "stream_mismatch" || g.LatestAvailable == nil || g.LatestAvailable.Position != "5" {
 		t.Fatalf("gap: %+v", g)
 	}
@@ -207,7 +207,7 @@ func TestRPCRetriesHonourRetryAfter(t *testing.T) {
 	c := testRPC(srv.URL, false, clk)
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := c.processMessage(context.Background(), "MessagesQuery", "did:jwk:t", json.RawMessage(`{}`), nil, 0)
+		_, _, err := c.ProcessMessage(context.Background(), "MessagesQuery", "did:jwk:t", json.RawMessage(`{}`), nil, 0)
 		done <- err
 	}()
 	clk.AwaitTimer(t, 2*time.Second, "the Retry-After wait")
@@ -231,13 +231,13 @@ func TestRPCRetriesHonourRetryAfter(t *testing.T) {
 		w.Header().Set("Retry-After", "60")
 		w.WriteHeader(503)
 	})
-	_, _, err := c.processMessage(context.Background(), "MessagesQuery", "did:jwk:t", json.RawMessage(`{}`), nil, 0)
+	_, _, err := c.ProcessMessage(context.Background(), "MessagesQuery", "did:jwk:t", json.RawMessage(`{}`), nil, 0)
 	if dwn.RetryAfter(err) != time.Minute || calls.Load() != 1 {
 		t.Fatalf("err %v after %d calls", err, calls.Load())
 	}
 	calls.Store(0)
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1); w.WriteHeader(502) })
-	_, _, err = c.processMessage(context.Background(), "RecordsWrite", "did:jwk:t", json.RawMessage(`{}`), strings.NewReader("x"), 1)
+	_, _, err = c.ProcessMessage(context.Background(), "RecordsWrite", "did:jwk:t", json.RawMessage(`{}`), strings.NewReader("x"), 1)
 	if !dwn.IsTransient(err) || calls.Load() != 1 {
 		t.Fatalf("streamed call replayed: %d calls, %v", calls.Load(), err)
 	}
@@ -250,25 +250,12 @@ func TestRPCTimesOutOnSilentServer(t *testing.T) {
 	defer srv.Close()
 	defer close(release)
 	c := testRPC(srv.URL, false, clocktesting.NewFakeClock(time.Now()))
-	c.retries = 0
-	c.http.Transport.(*http.Transport).ResponseHeaderTimeout = 100 * time.Millisecond
-	_, err := c.applyReplicated(context.Background(), "did:jwk:t", json.RawMessage(`{}`), nil, 0)
+	c.Retries = 0
+	c.HTTP.Transport.(*http.Transport).ResponseHeaderTimeout = 100 * time.Millisecond
+	const op = "dwn.applyReplicatedMessage"
+	_, err := c.Call(context.Background(), Call{Op: op, Method: op, Params: map[string]any{"target": "did:jwk:t", "message": json.RawMessage(`{}`)}})
 	if !dwn.IsTransient(err) {
 		t.Fatalf("want a transient timeout, got %v", err)
-	}
-}
-
-func TestDecodeApplyResult(t *testing.T) {
-	r, err := decodeApplyResult(json.RawMessage(`{"result":{"kind":"Incomplete","missing":[{"type":"InitialWrite","recordId":"bafyr"},{"type":"EncryptionProtocol","protocol":"p"}]}}`))
-	if err != nil || r.Kind != dwn.Incomplete || len(r.Missing) != 2 || r.Missing[0].RecordID != "bafyr" || r.Missing[1].Type != "EncryptionControl" {
-		t.Fatalf("%+v %v", r, err)
-	}
-	r, err = decodeApplyResult(json.RawMessage(`{"result":{"kind":"Applied","ancestryOnly":true,"position":{"streamId":"s","epoch":"e","position":"3"}}}`))
-	if err != nil || r.Kind != dwn.Applied || !r.AncestryOnly {
-		t.Fatalf("%+v %v", r, err)
-	}
-	if _, err := decodeApplyResult(json.RawMessage(`{"result":{"kind":"Maybe"}}`)); err == nil {
-		t.Fatal("unknown kind accepted")
 	}
 }
 

@@ -1,4 +1,4 @@
-package dialect
+package wire
 
 import (
 	"context"
@@ -28,8 +28,8 @@ var defaultEgressDeny = []string{
 	"metadata.google.internal",
 }
 
-// errEgressRefused marks a dial the policy refused.
-var errEgressRefused = errors.New("address refused by the egress policy")
+// ErrEgressRefused marks a dial the policy refused (errors.Is finds it in a call's error).
+var ErrEgressRefused = errors.New("address refused by the egress policy")
 
 // EgressPolicy lists what a Client may (Allow) and may not (Deny) connect to, beyond the
 // defaults (link-local and cloud metadata addresses are refused; everything else, loopback
@@ -46,7 +46,7 @@ type EgressPolicy struct {
 
 // Validate reports the first entry that is neither a CIDR, an IP nor a host name, naming it.
 func (p EgressPolicy) Validate() error {
-	_, err := p.compile()
+	_, err := p.Compile()
 	return err
 }
 
@@ -55,16 +55,16 @@ func SplitEgressList(v string) []string {
 	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
 }
 
-// egressRules is a parsed EgressPolicy.
-type egressRules struct {
+// EgressRules is a parsed EgressPolicy.
+type EgressRules struct {
 	allowNets, denyNets   []netip.Prefix
 	allowHosts, denyHosts []string
 }
 
 // compile parses the policy (defaults included); an entry that is neither CIDR, IP nor host
 // name is an error naming it.
-func (p EgressPolicy) compile() (*egressRules, error) {
-	r := &egressRules{}
+func (p EgressPolicy) Compile() (*EgressRules, error) {
+	r := &EgressRules{}
 	if err := r.add(defaultEgressDeny, &r.denyNets, &r.denyHosts, "default"); err != nil {
 		return nil, err
 	}
@@ -77,7 +77,7 @@ func (p EgressPolicy) compile() (*egressRules, error) {
 	return r, nil
 }
 
-func (r *egressRules) add(entries []string, nets *[]netip.Prefix, hosts *[]string, list string) error {
+func (r *EgressRules) add(entries []string, nets *[]netip.Prefix, hosts *[]string, list string) error {
 	for _, e := range entries {
 		e = strings.ToLower(strings.TrimSpace(e))
 		switch {
@@ -125,36 +125,36 @@ func netMatch(a netip.Addr, nets []netip.Prefix) bool {
 
 // checkHost refuses a denied host name (before any resolution); allowed reports whether the
 // name skips the address check.
-func (r *egressRules) checkHost(host string) (allowed bool, err error) {
+func (r *EgressRules) checkHost(host string) (allowed bool, err error) {
 	if hostMatch(host, r.allowHosts) {
 		return true, nil
 	}
 	if hostMatch(host, r.denyHosts) {
-		return false, fmt.Errorf("%w: host %q is denied", errEgressRefused, host)
+		return false, fmt.Errorf("%w: host %q is denied", ErrEgressRefused, host)
 	}
 	return false, nil
 }
 
 // checkAddr refuses a resolved address ("ip:port" or an IP) that is denied and not allowed.
-func (r *egressRules) checkAddr(address string) error {
+func (r *EgressRules) checkAddr(address string) error {
 	host := address
 	if h, _, err := net.SplitHostPort(address); err == nil {
 		host = h
 	}
 	a, err := netip.ParseAddr(host)
 	if err != nil {
-		return fmt.Errorf("%w: %q is not an IP address", errEgressRefused, host)
+		return fmt.Errorf("%w: %q is not an IP address", ErrEgressRefused, host)
 	}
 	a = a.Unmap().WithZone("")
 	if netMatch(a, r.allowNets) || !netMatch(a, r.denyNets) {
 		return nil
 	}
-	return fmt.Errorf("%w: %s is link-local, cloud metadata or denied; add it to the egress allow list if it really is a DWN server", errEgressRefused, a)
+	return fmt.Errorf("%w: %s is link-local, cloud metadata or denied; add it to the egress allow list if it really is a DWN server", ErrEgressRefused, a)
 }
 
 // dialContext wraps d so that every connection passes the policy: the name before resolution,
 // each resolved IP in the dialer's Control hook (after DNS, before the SYN leaves).
-func (r *egressRules) dialContext(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func (r *EgressRules) DialContext(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -182,8 +182,8 @@ func (r *egressRules) dialContext(d *net.Dialer) func(ctx context.Context, netwo
 }
 
 // defaultEgress is the policy with nothing added (the defaults always compile).
-func defaultEgress() *egressRules {
-	r, err := EgressPolicy{}.compile()
+func defaultEgress() *EgressRules {
+	r, err := EgressPolicy{}.Compile()
 	if err != nil {
 		panic(err)
 	}

@@ -1,4 +1,4 @@
-package dialect
+package wire
 
 import (
 	"encoding/json"
@@ -37,7 +37,8 @@ func BenchmarkDecodeMessagesReadResponse(b *testing.B) {
 }
 
 // BenchmarkDecodeWeb5Listing10k decodes a web5 MessagesQuery answer listing 10,000 CIDs
-// (≈ 620 KB), the size of one inventory of a 10k-record tenant.
+// (≈ 620 KB), the size of one inventory of a 10k-record tenant, down to the DWN reply (the
+// page itself is decoded by package dialect).
 func BenchmarkDecodeWeb5Listing10k(b *testing.B) {
 	var sb strings.Builder
 	sb.WriteString(`{"jsonrpc":"2.0","id":"1","result":{"reply":{"status":{"code":200,"detail":"OK"},"entries":[`)
@@ -61,9 +62,8 @@ func BenchmarkDecodeWeb5Listing10k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		q, err := decodeQueryReply(reply.Raw)
-		if err != nil || len(q.Entries) != 10000 {
-			b.Fatal(err)
+		if len(reply.Raw) < len(body)/2 {
+			b.Fatalf("reply of %d bytes lost its entries", len(reply.Raw))
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package dialect
+package wire
 
 import (
 	"bytes"
@@ -11,15 +11,16 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/gorilla/websocket"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
 // wsConn is one live socket of a mux: a reader goroutine that demultiplexes frames by id, a
 // pinger goroutine that also enforces the read deadline, and a write lock (gorilla allows one
 // writer at a time; control frames may be written concurrently).
 type wsConn struct {
-	mux      *wsMux
+	mux      *Mux
 	ws       *websocket.Conn
 	openedAt time.Time
 	// lastHeard is the clock time (UnixNano) of the last inbound frame, ping or pong.
@@ -28,19 +29,19 @@ type wsConn struct {
 	writeMu sync.Mutex
 
 	mu    sync.Mutex
-	subs  map[string]*wsSubscription // by subscription id
-	calls map[string]chan wsInbound  // by request id, waiting for a reply
+	subs  map[string]*Subscription  // by subscription id
+	calls map[string]chan wsInbound // by request id, waiting for a reply
 	dead  bool
 	cause error
 	done  chan struct{} // closed when the socket is dead
 }
 
-func newWSConn(m *wsMux, ws *websocket.Conn) *wsConn {
+func newWSConn(m *Mux, ws *websocket.Conn) *wsConn {
 	c := &wsConn{
 		mux:      m,
 		ws:       ws,
 		openedAt: m.opts.Clock.Now(),
-		subs:     make(map[string]*wsSubscription),
+		subs:     make(map[string]*Subscription),
 		calls:    make(map[string]chan wsInbound),
 		done:     make(chan struct{}),
 	}
@@ -254,7 +255,7 @@ func (c *wsConn) call(ctx context.Context, method, id string, frame []byte, time
 }
 
 // register adds a subscription before its request is sent, so early frames find it.
-func (c *wsConn) register(s *wsSubscription) error {
+func (c *wsConn) register(s *Subscription) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dead {
@@ -272,7 +273,7 @@ func (c *wsConn) unregister(id string) {
 	c.mu.Unlock()
 }
 
-func (c *wsConn) subscribe(ctx context.Context, params json.RawMessage) (*wsSubscription, json.RawMessage, error) {
+func (c *wsConn) subscribe(ctx context.Context, params json.RawMessage) (*Subscription, json.RawMessage, error) {
 	reqID, subID := newWSID(), newWSID()
 	frame, err := encodeWSRequest(reqID, wsMethodSubscribe, params, subID)
 	if err != nil {
@@ -302,13 +303,13 @@ func (c *wsConn) subscribe(ctx context.Context, params json.RawMessage) (*wsSubs
 		return nil, nil, err
 	}
 	if in.Reply == nil {
-		err := wsMalformedError(wsMethodSubscribe, fmt.Errorf("%w: the reply has no result.reply", errWSMalformed))
+		err := wsMalformedError(wsMethodSubscribe, fmt.Errorf("%w: the reply has no result.reply", ErrMalformedFrame))
 		s.end(err)
 		return nil, nil, err
 	}
 	code, detail, err := wsReplyStatus(in.Reply)
 	if err != nil {
-		err = wsMalformedError(wsMethodSubscribe, fmt.Errorf("%w: %v", errWSMalformed, err))
+		err = wsMalformedError(wsMethodSubscribe, fmt.Errorf("%w: %v", ErrMalformedFrame, err))
 		s.end(err)
 		return nil, in.Reply, err
 	}

@@ -1,17 +1,18 @@
-package dialect
+package wire
 
 import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // wsBenchMessage is a signed message of realistic shape and size (a RecordsWrite descriptor
@@ -73,7 +74,7 @@ func BenchmarkWSFanIn1000(b *testing.B) {
 	const subs = 1000
 	f := wsNewFake(b)
 	f.setAuto(wsAutoOK)
-	m, err := newWSMux(f.srv.URL, wsOptions{})
+	m, err := NewMux(f.srv.URL, MuxOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

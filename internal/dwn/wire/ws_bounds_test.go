@@ -1,11 +1,12 @@
-package dialect
+package wire
 
 import (
 	"errors"
 	"fmt"
-	"github.com/dwnsync/dwnsync/internal/dwn"
 	"strings"
 	"testing"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
 // wsPaddedEvent is a web5 event frame carrying n whose message is padded to about size bytes.
@@ -19,14 +20,14 @@ func wsPaddedEvent(subID string, n, size int) string {
 func TestWSFrameOverBoundEndsSocket(t *testing.T) {
 	f := wsNewFake(t)
 	f.setAuto(wsAutoOK)
-	m := wsNewTestMux(t, f, wsOptions{})
+	m := wsNewTestMux(t, f, MuxOptions{})
 	if m.opts.MaxFrameBytes != 1<<20 {
 		t.Fatalf("default MaxFrameBytes %d, want 1 MiB", m.opts.MaxFrameBytes)
 	}
 	sub := wsMustSubscribe(t, m, "did:example:big")
 	f.conn(0).sendRaw(wsPaddedEvent(sub.ID(), 1, 2<<20))
 	err, _ := wsWaitEnded(t, sub)
-	if !errors.Is(err, errWSDisconnected) || !strings.Contains(err.Error(), "exceeded dwnsync's bound of 1048576 bytes") {
+	if !errors.Is(err, ErrDisconnected) || !strings.Contains(err.Error(), "exceeded dwnsync's bound of 1048576 bytes") {
 		t.Fatalf("a 2 MiB frame ended the subscription with %v, want a lost socket naming the bound", err)
 	}
 	again := wsMustSubscribe(t, m, "did:example:big")
@@ -43,7 +44,7 @@ func TestWSSubscriptionByteBudget(t *testing.T) {
 	f := wsNewFake(t)
 	f.setAuto(wsAutoOK)
 	const budget = 256 << 10
-	m := wsNewTestMux(t, f, wsOptions{Buffer: 128, BufferBytes: budget})
+	m := wsNewTestMux(t, f, MuxOptions{Buffer: 128, BufferBytes: budget})
 	slow := wsMustSubscribe(t, m, "did:example:slow")
 	fast := wsMustSubscribe(t, m, "did:example:fast")
 	c := f.conn(0)

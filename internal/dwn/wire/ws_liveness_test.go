@@ -1,4 +1,4 @@
-package dialect
+package wire
 
 import (
 	"errors"
@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/gorilla/websocket"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
 func TestWSBackoffSchedule(t *testing.T) {
@@ -25,7 +26,7 @@ func TestWSBackoffSchedule(t *testing.T) {
 		{0.9999999, 6, 30 * time.Second}, // 36 s capped
 	}
 	for _, tc := range cases {
-		m, err := newWSMux("http://127.0.0.1:1", wsOptions{Jitter: func() float64 { return tc.jitter }})
+		m, err := NewMux("http://127.0.0.1:1", MuxOptions{Jitter: func() float64 { return tc.jitter }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,10 +48,10 @@ func TestWSDisconnectAndBackoff(t *testing.T) {
 	f.setAuto(wsAutoOK)
 	fc := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
 	waits := make(chan time.Duration, 16)
-	m := wsNewTestMux(t, f, wsOptions{Clock: fc, Jitter: func() float64 { return 0.5 }, // factor exactly 1
+	m := wsNewTestMux(t, f, MuxOptions{Clock: fc, Jitter: func() float64 { return 0.5 }, // factor exactly 1
 		OnDialWait: func(d time.Duration) { waits <- d }})
 
-	subscribe := func() (*wsSubscription, error) {
+	subscribe := func() (*Subscription, error) {
 		s, _, err := m.Subscribe(wsCtx(t), wsTestParams("did:example:alice"))
 		return s, err
 	}
@@ -82,10 +83,10 @@ func TestWSDisconnectAndBackoff(t *testing.T) {
 
 	// 1. the server drops the socket
 	_ = f.conn(0).ws.Close()
-	for _, s := range []*wsSubscription{s1, s2} {
+	for _, s := range []*Subscription{s1, s2} {
 		err, _ := wsWaitEnded(t, s)
-		if !errors.Is(err, errWSDisconnected) || !dwn.IsTransient(err) {
-			t.Fatalf("after loss: %v; want a transient errWSDisconnected", err)
+		if !errors.Is(err, ErrDisconnected) || !dwn.IsTransient(err) {
+			t.Fatalf("after loss: %v; want a transient ErrDisconnected", err)
 		}
 	}
 
@@ -126,7 +127,7 @@ func TestWSDisconnectAndBackoff(t *testing.T) {
 	go func() { _, err := subscribe(); errc <- err }()
 	nextWait(2 * time.Second)
 	fc.Step(2 * time.Second)
-	if err := <-errc; !errors.Is(err, errWSDisconnected) || !dwn.IsTransient(err) || !strings.Contains(err.Error(), "503") {
+	if err := <-errc; !errors.Is(err, ErrDisconnected) || !dwn.IsTransient(err) || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("refused dial: %v; want a transient error naming HTTP 503", err)
 	}
 	f.refuse.Store(false)
@@ -159,7 +160,7 @@ func TestWSPingAndReadDeadline(t *testing.T) {
 	f := wsNewFake(t)
 	f.setAuto(wsAutoOK)
 	fc := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
-	m := wsNewTestMux(t, f, wsOptions{Clock: fc, PingInterval: 20 * time.Second}) // ReadTimeout 40 s
+	m := wsNewTestMux(t, f, MuxOptions{Clock: fc, PingInterval: 20 * time.Second}) // ReadTimeout 40 s
 	s := wsMustSubscribe(t, m, "did:example:alice")
 	c := f.conn(0)
 
@@ -197,8 +198,8 @@ func TestWSPingAndReadDeadline(t *testing.T) {
 	}
 	fc.Step(20 * time.Second) // 40 s of silence = ReadTimeout
 	err, _ = wsWaitEnded(t, s)
-	if !errors.Is(err, errWSDisconnected) || !strings.Contains(err.Error(), "read deadline") {
-		t.Fatalf("after 40 s of silence: %v; want errWSDisconnected naming the read deadline", err)
+	if !errors.Is(err, ErrDisconnected) || !strings.Contains(err.Error(), "read deadline") {
+		t.Fatalf("after 40 s of silence: %v; want ErrDisconnected naming the read deadline", err)
 	}
 	if st := m.Stats(); st.ConnectionsLost != 1 {
 		t.Fatalf("stats %+v: want 1 loss", st)

@@ -1,4 +1,4 @@
-package dialect
+package wire
 
 import (
 	"context"
@@ -8,47 +8,47 @@ import (
 	"sync"
 )
 
-// wsSubscription is one subscription on a mux socket. Frames delivers in arrival order and is
+// Subscription is one subscription on a mux socket. Frames delivers in arrival order and is
 // closed exactly once; Err says why.
-type wsSubscription struct {
+type Subscription struct {
 	conn *wsConn
 	id   string
 
 	mu       sync.Mutex
-	frames   chan wsFrame
+	frames   chan Frame
 	err      error // set once, when frames is closed
 	buffered int64 // wire bytes delivered and not yet Released
 	budget   int64 // wsOptions.BufferBytes
 }
 
-func newWSSubscription(c *wsConn, id string, buffer int, budget int64) *wsSubscription {
-	return &wsSubscription{conn: c, id: id, frames: make(chan wsFrame, buffer), budget: budget}
+func newWSSubscription(c *wsConn, id string, buffer int, budget int64) *Subscription {
+	return &Subscription{conn: c, id: id, frames: make(chan Frame, buffer), budget: budget}
 }
 
 // Release returns a consumed frame's bytes to the subscription's byte budget. Consumers call it
 // for every frame they receive from Frames.
-func (s *wsSubscription) Release(f wsFrame) {
+func (s *Subscription) Release(f Frame) {
 	s.mu.Lock()
 	s.buffered -= f.wireBytes
 	s.mu.Unlock()
 }
 
 // ID is the client-chosen subscription id (frames carry it).
-func (s *wsSubscription) ID() string { return s.id }
+func (s *Subscription) ID() string { return s.id }
 
 // Frames delivers event and eose frames. It is closed when the subscription ends; buffered
 // frames stay readable after that.
-func (s *wsSubscription) Frames() <-chan wsFrame { return s.frames }
+func (s *Subscription) Frames() <-chan Frame { return s.frames }
 
 // Err is nil while the subscription is open, then the reason it ended.
-func (s *wsSubscription) Err() error {
+func (s *Subscription) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.err
 }
 
 // deliver runs on the reader goroutine and never blocks.
-func (s *wsSubscription) deliver(in wsInbound) {
+func (s *Subscription) deliver(in wsInbound) {
 	switch {
 	case in.Malformed != nil:
 		// An event we cannot read would be a silent hole in the feed: end this subscription
@@ -66,7 +66,7 @@ func (s *wsSubscription) deliver(in wsInbound) {
 		return
 	case in.Frame == nil:
 		s.conn.mux.n.garbage.Add(1)
-		s.end(wsMalformedError("MessagesSubscribe", fmt.Errorf("%w: a result that is neither event, eose nor error", errWSMalformed)))
+		s.end(wsMalformedError("MessagesSubscribe", fmt.Errorf("%w: a result that is neither event, eose nor error", ErrMalformedFrame)))
 		return
 	}
 	s.mu.Lock()
@@ -96,7 +96,7 @@ func (s *wsSubscription) deliver(in wsInbound) {
 
 // end closes Frames with err once and forgets the subscription on its socket. It reports
 // whether this call ended it.
-func (s *wsSubscription) end(err error) bool {
+func (s *Subscription) end(err error) bool {
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
@@ -111,8 +111,8 @@ func (s *wsSubscription) end(err error) bool {
 
 // Ack sends rpc.ack with cursor exactly as received (a notification: no id; the server's answer
 // carries a random id and is ignored). A no-op when the server has no flow control
-// (wsOptions.MaxInFlight == 0) or the subscription has ended.
-func (s *wsSubscription) Ack(cursor json.RawMessage) error {
+// (MuxOptions.MaxInFlight == 0) or the subscription has ended.
+func (s *Subscription) Ack(cursor json.RawMessage) error {
 	if s.conn.mux.opts.MaxInFlight <= 0 || s.Err() != nil {
 		return nil
 	}
@@ -129,14 +129,14 @@ func (s *wsSubscription) Ack(cursor json.RawMessage) error {
 // Close ends the subscription (Err becomes errWSClosed) and sends rpc.subscribe.close with
 // "params": {}, waiting for the reply for at most CloseTimeout. Closing an ended subscription
 // is a no-op; so is the server side when the socket is already gone (the server dropped it).
-func (s *wsSubscription) Close(ctx context.Context) error {
+func (s *Subscription) Close(ctx context.Context) error {
 	if !s.end(errWSClosed) {
 		return nil
 	}
 	return s.closeOnServer(ctx)
 }
 
-func (s *wsSubscription) closeOnServer(ctx context.Context) error {
+func (s *Subscription) closeOnServer(ctx context.Context) error {
 	c := s.conn
 	if c.isDead() {
 		return nil
@@ -148,7 +148,7 @@ func (s *wsSubscription) closeOnServer(ctx context.Context) error {
 	}
 	in, err := c.call(ctx, wsMethodClose, reqID, frame, c.mux.opts.CloseTimeout)
 	switch {
-	case errors.Is(err, errWSDisconnected) || errors.Is(err, errWSMuxClosed):
+	case errors.Is(err, ErrDisconnected) || errors.Is(err, errWSMuxClosed):
 		return nil // the socket is gone and took the subscription with it
 	case err != nil:
 		return fmt.Errorf("dwn websocket: %s %s: %w", wsMethodClose, s.id, err)
@@ -157,11 +157,11 @@ func (s *wsSubscription) closeOnServer(ctx context.Context) error {
 	case in.RPCError != nil:
 		return wsCallError(wsMethodClose, in.RPCError)
 	case in.Reply == nil:
-		return wsMalformedError(wsMethodClose, fmt.Errorf("%w: the reply has no result.reply", errWSMalformed))
+		return wsMalformedError(wsMethodClose, fmt.Errorf("%w: the reply has no result.reply", ErrMalformedFrame))
 	}
 	code, detail, err := wsReplyStatus(in.Reply)
 	if err != nil {
-		return wsMalformedError(wsMethodClose, fmt.Errorf("%w: %v", errWSMalformed, err))
+		return wsMalformedError(wsMethodClose, fmt.Errorf("%w: %v", ErrMalformedFrame, err))
 	}
 	if code != 200 {
 		return wsStatusError(wsMethodClose, code, detail)

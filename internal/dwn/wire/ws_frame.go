@@ -1,4 +1,4 @@
-package dialect
+package wire
 
 import (
 	"bytes"
@@ -17,28 +17,28 @@ type wsFrameKind uint8
 const (
 	// wsFrameEvent is one message of the feed: web5 `result.event`, enbox
 	// `result.subscription` with type "event".
-	wsFrameEvent wsFrameKind = iota + 1
+	FrameEvent wsFrameKind = iota + 1
 	// wsFrameEOSE is enbox's end of stored events (`type: "eose"`); everything after is live.
-	wsFrameEOSE
+	FrameEOSE
 )
 
 func (k wsFrameKind) String() string {
 	switch k {
-	case wsFrameEvent:
+	case FrameEvent:
 		return "event"
-	case wsFrameEOSE:
+	case FrameEOSE:
 		return "eose"
 	}
 	return "frame-kind-" + strconv.Itoa(int(k))
 }
 
-// wsFrame is one delivery on a subscription, decoded once by the reader goroutine. The raw JSON
+// Frame is one delivery on a subscription, decoded once by the reader goroutine. The raw JSON
 // members are copies (safe to keep). Fields a dialect does not send are zero: web5 events carry
 // only Message and InitialWrite.
-type wsFrame struct {
+type Frame struct {
 	Kind wsFrameKind
 	// Cursor is the enbox ProgressToken exactly as the server sent it; pass it unchanged to
-	// (*wsSubscription).Ack (the server matches on it). nil on web5.
+	// (*Subscription).Ack (the server matches on it). nil on web5.
 	Cursor json.RawMessage
 	// Message is the signed message (the server removed encodedData). nil for EOSE.
 	Message json.RawMessage
@@ -66,20 +66,20 @@ type wsInbound struct {
 	// RPCError is a JSON-RPC error object (the request failed before the DWN saw it).
 	RPCError *wsRPCError
 	// Frame is set for event and eose frames; SubError for enbox terminal "error" frames.
-	Frame    *wsFrame
+	Frame    *Frame
 	SubError *wsSubscriptionError
 	// UnknownType is an enbox subscription frame type this client does not know (ignored).
 	UnknownType string
 	// Malformed is set by the demultiplexer when the frame named this id but could not be
-	// decoded (decodeWSFrame's errWSMalformed).
+	// decoded (decodeWSFrame's ErrMalformedFrame).
 	Malformed error
 }
 
 var (
 	// errWSGarbage marks a frame that is not a JSON-RPC response we can attribute to an id.
 	errWSGarbage = errors.New("websocket frame is not a JSON-RPC response")
-	// errWSMalformed marks a frame for a string id whose body a DWN server would not send.
-	errWSMalformed = errors.New("malformed websocket frame")
+	// ErrMalformedFrame marks a frame for a string id whose body a DWN server would not send.
+	ErrMalformedFrame = errors.New("malformed websocket frame")
 )
 
 // wire shapes (decoding only)
@@ -142,7 +142,7 @@ func (s *wsLooseString) UnmarshalJSON(b []byte) error {
 // decodeWSFrame turns one text frame into a wsInbound. It never panics. Three outcomes:
 //   - a usable frame: err == nil;
 //   - a frame that names a string id but whose body is not what a DWN server sends (an event
-//     without a message, a non-object result, ...): err wraps errWSMalformed and in.ID is set,
+//     without a message, a non-object result, ...): err wraps ErrMalformedFrame and in.ID is set,
 //     so the demultiplexer can end that one subscription or call instead of losing an event;
 //   - anything else (not JSON, no id, neither result nor error): err wraps errWSGarbage.
 //
@@ -160,7 +160,7 @@ func decodeWSFrame(data []byte) (wsInbound, error) {
 		if id == "" {
 			return wsInbound{}, fmt.Errorf("%w: "+format, append([]any{errWSGarbage}, args...)...)
 		}
-		return wsInbound{ID: id}, fmt.Errorf("%w: "+format, append([]any{errWSMalformed}, args...)...)
+		return wsInbound{ID: id}, fmt.Errorf("%w: "+format, append([]any{ErrMalformedFrame}, args...)...)
 	}
 	if err != nil {
 		return bad("%v", err)
@@ -187,7 +187,7 @@ func decodeWSFrame(data []byte) (wsInbound, error) {
 		if !isJSONPresent(res.Event.Message) {
 			return bad("event without message")
 		}
-		in.Frame = &wsFrame{Kind: wsFrameEvent, Message: res.Event.Message, InitialWrite: presentOrNil(res.Event.InitialWrite)}
+		in.Frame = &Frame{Kind: FrameEvent, Message: res.Event.Message, InitialWrite: presentOrNil(res.Event.InitialWrite)}
 	}
 	return in, nil
 }
@@ -198,8 +198,8 @@ func decodeEnboxFrame(in wsInbound, f *wsWireEnboxFrame, bad func(string, ...any
 		if f.Event == nil || !isJSONPresent(f.Event.Message) {
 			return bad("event frame without event.message")
 		}
-		in.Frame = &wsFrame{
-			Kind:              wsFrameEvent,
+		in.Frame = &Frame{
+			Kind:              FrameEvent,
 			Cursor:            presentOrNil(f.Cursor),
 			Message:           f.Event.Message,
 			InitialWrite:      presentOrNil(f.Event.InitialWrite),
@@ -210,7 +210,7 @@ func decodeEnboxFrame(in wsInbound, f *wsWireEnboxFrame, bad func(string, ...any
 			IsLatestBaseState: f.IsLatestBaseState,
 		}
 	case "eose":
-		in.Frame = &wsFrame{Kind: wsFrameEOSE, Cursor: presentOrNil(f.Cursor)}
+		in.Frame = &Frame{Kind: FrameEOSE, Cursor: presentOrNil(f.Cursor)}
 	case "error":
 		e := &wsSubscriptionError{Cursor: presentOrNil(f.Cursor)}
 		if f.Error != nil {

@@ -1,12 +1,13 @@
-package dialect
+package wire
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dwnsync/dwnsync/internal/dwn"
 	"io"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
 // JSON replies are decoded as a stream (json.Decoder tokens over the body), never read whole
@@ -14,15 +15,15 @@ import (
 // unmarshalling it in one piece cost 16× the reply in heap (a 64 MiB reply peaked at 1.1 GiB).
 // The walker below copies everything except result.reply.entries into a small reduced reply;
 // the entries go one at a time to the caller's callback (listings) or are kept (every other
-// call, whose replies are bounded by maxJSONReply).
+// call, whose replies are bounded by MaxJSONReply).
 
 const (
-	// maxJSONReply caps a JSON reply that is kept whole (every call but a streamed listing). The
+	// MaxJSONReply caps a JSON reply that is kept whole (every call but a streamed listing). The
 	// largest legitimate ones are an enbox listing page (1,000 CIDs, ~100 KB) and a feed page or
 	// dependency lookup of full messages (each a few KB plus ≤ 30 KB inline data). 16 MiB is
 	// far above those; decoding one costs up to ~3× the cap in transient heap (the decoder's
 	// buffer grows by doubling), so four calls at once stay well inside the chart's 512 MiB.
-	maxJSONReply = 16 << 20
+	MaxJSONReply = 16 << 20
 	// maxListingReply caps a streamed listing. Streaming keeps its memory O(1) in the reply (the
 	// caller keeps what it wants), so this only stops an endless body: 1 GiB is ~17M web5 CIDs
 	// (~62 bytes each), far beyond any tenant we have seen, and reading it is bounded by time.
@@ -267,5 +268,13 @@ func describeNonDWN(status int, contentType, size string) string {
 	if contentType == "" {
 		contentType = "none"
 	}
-	return fmt.Sprintf("non-DWN reply: HTTP %d, content-type %s, %s", status, dwn.RemoteText(truncate(contentType, 64)), size)
+	return fmt.Sprintf("non-DWN reply: HTTP %d, content-type %s, %s", status, dwn.RemoteText(clip(contentType, 64)), size)
+}
+
+// clip cuts s to at most n bytes for an error message, marking the cut.
+func clip(s string, n int) string {
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
 }

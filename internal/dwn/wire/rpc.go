@@ -1,4 +1,4 @@
-package dialect
+package wire
 
 import (
 	"bytes"
@@ -16,8 +16,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
 	"k8s.io/utils/clock"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
 // HTTP JSON-RPC transport (protocol spec §1.1, web5 spec §4).
@@ -48,50 +49,50 @@ const (
 	// header holds the message and its initial write).
 	maxResponseHeader = 16 << 20
 
-	defaultRetries     = 2
-	defaultCallTimeout = 30 * time.Second
-	defaultIdleTimeout = 60 * time.Second
+	DefaultRetries     = 2
+	DefaultCallTimeout = 30 * time.Second
+	DefaultIdleTimeout = 60 * time.Second
 	// defaultMinTransferRate and transferRateWindow: a data stream whose average over a 60 s
 	// window is below 4 KiB/s fails as Transient. The idle timeout alone let a server send one
 	// byte every 59 s forever; at the floor, the largest record a server admits still arrives
 	// (1 GiB in under 3 days), while a trickle ends within two windows.
-	defaultMinTransferRate = 4 << 10
+	DefaultMinTransferRate = 4 << 10
 	transferRateWindow     = 60 * time.Second
 	defaultRetryBase       = 500 * time.Millisecond
 	maxRetryWait           = 5 * time.Second
 	defaultHeaderTimeout   = 30 * time.Second
-	defaultDialTimeout     = 10 * time.Second
+	DefaultDialTimeout     = 10 * time.Second
 	defaultMaxIdlePerHost  = 16
 )
 
-// rpcClient speaks JSON-RPC over HTTP to one endpoint.
-type rpcClient struct {
-	endpoint string // base URL without trailing slash
-	shown    string // endpoint with any password redacted: the only form printed
-	http     *http.Client
-	clock    clock.Clock
-	bodyV1   bool // the server advertised body-v1 framing
-	retries  int
+// RPC speaks JSON-RPC over HTTP to one endpoint.
+type RPC struct {
+	Endpoint string // base URL without trailing slash
+	Shown    string // endpoint with any password redacted: the only form printed
+	HTTP     *http.Client
+	Clock    clock.Clock
+	BodyV1   bool // the server advertised body-v1 framing
+	Retries  int
 	// callTimeout bounds the JSON parts of one attempt; idleTimeout is the longest a data
 	// stream may sit without a byte moving. Zero disables either.
-	callTimeout time.Duration
-	idleTimeout time.Duration
+	CallTimeout time.Duration
+	IdleTimeout time.Duration
 	// minRate is the data-stream floor in bytes per second, averaged over transferRateWindow
 	// (0 = none).
-	minRate int64
+	MinRate int64
 }
 
-// newHTTPClient is the default client of one endpoint: its own keep-alive pool, a header
+// NewHTTPClient is the default client of one endpoint: its own keep-alive pool, a header
 // timeout (web5 never answers an unknown method, so a call must not wait forever) but no
 // overall timeout, because data streams may legitimately take long.
-func newHTTPClient(egress *egressRules) *http.Client {
+func NewHTTPClient(egress *EgressRules) *http.Client {
 	tr := &http.Transport{
 		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            egress.dialContext(&net.Dialer{Timeout: defaultDialTimeout, KeepAlive: 30 * time.Second}),
+		DialContext:            egress.DialContext(&net.Dialer{Timeout: DefaultDialTimeout, KeepAlive: 30 * time.Second}),
 		MaxIdleConns:           defaultMaxIdlePerHost,
 		MaxIdleConnsPerHost:    defaultMaxIdlePerHost,
 		IdleConnTimeout:        90 * time.Second,
-		TLSHandshakeTimeout:    defaultDialTimeout,
+		TLSHandshakeTimeout:    DefaultDialTimeout,
 		ResponseHeaderTimeout:  defaultHeaderTimeout,
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: maxResponseHeader,
@@ -100,9 +101,9 @@ func newHTTPClient(egress *egressRules) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// rpcCall is one request. Data (may be nil) is the record data, DataLen its length (-1 =
+// Call is one request. Data (may be nil) is the record data, DataLen its length (-1 =
 // unknown, sent chunked).
-type rpcCall struct {
+type Call struct {
 	Op      string // for errors, e.g. "MessagesRead"
 	Method  string // JSON-RPC method
 	Params  any
@@ -114,18 +115,18 @@ type rpcCall struct {
 	EachEntry func(json.RawMessage) error
 }
 
-// rpcAnswer is a successful JSON-RPC result. Body is the streamed data of a dwn-response
+// Answer is a successful JSON-RPC result. Body is the streamed data of a dwn-response
 // answer (the caller must Close it), nil otherwise.
-type rpcAnswer struct {
+type Answer struct {
 	Result json.RawMessage
 	Body   io.ReadCloser
 }
 
 // call performs c, retrying transient failures of body-less calls.
-func (r *rpcClient) call(ctx context.Context, c rpcCall) (rpcAnswer, error) {
+func (r *RPC) Call(ctx context.Context, c Call) (Answer, error) {
 	attempts := 1
 	if c.Data == nil {
-		attempts += r.retries
+		attempts += r.Retries
 	}
 	delivered := false // a streamed listing that handed out entries is never replayed
 	if each := c.EachEntry; each != nil {
@@ -139,27 +140,27 @@ func (r *rpcClient) call(ctx context.Context, c rpcCall) (rpcAnswer, error) {
 				wait = ra
 			}
 			if wait > maxRetryWait {
-				return rpcAnswer{}, lastErr // the server asked for more patience than a call has
+				return Answer{}, lastErr // the server asked for more patience than a call has
 			}
 			select {
 			case <-ctx.Done():
-				return rpcAnswer{}, lastErr
-			case <-r.clock.After(wait):
+				return Answer{}, lastErr
+			case <-r.Clock.After(wait):
 			}
 		}
 		ans, err := r.once(ctx, c)
-		if err == nil || !dwn.IsTransient(err) || ctx.Err() != nil || isStall(err) || delivered {
+		if err == nil || !dwn.IsTransient(err) || ctx.Err() != nil || IsStall(err) || delivered {
 			return ans, err // a stalled attempt already used the call's time: the caller decides
 		}
 		lastErr = err
 	}
-	return rpcAnswer{}, lastErr
+	return Answer{}, lastErr
 }
 
-func (r *rpcClient) once(ctx context.Context, c rpcCall) (rpcAnswer, error) {
+func (r *RPC) once(ctx context.Context, c Call) (Answer, error) {
 	envelope, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": newRequestID(), "method": c.Method, "params": c.Params})
 	if err != nil {
-		return rpcAnswer{}, &dwn.Error{Op: c.Op, Kind: dwn.Permanent, Detail: "encode request", Err: err}
+		return Answer{}, &dwn.Error{Op: c.Op, Kind: dwn.Permanent, Detail: "encode request", Err: err}
 	}
 	wctx, w := r.watch(ctx)
 	streaming := false // the answer's body outlives this function and finishes the watch
@@ -171,49 +172,49 @@ func (r *rpcClient) once(ctx context.Context, c rpcCall) (rpcAnswer, error) {
 	data := c.Data
 	var upload *watchedUpload
 	if data != nil && c.DataLen != 0 {
-		upload = &watchedUpload{r: data, w: w, idle: r.idleTimeout, reply: r.callTimeout}
+		upload = &watchedUpload{r: data, w: w, idle: r.IdleTimeout, reply: r.CallTimeout}
 		data = upload
-		w.arm(r.idleTimeout, stallUpload)
+		w.arm(r.IdleTimeout, stallUpload)
 	} else {
-		w.arm(r.callTimeout, stallReply)
+		w.arm(r.CallTimeout, stallReply)
 	}
 	req, err := r.newRequest(wctx, envelope, data, c.DataLen)
 	if err != nil {
-		return rpcAnswer{}, &dwn.Error{Op: c.Op, Kind: dwn.Permanent, Err: err}
+		return Answer{}, &dwn.Error{Op: c.Op, Kind: dwn.Permanent, Err: err}
 	}
-	resp, err := r.http.Do(req)
+	resp, err := r.HTTP.Do(req)
 	if upload != nil {
 		upload.answered()
-		w.arm(r.callTimeout, stallReply) // reading the reply is a JSON part again
+		w.arm(r.CallTimeout, stallReply) // reading the reply is a JSON part again
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return rpcAnswer{}, &dwn.Error{Op: c.Op, Kind: dwn.Transient, Detail: "cancelled", Err: ctx.Err()}
+			return Answer{}, &dwn.Error{Op: c.Op, Kind: dwn.Transient, Detail: "cancelled", Err: ctx.Err()}
 		}
 		if s := stallOf(wctx); s != nil {
-			return rpcAnswer{}, &dwn.Error{Op: c.Op, Kind: dwn.Transient, Detail: "request to " + r.shown + " stalled", Err: s}
+			return Answer{}, &dwn.Error{Op: c.Op, Kind: dwn.Transient, Detail: "request to " + r.Shown + " stalled", Err: s}
 		}
-		if errors.Is(err, errRedirectRefused) || errors.Is(err, errEgressRefused) {
-			return rpcAnswer{}, &dwn.Error{Op: c.Op, Kind: dwn.Permanent, Detail: "request to " + r.shown + " refused", Err: err}
+		if errors.Is(err, errRedirectRefused) || errors.Is(err, ErrEgressRefused) {
+			return Answer{}, &dwn.Error{Op: c.Op, Kind: dwn.Permanent, Detail: "request to " + r.Shown + " refused", Err: err}
 		}
-		return rpcAnswer{}, &dwn.Error{Op: c.Op, Kind: dwn.Transient, Detail: "request to " + r.shown + " failed", Err: err}
+		return Answer{}, &dwn.Error{Op: c.Op, Kind: dwn.Transient, Detail: "request to " + r.Shown + " failed", Err: err}
 	}
 	reply := httpReply{Status: resp.StatusCode, DWNResponse: resp.Header.Get(headerDWNResponse), RetryAfter: resp.Header.Get("Retry-After")}
 	if reply.DWNResponse != "" && resp.StatusCode == 200 {
-		result, err := decodeRPCResult(c.Op, reply, r.clock.Now())
+		result, err := decodeRPCResult(c.Op, reply, r.Clock.Now())
 		if err != nil {
 			resp.Body.Close()
-			return rpcAnswer{}, err
+			return Answer{}, err
 		}
 		w.disarm()
 		streaming = true
-		body := &watchedBody{rc: resp.Body, ctx: wctx, w: w, idle: r.idleTimeout, op: c.Op, from: r.shown,
-			floor: newRateFloor(r.clock, r.minRate)}
-		return rpcAnswer{Result: result, Body: body}, nil // data streams to the caller
+		body := &watchedBody{rc: resp.Body, ctx: wctx, w: w, idle: r.IdleTimeout, op: c.Op, from: r.Shown,
+			floor: newRateFloor(r.Clock, r.MinRate)}
+		return Answer{Result: result, Body: body}, nil // data streams to the caller
 	}
 	defer resp.Body.Close()
 	reply.ContentType = resp.Header.Get("Content-Type")
-	limit := int64(maxJSONReply)
+	limit := int64(MaxJSONReply)
 	if c.EachEntry != nil {
 		limit = maxListingReply
 	}
@@ -221,40 +222,40 @@ func (r *rpcClient) once(ctx context.Context, c rpcCall) (rpcAnswer, error) {
 	if c.EachEntry != nil {
 		// A listing may be a whole tenant: like a data stream, it may take long while it moves,
 		// so CallTimeout bounds each wait for bytes and the rate floor bounds a trickle.
-		floor := newRateFloor(r.clock, r.minRate)
+		floor := newRateFloor(r.Clock, r.MinRate)
 		body.progress = func(n int) error {
-			w.arm(r.callTimeout, stallReply)
+			w.arm(r.CallTimeout, stallReply)
 			return floor.add(n)
 		}
 	}
 	reply.Body, err = readJSONReply(body, c.EachEntry)
 	if err != nil {
-		return rpcAnswer{}, r.replyError(ctx, wctx, c.Op, resp, body, err)
+		return Answer{}, r.replyError(ctx, wctx, c.Op, resp, body, err)
 	}
-	result, err := decodeRPCResult(c.Op, reply, r.clock.Now())
+	result, err := decodeRPCResult(c.Op, reply, r.Clock.Now())
 	if err != nil {
-		return rpcAnswer{}, err
+		return Answer{}, err
 	}
-	return rpcAnswer{Result: result}, nil
+	return Answer{Result: result}, nil
 }
 
 // replyError classifies a JSON reply that could not be read: a transport failure or stall is
 // Transient, a reply over dwnsync's bounds is Permanent (it will not shrink), and a body that
 // is not a DWN reply is described, never echoed.
-func (r *rpcClient) replyError(ctx, wctx context.Context, op string, resp *http.Response, body *replyBody, err error) error {
+func (r *RPC) replyError(ctx, wctx context.Context, op string, resp *http.Response, body *replyBody, err error) error {
 	status := resp.StatusCode
 	switch {
 	case errors.Is(err, errReplyTooLarge):
 		return &dwn.Error{Op: op, Kind: dwn.Permanent, HTTPStatus: status, Detail: fmt.Sprintf(
 			"reply from %s exceeds dwnsync's bound (%d bytes a reply, %d entries, %d bytes a listing value); the call was abandoned",
-			r.shown, body.limit, maxReplyEntries, maxListingValue)}
+			r.Shown, body.limit, maxReplyEntries, maxListingValue)}
 	case errors.Is(err, errNotDWNReply):
 		kind := dwn.Transient // a 200 that is not DWN's: a proxy or captive portal, maybe passing
 		if status != 200 {
 			kind = kindForHTTP(status)
 		}
 		return &dwn.Error{Op: op, Kind: kind, HTTPStatus: status, Detail: nonDWNReply(status, resp.Header.Get("Content-Type"), body),
-			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), r.clock.Now())}
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), r.Clock.Now())}
 	case body.readErr != nil:
 		if s := stallOf(wctx); s != nil && ctx.Err() == nil {
 			err = s
@@ -265,12 +266,12 @@ func (r *rpcClient) replyError(ctx, wctx context.Context, op string, resp *http.
 }
 
 // newRequest frames the envelope and data as POST / using body-v1 when the server has it.
-func (r *rpcClient) newRequest(ctx context.Context, envelope []byte, data io.Reader, dataLen int64) (*http.Request, error) {
+func (r *RPC) newRequest(ctx context.Context, envelope []byte, data io.Reader, dataLen int64) (*http.Request, error) {
 	if data != nil && dataLen == 0 {
 		data = nil // nothing to send; a zero-length body would still count as "data" to some servers
 	}
-	url := r.endpoint + "/"
-	if r.bodyV1 {
+	url := r.Endpoint + "/"
+	if r.BodyV1 {
 		if len(envelope) > bodyV1MaxEnvelope {
 			return nil, fmt.Errorf("JSON-RPC envelope of %d bytes exceeds the body-v1 limit of %d", len(envelope), bodyV1MaxEnvelope)
 		}
@@ -313,32 +314,32 @@ func (r *rpcClient) newRequest(ctx context.Context, envelope []byte, data io.Rea
 	return req, nil
 }
 
-// processMessage sends one DWN message for target and returns the reply. Body is the streamed
+// ProcessMessage sends one DWN message for target and returns the reply. Body is the streamed
 // data when the reply carries some. Unexpected reply statuses are NOT errors here: callers map
 // them (Apply turns 409 into Superseded, MessagesRead 404 into "not found", ...).
-func (r *rpcClient) processMessage(ctx context.Context, op, target string, message json.RawMessage, data io.Reader, dataLen int64) (dwnReply, io.ReadCloser, error) {
-	ans, err := r.call(ctx, rpcCall{Op: op, Method: "dwn.processMessage",
+func (r *RPC) ProcessMessage(ctx context.Context, op, target string, message json.RawMessage, data io.Reader, dataLen int64) (Reply, io.ReadCloser, error) {
+	ans, err := r.Call(ctx, Call{Op: op, Method: "dwn.processMessage",
 		Params: map[string]any{"target": target, "message": message}, Data: data, DataLen: dataLen})
 	if err != nil {
-		return dwnReply{}, nil, err
+		return Reply{}, nil, err
 	}
 	reply, err := decodeDWNReply(op, ans.Result)
 	if err != nil {
 		if ans.Body != nil {
 			ans.Body.Close()
 		}
-		return dwnReply{}, nil, err
+		return Reply{}, nil, err
 	}
 	return reply, ans.Body, nil
 }
 
-// processListing is processMessage for a listing: every reply entry goes to each as it
+// ProcessListing is ProcessMessage for a listing: every reply entry goes to each as it
 // streams in, and the returned reply has an empty entries array.
-func (r *rpcClient) processListing(ctx context.Context, op, target string, message json.RawMessage, each func(json.RawMessage) error) (dwnReply, error) {
-	ans, err := r.call(ctx, rpcCall{Op: op, Method: "dwn.processMessage",
+func (r *RPC) ProcessListing(ctx context.Context, op, target string, message json.RawMessage, each func(json.RawMessage) error) (Reply, error) {
+	ans, err := r.Call(ctx, Call{Op: op, Method: "dwn.processMessage",
 		Params: map[string]any{"target": target, "message": message}, EachEntry: each})
 	if err != nil {
-		return dwnReply{}, err
+		return Reply{}, err
 	}
 	if ans.Body != nil {
 		ans.Body.Close() // a listing carries no data
@@ -346,67 +347,26 @@ func (r *rpcClient) processListing(ctx context.Context, op, target string, messa
 	return decodeDWNReply(op, ans.Result)
 }
 
-// applyReplicated sends dwn.applyReplicatedMessage and decodes result.result.
-func (r *rpcClient) applyReplicated(ctx context.Context, target string, message json.RawMessage, data io.Reader, dataLen int64) (dwn.ApplyResult, error) {
-	const op = "dwn.applyReplicatedMessage"
-	ans, err := r.call(ctx, rpcCall{Op: op, Method: op,
-		Params: map[string]any{"target": target, "message": message}, Data: data, DataLen: dataLen})
-	if err != nil {
-		return dwn.ApplyResult{}, err
-	}
-	if ans.Body != nil {
-		ans.Body.Close()
-	}
-	return decodeApplyResult(ans.Result)
-}
-
-// decodeApplyResult reads {"result":{"kind":…}} of dwn.applyReplicatedMessage.
-func decodeApplyResult(result json.RawMessage) (dwn.ApplyResult, error) {
-	const op = "dwn.applyReplicatedMessage"
-	var r struct {
-		Result *struct {
-			Kind         dwn.ApplyKind       `json:"kind"`
-			AncestryOnly bool                `json:"ancestryOnly"`
-			Missing      []dwn.DependencyRef `json:"missing"`
-			Reason       string              `json:"reason"`
-		} `json:"result"`
-	}
-	if err := json.Unmarshal(result, &r); err != nil || r.Result == nil {
-		return dwn.ApplyResult{}, &dwn.Error{Op: op, Kind: dwn.Transient, Detail: "result has no result.kind"}
-	}
-	switch r.Result.Kind {
-	case dwn.Applied, dwn.Duplicate, dwn.Superseded, dwn.Incomplete, dwn.Invalid, dwn.Deferred:
-	default:
-		return dwn.ApplyResult{}, &dwn.Error{Op: op, Kind: dwn.Permanent, Detail: fmt.Sprintf("unknown apply result kind %q", r.Result.Kind)}
-	}
-	for i := range r.Result.Missing {
-		if r.Result.Missing[i].Type == "EncryptionProtocol" {
-			r.Result.Missing[i].Type = "EncryptionControl" // one client version's spelling
-		}
-	}
-	return dwn.ApplyResult{Kind: r.Result.Kind, AncestryOnly: r.Result.AncestryOnly, Missing: r.Result.Missing, Reason: r.Result.Reason}, nil
-}
-
-// getJSON fetches a GET route (e.g. /info) into v.
-func (r *rpcClient) getJSON(ctx context.Context, path string, v any) error {
+// GetJSON fetches a GET route (e.g. /info) into v.
+func (r *RPC) GetJSON(ctx context.Context, path string, v any) error {
 	op := "GET " + path
 	wctx, w := r.watch(ctx)
 	defer w.finish()
-	w.arm(r.callTimeout, stallReply)
-	req, err := http.NewRequestWithContext(wctx, http.MethodGet, r.endpoint+path, nil)
+	w.arm(r.CallTimeout, stallReply)
+	req, err := http.NewRequestWithContext(wctx, http.MethodGet, r.Endpoint+path, nil)
 	if err != nil {
 		return &dwn.Error{Op: op, Kind: dwn.Permanent, Err: err}
 	}
-	resp, err := r.http.Do(req)
+	resp, err := r.HTTP.Do(req)
 	if err != nil {
 		if s := stallOf(wctx); s != nil && ctx.Err() == nil {
 			err = s
 		}
 		kind := dwn.Transient
-		if errors.Is(err, errRedirectRefused) || errors.Is(err, errEgressRefused) {
+		if errors.Is(err, errRedirectRefused) || errors.Is(err, ErrEgressRefused) {
 			kind = dwn.Permanent
 		}
-		return &dwn.Error{Op: op, Kind: kind, Detail: "request to " + r.shown + " failed", Err: err}
+		return &dwn.Error{Op: op, Kind: kind, Detail: "request to " + r.Shown + " failed", Err: err}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxInfoReply+1))
@@ -419,7 +379,7 @@ func (r *rpcClient) getJSON(ctx context.Context, path string, v any) error {
 	contentType := resp.Header.Get("Content-Type")
 	if resp.StatusCode != 200 {
 		return &dwn.Error{Op: op, Kind: kindForHTTP(resp.StatusCode), HTTPStatus: resp.StatusCode,
-			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), r.clock.Now()),
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), r.Clock.Now()),
 			Detail:     describeNonDWN(resp.StatusCode, contentType, fmt.Sprintf("%d bytes", len(body)))}
 	}
 	if len(body) > maxInfoReply || json.Unmarshal(body, v) != nil {
@@ -435,7 +395,7 @@ type exactReader struct {
 	remaining int64
 }
 
-func newExactReader(rc io.ReadCloser, n int64) io.ReadCloser {
+func NewExactReader(rc io.ReadCloser, n int64) io.ReadCloser {
 	return &exactReader{rc: rc, remaining: n}
 }
 
@@ -474,39 +434,39 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// trimEndpoint normalises a base URL.
-func trimEndpoint(endpoint string) string { return strings.TrimRight(endpoint, "/") }
+// TrimEndpoint normalises a base URL.
+func TrimEndpoint(endpoint string) string { return strings.TrimRight(endpoint, "/") }
 
 // ---- stall watchdog ----
 
-// What a fired watchdog reports (the stallError's Stage).
+// What a fired watchdog reports (the StallError's Stage).
 const (
 	stallReply  = "no reply" // a JSON part (request, reply headers, JSON body) overran CallTimeout
 	stallUpload = "server stopped accepting request data"
 	stallData   = "no response data"
 )
 
-// stallError is the cancellation cause of an exchange whose server stopped making progress.
-type stallError struct {
+// StallError is the cancellation cause of an exchange whose server stopped making progress.
+type StallError struct {
 	Stage string
 	After time.Duration
 }
 
-func (s *stallError) Error() string {
+func (s *StallError) Error() string {
 	return fmt.Sprintf("timeout: %s within %s", s.Stage, s.After)
 }
 
 // stallOf returns the watchdog's cause when it cancelled ctx, else nil.
-func stallOf(ctx context.Context) *stallError {
-	var s *stallError
+func stallOf(ctx context.Context) *StallError {
+	var s *StallError
 	if errors.As(context.Cause(ctx), &s) {
 		return s
 	}
 	return nil
 }
 
-func isStall(err error) bool {
-	var s *stallError
+func IsStall(err error) bool {
+	var s *StallError
 	return errors.As(err, &s)
 }
 
@@ -523,9 +483,9 @@ type callWatch struct {
 }
 
 // watch returns the exchange's context (cancelled by the watchdog or by finish) and its watch.
-func (r *rpcClient) watch(ctx context.Context) (context.Context, *callWatch) {
+func (r *RPC) watch(ctx context.Context) (context.Context, *callWatch) {
 	wctx, cancel := context.WithCancelCause(ctx)
-	return wctx, &callWatch{clock: r.clock, cancel: cancel}
+	return wctx, &callWatch{clock: r.Clock, cancel: cancel}
 }
 
 // arm starts (or restarts) the timer: after d, the exchange fails with stage. d <= 0 disarms.
@@ -536,7 +496,7 @@ func (w *callWatch) arm(d time.Duration, stage string) {
 	if w.done || d <= 0 {
 		return
 	}
-	gen, cause := w.gen, &stallError{Stage: stage, After: d}
+	gen, cause := w.gen, &StallError{Stage: stage, After: d}
 	fire := func() {
 		w.mu.Lock()
 		current := gen == w.gen && !w.done

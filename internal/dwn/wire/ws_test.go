@@ -1,4 +1,4 @@
-package dialect
+package wire
 
 import (
 	"context"
@@ -14,9 +14,9 @@ import (
 	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
-func wsNewTestMux(t *testing.T, f *fakeWS, opts wsOptions) *wsMux {
+func wsNewTestMux(t *testing.T, f *fakeWS, opts MuxOptions) *Mux {
 	t.Helper()
-	m, err := newWSMux(f.srv.URL, opts)
+	m, err := NewMux(f.srv.URL, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func wsCtx(t *testing.T) context.Context {
 }
 
 // wsMustSubscribe opens a subscription for tenant on m or fails the test.
-func wsMustSubscribe(t *testing.T, m *wsMux, tenant string) *wsSubscription {
+func wsMustSubscribe(t *testing.T, m *Mux, tenant string) *Subscription {
 	t.Helper()
 	s, _, err := m.Subscribe(wsCtx(t), wsTestParams(tenant))
 	if err != nil {
@@ -59,7 +59,7 @@ func TestWSURL(t *testing.T) {
 		}
 	}
 	// Credentials in an endpoint never reach an error message.
-	m, err := newWSMux("http://user:s3cret@127.0.0.1:1", wsOptions{})
+	m, err := NewMux("http://user:s3cret@127.0.0.1:1", MuxOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,11 +73,11 @@ func TestWSURL(t *testing.T) {
 // are buffered and delivered in order once Subscribe returns.
 func TestWSEventsBeforeReply(t *testing.T) {
 	f := wsNewFake(t)
-	m := wsNewTestMux(t, f, wsOptions{})
+	m := wsNewTestMux(t, f, MuxOptions{})
 	params := wsTestParams("did:example:alice")
 
 	type result struct {
-		sub   *wsSubscription
+		sub   *Subscription
 		reply json.RawMessage
 		err   error
 	}
@@ -115,7 +115,7 @@ func TestWSEventsBeforeReply(t *testing.T) {
 	}
 	for pos := 1; pos <= 3; pos++ {
 		fr := wsRecvFrame(t, res.sub)
-		if fr.Kind != wsFrameEvent || wsFrameN(t, fr) != pos || fr.MessageCID != fmt.Sprintf("bafy%d", pos) || fr.Seq != fmt.Sprint(pos) {
+		if fr.Kind != FrameEvent || wsFrameN(t, fr) != pos || fr.MessageCID != fmt.Sprintf("bafy%d", pos) || fr.Seq != fmt.Sprint(pos) {
 			t.Fatalf("frame %d: got %+v", pos, fr)
 		}
 		var c dwn.Cursor
@@ -123,12 +123,12 @@ func TestWSEventsBeforeReply(t *testing.T) {
 			t.Fatalf("frame %d cursor %s: %v", pos, fr.Cursor, err)
 		}
 	}
-	if fr := wsRecvFrame(t, res.sub); fr.Kind != wsFrameEOSE || !strings.Contains(string(fr.Cursor), `"position":"3"`) {
+	if fr := wsRecvFrame(t, res.sub); fr.Kind != FrameEOSE || !strings.Contains(string(fr.Cursor), `"position":"3"`) {
 		t.Fatalf("want eose with cursor, got %+v", fr)
 	}
 	// A live event after the reply, web5 style.
 	req.Conn.sendRaw(wsWeb5Event(req.SubID, 4))
-	if fr := wsRecvFrame(t, res.sub); fr.Kind != wsFrameEvent || wsFrameN(t, fr) != 4 || fr.Cursor != nil {
+	if fr := wsRecvFrame(t, res.sub); fr.Kind != FrameEvent || wsFrameN(t, fr) != 4 || fr.Cursor != nil {
 		t.Fatalf("want web5 event 4 without cursor, got %+v", fr)
 	}
 	if res.sub.Err() != nil {
@@ -141,9 +141,9 @@ func TestWSManySubscriptionsOneSocket(t *testing.T) {
 	const subs, perSub = 50, 20
 	f := wsNewFake(t)
 	f.setAuto(wsAutoOK)
-	m := wsNewTestMux(t, f, wsOptions{Buffer: perSub})
+	m := wsNewTestMux(t, f, MuxOptions{Buffer: perSub})
 
-	all := make([]*wsSubscription, subs)
+	all := make([]*Subscription, subs)
 	var wg sync.WaitGroup
 	errs := make(chan error, subs)
 	for i := range all {
@@ -200,7 +200,7 @@ func TestWSSlowConsumerIsolation(t *testing.T) {
 		}
 		return wsAutoOK(c, r)
 	})
-	m := wsNewTestMux(t, f, wsOptions{Buffer: buffer})
+	m := wsNewTestMux(t, f, MuxOptions{Buffer: buffer})
 	slow := wsMustSubscribe(t, m, "did:example:slow")
 	fast := wsMustSubscribe(t, m, "did:example:fast")
 	c := f.conn(0)
@@ -248,9 +248,9 @@ func TestWSSlowConsumerIsolation(t *testing.T) {
 func TestWSCloseSendsEmptyParams(t *testing.T) {
 	f := wsNewFake(t)
 	fc := waittest.NewClock(time.Unix(1_700_000_000, 0))
-	m := wsNewTestMux(t, f, wsOptions{Clock: fc, CloseTimeout: 5 * time.Second})
+	m := wsNewTestMux(t, f, MuxOptions{Clock: fc, CloseTimeout: 5 * time.Second})
 	f.setAuto(wsAutoSubscribeOK)
-	subscribe := func() *wsSubscription {
+	subscribe := func() *Subscription {
 		return wsMustSubscribe(t, m, "did:example:alice")
 	}
 
@@ -301,7 +301,7 @@ func TestWSCloseSendsEmptyParams(t *testing.T) {
 // Status and JSON-RPC errors of subscribe are classified; a 410 is the package's *GapError.
 func TestWSSubscribeErrors(t *testing.T) {
 	f := wsNewFake(t)
-	m := wsNewTestMux(t, f, wsOptions{})
+	m := wsNewTestMux(t, f, MuxOptions{})
 	cases := []struct {
 		name  string
 		reply func(r fakeWSRequest) string
@@ -341,7 +341,7 @@ func TestWSSubscribeErrors(t *testing.T) {
 		{"reply without status", func(r fakeWSRequest) string {
 			return fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"reply":{"detail":"?"}}}`, r.ID)
 		}, func(t *testing.T, err error) {
-			if !errors.Is(err, errWSMalformed) || !dwn.IsTransient(err) || !strings.Contains(err.Error(), "no status") {
+			if !errors.Is(err, ErrMalformedFrame) || !dwn.IsTransient(err) || !strings.Contains(err.Error(), "no status") {
 				t.Fatalf("want a transient malformed no-status error, got %v", err)
 			}
 		}},
@@ -375,7 +375,7 @@ func TestWSSubscribeErrors(t *testing.T) {
 func TestWSGarbageFrames(t *testing.T) {
 	f := wsNewFake(t)
 	f.setAuto(wsAutoOK)
-	m := wsNewTestMux(t, f, wsOptions{})
+	m := wsNewTestMux(t, f, MuxOptions{})
 	s := wsMustSubscribe(t, m, "did:example:alice")
 	c := f.conn(0)
 	garbage := []string{
@@ -421,8 +421,8 @@ func TestWSGarbageFrames(t *testing.T) {
 		victim := wsMustSubscribe(t, m, "did:example:victim")
 		c.sendRaw(fmt.Sprintf(frame, victim.ID()))
 		err, _ := wsWaitEnded(t, victim)
-		if !errors.Is(err, errWSMalformed) || !dwn.IsTransient(err) {
-			t.Fatalf("%s: victim ended with %v; want a transient errWSMalformed", frame, err)
+		if !errors.Is(err, ErrMalformedFrame) || !dwn.IsTransient(err) {
+			t.Fatalf("%s: victim ended with %v; want a transient ErrMalformedFrame", frame, err)
 		}
 	}
 	c.sendRaw(wsWeb5Event(s.ID(), 8))
@@ -435,7 +435,7 @@ func TestWSGarbageFrames(t *testing.T) {
 		c.sendRaw(fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"reply":{"status":{"code":200}}},"error":"x"}`, r.ID))
 		return true
 	})
-	if _, _, err := m.Subscribe(wsCtx(t), wsTestParams("did:example:alice")); !errors.Is(err, errWSMalformed) {
+	if _, _, err := m.Subscribe(wsCtx(t), wsTestParams("did:example:alice")); !errors.Is(err, ErrMalformedFrame) {
 		t.Fatalf("malformed subscribe reply: %v", err)
 	}
 }
@@ -447,7 +447,7 @@ func TestWSAck(t *testing.T) {
 	f.setAuto(wsAutoSubscribeOK)
 	cursor := json.RawMessage(`{"streamId":"6742201863cf8f21","epoch":"e1","position":"5","messageCid":"bafy5"}`)
 
-	withFlow := wsNewTestMux(t, f, wsOptions{MaxInFlight: 32})
+	withFlow := wsNewTestMux(t, f, MuxOptions{MaxInFlight: 32})
 	s, _, err := withFlow.Subscribe(wsCtx(t), wsTestParams("did:example:alice"))
 	if err != nil {
 		t.Fatal(err)
@@ -472,7 +472,7 @@ func TestWSAck(t *testing.T) {
 		t.Fatal("Ack without a cursor: want an error naming the cursor")
 	}
 
-	noFlow := wsNewTestMux(t, f, wsOptions{})
+	noFlow := wsNewTestMux(t, f, MuxOptions{})
 	s2, _, err := noFlow.Subscribe(wsCtx(t), wsTestParams("did:example:bob"))
 	if err != nil {
 		t.Fatal(err)
@@ -490,7 +490,7 @@ func TestWSAck(t *testing.T) {
 func TestWSServerErrorFrame(t *testing.T) {
 	f := wsNewFake(t)
 	f.setAuto(wsAutoOK)
-	m := wsNewTestMux(t, f, wsOptions{})
+	m := wsNewTestMux(t, f, MuxOptions{})
 	a := wsMustSubscribe(t, m, "did:example:a")
 	b := wsMustSubscribe(t, m, "did:example:b")
 	c := f.conn(0)
@@ -509,7 +509,7 @@ func TestWSServerErrorFrame(t *testing.T) {
 // Cancelling a Subscribe that waits for its reply tells the server to drop the subscription.
 func TestWSSubscribeCancelled(t *testing.T) {
 	f := wsNewFake(t)
-	m := wsNewTestMux(t, f, wsOptions{})
+	m := wsNewTestMux(t, f, MuxOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
@@ -532,7 +532,7 @@ func TestWSSubscribeCancelled(t *testing.T) {
 func TestWSMuxClose(t *testing.T) {
 	f := wsNewFake(t)
 	f.setAuto(wsAutoOK)
-	m := wsNewTestMux(t, f, wsOptions{})
+	m := wsNewTestMux(t, f, MuxOptions{})
 	s := wsMustSubscribe(t, m, "did:example:alice")
 	if err := m.Close(); err != nil {
 		t.Fatal(err)

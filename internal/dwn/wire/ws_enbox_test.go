@@ -1,4 +1,4 @@
-package dialect_test
+package wire
 
 import (
 	"context"
@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
+	clocktesting "k8s.io/utils/clock/testing"
+
 	"github.com/dwnsync/dwnsync/internal/dwn"
-	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
-	clocktesting "k8s.io/utils/clock/testing"
 )
 
 const wsNotes = "https://example.com/protocol/wsnotes"
@@ -54,7 +54,7 @@ func wsEnboxSubscribeParams(t *testing.T, id *dwntest.Identity, cursor *dwn.Curs
 	return params
 }
 
-func wsRecv(t *testing.T, s *dialect.WSSubscription) dialect.WSFrame {
+func wsRecv(t *testing.T, s *Subscription) Frame {
 	t.Helper()
 	select {
 	case f, ok := <-s.Frames():
@@ -65,10 +65,10 @@ func wsRecv(t *testing.T, s *dialect.WSSubscription) dialect.WSFrame {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no frame within 10 s")
 	}
-	return dialect.WSFrame{}
+	return Frame{}
 }
 
-func wsPosition(t *testing.T, f dialect.WSFrame) string {
+func wsPosition(t *testing.T, f Frame) string {
 	t.Helper()
 	var c dwn.Cursor
 	if err := json.Unmarshal(f.Cursor, &c); err != nil || !c.Valid() {
@@ -96,7 +96,7 @@ func TestWSEnboxNode(t *testing.T) {
 
 	fc := clocktesting.NewFakeClock(time.Now())
 	waits := make(chan time.Duration, 4)
-	m, err := dialect.NewWSMux(n.URL(), dialect.WSOptions{MaxInFlight: window, Clock: fc, Jitter: func() float64 { return 0.5 },
+	m, err := NewMux(n.URL(), MuxOptions{MaxInFlight: window, Clock: fc, Jitter: func() float64 { return 0.5 },
 		OnDialWait: func(d time.Duration) { waits <- d }})
 	if err != nil {
 		t.Fatal(err)
@@ -117,12 +117,12 @@ func TestWSEnboxNode(t *testing.T) {
 	}
 
 	var got []string
-	var last dialect.WSFrame
+	var last Frame
 	for range window {
 		last = wsRecv(t, sub)
 		got = append(got, last.MessageCID)
 	}
-	if err := dialect.WSPing(wsEnboxCtx(t), m); err != nil {
+	if err := wsPing(wsEnboxCtx(t), m); err != nil {
 		t.Fatal(err)
 	}
 	if k := len(sub.Frames()); k != 0 {
@@ -133,7 +133,7 @@ func TestWSEnboxNode(t *testing.T) {
 	}
 	for len(got) < len(want) {
 		f := wsRecv(t, sub)
-		if f.Kind != dialect.WSFrameEvent {
+		if f.Kind != FrameEvent {
 			t.Fatalf("frame %d is %v, want an event", len(got), f.Kind)
 		}
 		got = append(got, f.MessageCID)
@@ -146,13 +146,13 @@ func TestWSEnboxNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	eose := wsRecv(t, sub)
-	if eose.Kind != dialect.WSFrameEOSE || wsPosition(t, eose) != wsPosition(t, last) {
+	if eose.Kind != FrameEOSE || wsPosition(t, eose) != wsPosition(t, last) {
 		t.Fatalf("want eose at %s, got %+v", wsPosition(t, last), eose)
 	}
 	_ = sub.Ack(eose.Cursor)
 	live := wsEnboxWrite(t, n, alice, 1)[0]
 	f := wsRecv(t, sub)
-	if f.MessageCID != live.CID || f.Kind != dialect.WSFrameEvent {
+	if f.MessageCID != live.CID || f.Kind != FrameEvent {
 		t.Fatalf("live frame %+v, want %s", f, live.CID)
 	}
 	if cid, err := dwnmsg.MessageCID(f.Message); err != nil || cid != live.CID {
@@ -163,13 +163,13 @@ func TestWSEnboxNode(t *testing.T) {
 
 	// The node's garbage: three frames the mux ignores, then an event without message or
 	// cursor on our subscription, which must end it rather than be skipped.
-	if err := dialect.WSPing(wsEnboxCtx(t), m); err != nil { // the answers to our acks are in
+	if err := wsPing(wsEnboxCtx(t), m); err != nil { // the answers to our acks are in
 		t.Fatal(err)
 	}
 	before := m.Stats()
 	n.SendGarbageFrames()
 	endErr := wsEnded(t, sub)
-	if !errors.Is(endErr, dialect.ErrWSMalformed) || !dwn.IsTransient(endErr) {
+	if !errors.Is(endErr, ErrMalformedFrame) || !dwn.IsTransient(endErr) {
 		t.Fatalf("after garbage: %v; want a transient malformed-frame end", endErr)
 	}
 	if st := m.Stats(); st.GarbageFrames-before.GarbageFrames != 3 || st.UnknownFrames-before.UnknownFrames != 1 || st.ConnectionsLost != 0 {
@@ -185,11 +185,11 @@ func TestWSEnboxNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := wsRecv(t, sub); f.Kind != dialect.WSFrameEOSE || wsPosition(t, f) != cp.Position {
+	if f := wsRecv(t, sub); f.Kind != FrameEOSE || wsPosition(t, f) != cp.Position {
 		t.Fatalf("resubscribe at the head: want eose at %s, got %+v", cp.Position, f)
 	}
 	n.DropWebSockets()
-	if err := wsEnded(t, sub); !errors.Is(err, dialect.ErrWSDisconnected) || !dwn.IsTransient(err) {
+	if err := wsEnded(t, sub); !errors.Is(err, ErrDisconnected) || !dwn.IsTransient(err) {
 		t.Fatalf("after drop: %v", err)
 	}
 	more := wsEnboxWrite(t, n, alice, 2)
@@ -216,7 +216,7 @@ func TestWSEnboxNode(t *testing.T) {
 			t.Fatalf("after reconnect: replayed %s, want %s", f.MessageCID, w.CID)
 		}
 	}
-	if f := wsRecv(t, sub); f.Kind != dialect.WSFrameEOSE {
+	if f := wsRecv(t, sub); f.Kind != FrameEOSE {
 		t.Fatalf("want eose after the missed writes, got %+v", f)
 	}
 	if err := sub.Close(wsEnboxCtx(t)); err != nil {
@@ -238,7 +238,7 @@ func wsCIDsOf(ws []dwntest.Written) []string {
 	return out
 }
 
-func wsEnded(t *testing.T, s *dialect.WSSubscription) error {
+func wsEnded(t *testing.T, s *Subscription) error {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
@@ -251,4 +251,24 @@ func wsEnded(t *testing.T, s *dialect.WSSubscription) error {
 			t.Fatal("subscription did not end within 10 s")
 		}
 	}
+}
+
+// wsPing does an rpc.ping round trip on the mux's current socket (enbox servers answer it).
+// Frames on one socket are ordered, so once it returns every frame the server sent before the
+// answer has been delivered.
+func wsPing(ctx context.Context, m *Mux) error {
+	c, err := m.connection(ctx)
+	if err != nil {
+		return err
+	}
+	id := newWSID()
+	frame, err := encodeWSRequest(id, "rpc.ping", json.RawMessage(`{}`), "")
+	if err != nil {
+		return err
+	}
+	in, err := c.call(ctx, "rpc.ping", id, frame, m.opts.CallTimeout)
+	if err == nil && in.RPCError != nil {
+		err = in.RPCError
+	}
+	return err
 }

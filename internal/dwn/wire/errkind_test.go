@@ -1,8 +1,9 @@
-package dialect
+package wire
 
 import (
-	"github.com/dwnsync/dwnsync/internal/dwn"
 	"testing"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
 func TestErrorClassification(t *testing.T) {

@@ -1,21 +1,22 @@
-package dialect
+package wire
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dwnsync/dwnsync/internal/dwn"
 	"time"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
 // Why a WebSocket subscription ended or a WebSocket call failed. Terminal errors of a
 // subscription and failed calls are *Error values (so IsTransient, IsUnauthorized, ... work)
 // or a *GapError; the ones the mux itself decides wrap one of these sentinels (errors.Is).
 var (
-	// errWSDisconnected: the socket died (dial, read or write error, missed pongs, server went
+	// ErrDisconnected: the socket died (dial, read or write error, missed pongs, server went
 	// away). Every subscription on that socket ends with it. Transient: resubscribe; the mux
 	// redials with backoff.
-	errWSDisconnected = errors.New("websocket connection lost")
+	ErrDisconnected = errors.New("websocket connection lost")
 	// errWSOverflow: this subscription's buffer was full when a frame arrived, i.e. its consumer
 	// fell behind by more than the buffer. Only this subscription ends (the reader never waits on
 	// a consumer). Transient: reopen it from the last checkpoint.
@@ -32,7 +33,7 @@ const wsOp = "websocket"
 
 // wsLost is the terminal error of a dead socket.
 func wsLost(format string, args ...any) error {
-	return &dwn.Error{Op: wsOp, Kind: dwn.Transient, Err: fmt.Errorf("%w: "+format, append([]any{errWSDisconnected}, args...)...)}
+	return &dwn.Error{Op: wsOp, Kind: dwn.Transient, Err: fmt.Errorf("%w: "+format, append([]any{ErrDisconnected}, args...)...)}
 }
 
 func wsOverflow(buffer int) error {

@@ -1,15 +1,15 @@
-package dialect
+package wire
 
 // WebSocket JSON-RPC multiplexer: one socket per endpoint carries every subscription of every
 // tenant on that endpoint (servers limit sockets per peer; spec enbox §1.3.1, web5 §5.3).
 //
 // API for the dialect adapters (everything else in ws*.go is internal to the mux):
 //
-//	mux, err := newWSMux(endpoint, wsOptions{...})   // http→ws, https→wss; does not dial yet
+//	mux, err := NewMux(endpoint, MuxOptions{...})   // http→ws, https→wss; does not dial yet
 //	sub, reply, err := mux.Subscribe(ctx, params)    // params = {"target": did, "message": signed MessagesSubscribe}
-//	for f := range sub.Frames() { ... }              // wsFrame: Kind event|eose, Cursor, Message, InitialWrite, ...
+//	for f := range sub.Frames() { ... }              // Frame: Kind event|eose, Cursor, Message, InitialWrite, ...
 //	err = sub.Err()                                  // why Frames was closed (valid once it is closed)
-//	err = sub.Ack(f.Cursor)                          // rpc.ack; a no-op unless wsOptions.MaxInFlight > 0
+//	err = sub.Ack(f.Cursor)                          // rpc.ack; a no-op unless MuxOptions.MaxInFlight > 0
 //	err = sub.Close(ctx)                             // rpc.subscribe.close with "params": {}, waits for the reply
 //	mux.Close()                                      // ends every subscription with errWSMuxClosed
 //	mux.Stats()                                      // counters: dials, garbage and unknown-id frames, overflows
@@ -25,11 +25,11 @@ package dialect
 //   - returns reply = result.reply as received (adapters read head/fingerprint from it).
 //     status 200 → the subscription; 410 → a *GapError (AsGap); any other status → an *Error
 //     with DWNCode and the kind for that status (401 → Unauthorized, ...); a JSON-RPC error → an
-//     *Error with RPCCode; no socket → a Transient *Error wrapping errWSDisconnected.
+//     *Error with RPCCode; no socket → a Transient *Error wrapping ErrDisconnected.
 //
 // Delivery and termination: frames are delivered in arrival order on a bounded channel
-// (wsOptions.Buffer, default 128: a channel of values is allocated whole, ~19 KB per
-// subscription) and a byte budget (wsOptions.BufferBytes, default 8 MiB; consumers Release each
+// (MuxOptions.Buffer, default 128: a channel of values is allocated whole, ~19 KB per
+// subscription) and a byte budget (MuxOptions.BufferBytes, default 8 MiB; consumers Release each
 // frame they take). The reader goroutine never blocks on a consumer: if the channel is full, or
 // the frame would overrun the budget, when a frame arrives, that subscription alone ends with errWSOverflow (frames
 // already buffered stay readable; the mux sends rpc.subscribe.close in the background) and the
@@ -41,7 +41,7 @@ package dialect
 //
 // Frames is closed exactly once; Err then says why (errors.Is / the *Error kind):
 //   - errWSOverflow (Transient): this consumer fell behind;
-//   - errWSDisconnected (Transient): the socket was lost, every subscription on it ends;
+//   - ErrDisconnected (Transient): the socket was lost, every subscription on it ends;
 //   - an *Error wrapping *wsSubscriptionError: enbox terminal error frame (Transient, or
 //     Unauthorized for MessagesSubscribeDeliveryAuthorizationFailed);
 //   - an *Error with RPCCode: a JSON-RPC error on the subscription id;
@@ -57,7 +57,7 @@ package dialect
 // counted (Stats().UnknownFrames) and ignored; frames that are not JSON-RPC responses with a
 // string id are counted (GarbageFrames) and ignored. A frame that names a live subscription but
 // cannot be read (an event without a message, a non-object result) ends that subscription with
-// a Transient *Error wrapping errWSMalformed: skipping it could leave a silent hole in the feed,
+// a Transient *Error wrapping ErrMalformedFrame: skipping it could leave a silent hole in the feed,
 // while reopening from the checkpoint loses nothing. Nothing a server sends can panic the
 // reader (FuzzWSFrame).
 
@@ -77,13 +77,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/go-logr/logr"
 	"github.com/gorilla/websocket"
 	"k8s.io/utils/clock"
+
+	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
-// Defaults of wsOptions.
+// Defaults of MuxOptions.
 const (
 	wsDefaultBuffer       = 128
 	wsDefaultPingInterval = 20 * time.Second
@@ -102,8 +103,8 @@ const (
 	wsBackoffJitter      = 0.2
 )
 
-// wsOptions configures a wsMux. The zero value is usable.
-type wsOptions struct {
+// MuxOptions configures a Mux. The zero value is usable.
+type MuxOptions struct {
 	// Clock drives backoff, pings, the read deadline and call timeouts. Default: real clock.
 	Clock clock.WithTicker
 	// Logger gets connection-level events (dial, loss, garbage). Never message contents.
@@ -139,7 +140,7 @@ type wsOptions struct {
 	OnDialWait func(time.Duration)
 }
 
-func (o wsOptions) withDefaults() wsOptions {
+func (o MuxOptions) withDefaults() MuxOptions {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
@@ -193,10 +194,10 @@ type wsCounters struct {
 	dials, dialFailures, lost, garbage, unknown, overflows, pings atomic.Int64
 }
 
-// wsMux owns the one socket to one endpoint.
-type wsMux struct {
+// Mux owns the one socket to one endpoint.
+type Mux struct {
 	url  string // ws:// or wss://
-	opts wsOptions
+	opts MuxOptions
 	log  logr.Logger
 	n    wsCounters
 
@@ -213,8 +214,8 @@ type wsDialAttempt struct {
 	err  error // the dial's error; nil if it succeeded or was abandoned (ctx ended)
 }
 
-// newWSMux prepares a mux for endpoint (an http(s) or ws(s) base URL). It does not dial.
-func newWSMux(endpoint string, opts wsOptions) (*wsMux, error) {
+// NewMux prepares a mux for endpoint (an http(s) or ws(s) base URL). It does not dial.
+func NewMux(endpoint string, opts MuxOptions) (*Mux, error) {
 	u, err := wsURL(endpoint)
 	if err != nil {
 		return nil, err
@@ -224,7 +225,7 @@ func newWSMux(endpoint string, opts wsOptions) (*wsMux, error) {
 	if p, err := url.Parse(u); err == nil {
 		shown = p.Redacted() // never log credentials embedded in the URL
 	}
-	return &wsMux{url: u, opts: opts, log: opts.Logger.WithValues("endpoint", shown)}, nil
+	return &Mux{url: u, opts: opts, log: opts.Logger.WithValues("endpoint", shown)}, nil
 }
 
 // wsURL maps http→ws and https→wss (ws and wss pass through).
@@ -240,18 +241,18 @@ func wsURL(endpoint string) (string, error) {
 		u.Scheme = "wss"
 	case "ws", "wss":
 	default:
-		return "", fmt.Errorf("endpoint %q: scheme must be http, https, ws or wss", redactURL(endpoint))
+		return "", fmt.Errorf("endpoint %q: scheme must be http, https, ws or wss", RedactURL(endpoint))
 	}
 	if u.Host == "" {
-		return "", fmt.Errorf("endpoint %q has no host", redactURL(endpoint))
+		return "", fmt.Errorf("endpoint %q has no host", RedactURL(endpoint))
 	}
 	return u.String(), nil
 }
 
 // URL is the ws(s) URL the mux dials.
-func (m *wsMux) URL() string { return m.url }
+func (m *Mux) URL() string { return m.url }
 
-func (m *wsMux) redactedURL() string {
+func (m *Mux) redactedURL() string {
 	if p, err := url.Parse(m.url); err == nil {
 		return p.Redacted()
 	}
@@ -259,7 +260,7 @@ func (m *wsMux) redactedURL() string {
 }
 
 // Stats returns the counters.
-func (m *wsMux) Stats() wsStats {
+func (m *Mux) Stats() wsStats {
 	s := wsStats{
 		Dials: m.n.dials.Load(), DialFailures: m.n.dialFailures.Load(), ConnectionsLost: m.n.lost.Load(),
 		GarbageFrames: m.n.garbage.Load(), UnknownFrames: m.n.unknown.Load(),
@@ -276,7 +277,7 @@ func (m *wsMux) Stats() wsStats {
 
 // Close ends every subscription with errWSMuxClosed and closes the socket. Later Subscribe calls
 // fail with errWSMuxClosed.
-func (m *wsMux) Close() error {
+func (m *Mux) Close() error {
 	m.mu.Lock()
 	m.closed = true
 	c := m.conn
@@ -290,7 +291,7 @@ func (m *wsMux) Close() error {
 
 // Subscribe sends rpc.subscribe.dwn.processMessage with params ({target, message}) and waits for
 // the reply (ctx, at most CallTimeout). See the file comment for the outcomes.
-func (m *wsMux) Subscribe(ctx context.Context, params json.RawMessage) (*wsSubscription, json.RawMessage, error) {
+func (m *Mux) Subscribe(ctx context.Context, params json.RawMessage) (*Subscription, json.RawMessage, error) {
 	if !json.Valid(params) {
 		return nil, nil, &dwn.Error{Op: wsMethodSubscribe, Kind: dwn.Permanent, Detail: `params are not valid JSON; want {"target": <tenant DID>, "message": <signed MessagesSubscribe>}`}
 	}
@@ -302,7 +303,7 @@ func (m *wsMux) Subscribe(ctx context.Context, params json.RawMessage) (*wsSubsc
 }
 
 // connection returns the live socket, dialling one (after the backoff) if there is none.
-func (m *wsMux) connection(ctx context.Context) (*wsConn, error) {
+func (m *Mux) connection(ctx context.Context) (*wsConn, error) {
 	for {
 		m.mu.Lock()
 		if m.closed {
@@ -367,7 +368,7 @@ func (m *wsMux) connection(ctx context.Context) (*wsConn, error) {
 }
 
 // dialAfter waits (on the clock) until the backoff has passed, then dials once.
-func (m *wsMux) dialAfter(ctx context.Context, wait time.Duration) (*wsConn, error) {
+func (m *Mux) dialAfter(ctx context.Context, wait time.Duration) (*wsConn, error) {
 	if wait > 0 {
 		t := m.opts.Clock.NewTimer(wait)
 		if m.opts.OnDialWait != nil {
@@ -396,14 +397,14 @@ func (m *wsMux) dialAfter(ctx context.Context, wait time.Duration) (*wsConn, err
 }
 
 // connectionLost is called once per socket when it dies; it schedules the next dial.
-func (m *wsMux) connectionLost(c *wsConn, cause error) {
+func (m *Mux) connectionLost(c *wsConn, cause error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.forgetLocked(c, cause)
 }
 
 // forgetLocked drops c as the current socket (once) and sets the backoff before the next dial.
-func (m *wsMux) forgetLocked(c *wsConn, cause error) {
+func (m *Mux) forgetLocked(c *wsConn, cause error) {
 	if m.conn != c {
 		return
 	}
@@ -420,7 +421,7 @@ func (m *wsMux) forgetLocked(c *wsConn, cause error) {
 }
 
 // backoff is 1 s × 2^(n-1), capped at 30 s, with ±20 % jitter (never above the cap).
-func (m *wsMux) backoff(n int) time.Duration {
+func (m *Mux) backoff(n int) time.Duration {
 	if n < 1 {
 		n = 1
 	}

@@ -1,4 +1,4 @@
-package dialect
+package wire
 
 import (
 	"encoding/json"
@@ -44,7 +44,7 @@ func FuzzWSFrame(f *testing.F) {
 		switch {
 		case err == nil:
 			checkWSInbound(t, data, in)
-		case errors.Is(err, errWSMalformed):
+		case errors.Is(err, ErrMalformedFrame):
 			if in.ID == "" || in.Frame != nil || in.Reply != nil {
 				t.Fatalf("%q: malformed frame without its id, or with content: %+v", data, in)
 			}
@@ -60,8 +60,8 @@ func FuzzWSFrame(f *testing.F) {
 			_ = gapFromReply(in.Reply)
 		}
 		// The demultiplexer, with one open subscription (buffer 1, so overflow is reachable).
-		m, _ := newWSMux("http://127.0.0.1:1", wsOptions{Buffer: 1})
-		c := &wsConn{mux: m, subs: map[string]*wsSubscription{}, calls: map[string]chan wsInbound{}, done: make(chan struct{})}
+		m, _ := NewMux("http://127.0.0.1:1", MuxOptions{Buffer: 1})
+		c := &wsConn{mux: m, subs: map[string]*Subscription{}, calls: map[string]chan wsInbound{}, done: make(chan struct{})}
 		s := newWSSubscription(c, wsFuzzSubID, 1, wsDefaultBufferBytes)
 		c.subs[s.id] = s
 		c.dead = true // an overflow's background close sees a dead socket and returns at once
@@ -87,11 +87,11 @@ func checkWSInbound(t *testing.T, data []byte, in wsInbound) {
 	}
 	if f := in.Frame; f != nil {
 		switch f.Kind {
-		case wsFrameEvent:
+		case FrameEvent:
 			if !isJSONPresent(f.Message) || !json.Valid(f.Message) {
 				t.Fatalf("%q: event without a valid message", data)
 			}
-		case wsFrameEOSE:
+		case FrameEOSE:
 			if f.Message != nil {
 				t.Fatalf("%q: eose with a message", data)
 			}
@@ -125,7 +125,7 @@ func TestWSFrameSeeds(t *testing.T) {
 			got = "rpcerr"
 		case in.SubError != nil:
 			got = "suberr"
-		case in.Frame != nil && in.Frame.Kind == wsFrameEOSE:
+		case in.Frame != nil && in.Frame.Kind == FrameEOSE:
 			got = "eose"
 		case in.Frame != nil:
 			got = "event"

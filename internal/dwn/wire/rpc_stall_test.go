@@ -1,4 +1,4 @@
-package dialect
+package wire
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,46 +13,27 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire/wiretest"
 	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
 // Stall tests: a server that stops halfway must fail the call as Transient within the
 // configured timeout. The timeouts are short (stallTimeout) so no test waits long. A test
 // never measures how long the call took (a loaded machine stretches any duration): the
-// *stallError the watchdog alone creates, carrying its timeout, shows the watchdog ended it.
+// *StallError the watchdog alone creates, carrying its timeout, shows the watchdog ended it.
 
 const stallTimeout = 300 * time.Millisecond
 
-const streamedReply = `{"jsonrpc":"2.0","id":"1","result":{"reply":{"status":{"code":200,"detail":"OK"},"entry":{"messageCid":"bafyx","message":{"descriptor":{"dataSize":1000}}}}}}`
-
-// stallingServer runs handler on 127.0.0.1. Handlers block on release or their request's end;
-// release is closed before the server so Close never waits for a stuck handler.
-func stallingServer(t *testing.T, handler func(w http.ResponseWriter, r *http.Request, release <-chan struct{})) string {
-	t.Helper()
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler(w, r, release) }))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
-	return srv.URL
-}
-
-func hold(r *http.Request, release <-chan struct{}) {
-	select {
-	case <-release:
-	case <-r.Context().Done():
-	}
-}
-
-func stallClient(url string, clk clock.Clock) *rpcClient {
-	return &rpcClient{endpoint: url, shown: url, http: newHTTPClient(defaultEgress()), clock: clk, retries: defaultRetries,
-		callTimeout: stallTimeout, idleTimeout: stallTimeout}
+func stallClient(url string, clk clock.Clock) *RPC {
+	return &RPC{Endpoint: url, Shown: url, HTTP: NewHTTPClient(defaultEgress()), Clock: clk, Retries: DefaultRetries,
+		CallTimeout: stallTimeout, IdleTimeout: stallTimeout}
 }
 
 // wantStall checks err is a Transient *Error caused by the watchdog at stage, armed with the
 // configured stallTimeout (so the watchdog, not something else, ended the call).
 func wantStall(t *testing.T, err error, stage string) {
 	t.Helper()
-	var s *stallError
+	var s *StallError
 	if !dwn.IsTransient(err) || !errors.As(err, &s) || s.Stage != stage {
 		t.Fatalf("got %v, want a Transient error from the %q watchdog", err, stage)
 	}
@@ -63,25 +43,25 @@ func wantStall(t *testing.T, err error, stage string) {
 }
 
 func TestRPCStallNoReplyFailsAtCallTimeout(t *testing.T) {
-	url := stallingServer(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
-		hold(r, release) // never answers
+	url := wiretest.StallingServer(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
+		wiretest.Hold(r, release) // never answers
 	})
 	c := stallClient(url, clock.RealClock{})
-	_, _, err := c.processMessage(context.Background(), "MessagesQuery", "did:jwk:t", []byte(`{}`), nil, 0)
+	_, _, err := c.ProcessMessage(context.Background(), "MessagesQuery", "did:jwk:t", []byte(`{}`), nil, 0)
 	wantStall(t, err, stallReply)
 }
 
 func TestRPCStallHeadersThenNothingFailsAtCallTimeout(t *testing.T) {
-	url := stallingServer(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
+	url := wiretest.StallingServer(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", "500")
 		w.WriteHeader(200)
 		_, _ = w.Write([]byte(`{"jsonrpc":"2.0","id":"1","result":{"reply":`)) // a JSON body cut short
 		w.(http.Flusher).Flush()
-		hold(r, release)
+		wiretest.Hold(r, release)
 	})
 	c := stallClient(url, clock.RealClock{})
-	_, _, err := c.processMessage(context.Background(), "MessagesQuery", "did:jwk:t", []byte(`{}`), nil, 0)
+	_, _, err := c.ProcessMessage(context.Background(), "MessagesQuery", "did:jwk:t", []byte(`{}`), nil, 0)
 	wantStall(t, err, stallReply)
 	if !strings.Contains(err.Error(), "timeout") {
 		t.Fatalf("error %q does not say it timed out", err)
@@ -89,20 +69,20 @@ func TestRPCStallHeadersThenNothingFailsAtCallTimeout(t *testing.T) {
 }
 
 func TestRPCStallHalfADataBodyFailsTheRead(t *testing.T) {
-	url := stallingServer(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
-		w.Header().Set(headerDWNResponse, streamedReply)
+	url := wiretest.StallingServer(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
+		w.Header().Set(headerDWNResponse, wiretest.StreamedReply)
 		w.Header().Set("Content-Length", "1000")
 		_, _ = w.Write(make([]byte, 500))
 		w.(http.Flusher).Flush()
-		hold(r, release)
+		wiretest.Hold(r, release)
 	})
 	c := stallClient(url, clock.RealClock{})
-	_, body, err := c.processMessage(context.Background(), "MessagesRead", "did:jwk:t", []byte(`{}`), nil, 0)
+	_, body, err := c.ProcessMessage(context.Background(), "MessagesRead", "did:jwk:t", []byte(`{}`), nil, 0)
 	if err != nil || body == nil {
 		t.Fatalf("err %v body %v", err, body)
 	}
 	defer body.Close()
-	got, err := io.ReadAll(newExactReader(body, 1000))
+	got, err := io.ReadAll(NewExactReader(body, 1000))
 	wantStall(t, err, stallData)
 	if len(got) != 500 {
 		t.Fatalf("read %d bytes before the stall, want 500", len(got))
@@ -110,12 +90,12 @@ func TestRPCStallHalfADataBodyFailsTheRead(t *testing.T) {
 }
 
 func TestRPCStallServerStopsReadingUpload(t *testing.T) {
-	url := stallingServer(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
-		hold(r, release) // never reads the body: the socket buffers fill, then writes block
+	url := wiretest.StallingServer(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
+		wiretest.Hold(r, release) // never reads the body: the socket buffers fill, then writes block
 	})
 	c := stallClient(url, clock.RealClock{})
 	const size = 1 << 30 // far more than loopback socket buffers hold
-	_, _, err := c.processMessage(context.Background(), "RecordsWrite", "did:jwk:t", []byte(`{}`),
+	_, _, err := c.ProcessMessage(context.Background(), "RecordsWrite", "did:jwk:t", []byte(`{}`),
 		io.LimitReader(zeros{}, size), size)
 	wantStall(t, err, stallUpload)
 }
@@ -131,8 +111,8 @@ func (zeros) Read(p []byte) (int, error) {
 // restarts with every chunk. Driven by a fake clock: 10 gaps of 3/4 of the idle timeout.
 func TestRPCSlowSteadyStreamSurvivesIdleTimeout(t *testing.T) {
 	next := make(chan struct{})
-	url := stallingServer(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
-		w.Header().Set(headerDWNResponse, streamedReply)
+	url := wiretest.StallingServer(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
+		w.Header().Set(headerDWNResponse, wiretest.StreamedReply)
 		w.Header().Set("Content-Length", "1000")
 		w.(http.Flusher).Flush()
 		for range 10 {
@@ -147,7 +127,7 @@ func TestRPCSlowSteadyStreamSurvivesIdleTimeout(t *testing.T) {
 	})
 	clk := waittest.NewClock(time.Now())
 	c := stallClient(url, clk)
-	_, body, err := c.processMessage(context.Background(), "MessagesRead", "did:jwk:t", []byte(`{}`), nil, 0)
+	_, body, err := c.ProcessMessage(context.Background(), "MessagesRead", "did:jwk:t", []byte(`{}`), nil, 0)
 	if err != nil || body == nil {
 		t.Fatalf("err %v body %v", err, body)
 	}
@@ -197,29 +177,5 @@ func TestRPCSlowSteadyStreamSurvivesIdleTimeout(t *testing.T) {
 	r := <-done
 	if r.err != io.EOF || r.n != 1000 {
 		t.Fatalf("read %d bytes, err %v; want all 1000 after %v of fake time", r.n, r.err, 10*stallTimeout*3/4)
-	}
-}
-
-// The options reach the client Open builds, and a shorter caller deadline still wins.
-func TestOpenCallTimeoutOptionAndCallerDeadline(t *testing.T) {
-	url := stallingServer(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) { hold(r, release) })
-	c, err := Open(context.Background(), url, Options{Dialect: dwn.DialectEnbox, CallTimeout: stallTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, err = c.Info(context.Background())
-	wantStall(t, err, stallReply)
-
-	c2, err := Open(context.Background(), url, Options{Dialect: dwn.DialectEnbox}) // default 30 s
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), stallTimeout)
-	defer cancel()
-	_, err = c2.Info(ctx)
-	if !dwn.IsTransient(err) || isStall(err) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("got %v, want the caller's deadline (not the watchdog) to end the call", err)
 	}
 }
