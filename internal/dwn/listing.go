@@ -31,15 +31,6 @@ func EachCID(ctx context.Context, t Tenant, scope Scope, fn func(cid string) err
 	return nil
 }
 
-// ListCIDSet is the listing of scope as a compact set (see CIDSet).
-func ListCIDSet(ctx context.Context, t Tenant, scope Scope) (*msg.CIDSet, error) {
-	set := &msg.CIDSet{}
-	if err := EachCID(ctx, t, scope, func(cid string) error { set.Add(cid); return nil }); err != nil {
-		return nil, err
-	}
-	return set, nil
-}
-
 // ListCIDList is the listing of scope in the owner's order (see CIDList).
 func ListCIDList(ctx context.Context, t Tenant, scope Scope) (*msg.CIDList, error) {
 	l := &msg.CIDList{}

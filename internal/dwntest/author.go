@@ -16,7 +16,7 @@ import (
 // Identity authors signed DWN messages for tests: protocol configurations, record writes,
 // updates, deletes and permission grants, as a did:jwk Ed25519 identity.
 //
-// Every message is signed by the dwn.Signer it wraps (SignRecordsWrite for records,
+// Every message is signed by the msg.Signer it wraps (SignRecordsWrite for records,
 // SignDescriptor for everything else); this type only shapes descriptors and record ids.
 type Identity struct {
 	DID        string
@@ -233,7 +233,7 @@ func (id *Identity) sign(desc map[string]any, data []byte) (Written, error) {
 	return finish(raw, data, "")
 }
 
-// signRecordsWrite signs a RecordsWrite with dwn.Signer.SignRecordsWrite.
+// signRecordsWrite signs a RecordsWrite with msg.Signer.SignRecordsWrite.
 func (id *Identity) signRecordsWrite(desc map[string]any, recordID, contextID string, data []byte, grantID string) (Written, error) {
 	raw, err := id.Signer.SignRecordsWrite(desc, recordID, contextID, msg.WithPermissionGrantID(grantID))
 	if err != nil {

@@ -141,7 +141,7 @@ func didWhy(msg string) string {
 	return "set it to the DID of the key in privateJwk (did:jwk:…)"
 }
 
-// explainSignerError names the Secret key a dwn.NewSigner error is about and says what is wrong
+// explainSignerError names the Secret key a msg.NewSigner error is about and says what is wrong
 // in words of its own: the errors of a private key may quote parts of it, so they are never
 // passed on. The DID's errors (a public identifier, already known to be a did:jwk) are.
 func explainSignerError(err error) (key, why string) {

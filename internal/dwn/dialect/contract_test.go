@@ -10,7 +10,7 @@ package dialect_test
 // ---------------------------------------------------  ---------------------------------------------------------
 // dialect from /info (web5) or probing (enbox, smt),    TestContract/dialect (all three)
 //   requests counted; pinned = none
-// Go-authored messages (dwn.SignRecordsWrite) accepted  TestContract/go-authored (all three; the real server too)
+// Go-authored messages (msg.SignRecordsWrite) accepted  TestContract/go-authored (all three; the real server too)
 // paging until drained, exclusive cursors, ListCIDs     TestContract/paging (all three)
 // Read of 100 B, 40,000 B and 300,000 B records;        TestContract/read (all three)
 //   not found as a typed error (IsNotFound)
@@ -219,7 +219,7 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.base.RoundTrip(r)
 }
 
-// Messages authored in Go (dwntest.Identity, signed by dwn.Signer) are accepted through Apply;
+// Messages authored in Go (dwntest.Identity, signed by msg.Signer) are accepted through Apply;
 // on web5 this is the real server checking SignRecordsWrite and the recordId rule.
 func contractGoAuthored(t *testing.T, ctx context.Context, be *contractBackend) {
 	bob := dwntest.MustIdentity(t)

@@ -18,6 +18,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 	"github.com/dwnsync/dwnsync/internal/dwn/wire/wiretest"
 	"github.com/dwnsync/dwnsync/internal/waittest"
@@ -73,7 +74,8 @@ func TestListingReplyHeapBound(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	stop := make(chan struct{})
 	peak := heapPeak(stop)
-	set, err := dwn.ListCIDSet(context.Background(), tn, dwn.Scope{})
+	set := &msg.CIDSet{}
+	err := dwn.EachCID(context.Background(), tn, dwn.Scope{}, func(cid string) error { set.Add(cid); return nil })
 	close(stop)
 	if err != nil {
 		t.Fatal(err)

@@ -133,7 +133,7 @@ func TestWSEnboxNode(t *testing.T) {
 	}
 	for len(got) < len(want) {
 		f := wsRecv(t, sub)
-		if f.Kind != FrameEvent {
+		if f.Kind != wsFrameEvent {
 			t.Fatalf("frame %d is %v, want an event", len(got), f.Kind)
 		}
 		got = append(got, f.MessageCID)
@@ -152,7 +152,7 @@ func TestWSEnboxNode(t *testing.T) {
 	_ = sub.Ack(eose.Cursor)
 	live := wsEnboxWrite(t, n, alice, 1)[0]
 	f := wsRecv(t, sub)
-	if f.MessageCID != live.CID || f.Kind != FrameEvent {
+	if f.MessageCID != live.CID || f.Kind != wsFrameEvent {
 		t.Fatalf("live frame %+v, want %s", f, live.CID)
 	}
 	if cid, err := dwnmsg.MessageCID(f.Message); err != nil || cid != live.CID {

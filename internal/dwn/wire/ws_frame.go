@@ -17,14 +17,14 @@ type wsFrameKind uint8
 const (
 	// wsFrameEvent is one message of the feed: web5 `result.event`, enbox
 	// `result.subscription` with type "event".
-	FrameEvent wsFrameKind = iota + 1
+	wsFrameEvent wsFrameKind = iota + 1
 	// wsFrameEOSE is enbox's end of stored events (`type: "eose"`); everything after is live.
 	FrameEOSE
 )
 
 func (k wsFrameKind) String() string {
 	switch k {
-	case FrameEvent:
+	case wsFrameEvent:
 		return "event"
 	case FrameEOSE:
 		return "eose"
@@ -187,7 +187,7 @@ func decodeWSFrame(data []byte) (wsInbound, error) {
 		if !isJSONPresent(res.Event.Message) {
 			return bad("event without message")
 		}
-		in.Frame = &Frame{Kind: FrameEvent, Message: res.Event.Message, InitialWrite: presentOrNil(res.Event.InitialWrite)}
+		in.Frame = &Frame{Kind: wsFrameEvent, Message: res.Event.Message, InitialWrite: presentOrNil(res.Event.InitialWrite)}
 	}
 	return in, nil
 }
@@ -199,7 +199,7 @@ func decodeEnboxFrame(in wsInbound, f *wsWireEnboxFrame, bad func(string, ...any
 			return bad("event frame without event.message")
 		}
 		in.Frame = &Frame{
-			Kind:              FrameEvent,
+			Kind:              wsFrameEvent,
 			Cursor:            presentOrNil(f.Cursor),
 			Message:           f.Event.Message,
 			InitialWrite:      presentOrNil(f.Event.InitialWrite),

@@ -87,7 +87,7 @@ func checkWSInbound(t *testing.T, data []byte, in wsInbound) {
 	}
 	if f := in.Frame; f != nil {
 		switch f.Kind {
-		case FrameEvent:
+		case wsFrameEvent:
 			if !isJSONPresent(f.Message) || !json.Valid(f.Message) {
 				t.Fatalf("%q: event without a valid message", data)
 			}

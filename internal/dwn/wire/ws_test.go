@@ -115,7 +115,7 @@ func TestWSEventsBeforeReply(t *testing.T) {
 	}
 	for pos := 1; pos <= 3; pos++ {
 		fr := wsRecvFrame(t, res.sub)
-		if fr.Kind != FrameEvent || wsFrameN(t, fr) != pos || fr.MessageCID != fmt.Sprintf("bafy%d", pos) || fr.Seq != fmt.Sprint(pos) {
+		if fr.Kind != wsFrameEvent || wsFrameN(t, fr) != pos || fr.MessageCID != fmt.Sprintf("bafy%d", pos) || fr.Seq != fmt.Sprint(pos) {
 			t.Fatalf("frame %d: got %+v", pos, fr)
 		}
 		var c dwn.Cursor
@@ -128,7 +128,7 @@ func TestWSEventsBeforeReply(t *testing.T) {
 	}
 	// A live event after the reply, web5 style.
 	req.Conn.sendRaw(wsWeb5Event(req.SubID, 4))
-	if fr := wsRecvFrame(t, res.sub); fr.Kind != FrameEvent || wsFrameN(t, fr) != 4 || fr.Cursor != nil {
+	if fr := wsRecvFrame(t, res.sub); fr.Kind != wsFrameEvent || wsFrameN(t, fr) != 4 || fr.Cursor != nil {
 		t.Fatalf("want web5 event 4 without cursor, got %+v", fr)
 	}
 	if res.sub.Err() != nil {

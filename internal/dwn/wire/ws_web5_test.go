@@ -74,7 +74,7 @@ func TestWSWeb5RealServer(t *testing.T) {
 			t.Fatalf("write tenant %d: %v", i, err)
 		}
 		f := wsRecvFrame(t, tn.sub)
-		if f.Kind != FrameEvent || f.Cursor != nil {
+		if f.Kind != wsFrameEvent || f.Cursor != nil {
 			t.Fatalf("tenant %d: want a web5 event without cursor, got %+v", i, f)
 		}
 		info, err := msg.Inspect(f.Message)

@@ -20,7 +20,7 @@ import (
 // --- messages -------------------------------------------------------------------------------
 
 // factory signs realistic DWN messages (real CIDs, real recordIds, real signatures) so that
-// dwn.Inspect and dwn.MessageCID see what a server would send.
+// msg.Inspect and msg.MessageCID see what a server would send.
 type factory struct {
 	t      testing.TB
 	signer *dwnmsg.Signer

@@ -92,7 +92,7 @@ func reconcileHeap(t *testing.T, n int) uint64 {
 	return h.peak - base
 }
 
-// A reconcile's memory grows with the tenant only by its compact listings (dwn.CIDList, ~40
+// A reconcile's memory grows with the tenant only by its compact listings (msg.CIDList, ~40
 // bytes a CID a side), never by the listing as text (a []string costs ~80-96 bytes a CID a
 // side). Measured as the growth of the peak live heap from n to 4n shared messages, per CID
 // listed (two listings per message).

@@ -158,7 +158,7 @@ func chunkAbort(ctx context.Context, r Result) error {
 }
 
 // digestComparer obtains comparable digests of both sides, remembering listings it had to
-// fetch so the diff can reuse them. Listings are kept compact (dwn.CIDList, ~40 bytes a CID):
+// fetch so the diff can reuse them. Listings are kept compact (msg.CIDList, ~40 bytes a CID):
 // they are the part of a reconcile's memory that grows with the tenant.
 type digestComparer struct {
 	scope                 dwn.Scope
