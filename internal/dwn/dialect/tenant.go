@@ -347,8 +347,8 @@ var (
 
 // truncate cuts s to n bytes for an error message, marking the cut.
 func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+	if cut := min(n, len(s)); cut < len(s) {
+		return s[:cut] + "…"
 	}
-	return s[:n] + "…"
+	return s
 }
