@@ -3,7 +3,7 @@ package linkconfig
 import (
 	"strings"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // NormalizeEndpoint is the one spelling of a server's base URL that link keys, duplicate checks,
@@ -29,11 +29,11 @@ func NormalizeEndpoint(endpoint string) string {
 
 // normalizedGrants re-keys a Secret's grants by NormalizeEndpoint, so a grant written for
 // "https://DWN.example.com/" applies to the link whose endpoint is https://dwn.example.com.
-func normalizedGrants(g dwn.EndpointGrants) dwn.EndpointGrants {
+func normalizedGrants(g msg.EndpointGrants) msg.EndpointGrants {
 	if g == nil {
 		return nil
 	}
-	out := make(dwn.EndpointGrants, len(g))
+	out := make(msg.EndpointGrants, len(g))
 	// Keys already in the normal spelling win over variants of it, whatever the map order.
 	for _, exact := range []bool{false, true} {
 		for endpoint, byMethod := range g {

@@ -16,7 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
@@ -38,7 +39,7 @@ type leaderEngine struct {
 	httpClient *http.Client
 	// beforeCommit is Options.LedgerBeforeCommit (fault injection in tests).
 	beforeCommit func() error
-	egress       dwn.EgressPolicy
+	egress       wire.EgressPolicy
 
 	ready  chan struct{} // closed when engine is set
 	failed chan struct{} // closed when the engine could not start
@@ -74,7 +75,7 @@ func (l *leaderEngine) Start(ctx context.Context) (err error) {
 		}
 		l.logger.Info("ledger flushed and closed", "path", filepath.Join(l.stateDir, LedgerFile))
 	}()
-	pool := dwn.NewPool(dwn.Options{Clock: l.clock, Logger: l.logger.WithName("dwn"), HTTPClient: l.httpClient, Egress: l.egress})
+	pool := dialect.NewPool(dialect.Options{Clock: l.clock, Logger: l.logger.WithName("dwn"), HTTPClient: l.httpClient, Egress: l.egress})
 	defer pool.Close()
 	eng, err := syncer.New(syncer.Options{Ledger: store, Pool: pool, Clock: l.clock, Logger: l.logger.WithName("engine"), Registerer: l.registerer})
 	if err != nil {

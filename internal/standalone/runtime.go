@@ -18,7 +18,8 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/status"
@@ -47,7 +48,7 @@ type Options struct {
 	// ProgressEvery is the period of the progress log lines.
 	ProgressEvery time.Duration
 	// Egress adds allowed and denied addresses to the DWN client's default egress policy.
-	Egress dwn.EgressPolicy
+	Egress wire.EgressPolicy
 	// Listening, when set, is called with the bound address once the server accepts requests.
 	Listening func(addr string)
 	// LedgerBeforeCommit, when set, runs before each ledger commit; an error fails the commit
@@ -116,7 +117,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		log.Info("ledger flushed and closed", "path", filepath.Join(opts.StateDir, LedgerFile))
 	}()
-	pool := dwn.NewPool(dwn.Options{Clock: opts.Clock, Logger: log.WithName("dwn"), Egress: opts.Egress})
+	pool := dialect.NewPool(dialect.Options{Clock: opts.Clock, Logger: log.WithName("dwn"), Egress: opts.Egress})
 	defer pool.Close()
 
 	reg := prometheus.NewRegistry()
