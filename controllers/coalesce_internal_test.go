@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/syncer"
@@ -62,7 +62,7 @@ func TestStatusCoalescingOnAFakeClock(t *testing.T) {
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = v1alpha1.AddToScheme(scheme)
-	signer, jwk, _ := dwn.GenerateSigner()
+	signer, jwk, _ := msg.GenerateSigner()
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s"},
 		Data: map[string][]byte{"did": []byte(signer.DID), "privateJwk": jwk}}
 	link := &v1alpha1.ReplicationLink{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "l", Generation: 1},

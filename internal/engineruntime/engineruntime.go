@@ -14,7 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
@@ -31,7 +32,7 @@ type Options struct {
 	// HTTPClient, when set, carries every request to the DWN servers (tests count them).
 	HTTPClient *http.Client
 	// Egress adds allowed and denied addresses to the DWN client's default egress policy.
-	Egress dwn.EgressPolicy
+	Egress wire.EgressPolicy
 	// LedgerBeforeCommit, when set, runs before each ledger commit; an error fails the commit
 	// (tests simulate a full disk).
 	LedgerBeforeCommit func() error
@@ -41,7 +42,7 @@ type Options struct {
 type Runtime struct {
 	Engine *syncer.Engine
 	Ledger *ledger.Store
-	pool   *dwn.Pool
+	pool   *dialect.Pool
 	path   string
 	log    logr.Logger
 }
@@ -77,8 +78,8 @@ func Open(opts Options) (*Runtime, error) {
 }
 
 // newPool is the one place the DWN client pool is built.
-func newPool(opts Options) *dwn.Pool {
-	return dwn.NewPool(dwn.Options{Clock: opts.Clock, Logger: opts.Logger.WithName("dwn"), HTTPClient: opts.HTTPClient, Egress: opts.Egress})
+func newPool(opts Options) *dialect.Pool {
+	return dialect.NewPool(dialect.Options{Clock: opts.Clock, Logger: opts.Logger.WithName("dwn"), HTTPClient: opts.HTTPClient, Egress: opts.Egress})
 }
 
 // Close closes the pool, then flushes and closes the ledger. Call it once the engine's Start

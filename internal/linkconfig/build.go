@@ -6,6 +6,7 @@ import (
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/internal/baseurl"
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
@@ -57,7 +58,7 @@ func Key(link *v1alpha1.ReplicationLink) (string, error) {
 }
 
 // Build resolves a (defaulted, validated) link and its signer into the engine's link config.
-func Build(link *v1alpha1.ReplicationLink, signer *dwn.Signer, grants dwn.EndpointGrants, d Defaults) (syncer.LinkConfig, error) {
+func Build(link *v1alpha1.ReplicationLink, signer *msg.Signer, grants msg.EndpointGrants, d Defaults) (syncer.LinkConfig, error) {
 	local, err := LocalEndpoint(link, d)
 	if err != nil {
 		return syncer.LinkConfig{}, err

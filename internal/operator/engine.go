@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 	"github.com/dwnsync/dwnsync/internal/engineruntime"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
@@ -36,7 +36,7 @@ type leaderEngine struct {
 	httpClient *http.Client
 	// beforeCommit is Options.LedgerBeforeCommit (fault injection in tests).
 	beforeCommit func() error
-	egress       dwn.EgressPolicy
+	egress       wire.EgressPolicy
 
 	ready  chan struct{} // closed when engine is set
 	failed chan struct{} // closed when the engine could not start

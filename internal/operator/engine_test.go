@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
@@ -47,7 +47,7 @@ func startEngine(t *testing.T, dir string) (*leaderEngine, func()) {
 // a DuplicateLinkError naming the holder, and its Release leaves the link and its record alone;
 // an Apply that supersedes the holder (the controller decided it is older) takes over.
 func TestLedgerRecordKeepsTheOwner(t *testing.T) {
-	signer, _, err := dwn.GenerateSigner()
+	signer, _, err := msg.GenerateSigner()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func ownerIs(t *testing.T, eng *leaderEngine, key string, want types.UID) {
 // by the engine; the refusal (it goes to the link's status and Events) names neither that link
 // nor its namespace nor its endpoint, which may belong to another namespace.
 func TestTakeoverRefusalNamesNoOtherLink(t *testing.T) {
-	signer, _, err := dwn.GenerateSigner()
+	signer, _, err := msg.GenerateSigner()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/controllers"
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 )
@@ -48,7 +49,7 @@ type Options struct {
 	HTTPClient *http.Client
 	// Egress adds allowed and denied addresses to the DWN client's default egress policy
 	// (--egress-allow, --egress-deny).
-	Egress dwn.EgressPolicy
+	Egress wire.EgressPolicy
 	// SkipNameValidation lets one process start several managers (tests restart the operator).
 	SkipNameValidation bool
 	Logger             logr.Logger

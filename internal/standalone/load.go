@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 	"github.com/dwnsync/dwnsync/internal/validation"
@@ -239,7 +239,7 @@ func (l *loader) resolve(defaults linkconfig.Defaults) []Link {
 	return resolved
 }
 
-func signerOf(sd secretDoc) (*dwn.Signer, dwn.EndpointGrants, error) {
+func signerOf(sd secretDoc) (*msg.Signer, msg.EndpointGrants, error) {
 	if sd.err != nil {
 		return nil, nil, &linkconfig.Error{Reason: linkconfig.ReasonSecretInvalid, Message: sd.err.Error()}
 	}

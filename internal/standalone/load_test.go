@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/linkconfig/secrettest"
 	"github.com/dwnsync/dwnsync/internal/standalone"
@@ -24,7 +24,7 @@ func write(t *testing.T, content string) string {
 
 func identity(t *testing.T) (did, jwk string) {
 	t.Helper()
-	s, k, err := dwn.GenerateSigner()
+	s, k, err := dwnmsg.GenerateSigner()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 	"github.com/dwnsync/dwnsync/internal/engineruntime"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/status"
@@ -47,7 +47,7 @@ type Options struct {
 	// ProgressEvery is the period of the progress log lines.
 	ProgressEvery time.Duration
 	// Egress adds allowed and denied addresses to the DWN client's default egress policy.
-	Egress dwn.EgressPolicy
+	Egress wire.EgressPolicy
 	// Listening, when set, is called with the bound address once the server accepts requests.
 	Listening func(addr string)
 	// LedgerBeforeCommit, when set, runs before each ledger commit; an error fails the commit

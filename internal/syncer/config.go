@@ -7,6 +7,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/baseurl"
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
@@ -39,8 +40,8 @@ type LinkConfig struct {
 	PollInterval   time.Duration
 	Dialect        dwn.Dialect // of the remote endpoint
 	LocalDialect   dwn.Dialect
-	LocalSigner    *dwn.Signer
-	RemoteSigner   *dwn.Signer
+	LocalSigner    *msg.Signer
+	RemoteSigner   *msg.Signer
 	Suspend        bool
 
 	// Owner identifies who claims the link's ledger key (a ReplicationLink's UID, or a link

@@ -25,14 +25,12 @@ import (
 
 // Dialer resolves a tenant on an endpoint. The engine uses Options.Pool unless a Dialer is
 // given (tests inject failures this way).
-type Dialer interface {
-	Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error)
-}
+type Dialer = dwn.Opener
 
 // Options configure an Engine.
 type Options struct {
 	Ledger     *ledger.Store
-	Pool       *dwn.Pool
+	Pool       dwn.Opener // the caller's dialect.Pool
 	Clock      clock.WithTicker
 	Logger     logr.Logger
 	Registerer prometheus.Registerer
@@ -91,7 +89,7 @@ func New(opts Options) (*Engine, error) {
 		return nil, errors.New("syncer: Options.Ledger is nil; open a ledger.Store first")
 	}
 	if opts.Pool == nil && opts.Dialer == nil {
-		return nil, errors.New("syncer: Options.Pool is nil; pass dwn.NewPool(...)")
+		return nil, errors.New("syncer: Options.Pool is nil; pass a dialect.Pool")
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -128,23 +126,13 @@ func New(opts Options) (*Engine, error) {
 		e.timing = *opts.Timing
 	}
 	if e.dialer == nil {
-		e.dialer = poolDialer{opts.Pool}
+		e.dialer = opts.Pool
 	}
 	if e.copier == nil {
 		e.copier = &transfer.Copier{Logger: opts.Logger}
 	}
 	e.met = newMetrics(opts.Registerer, e)
 	return e, nil
-}
-
-type poolDialer struct{ pool *dwn.Pool }
-
-func (p poolDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
-	c, err := p.pool.Get(ctx, endpoint, dialect)
-	if err != nil {
-		return nil, err
-	}
-	return c.Tenant(did, signer), nil
 }
 
 // NeedLeaderElection: exactly one replica writes a link's checkpoints.

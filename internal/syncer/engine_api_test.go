@@ -14,6 +14,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwndialect "github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
@@ -427,7 +429,7 @@ func TestApplyBeforeStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := dwn.NewPool(dwn.Options{})
+	pool := dwndialect.NewPool(dwndialect.Options{})
 	eng, err := New(Options{Ledger: store, Pool: pool, Timing: fastTiming()})
 	if err != nil {
 		t.Fatal(err)
@@ -607,7 +609,7 @@ type hookDialer struct {
 	onDigest func(ctx context.Context)
 }
 
-func (h hookDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
+func (h hookDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *msg.Signer) (dwn.Tenant, error) {
 	t, err := h.inner.Tenant(ctx, endpoint, dialect, did, signer)
 	if err != nil || endpoint != h.local {
 		return t, err
