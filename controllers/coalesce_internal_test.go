@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -30,18 +29,17 @@ type snapEngine struct {
 	snaps map[string]syncer.LinkStatus
 }
 
-func (e *snapEngine) Apply(cfg syncer.LinkConfig, _ types.UID) (string, error) {
+func (e *snapEngine) Apply(cfg syncer.LinkConfig) (string, error) {
 	key, err := ledger.LinkKey(cfg.Tenant, cfg.RemoteEndpoint, cfg.Scope)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, ok := e.snaps[key]; !ok {
-		e.snaps[key] = syncer.LinkStatus{Key: key, Phase: "initializing", Connectivity: "online"}
+		e.snaps[key] = syncer.LinkStatus{Key: key, Owner: cfg.Owner, Phase: "initializing", Connectivity: "online"}
 	}
 	return key, err
 }
-func (e *snapEngine) Remove(string, types.UID) (bool, error) { return false, nil }
-func (e *snapEngine) Snapshots() []syncer.LinkStatus         { return nil }
-func (e *snapEngine) Owner(string) types.UID                 { return "" }
+func (e *snapEngine) Release(string, string) (bool, error) { return false, nil }
+func (e *snapEngine) Snapshots() []syncer.LinkStatus       { return nil }
 func (e *snapEngine) Snapshot(key string) (syncer.LinkStatus, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

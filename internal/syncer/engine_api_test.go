@@ -560,14 +560,13 @@ func TestDeadLetterRecordedOnce(t *testing.T) {
 	l := p.te.links[p.key]
 	p.te.mu.Unlock()
 	o := transfer.Outcome{CID: "bafy-refused", Kind: dwn.Invalid, Reason: "cid-mismatch: test"}
-	for i := 0; i < 3; i++ {
-		l.deadLetterFromWorker(ls.Pull, o)
+	for i := 0; i < 3; i++ { // the reconcile pass's path, refusing it again and again
+		l.deadLetter(ls.Pull, o.CID, o.Reason)
 	}
-	l.deadLetterFromWorker(ls.Push, o) // the other direction is a different dead letter
-	// The machine's path (a feed refusing it again): DeadLetter then its Publish. The link is
-	// idle and converged, so its supervisor emits neither meanwhile.
+	l.deadLetter(ls.Push, o.CID, o.Reason) // the other direction is a different dead letter
+	// The machine's path (a feed refusing it again): its DeadLetter effect. The link is idle
+	// and converged, so its supervisor emits nothing meanwhile.
 	l.do(ls.DeadLetter{Dir: ls.Pull, CID: o.CID, Reason: o.Reason})
-	l.do(ls.Publish{Type: ls.EvDeadLetter, Reason: o.Reason, Message: "pull " + o.CID})
 	eventually(t, 20*time.Second, "dead-letter events delivered", func() bool {
 		return len(deadLetterEvents(p.te, p.key)) >= 2
 	})

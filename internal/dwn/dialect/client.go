@@ -10,6 +10,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
 
+	"github.com/dwnsync/dwnsync/internal/baseurl"
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwn/wire"
@@ -265,7 +266,7 @@ func (p *Pool) Get(ctx context.Context, endpoint string, dialect dwn.Dialect) (*
 	if dialect == "" {
 		dialect = dwn.DialectAuto
 	}
-	key := string(dialect) + " " + wire.TrimEndpoint(endpoint)
+	key := string(dialect) + " " + baseurl.Normalize(endpoint)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/dwnsync/dwnsync/internal/baseurl"
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwn/wire"
@@ -38,7 +39,7 @@ func Open(ctx context.Context, endpoint string, opts Options) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, &dwn.Error{Op: "open", Kind: dwn.Permanent, Detail: fmt.Sprintf("endpoint %q: want an http(s):// base URL", wire.RedactURL(endpoint))}
 	}
-	c := &Client{endpoint: wire.TrimEndpoint(endpoint), opts: opts}
+	c := &Client{endpoint: baseurl.Normalize(endpoint), opts: opts}
 	shown := wire.RedactURL(c.endpoint)
 	if c.egress, err = opts.Egress.Compile(); err != nil {
 		return nil, &dwn.Error{Op: "open", Kind: dwn.Permanent, Detail: err.Error()}

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/dwnsync/dwnsync/internal/baseurl"
 )
 
 const didJWKPrefix = "did:jwk:"
@@ -23,7 +25,7 @@ type EndpointGrants map[string]Grants
 
 // For returns the grants to use against endpoint (exact match, then "*", else nil).
 func (e EndpointGrants) For(endpoint string) Grants {
-	if g, ok := e[strings.TrimRight(endpoint, "/")]; ok {
+	if g, ok := e[baseurl.Normalize(endpoint)]; ok {
 		return g
 	}
 	if g, ok := e[endpoint]; ok {

@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -433,9 +432,6 @@ func newRequestID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-
-// TrimEndpoint normalises a base URL.
-func TrimEndpoint(endpoint string) string { return strings.TrimRight(endpoint, "/") }
 
 // ---- stall watchdog ----
 

@@ -296,7 +296,6 @@ func (m *Machine) applied(env Env, o *out, v Applied) {
 		}
 	case OutcomeInvalid:
 		o.add(DeadLetter{Dir: Pull, CID: v.CID, Reason: v.Reason})
-		o.add(Publish{Type: EvDeadLetter, Reason: v.Reason, Message: "pull " + v.CID})
 	case OutcomeTransient, OutcomeError:
 		// The worker already retried; never advance past a failure: repair fills the gap.
 		m.setError("pull "+v.CID+": "+v.Reason, v.ErrKind)
