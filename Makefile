@@ -33,7 +33,7 @@ test: install-tools dwn-server ## Unit, protocol, engine end-to-end and envtest 
 	go test -race $(GO_TEST_FLAGS) $(RACE_PACKAGES)
 
 .PHONY: test-stress
-test-stress: install-tools dwn-server ## The suite 3 times beside CPU hogs, to find flaky tests; lists every failure (not part of make test)
+test-stress: install-tools dwn-server ## The suite 3 times beside CPU hogs (kill tests once), to find flaky tests; lists every failure (not part of make test)
 	KUBEBUILDER_ASSETS="$(ASSETS)" bash hack/test-stress.sh
 
 ##@ Development

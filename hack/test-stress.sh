@@ -8,6 +8,8 @@
 #   STRESS_COUNT    runs of each test (go test -count)   (default 3)
 #   STRESS_RUN      only tests matching this -run regexp (default: all)
 #   STRESS_SKIP     leave out tests matching this -skip regexp (e.g. one known, tracked failure)
+#   STRESS_HEAVY    tests run once, after the repeated pass (default: the kill -9 tests, which
+#                   already kill and restart the process six times per run and take minutes)
 #   STRESS_HOGS     busy loops beside the tests          (default: one per CPU)
 #   STRESS_MINUTES  bound on the whole run; the hogs stop by themselves then too (default 90)
 #
@@ -23,9 +25,17 @@ pkgs="${STRESS_PKGS:-./...}"
 count="${STRESS_COUNT:-3}"
 hogs="${STRESS_HOGS:-$(nproc)}"
 minutes="${STRESS_MINUTES:-90}"
+heavy="${STRESS_HEAVY-Kill9}"
 run_args=()
 if [[ -n "${STRESS_RUN:-}" ]]; then run_args+=(-run "$STRESS_RUN"); fi
-if [[ -n "${STRESS_SKIP:-}" ]]; then run_args+=(-skip "$STRESS_SKIP"); fi
+skip="${STRESS_SKIP:-}"
+if [[ -n "$heavy" ]]; then skip="${skip:+$skip|}$heavy"; fi
+if [[ -n "$skip" ]]; then run_args+=(-skip "$skip"); fi
+heavy_args=()
+if [[ -n "$heavy" && -z "${STRESS_RUN:-}" ]]; then
+  heavy_args=(-run "$heavy")
+  if [[ -n "${STRESS_SKIP:-}" ]]; then heavy_args+=(-skip "$STRESS_SKIP"); fi
+fi
 
 mkdir -p bin/test-stress
 log="bin/test-stress/$(date -u +%Y%m%dT%H%M%SZ).json"
@@ -45,22 +55,37 @@ for ((i = 0; i < hogs; i++)); do
 done
 
 echo "test-stress: go test -count=$count ${run_args[*]} $pkgs beside $hogs CPU hog(s), bounded at ${minutes}m; log $log"
+if ((${#heavy_args[@]})); then echo "test-stress: then once: go test -count=1 ${heavy_args[*]} $pkgs"; fi
 start=$SECONDS
 status=0
-# -timeout per test binary a little under the bound, so a hung package reports its stacks
+# run_pass COUNT ARGS...: one go test over $pkgs, appended to the log, within what is left of the
+# bound. -timeout per test binary a little under that, so a hung package reports its stacks
 # before the outer timeout kills everything.
-timeout "${minutes}m" go test -json -count="$count" -timeout "$((minutes > 5 ? minutes - 2 : minutes))m" \
-  "${run_args[@]}" $pkgs >"$log" 2>&1 &
-go_pid=$!
-# Live progress: one line per package as it finishes.
-tail -n +1 --pid="$go_pid" -f "$log" | awk '
-  /"Action":"(pass|fail|skip)"/ && !/"Test":/ {
-    match($0, /"Action":"[a-z]+"/); action = substr($0, RSTART + 10, RLENGTH - 11)
-    match($0, /"Package":"[^"]+"/); pkg = substr($0, RSTART + 11, RLENGTH - 12)
-    el = ""; if (match($0, /"Elapsed":[0-9.]+/)) el = substr($0, RSTART + 10, RLENGTH - 10) "s"
-    printf "  %-4s %s %s\n", (action == "pass" ? "ok" : action == "skip" ? "-" : "FAIL"), pkg, el; fflush()
-  }' || true
-wait "$go_pid" || status=$?
+run_pass() {
+  local n="$1" left pass_status=0
+  shift
+  left=$((minutes - (SECONDS - start) / 60))
+  if ((left < 1)); then return 124; fi
+  local from=$(($(stat -c %s "$log") + 1)) # this pass's lines only
+  timeout "${left}m" go test -json -count="$n" -timeout "$((left > 5 ? left - 2 : left))m" \
+    "$@" $pkgs >>"$log" 2>&1 &
+  local go_pid=$!
+  # Live progress: one line per package as it finishes.
+  tail -c "+$from" --pid="$go_pid" -f "$log" | awk '
+    /"Action":"(pass|fail|skip)"/ && !/"Test":/ {
+      match($0, /"Action":"[a-z]+"/); action = substr($0, RSTART + 10, RLENGTH - 11)
+      match($0, /"Package":"[^"]+"/); pkg = substr($0, RSTART + 11, RLENGTH - 12)
+      el = ""; if (match($0, /"Elapsed":[0-9.]+/)) el = substr($0, RSTART + 10, RLENGTH - 10) "s"
+      printf "  %-4s %s %s\n", (action == "pass" ? "ok" : action == "skip" ? "-" : "FAIL"), pkg, el; fflush()
+    }' || true
+  wait "$go_pid" || pass_status=$?
+  return "$pass_status"
+}
+run_pass "$count" "${run_args[@]}" || status=$?
+if ((${#heavy_args[@]})) && [[ $status -ne 124 ]]; then
+  echo "test-stress: the heavy tests, once each"
+  run_pass 1 "${heavy_args[@]}" || { s=$?; if [[ $status -eq 0 || $s -eq 124 ]]; then status=$s; fi; }
+fi
 elapsed=$((SECONDS - start))
 stop_hogs
 
@@ -77,7 +102,7 @@ summary="$(awk -v count="$count" '
     for (k in fails) {
       split(k, p, "\t"); inner = 0
       for (o in fails) { split(o, q, "\t"); if (q[1] == p[1] && index(q[2], p[2] "/") == 1) inner = 1 }
-      if (!inner) { printf "FAIL %s %s (%d of %d runs)\n", p[1], p[2], fails[k], count; haspkg[p[1]] = 1 }
+      if (!inner) { printf "FAIL %s %s (failed %d time(s); repeated tests ran %d times, heavy ones once)\n", p[1], p[2], fails[k], count; haspkg[p[1]] = 1 }
     }
     for (pkg in pkgfail) if (!(pkg in haspkg)) printf "FAIL %s (package failed outside any test: build error, panic or timeout; see the log)\n", pkg
   }' "$log" | sort)"
