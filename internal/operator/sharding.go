@@ -1,0 +1,26 @@
+package operator
+
+import (
+	"fmt"
+
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/dwnsync/dwnsync/controllers"
+)
+
+// addSharding makes the reconciler a shard and adds the sharder, which runs on the elected
+// replica only (with --leader-elect; without it every replica would assign, so it is required).
+func addSharding(mgr ctrl.Manager, cfg *rest.Config, rec *controllers.ReplicationLinkReconciler, opts Options) error {
+	so := opts.Sharding
+	if !opts.LeaderElect {
+		return fmt.Errorf("--sharding needs --leader-elect: the elected replica assigns links to shards")
+	}
+	rec.Shard = &controllers.Shard{Name: so.ShardName, Namespace: so.LeaseNamespace, Ring: so.Ring, Timing: so.Timing, Clock: opts.Clock}
+	c, err := controllers.NewSharderCache(cfg, mgr.GetScheme(), opts.WatchNamespaces, so.LeaseNamespace, so.Ring)
+	if err != nil {
+		return fmt.Errorf("sharder cache: %w", err)
+	}
+	return mgr.Add(&controllers.Sharder{Namespace: so.LeaseNamespace, Ring: so.Ring, Timing: so.Timing, Clock: opts.Clock,
+		Client: mgr.GetClient(), Cache: c})
+}
