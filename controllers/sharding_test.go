@@ -452,3 +452,52 @@ func TestDeadShardLinksMoveAfterFencingDelay(t *testing.T) {
 	r.step()
 	r.settled(keys, "dwnsync-0")
 }
+
+// The operator with --sharding: both replicas run their engine (not only the leader), each runs
+// exactly the links labelled for it, and the elected one assigns them.
+func TestShardedOperatorReplicasRunTheirOwnLinks(t *testing.T) {
+	ns := newNamespace(t)
+	shards := []string{"dwnsync-0", "dwnsync-1"}
+	replicas := map[string]*replica{}
+	for _, name := range shards {
+		replicas[name] = startReplicaWith(t, ns, func(o *operator.Options) {
+			o.Sharding = operator.ShardingOptions{Enabled: true, ShardName: name, LeaseNamespace: ns, Ring: ns}
+		})
+	}
+	secret, did := signerSecret(t, ns, "signer")
+	if err := k8sClient.Create(context.Background(), secret); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]string{}
+	for i := range 12 {
+		// Nothing listens there: the links run, and cannot reach their servers.
+		l := newLink(ns, fmt.Sprintf("l%02d", i), did, fmt.Sprintf("http://127.0.0.1:9/%d", i), "signer")
+		l.Spec.LocalEndpoint = "http://127.0.0.1:7"
+		if err := k8sClient.Create(context.Background(), l); err != nil {
+			t.Fatal(err)
+		}
+		key, err := linkconfig.Key(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[l.Name] = key
+	}
+	for _, name := range shards {
+		eventually(t, time.Minute, name+" ready (its engine runs)", replicas[name].ready)
+	}
+	eventually(t, 2*time.Minute, "every link labelled for its shard and running there only", func() (bool, string) {
+		for name, key := range keys {
+			l := getLink(t, ns, name)
+			want := sharding.Owner(key, shards)
+			if got := l.Labels[sharding.OwnerLabel]; got != want {
+				return false, fmt.Sprintf("%s labelled %q, want %q", name, got, want)
+			}
+			for _, s := range shards {
+				if _, running := replicas[s].op.Engine().Snapshot(key); running != (s == want) {
+					return false, fmt.Sprintf("%s running on %s: %v", name, s, running)
+				}
+			}
+		}
+		return true, ""
+	})
+}
