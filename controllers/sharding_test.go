@@ -221,8 +221,26 @@ func (r *ring) join(name string) *shardUnderTest {
 	}
 	s.stop = runUntilStopped(t, "shard "+name, 30*time.Second, mgr.Start)
 	r.shards[name] = s
-	eventually(t, time.Minute, name+" holds its Lease", func() (bool, string) { return s.shard.Active(), "not active" })
+	eventually(t, time.Minute, name+" tries its Lease", func() (bool, string) { return !s.shard.Observed().IsZero(), "no renewal tried" })
+	// A Lease declared dead under this name is retired by the sharder first: step the clock.
+	for start := r.clock.Now(); !s.shard.Active(); r.step() {
+		if r.clock.Now().Sub(start) > 2*time.Minute {
+			t.Fatalf("%s holds no Lease after %v", name, r.clock.Now().Sub(start))
+		}
+	}
 	return s
+}
+
+// kill ends a shard's process without a word: no release, and its links end with it.
+func (r *ring) kill(name string) (lastRenewal time.Time) {
+	s := r.shards[name]
+	lastRenewal = s.shard.Observed()
+	s.stop()
+	s.stop = nil
+	for _, k := range s.engine.keys() {
+		r.trace.stop(k, name)
+	}
+	return lastRenewal
 }
 
 // step advances the fake clock by one renewal interval and waits until the sharder and every
@@ -430,14 +448,7 @@ func TestDeadShardLinksMoveAfterFencingDelay(t *testing.T) {
 			held++
 		}
 	}
-	dead := r.shards["dwnsync-1"]
-	lastRenewal := dead.shard.Observed()
-	dead.stop()
-	dead.stop = nil
-	// The process is gone, and its links with it.
-	for _, k := range dead.engine.keys() {
-		r.trace.stop(k, "dwnsync-1")
-	}
+	lastRenewal := r.kill("dwnsync-1")
 	tm := sharding.DefaultTiming
 	for r.clock.Now().Before(tm.TakeableAt(lastRenewal)) {
 		var l v1alpha1.ReplicationLinkList
@@ -500,4 +511,29 @@ func TestShardedOperatorReplicasRunTheirOwnLinks(t *testing.T) {
 		}
 		return true, ""
 	})
+}
+
+// Scaling 3 → 1 → 3: the removed shards' links run on the one left after the fencing delay;
+// shards added again under the same names (a StatefulSet scaled back up) take their share back.
+func TestScaleThreeToOneToThree(t *testing.T) {
+	r := newRing(t)
+	names := []string{"dwnsync-0", "dwnsync-1", "dwnsync-2"}
+	for _, n := range names {
+		r.join(n)
+	}
+	keys := r.createLinks(30)
+	r.settled(keys, names...)
+	for _, n := range names[1:] {
+		r.kill(n)
+	}
+	// Past leaseDuration+margin the removed shards are declared dead and their links move.
+	tm := sharding.DefaultTiming
+	for end := r.clock.Now().Add(tm.LeaseDuration + tm.Margin + tm.RenewInterval); r.clock.Now().Before(end); {
+		r.step()
+	}
+	r.settled(keys, "dwnsync-0")
+	for _, n := range names[1:] {
+		r.join(n)
+	}
+	r.settled(keys, names...)
 }
