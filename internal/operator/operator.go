@@ -194,6 +194,11 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if err := mgr.AddReadyzCheck("ledger", eng.checkpointsSaved); err != nil {
 		return nil, err
 	}
+	if rec.Shard != nil {
+		if err := mgr.AddReadyzCheck("shard", shardHoldsLease(rec.Shard)); err != nil {
+			return nil, err
+		}
+	}
 	return &Operator{Manager: mgr, Reconciler: rec, engine: eng}, nil
 }
 

@@ -1,7 +1,9 @@
 package operator
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,4 +25,15 @@ func addSharding(mgr ctrl.Manager, cfg *rest.Config, rec *controllers.Replicatio
 	}
 	return mgr.Add(&controllers.Sharder{Namespace: so.LeaseNamespace, Ring: so.Ring, Timing: so.Timing, Clock: opts.Clock,
 		Client: mgr.GetClient(), Cache: c})
+}
+
+// shardHoldsLease is a readiness check: a shard without its Lease (starting, cut off, or
+// waiting for the sharder to retire a Lease declared dead) runs no link.
+func shardHoldsLease(s *controllers.Shard) func(*http.Request) error {
+	return func(*http.Request) error {
+		if !s.Active() {
+			return errors.New("this shard does not hold its Lease yet: it runs no link")
+		}
+		return nil
+	}
 }
