@@ -92,7 +92,22 @@ func (s *Shard) tick(ctx context.Context) {
 	now := s.Clock.Now()
 	defer s.observed.Store(now.UnixNano())
 	log := logf.FromContext(ctx).WithValues("shard", s.Name)
-	err := s.renew(ctx, now)
+	// A renewal may hang on a partitioned network: it may take only until the fencing
+	// deadline, and a deadline already passed fences first.
+	s.gate.RLock()
+	active, deadline := s.active, s.Timing.StopsBy(s.lastRenew)
+	s.gate.RUnlock()
+	renewCtx := ctx
+	if active {
+		if !now.Before(deadline) {
+			s.fence(ctx, fmt.Sprintf("no renewal of its Lease since %s", s.lastRenew.UTC().Format(time.RFC3339)))
+		} else {
+			var cancel context.CancelFunc
+			renewCtx, cancel = context.WithTimeout(ctx, deadline.Sub(now))
+			defer cancel()
+		}
+	}
+	err := s.renew(renewCtx, now)
 	switch {
 	case err == nil:
 		s.gate.Lock()
@@ -109,7 +124,7 @@ func (s *Shard) tick(ctx context.Context) {
 		s.fence(ctx, "its Lease was declared dead or released")
 	default:
 		s.gate.RLock()
-		due := s.active && s.Timing.MustStop(s.lastRenew, now)
+		due := s.active && s.Timing.MustStop(s.lastRenew, s.Clock.Now()) // the renewal may have taken long
 		s.gate.RUnlock()
 		if due {
 			s.fence(ctx, fmt.Sprintf("no renewal of its Lease since %s (%v)", s.lastRenew.UTC().Format(time.RFC3339), err))
