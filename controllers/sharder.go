@@ -43,6 +43,7 @@ type Sharder struct {
 	Cache  cache.Cache
 
 	missingSince map[string]time.Time // owners without a Lease, since when
+	drainedAt    map[string]time.Time // links asked to drain, since when (for the duration metric)
 	observed     atomic.Int64         // unix nanos of the last pass's clock instant
 }
 
@@ -88,6 +89,7 @@ func (s *Sharder) Start(ctx context.Context) error {
 		return err
 	}
 	s.missingSince = map[string]time.Time{}
+	s.drainedAt = map[string]time.Time{}
 	log := logf.FromContext(ctx).WithName("sharder")
 	ctx = logf.IntoContext(ctx, log)
 	changed := make(chan struct{}, 1)
@@ -157,6 +159,7 @@ func (s *Sharder) pass(ctx context.Context) (time.Time, error) {
 		return time.Time{}, err
 	}
 	byShard := map[string]*coordinationv1.Lease{}
+	renewed := map[string]time.Time{}
 	var shards []sharding.Shard
 	for i := range leases.Items {
 		l := &leases.Items[i]
@@ -168,6 +171,7 @@ func (s *Sharder) pass(ctx context.Context) (time.Time, error) {
 		sh := sharding.Shard{Name: name, Holder: ptr.Deref(l.Spec.HolderIdentity, "")}
 		if l.Spec.RenewTime != nil {
 			sh.RenewTime = l.Spec.RenewTime.Time
+			renewed[name] = sh.RenewTime
 		}
 		shards = append(shards, sh)
 	}
@@ -208,7 +212,7 @@ func (s *Sharder) pass(ctx context.Context) (time.Time, error) {
 	}
 	var firstErr error
 	for _, a := range plan.Links {
-		if err := s.linkStep(ctx, a, objects[a.Link.ID]); err != nil && firstErr == nil {
+		if err := s.linkStep(ctx, a, objects[a.Link.ID], now, renewed); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
@@ -252,7 +256,7 @@ func (s *Sharder) shardStep(ctx context.Context, a sharding.ShardAction, lease *
 }
 
 // linkStep writes one link's labels, only if the link has not changed since the decision.
-func (s *Sharder) linkStep(ctx context.Context, a sharding.LinkAction, o *v1alpha1.ReplicationLink) error {
+func (s *Sharder) linkStep(ctx context.Context, a sharding.LinkAction, o *v1alpha1.ReplicationLink, now time.Time, renewed map[string]time.Time) error {
 	next := o.DeepCopy()
 	if next.Labels == nil {
 		next.Labels = map[string]string{}
@@ -279,7 +283,30 @@ func (s *Sharder) linkStep(ctx context.Context, a sharding.LinkAction, o *v1alph
 	if a.Verb == sharding.Assign && a.From != "" {
 		shardHandovers.WithLabelValues(a.From, "takenOver").Inc()
 	}
+	s.timeHandover(a, now, renewed)
 	return nil
+}
+
+// timeHandover observes how long a link was between shards: from the drain request to its
+// new assignment, or from its dead owner's last renewal to its new assignment.
+func (s *Sharder) timeHandover(a sharding.LinkAction, now time.Time, renewed map[string]time.Time) {
+	id := a.Link.ID
+	switch {
+	case a.Verb == sharding.Drain:
+		s.drainedAt[id] = now
+	case a.Verb == sharding.Undrain || a.Verb == sharding.Unassign:
+		delete(s.drainedAt, id)
+	case a.From != "":
+		if t, ok := renewed[a.From]; ok {
+			shardHandoverSeconds.WithLabelValues("takeover").Observe(now.Sub(t).Seconds())
+		}
+		delete(s.drainedAt, id)
+	default:
+		if t, ok := s.drainedAt[id]; ok {
+			shardHandoverSeconds.WithLabelValues("drain").Observe(now.Sub(t).Seconds())
+			delete(s.drainedAt, id)
+		}
+	}
 }
 
 // report sets the per-shard link gauge.

@@ -20,6 +20,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
@@ -335,6 +336,8 @@ func TestShardJoinMovesItsShareWithDrains(t *testing.T) {
 	for _, n := range []string{"dwnsync-0", "dwnsync-1"} {
 		r.shards[n].engine.gate.Store(gate)
 	}
+	drainedBefore := metricSum(t, "dwnsync_shard_handovers_total", map[string]string{"kind": "drained"})
+	timedBefore := metricSum(t, "dwnsync_shard_handover_duration_seconds", map[string]string{"kind": "drain"})
 	r.join("dwnsync-2")
 	select {
 	case key := <-gate.held:
@@ -371,6 +374,12 @@ func TestShardJoinMovesItsShareWithDrains(t *testing.T) {
 		t.Errorf("%d of %d links moved to the third shard, want about a third", moved, len(keys))
 	}
 	t.Logf("links per shard before %v; %d moved to the third shard", perShard, moved)
+	if d := metricSum(t, "dwnsync_shard_handovers_total", map[string]string{"kind": "drained"}) - drainedBefore; int(d) != moved {
+		t.Errorf("dwnsync_shard_handovers_total{kind=drained} rose by %v, want %d", d, moved)
+	}
+	if d := metricSum(t, "dwnsync_shard_handover_duration_seconds", map[string]string{"kind": "drain"}) - timedBefore; int(d) != moved {
+		t.Errorf("dwnsync_shard_handover_duration_seconds{kind=drain} counted %v hand-overs, want %d", d, moved)
+	}
 }
 
 // A shard cut off from the API server (the process lives, its watches break) stops its
@@ -393,6 +402,8 @@ func TestPartitionedShardStopsBeforeItsLinksMove(t *testing.T) {
 		t.Fatal("the shard to cut off holds no link")
 	}
 
+	fencedBefore := metricSum(t, "dwnsync_shard_fencing_stops_total", map[string]string{"shard": "dwnsync-2"})
+	takenBefore := metricSum(t, "dwnsync_shard_handover_duration_seconds", map[string]string{"kind": "takeover"})
 	cut := r.shards["dwnsync-2"]
 	cut.cut.Store(true)
 	cutAt := r.clock.Now()
@@ -421,6 +432,12 @@ func TestPartitionedShardStopsBeforeItsLinksMove(t *testing.T) {
 		t.Fatalf("links moved %v after the last renewal, before leaseDuration+margin", movedAt.Sub(cutAt))
 	}
 	r.settled(keys, "dwnsync-0", "dwnsync-1")
+	if d := metricSum(t, "dwnsync_shard_fencing_stops_total", map[string]string{"shard": "dwnsync-2"}) - fencedBefore; int(d) != len(cutLinks) {
+		t.Errorf("dwnsync_shard_fencing_stops_total{shard=dwnsync-2} rose by %v, want %d", d, len(cutLinks))
+	}
+	if d := metricSum(t, "dwnsync_shard_handover_duration_seconds", map[string]string{"kind": "takeover"}) - takenBefore; int(d) != len(cutLinks) {
+		t.Errorf("dwnsync_shard_handover_duration_seconds{kind=takeover} counted %v, want %d", d, len(cutLinks))
+	}
 	t.Logf("cut at +0: fenced at +%v, links moved at +%v", fencedAt.Sub(cutAt), movedAt.Sub(cutAt))
 
 	// Reconnected: the shard may not take back its dead Lease; the sharder deletes it (no link
@@ -538,4 +555,34 @@ func TestScaleThreeToOneToThree(t *testing.T) {
 		r.join(n)
 	}
 	r.settled(keys, names...)
+}
+
+// metricSum adds up, over the series of the operator's registry named name whose labels include
+// match, the counter values and histogram sample counts.
+func metricSum(t *testing.T, name string, match map[string]string) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range match {
+				if have[k] != v {
+					continue series
+				}
+			}
+			sum += m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return sum
 }
