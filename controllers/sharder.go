@@ -1,10 +1,12 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +45,7 @@ type Sharder struct {
 	Cache  cache.Cache
 
 	missingSince map[string]time.Time // owners without a Lease, since when
+	drainedMu    sync.Mutex
 	drainedAt    map[string]time.Time // links asked to drain, since when (for the duration metric)
 	observed     atomic.Int64         // unix nanos of the last pass's clock instant
 }
@@ -60,6 +63,9 @@ func shardingChanged(o, n any) bool {
 	return a.GetGeneration() != b.GetGeneration() || !maps.Equal(a.GetLabels(), b.GetLabels()) ||
 		!a.GetDeletionTimestamp().Equal(b.GetDeletionTimestamp())
 }
+
+// sharderWritesInFlight bounds the sharder's concurrent label writes.
+const sharderWritesInFlight = 8
 
 // NewSharderCache is the sharder's cache: every link in namespaces (all when empty), and the
 // Leases of ring in leaseNamespace.
@@ -210,12 +216,27 @@ func (s *Sharder) pass(ctx context.Context) (time.Time, error) {
 			return plan.NextCheck, err
 		}
 	}
-	var firstErr error
+	// Label writes are independent: a few in flight, so rebalancing thousands of links is not
+	// a queue of round trips.
+	var (
+		wg       sync.WaitGroup
+		errMu    sync.Mutex
+		firstErr error
+		slots    = make(chan struct{}, sharderWritesInFlight)
+	)
 	for _, a := range plan.Links {
-		if err := s.linkStep(ctx, a, objects[a.Link.ID], now, renewed); err != nil && firstErr == nil {
-			firstErr = err
-		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			if err := s.linkStep(ctx, a, objects[a.Link.ID], now, renewed); err != nil {
+				errMu.Lock()
+				firstErr = cmp.Or(firstErr, err)
+				errMu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	s.report(shards, owned)
 	s.observed.Store(now.UnixNano())
 	return plan.NextCheck, firstErr
@@ -291,6 +312,8 @@ func (s *Sharder) linkStep(ctx context.Context, a sharding.LinkAction, o *v1alph
 // new assignment, or from its dead owner's last renewal to its new assignment.
 func (s *Sharder) timeHandover(a sharding.LinkAction, now time.Time, renewed map[string]time.Time) {
 	id := a.Link.ID
+	s.drainedMu.Lock()
+	defer s.drainedMu.Unlock()
 	switch {
 	case a.Verb == sharding.Drain:
 		s.drainedAt[id] = now
