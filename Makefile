@@ -25,7 +25,7 @@ demo-k8s: build dwn-server install-tools ## The same story on an envtest control
 
 # The packages with the engine's concurrency (client, ledger, engine) run again under the race
 # detector: about 3 minutes on two cores.
-RACE_PACKAGES := ./internal/dwn ./internal/ledger ./internal/syncer
+RACE_PACKAGES := ./internal/dwn/... ./internal/ledger ./internal/syncer
 
 .PHONY: test
 test: install-tools dwn-server ## Unit, protocol, engine end-to-end and envtest tests, then the engine's packages under -race
@@ -71,8 +71,9 @@ lint: ## gofmt, go vet, and go.mod tidy
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target briefly
-	go test -run='^$$' -fuzz='^FuzzDecodeRPCResponse$$' -fuzztime=10s ./internal/dwn
-	go test -run='^$$' -fuzz='^FuzzWSFrame$$' -fuzztime=10s ./internal/dwn
+	go test -run='^$$' -fuzz='^FuzzDecodeRPCResponse$$' -fuzztime=10s ./internal/dwn/wire
+	go test -run='^$$' -fuzz='^FuzzWSFrame$$' -fuzztime=10s ./internal/dwn/wire
+	go test -run='^$$' -fuzz='^FuzzDecodeReplies$$' -fuzztime=10s ./internal/dwn/dialect
 
 .PHONY: bench
 bench: dwn-server ## Benchmarks (never part of make test)

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -18,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/syncer"
@@ -30,18 +29,17 @@ type snapEngine struct {
 	snaps map[string]syncer.LinkStatus
 }
 
-func (e *snapEngine) Apply(cfg syncer.LinkConfig, _ types.UID) (string, error) {
+func (e *snapEngine) Apply(cfg syncer.LinkConfig) (string, error) {
 	key, err := ledger.LinkKey(cfg.Tenant, cfg.RemoteEndpoint, cfg.Scope)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if _, ok := e.snaps[key]; !ok {
-		e.snaps[key] = syncer.LinkStatus{Key: key, Phase: "initializing", Connectivity: "online"}
+		e.snaps[key] = syncer.LinkStatus{Key: key, Owner: cfg.Owner, Phase: "initializing", Connectivity: "online"}
 	}
 	return key, err
 }
-func (e *snapEngine) Remove(string, types.UID) (bool, error) { return false, nil }
-func (e *snapEngine) Snapshots() []syncer.LinkStatus         { return nil }
-func (e *snapEngine) Owner(string) types.UID                 { return "" }
+func (e *snapEngine) Release(string, string) (bool, error) { return false, nil }
+func (e *snapEngine) Snapshots() []syncer.LinkStatus       { return nil }
 func (e *snapEngine) Snapshot(key string) (syncer.LinkStatus, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -64,7 +62,7 @@ func TestStatusCoalescingOnAFakeClock(t *testing.T) {
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = v1alpha1.AddToScheme(scheme)
-	signer, jwk, _ := dwn.GenerateSigner()
+	signer, jwk, _ := msg.GenerateSigner()
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s"},
 		Data: map[string][]byte{"did": []byte(signer.DID), "privateJwk": jwk}}
 	link := &v1alpha1.ReplicationLink{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "l", Generation: 1},

@@ -31,20 +31,27 @@ func newFakeEngine() *fakeEngine {
 		applies: map[string]int{}, owners: map[string]types.UID{}, events: make(chan syncer.Event, 4096)}
 }
 
-func (f *fakeEngine) Apply(cfg syncer.LinkConfig, owner types.UID) (string, error) {
+// Apply keeps the engine's rule of one owner per key: another owner's claim is refused with a
+// *syncer.DuplicateLinkError unless it supersedes the holder.
+func (f *fakeEngine) Apply(cfg syncer.LinkConfig) (string, error) {
 	key, err := ledger.LinkKey(cfg.Tenant, cfg.RemoteEndpoint, cfg.Scope)
 	if err != nil {
 		return "", err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.configs[key] = cfg
 	f.applies[key]++
+	owner := types.UID(cfg.Owner)
+	if holder := f.owners[key]; holder != "" && holder != owner && string(holder) != cfg.Supersedes {
+		return "", &syncer.DuplicateLinkError{Key: key, Owner: string(holder)}
+	}
+	f.configs[key] = cfg
 	f.owners[key] = owner
 	s, ok := f.snaps[key]
-	if !ok {
+	if !ok || s.Name != cfg.Name {
 		s = syncer.LinkStatus{Key: key, Name: cfg.Name, Phase: "initializing", Connectivity: "unknown", NeedsReconcile: true}
 	}
+	s.Owner = cfg.Owner
 	switch {
 	case cfg.Suspend:
 		s.Phase = "paused"
@@ -56,14 +63,14 @@ func (f *fakeEngine) Apply(cfg syncer.LinkConfig, owner types.UID) (string, erro
 	return key, nil
 }
 
-func (f *fakeEngine) Remove(key string, owner types.UID) (bool, error) {
+func (f *fakeEngine) Release(key, owner string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.removeAttempts++
 	if f.removeErr != nil {
 		return false, f.removeErr
 	}
-	if o, ok := f.owners[key]; ok && o != owner {
+	if o, ok := f.owners[key]; ok && o != "" && string(o) != owner {
 		return false, nil
 	}
 	delete(f.configs, key)
@@ -73,6 +80,7 @@ func (f *fakeEngine) Remove(key string, owner types.UID) (bool, error) {
 	return true, nil
 }
 
+// Owner is the owner the fake's ledger record names.
 func (f *fakeEngine) Owner(key string) types.UID {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -174,7 +182,7 @@ func (f *fakeEngine) publish(ev syncer.Event) {
 func (f *fakeEngine) seed(key, name string, owner types.UID) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.snaps[key] = syncer.LinkStatus{Key: key, Name: name, Phase: "live", Connectivity: "online"}
+	f.snaps[key] = syncer.LinkStatus{Key: key, Name: name, Owner: string(owner), Phase: "live", Connectivity: "online"}
 	f.owners[key] = owner
 }
 

@@ -19,7 +19,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/controllers"
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/operator"
 )
@@ -96,7 +96,7 @@ func runUntilStopped(t *testing.T, name string, within time.Duration, start func
 // signerSecret is a valid signer Secret for a fresh identity; it returns the identity's DID.
 func signerSecret(t *testing.T, ns, name string) (*corev1.Secret, string) {
 	t.Helper()
-	s, jwk, err := dwn.GenerateSigner()
+	s, jwk, err := msg.GenerateSigner()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ func init() {
 	metrics.Registry.MustRegister(statusWritesTotal)
 }
 
-// Sharding metrics (operator replicas as shards, docs/decisions.md D22).
+// Sharding metrics (operator replicas as shards, docs/decisions.md D23).
 var (
 	shardLinks = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "dwnsync_shard_links",

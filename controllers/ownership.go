@@ -2,23 +2,24 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
-
-	"k8s.io/apimachinery/pkg/types"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
+	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
 // Ownership of a ledger key. The key (tenant^endpoint^scope) has no namespace, so links in
 // several namespaces may claim one key. The oldest claimant runs it (creationTimestamp), so
-// every replica and every restart agrees; the engine records the owner's UID in the key's
-// ledger record, and only the owner's deletion removes that record. creationTimestamp counts
-// whole seconds: of links created in one second, the recorded owner keeps the key, and
-// without one the lowest UID takes it.
+// every replica and every restart agrees. The engine keeps the owner's UID in the key's ledger
+// record and refuses other claims with a *syncer.DuplicateLinkError naming the holder; the
+// reconciler keeps no ownership of its own: the claimants come from the cache's key index, the
+// holder from the engine. creationTimestamp counts whole seconds: of links created in one
+// second, the holder keeps the key.
 
 // linkKeyIndex indexes ReplicationLinks by their ledger key.
 const linkKeyIndex = "dwnsync.io/linkKey"
@@ -34,18 +35,6 @@ func indexLinkKey(o client.Object) []string {
 	return []string{key}
 }
 
-// precedes orders the claimants of a key: the older first; of two created in one second, the
-// incumbent (the recorded owner), else the lower UID.
-func precedes(a, b *v1alpha1.ReplicationLink, incumbent types.UID) bool {
-	switch {
-	case !a.CreationTimestamp.Equal(&b.CreationTimestamp):
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	case a.UID == incumbent || b.UID == incumbent:
-		return a.UID == incumbent
-	}
-	return a.UID < b.UID
-}
-
 // claimants lists the links that claim key, in every watched namespace.
 func (r *ReplicationLinkReconciler) claimants(ctx context.Context, key string) ([]v1alpha1.ReplicationLink, error) {
 	var list v1alpha1.ReplicationLinkList
@@ -55,21 +44,45 @@ func (r *ReplicationLinkReconciler) claimants(ctx context.Context, key string) (
 	return list.Items, nil
 }
 
-// ownerOf is the oldest link that claims key: link itself, or an older one. A link being
-// deleted still owns its key until its finalizer has removed the engine link.
-func (r *ReplicationLinkReconciler) ownerOf(ctx context.Context, link *v1alpha1.ReplicationLink, key string) (*v1alpha1.ReplicationLink, error) {
+// olderClaimant is the oldest link that claims key and was created before link (in an earlier
+// second), or nil. A link being deleted still claims its key until its finalizer has run.
+func (r *ReplicationLinkReconciler) olderClaimant(ctx context.Context, link *v1alpha1.ReplicationLink, key string) (*v1alpha1.ReplicationLink, error) {
 	others, err := r.claimants(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	incumbent := r.Engine.Owner(key)
-	owner := link
+	var oldest *v1alpha1.ReplicationLink
 	for i := range others {
-		if others[i].UID != link.UID && precedes(&others[i], owner, incumbent) {
-			owner = &others[i]
+		o := &others[i]
+		if o.UID != link.UID && o.CreationTimestamp.Before(&link.CreationTimestamp) && (oldest == nil || o.CreationTimestamp.Before(&oldest.CreationTimestamp)) {
+			oldest = o
 		}
 	}
-	return owner, nil
+	return oldest, nil
+}
+
+// apply runs cfg as link's engine link. When the engine says another link holds the key, a
+// holder created in the same second keeps it (it is returned, and link is refused); a younger
+// holder, or one no longer there, hands it over to link.
+func (r *ReplicationLinkReconciler) apply(ctx context.Context, link *v1alpha1.ReplicationLink, key string, cfg syncer.LinkConfig) (string, *v1alpha1.ReplicationLink, error) {
+	cfg.Owner = string(link.UID)
+	got, err := r.Engine.Apply(cfg)
+	var dup *syncer.DuplicateLinkError
+	if !errors.As(err, &dup) {
+		return got, nil, err
+	}
+	others, err := r.claimants(ctx, key)
+	if err != nil {
+		return "", nil, err
+	}
+	for i := range others {
+		if h := &others[i]; string(h.UID) == dup.Owner && !h.CreationTimestamp.After(link.CreationTimestamp.Time) {
+			return "", h, nil
+		}
+	}
+	cfg.Supersedes = dup.Owner
+	got, err = r.Engine.Apply(cfg)
+	return got, nil, err
 }
 
 // duplicate is the refusal of a link whose key an older link owns. It names the owner only when

@@ -65,7 +65,7 @@ type ReplicationLinkReconciler struct {
 	CounterWritesPerSecond float64
 	// MaxConcurrentReconciles of the controller.
 	MaxConcurrentReconciles int
-	// Shard, when set, makes this reconciler one shard of several (docs/decisions.md D22): it
+	// Shard, when set, makes this reconciler one shard of several (docs/decisions.md D23): it
 	// runs only links labelled for it, while it holds its Lease.
 	Shard *Shard
 
@@ -147,15 +147,15 @@ func (r *ReplicationLinkReconciler) sync(ctx context.Context, link *v1alpha1.Rep
 	if err != nil {
 		return r.problem(ctx, link, err)
 	}
-	owner, err := r.ownerOf(ctx, link, key)
+	older, err := r.olderClaimant(ctx, link, key)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if owner.UID != link.UID {
+	if older != nil {
 		if err := r.stopRefused(ctx, link, key); err != nil {
 			return ctrl.Result{}, err
 		}
-		return r.problem(ctx, link, duplicate(link, owner, key))
+		return r.problem(ctx, link, duplicate(link, older, key))
 	}
 	r.remember(nn, link.UID)
 
@@ -177,9 +177,11 @@ func (r *ReplicationLinkReconciler) sync(ctx context.Context, link *v1alpha1.Rep
 	}
 
 	inputs := fmt.Sprintf("%d/%s/%s", link.Generation, secret.UID, secret.ResourceVersion)
-	_, known := r.Engine.Snapshot(key)
-	if r.appliedInputs(nn) != inputs || !known {
-		got, err := r.applyLink(func() (string, error) { return r.Engine.Apply(cfg, link.UID) })
+	if snap, known := r.Engine.Snapshot(key); r.appliedInputs(nn) != inputs || !known || snap.Owner != string(link.UID) {
+		got, holder, err := r.applyLink(ctx, link, key, cfg)
+		if holder != nil {
+			return r.problem(ctx, link, duplicate(link, holder, key))
+		}
 		if err != nil {
 			return r.problem(ctx, link, &linkconfig.Error{Reason: status.ReasonEngineRejected, Message: "the engine refused the link: " + err.Error()})
 		}
@@ -215,7 +217,7 @@ func missingSecret(namespace, name string) *linkconfig.Error {
 // the Secret starts the link again, with a full reconcile.
 func (r *ReplicationLinkReconciler) stopSigning(ctx context.Context, link *v1alpha1.ReplicationLink, key string, why *linkconfig.Error) (ctrl.Result, error) {
 	if _, running := r.Engine.Snapshot(key); running {
-		removed, err := r.Engine.Remove(key, link.UID)
+		removed, err := r.Engine.Release(key, string(link.UID))
 		if err != nil {
 			return ctrl.Result{}, fmt.Errorf("stop link %s after its signer Secret was deleted: %w", key, err)
 		}
@@ -244,7 +246,7 @@ func (r *ReplicationLinkReconciler) stopRefused(ctx context.Context, link *v1alp
 	if !r.runsKey(link, key) {
 		return nil
 	}
-	removed, err := r.Engine.Remove(key, link.UID)
+	removed, err := r.Engine.Release(key, string(link.UID))
 	if err != nil {
 		return fmt.Errorf("stop link %s, refused because an older link claims its key: %w", key, err)
 	}
@@ -260,20 +262,17 @@ func (r *ReplicationLinkReconciler) stopRefused(ctx context.Context, link *v1alp
 	return nil
 }
 
-// runsKey reports whether the engine runs key for link: its ledger record names the link, or
-// (a record from before owners were recorded) the running engine link bears its name.
+// runsKey reports whether the engine runs key for link: the running link's owner is link, or
+// (applied without an owner) it bears link's name.
 func (r *ReplicationLinkReconciler) runsKey(link *v1alpha1.ReplicationLink, key string) bool {
 	snap, running := r.Engine.Snapshot(key)
 	if !running {
 		return false
 	}
-	switch owner := r.Engine.Owner(key); owner {
-	case link.UID:
-		return true
-	case "":
-		return snap.Name == client.ObjectKeyFromObject(link).String()
+	if snap.Owner != "" {
+		return snap.Owner == string(link.UID)
 	}
-	return false
+	return snap.Name == client.ObjectKeyFromObject(link).String()
 }
 
 // wakeClaimants reconciles the other links of link's key: the key was released.
@@ -358,16 +357,16 @@ func (r *ReplicationLinkReconciler) finalize(ctx context.Context, link *v1alpha1
 		return ctrl.Result{}, r.release(ctx, nn) // our finalizer was never added, or removed by hand
 	}
 	if key, err := linkconfig.Key(link); err == nil {
-		owner, err := r.ownerOf(ctx, link, key)
+		older, err := r.olderClaimant(ctx, link, key)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		if owner.UID != link.UID {
+		if older != nil {
 			if err := r.stopRefused(ctx, link, key); err != nil {
 				return ctrl.Result{}, err
 			}
 		} else {
-			removed, err := r.Engine.Remove(key, link.UID)
+			removed, err := r.Engine.Release(key, string(link.UID))
 			if err != nil {
 				r.event(link, corev1.EventTypeWarning, "RemoveFailed", "Remove", "could not stop the link and remove its ledger record (retrying): %v", err)
 				return ctrl.Result{}, err
@@ -386,10 +385,11 @@ func (r *ReplicationLinkReconciler) finalize(ctx context.Context, link *v1alpha1
 }
 
 // release stops the engine link that nn ran, if any (the engine names links namespace/name),
-// then forgets nn. An error keeps the memory so the retry removes it.
+// for the owner the engine recorded, then forgets nn. An error keeps the memory so the retry
+// removes it.
 func (r *ReplicationLinkReconciler) release(ctx context.Context, nn types.NamespacedName) error {
 	r.mu.Lock()
-	t, ok := r.links[nn]
+	_, ok := r.links[nn]
 	r.mu.Unlock()
 	if !ok {
 		return nil // never ran here: the engine runs links only for links this reconciler applied
@@ -398,7 +398,7 @@ func (r *ReplicationLinkReconciler) release(ctx context.Context, nn types.Namesp
 		if snap.Name != nn.String() {
 			continue
 		}
-		removed, err := r.Engine.Remove(snap.Key, t.uid)
+		removed, err := r.Engine.Release(snap.Key, snap.Owner)
 		if err != nil {
 			return fmt.Errorf("stop the engine link %s of deleted ReplicationLink %s: %w", snap.Key, nn, err)
 		}

@@ -203,7 +203,7 @@ func (s *Shard) fence(ctx context.Context, why string) {
 	s.active = false
 	stopped := 0
 	for _, snap := range s.engine.Snapshots() {
-		if _, err := s.engine.Remove(snap.Key, s.engine.Owner(snap.Key)); err != nil {
+		if _, err := s.engine.Release(snap.Key, snap.Owner); err != nil {
 			logf.FromContext(ctx).Error(err, "fencing: could not stop a link", "key", snap.Key)
 			continue
 		}
@@ -213,12 +213,12 @@ func (s *Shard) fence(ctx context.Context, why string) {
 	logf.FromContext(ctx).Info("shard fenced: stopped every link", "shard", s.Name, "why", why, "links", stopped)
 }
 
-// apply runs an engine Apply only while the shard holds its Lease.
-func (s *Shard) apply(do func() (string, error)) (string, error) {
+// holding runs do, an engine Apply, only while the shard holds its Lease.
+func (s *Shard) holding(do func() error) error {
 	s.gate.RLock()
 	defer s.gate.RUnlock()
 	if !s.active {
-		return "", errNotShardOwner
+		return errNotShardOwner
 	}
 	return do()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/sharding"
+	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
 // The reconciler's side of sharding: which links this shard may run, and the acknowledgement of
@@ -56,7 +57,7 @@ func (r *ReplicationLinkReconciler) stopHere(ctx context.Context, link *v1alpha1
 	if err != nil || !r.runsKey(link, key) {
 		return nil
 	}
-	if _, err := r.Engine.Remove(key, link.UID); err != nil {
+	if _, err := r.Engine.Release(key, string(link.UID)); err != nil {
 		return fmt.Errorf("stop link %s, which this shard may not run: %w", key, err)
 	}
 	logf.FromContext(ctx).Info("stopped a link this shard may not run now", "key", key)
@@ -105,10 +106,15 @@ func (r *ReplicationLinkReconciler) wakeShardLinks(ctx context.Context) {
 	}
 }
 
-// applyLink is Engine.Apply, on a sharded reconciler only while the shard holds its Lease.
-func (r *ReplicationLinkReconciler) applyLink(cfg func() (string, error)) (string, error) {
+// applyLink is r.apply, on a sharded reconciler only while the shard holds its Lease.
+func (r *ReplicationLinkReconciler) applyLink(ctx context.Context, link *v1alpha1.ReplicationLink, key string, cfg syncer.LinkConfig) (got string, holder *v1alpha1.ReplicationLink, err error) {
 	if r.Shard == nil {
-		return cfg()
+		return r.apply(ctx, link, key, cfg)
 	}
-	return r.Shard.apply(cfg)
+	err = r.Shard.holding(func() error {
+		var applyErr error
+		got, holder, applyErr = r.apply(ctx, link, key, cfg)
+		return applyErr
+	})
+	return got, holder, err
 }

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -105,23 +104,27 @@ type tracedEngine struct {
 	gate  atomic.Pointer[removeGate]
 }
 
-// removeGate holds a shard's Removes until released, reporting each held key: the test looks
+// removeGate holds a shard's Releases until released, reporting each held key: the test looks
 // at the link while its old shard is still stopping it.
 type removeGate struct {
 	held    chan string
 	release chan struct{}
 }
 
-func (e *tracedEngine) Apply(cfg syncer.LinkConfig, owner types.UID) (string, error) {
-	if key, err := ledger.LinkKey(cfg.Tenant, cfg.RemoteEndpoint, cfg.Scope); err == nil {
-		if _, running := e.Snapshot(key); !running {
-			e.trace.start(key, e.shard)
-		}
+func (e *tracedEngine) Apply(cfg syncer.LinkConfig) (string, error) {
+	key, keyErr := ledger.LinkKey(cfg.Tenant, cfg.RemoteEndpoint, cfg.Scope)
+	_, running := e.Snapshot(key)
+	if keyErr == nil && !running {
+		e.trace.start(key, e.shard)
 	}
-	return e.fakeEngine.Apply(cfg, owner)
+	got, err := e.fakeEngine.Apply(cfg)
+	if err != nil && keyErr == nil && !running {
+		e.trace.stop(key, e.shard) // refused: it never ran
+	}
+	return got, err
 }
 
-func (e *tracedEngine) Remove(key string, owner types.UID) (bool, error) {
+func (e *tracedEngine) Release(key, owner string) (bool, error) {
 	if g := e.gate.Load(); g != nil {
 		select {
 		case g.held <- key:
@@ -129,7 +132,7 @@ func (e *tracedEngine) Remove(key string, owner types.UID) (bool, error) {
 		}
 		<-g.release
 	}
-	removed, err := e.fakeEngine.Remove(key, owner)
+	removed, err := e.fakeEngine.Release(key, owner)
 	if removed {
 		e.trace.stop(key, e.shard)
 	}

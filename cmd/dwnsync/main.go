@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/operator"
 	"github.com/dwnsync/dwnsync/internal/standalone"
@@ -110,22 +111,22 @@ func (e egressList) String() string {
 }
 
 func (e egressList) Set(v string) error {
-	*e.list = append(*e.list, dwn.SplitEgressList(v)...)
+	*e.list = append(*e.list, wire.SplitEgressList(v)...)
 	return nil
 }
 
 // egressFlags binds --egress-allow and --egress-deny (operator and run share them).
-func egressFlags(fs *flag.FlagSet, p *dwn.EgressPolicy) {
+func egressFlags(fs *flag.FlagSet, p *wire.EgressPolicy) {
 	fs.Var(egressList{&p.Allow}, "egress-allow", "CIDRs, IPs or host names the DWN client may reach even if denied (comma-separated, repeatable)")
 	fs.Var(egressList{&p.Deny}, "egress-deny", "CIDRs, IPs or host names the DWN client must not reach, beyond the default (link-local and cloud metadata addresses) (comma-separated, repeatable)")
 }
 
 // validateEgress names the flag of a bad entry.
-func validateEgress(p dwn.EgressPolicy) error {
-	if err := (dwn.EgressPolicy{Allow: p.Allow}).Validate(); err != nil {
+func validateEgress(p wire.EgressPolicy) error {
+	if err := (wire.EgressPolicy{Allow: p.Allow}).Validate(); err != nil {
 		return fmt.Errorf("--egress-allow: %w", err)
 	}
-	if err := (dwn.EgressPolicy{Deny: p.Deny}).Validate(); err != nil {
+	if err := (wire.EgressPolicy{Deny: p.Deny}).Validate(); err != nil {
 		return fmt.Errorf("--egress-deny: %w", err)
 	}
 	return nil

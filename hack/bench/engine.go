@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
@@ -17,16 +19,16 @@ import (
 // runningEngine is a dwnsync engine with the spec's timings, as `dwnsync run` starts it.
 type runningEngine struct {
 	*syncer.Engine
-	pool *dwn.Pool
+	pool *dialect.Pool
 	stop func()
 }
 
 func startEngine(ctx context.Context, dir string) (*runningEngine, error) {
-	return startEngineWith(ctx, dir, dwn.NewPool(dwn.Options{}))
+	return startEngineWith(ctx, dir, dialect.NewPool(dialect.Options{}))
 }
 
 // startEngineWith is startEngine on a given pool (a metered one, say); the engine closes it.
-func startEngineWith(ctx context.Context, dir string, pool *dwn.Pool) (*runningEngine, error) {
+func startEngineWith(ctx context.Context, dir string, pool *dialect.Pool) (*runningEngine, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -69,11 +71,11 @@ func startEngineWith(ctx context.Context, dir string, pool *dwn.Pool) (*runningE
 // startLinkedEngine starts an engine (its ledger in dir) with one `both` link between the pair
 // for the tenant, and returns it with the link's key.
 func startLinkedEngine(ctx context.Context, dir string, p pair, id dwnserver.Identity) (*runningEngine, string, error) {
-	return startLinkedEngineWith(ctx, dir, p, id, dwn.NewPool(dwn.Options{}))
+	return startLinkedEngineWith(ctx, dir, p, id, dialect.NewPool(dialect.Options{}))
 }
 
 // startLinkedEngineWith is startLinkedEngine on a given pool.
-func startLinkedEngineWith(ctx context.Context, dir string, p pair, id dwnserver.Identity, pool *dwn.Pool) (*runningEngine, string, error) {
+func startLinkedEngineWith(ctx context.Context, dir string, p pair, id dwnserver.Identity, pool *dialect.Pool) (*runningEngine, string, error) {
 	eng, err := startEngineWith(ctx, dir, pool)
 	if err != nil {
 		return nil, "", err
@@ -88,7 +90,7 @@ func startLinkedEngineWith(ctx context.Context, dir string, p pair, id dwnserver
 
 // link applies one `both` link between the pair for the tenant and returns its key.
 func (r *runningEngine) link(p pair, id dwnserver.Identity) (string, error) {
-	signer, err := dwn.NewSigner(id.DID, id.PrivateJWK)
+	signer, err := msg.NewSigner(id.DID, id.PrivateJWK)
 	if err != nil {
 		return "", err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 )
 
@@ -94,7 +95,7 @@ func listingHeap(ctx context.Context, cfg config) error {
 	})}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
-	pool := dwn.NewPool(dwn.Options{})
+	pool := dialect.NewPool(dialect.Options{})
 	defer pool.Close()
 	c, err := pool.Get(ctx, "http://"+ln.Addr().String(), dwn.DialectWeb5)
 	if err != nil {

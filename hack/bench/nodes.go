@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
@@ -201,9 +202,9 @@ type meter struct {
 	requests, sent, received atomic.Int64
 }
 
-func newMeteredPool() (*dwn.Pool, *meter) {
+func newMeteredPool() (*dialect.Pool, *meter) {
 	m := &meter{base: &http.Transport{MaxIdleConnsPerHost: 16, ResponseHeaderTimeout: 60 * time.Second}}
-	return dwn.NewPool(dwn.Options{HTTPClient: &http.Client{Transport: m}}), m
+	return dialect.NewPool(dialect.Options{HTTPClient: &http.Client{Transport: m}}), m
 }
 
 func (m *meter) RoundTrip(r *http.Request) (*http.Response, error) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 )
 
@@ -78,7 +80,7 @@ const naiveInFlight = 8
 // (read, then write) with 8 in flight per direction, both directions at once, and list again;
 // whatever failed (a dependency not there yet) is retried by the next pass.
 func naiveReplicate(ctx context.Context, p pair, id dwnserver.Identity) error {
-	pool := dwn.NewPool(dwn.Options{})
+	pool := dialect.NewPool(dialect.Options{})
 	defer pool.Close()
 	tenants, _, err := openTenants(ctx, pool, id, p.a.URL, p.b.URL)
 	if err != nil {
@@ -178,7 +180,7 @@ func naiveCopyOnce(ctx context.Context, src, dst dwn.Tenant, cid string, applied
 	if rr.Data != nil {
 		defer rr.Data.Close()
 	}
-	msg, err := dwn.StripForApply(rr.Message)
+	msg, err := dwnmsg.StripForApply(rr.Message)
 	if err != nil {
 		return err
 	}

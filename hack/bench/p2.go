@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 )
 
@@ -45,7 +46,7 @@ func benchLiveLatency(ctx context.Context, cfg config) error {
 	if err := eng.waitLive(ctx, key); err != nil {
 		return err
 	}
-	pool := dwn.NewPool(dwn.Options{}) // the observer's own connections, not the engine's
+	pool := dialect.NewPool(dialect.Options{}) // the observer's own connections, not the engine's
 	defer pool.Close()
 	tenants, _, err := openTenants(ctx, pool, id, p.a.URL, p.b.URL)
 	if err != nil {

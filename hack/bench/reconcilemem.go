@@ -22,6 +22,8 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
 )
@@ -107,12 +109,12 @@ func benchReconcileMemory(ctx context.Context) error {
 	if err := json.Unmarshal([]byte(line), &nodes); err != nil {
 		return fmt.Errorf("child nodes: %w", err)
 	}
-	signer, err := dwn.NewSigner(nodes.DID, nodes.PrivateJWK)
+	signer, err := msg.NewSigner(nodes.DID, nodes.PrivateJWK)
 	if err != nil {
 		return err
 	}
 	open := func(url string) (dwn.Tenant, func(), error) {
-		c, err := dwn.Open(ctx, url, dwn.Options{Dialect: dwn.DialectEnbox})
+		c, err := dialect.Open(ctx, url, dialect.Options{Dialect: dwn.DialectEnbox})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -10,6 +10,8 @@ import (
 	"slices"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 )
 
@@ -134,8 +136,8 @@ func copyDir(from, to string) error {
 }
 
 // openTenants opens the tenant on both servers through one pool (closed by the caller).
-func openTenants(ctx context.Context, pool *dwn.Pool, id dwnserver.Identity, urls ...string) ([]dwn.Tenant, *dwn.Signer, error) {
-	signer, err := dwn.NewSigner(id.DID, id.PrivateJWK)
+func openTenants(ctx context.Context, pool *dialect.Pool, id dwnserver.Identity, urls ...string) ([]dwn.Tenant, *msg.Signer, error) {
+	signer, err := msg.NewSigner(id.DID, id.PrivateJWK)
 	if err != nil {
 		return nil, nil, err
 	}

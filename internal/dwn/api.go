@@ -1,10 +1,9 @@
-// Package dwn is dwnsync's one client for DWN servers: messages and their CIDs, the did:jwk
-// signer, JSON-RPC over HTTP, multiplexed WebSocket subscriptions, and one adapter per server
-// dialect behind the Tenant interface below. Everything the engine moves goes through here.
-//
-// The engine (internal/syncer) only ever sees this file's types: a Tenant (one tenant on one
-// endpoint, signed for by one signer) that can page its feed, subscribe to it, read one message
-// with its data, apply a foreign message, and report a scope digest.
+// Package dwn is the contract between dwnsync's engine and DWN servers: a Tenant (one tenant on
+// one endpoint, signed for by one signer) that can page its feed, subscribe to it, read one
+// message with its data, apply a foreign message, and report a scope digest; the Opener that
+// resolves tenants; and the error kinds callers retry on. The engine (internal/syncer) sees
+// only this package and msg; the adapters behind Tenant live in dialect, their transport in
+// wire, messages and signing in msg.
 package dwn
 
 import (
@@ -12,6 +11,8 @@ import (
 	"encoding/json"
 	"io"
 	"strconv"
+
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // Dialect names the protocol family an endpoint speaks.
@@ -35,6 +36,10 @@ type Cursor struct {
 	MessageCID string `json:"messageCid,omitempty"`
 }
 
+// Web5Epoch is the Epoch of every web5 cursor: their Position is a store-wide watermark, not a
+// count of one tenant's feed (see Sequence).
+const Web5Epoch = "web5"
+
 // Domain is the part of a cursor that must match for two cursors to be comparable.
 func (c Cursor) Domain() string { return c.StreamID + "/" + c.Epoch }
 
@@ -46,7 +51,7 @@ func (c Cursor) Valid() bool { return c.StreamID != "" && c.Epoch != "" && c.Pos
 // cursors, whose value is a store-wide watermark shared by every tenant, and for anything that
 // is not a canonical decimal, so a difference of two sequences is a count of feed positions.
 func (c Cursor) Sequence() (uint64, bool) {
-	if c.Epoch == web5Epoch {
+	if c.Epoch == Web5Epoch {
 		return 0, false
 	}
 	n, err := strconv.ParseUint(c.Position, 10, 64)
@@ -211,4 +216,11 @@ type SMTTenant interface {
 	// differ (onlyRemote, with messages when the server includes them) and the prefixes where
 	// the caller holds something the server lacks (onlyLocal).
 	SMTDiff(ctx context.Context, scope Scope, hashes map[string]string, depth int) (onlyRemote []Entry, onlyLocal []string, err error)
+}
+
+// Opener resolves a tenant on an endpoint, signed for by signer (the tenant itself or a
+// delegate with Messages grants). The engine is handed one: dialect.Pool in production, a
+// failing one in tests.
+type Opener interface {
+	Tenant(ctx context.Context, endpoint string, dialect Dialect, did string, signer *msg.Signer) (Tenant, error)
 }

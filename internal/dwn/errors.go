@@ -14,12 +14,12 @@ import (
 // over 32 KiB (the link's status would freeze), and a human reads the first line anyway.
 const maxRemoteText = 512
 
-// remoteText makes text a server chose safe to print: control characters (ESC sequences could
+// RemoteText makes text a server chose safe to print: control characters (ESC sequences could
 // rewrite a terminal) become spaces, invalid UTF-8 becomes U+FFFD, and anything past
 // maxRemoteText bytes is cut on a rune boundary and marked with "…[truncated]". Every
 // *Error and *GapError passes its remote parts through here when it is printed, so no
 // constructor can forget it.
-func remoteText(s string) string {
+func RemoteText(s string) string {
 	clean := true
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == 0x7f || c >= 0x80 {
@@ -59,21 +59,6 @@ const (
 	Unsupported ErrorKind = "Unsupported"
 )
 
-// JSON-RPC error codes seen from DWN servers (protocol spec §7, web5 spec §4).
-const (
-	rpcParseError     = -32700
-	rpcInvalidRequest = -32600
-	rpcMethodNotFound = -32601
-	rpcInvalidParams  = -32602
-	rpcInternalError  = -32603
-	rpcServerError    = -32300
-	rpcBadRequest     = -50400
-	rpcUnauthorized   = -50401
-	rpcForbidden      = -50403
-	rpcConflict       = -50409
-	rpcRateLimited    = -50429
-)
-
 // Error is a failed DWN call: transport, HTTP, JSON-RPC or DWN reply status.
 type Error struct {
 	Op         string // e.g. "MessagesQuery", "dwn.applyReplicatedMessage", "GET /info"
@@ -101,11 +86,11 @@ func (e *Error) Error() string {
 	}
 	if e.Detail != "" {
 		b.WriteString(": ")
-		b.WriteString(remoteText(e.Detail))
+		b.WriteString(RemoteText(e.Detail))
 	}
 	if e.Err != nil {
 		b.WriteString(": ")
-		b.WriteString(remoteText(e.Err.Error()))
+		b.WriteString(RemoteText(e.Err.Error()))
 	}
 	if e.RetryAfter > 0 {
 		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
@@ -120,7 +105,7 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // DWNErrorCode is the DwnErrorCode prefix of Detail ("RecordsWriteGetInitialWriteNotFound: …"),
 // or "" when the detail has none.
-func (e *Error) DWNErrorCode() string { return dwnErrorCode(e.Detail) }
+func (e *Error) DWNErrorCode() string { return ErrorCodeOf(e.Detail) }
 
 // GapError is a 410 ProgressGap: the cursor is no longer (or not yet) valid on the server. The
 // caller must discard its checkpoint and reconcile; never jump to LatestAvailable.
@@ -135,7 +120,7 @@ func (g *GapError) Error() string {
 	if g.Reason == "" {
 		return "dwn: progress gap (410): the cursor is not valid on this server; discard it and reconcile"
 	}
-	return fmt.Sprintf("dwn: progress gap (410, %s): the cursor is not valid on this server; discard it and reconcile", remoteText(g.Reason))
+	return fmt.Sprintf("dwn: progress gap (410, %s): the cursor is not valid on this server; discard it and reconcile", RemoteText(g.Reason))
 }
 
 // IsTransient reports whether err is worth retrying as is (transport failures count).
@@ -183,62 +168,9 @@ func RetryAfter(err error) time.Duration {
 	return 0
 }
 
-// kindForHTTP classifies an HTTP status that arrived without a JSON-RPC error object.
-func kindForHTTP(status int) ErrorKind {
-	switch {
-	case status == 401 || status == 403:
-		return Unauthorized
-	case status == 404 || status == 405 || status == 501:
-		return Unsupported
-	case status == 408 || status == 429 || status >= 500:
-		return Transient
-	default:
-		return Permanent // 400, 413, 431 …: the request itself is wrong or too big
-	}
-}
-
-// kindForRPC classifies a JSON-RPC error by its code (and data.code). HTTP 500 alone says
-// nothing: deterministic rejections also arrive as 500 (protocol spec §1.1.2).
-func kindForRPC(code int, dataCode string) ErrorKind {
-	switch code {
-	case rpcMethodNotFound:
-		return Unsupported
-	case rpcInternalError, rpcServerError, rpcRateLimited:
-		return Transient
-	case rpcUnauthorized, rpcForbidden:
-		return Unauthorized
-	case rpcInvalidRequest:
-		if dataCode == "TenantMessageQuotaExceeded" || dataCode == "TenantStorageQuotaExceeded" {
-			return Transient // quota-blocked: retry with a long backoff
-		}
-		return Permanent
-	case rpcParseError, rpcInvalidParams, rpcBadRequest, rpcConflict:
-		return Permanent
-	default:
-		if code <= -32000 && code >= -32099 {
-			return Transient // implementation-defined server errors
-		}
-		return Permanent
-	}
-}
-
-// kindForDWN classifies a DWN reply status that is not a success.
-func kindForDWN(code int) ErrorKind {
-	switch {
-	case code == 401 || code == 403:
-		return Unauthorized
-	case code == 501:
-		return Unsupported
-	case code >= 500:
-		return Transient
-	default:
-		return Permanent
-	}
-}
-
-// dwnErrorCode splits "<DwnErrorCode>: <message>" at the first colon; a detail without a
+// ErrorCodeOf splits "<DwnErrorCode>: <message>" at the first colon; a detail without a
 // code-looking prefix yields "".
-func dwnErrorCode(detail string) string {
+func ErrorCodeOf(detail string) string {
 	i := strings.IndexByte(detail, ':')
 	if i <= 0 {
 		return ""

@@ -9,49 +9,8 @@ import (
 	"unicode/utf8"
 )
 
-func TestErrorClassification(t *testing.T) {
-	rpc := []struct {
-		code     int
-		dataCode string
-		want     ErrorKind
-	}{
-		{rpcMethodNotFound, "", Unsupported},
-		{rpcInternalError, "", Transient},
-		{rpcServerError, "", Transient},
-		{rpcRateLimited, "", Transient},
-		{rpcInvalidParams, "", Permanent},
-		{rpcInvalidParams, "RecordDataSizeLimitExceeded", Permanent},
-		{rpcInvalidRequest, "", Permanent},
-		{rpcInvalidRequest, "TenantStorageQuotaExceeded", Transient},
-		{rpcInvalidRequest, "TenantMessageQuotaExceeded", Transient},
-		{rpcParseError, "", Permanent},
-		{rpcBadRequest, "", Permanent},
-		{rpcUnauthorized, "", Unauthorized},
-		{rpcForbidden, "", Unauthorized},
-		{rpcConflict, "", Permanent},
-	}
-	for _, c := range rpc {
-		if got := kindForRPC(c.code, c.dataCode); got != c.want {
-			t.Errorf("rpc %d %s: %s, want %s", c.code, c.dataCode, got, c.want)
-		}
-	}
-	httpCases := map[int]ErrorKind{400: Permanent, 401: Unauthorized, 408: Transient, 413: Permanent, 429: Transient,
-		431: Permanent, 500: Transient, 501: Unsupported, 502: Transient, 503: Transient, 504: Transient}
-	for status, want := range httpCases {
-		if got := kindForHTTP(status); got != want {
-			t.Errorf("http %d: %s, want %s", status, got, want)
-		}
-	}
-	dwnCases := map[int]ErrorKind{400: Permanent, 401: Unauthorized, 404: Permanent, 500: Transient, 501: Unsupported}
-	for code, want := range dwnCases {
-		if got := kindForDWN(code); got != want {
-			t.Errorf("dwn %d: %s, want %s", code, got, want)
-		}
-	}
-}
-
 func TestErrorHelpers(t *testing.T) {
-	e := &Error{Op: "MessagesQuery", Kind: Transient, HTTPStatus: 429, RPCCode: rpcRateLimited, RetryAfter: 2 * time.Second}
+	e := &Error{Op: "MessagesQuery", Kind: Transient, HTTPStatus: 429, RPCCode: -50429, RetryAfter: 2 * time.Second}
 	wrapped := fmt.Errorf("page: %w", e)
 	if !IsTransient(wrapped) || RetryAfter(wrapped) != 2*time.Second || IsUnauthorized(wrapped) {
 		t.Fatal("helpers do not see through wrapping")
@@ -82,8 +41,8 @@ func TestDWNErrorCode(t *testing.T) {
 		"":                         "",
 	}
 	for in, want := range cases {
-		if got := dwnErrorCode(in); got != want {
-			t.Errorf("dwnErrorCode(%q) = %q, want %q", in, got, want)
+		if got := ErrorCodeOf(in); got != want {
+			t.Errorf("ErrorCodeOf(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -95,7 +54,6 @@ func TestErrorRemoteTextSanitised(t *testing.T) {
 	errs := []error{
 		&Error{Op: "MessagesQuery", Kind: Permanent, Detail: hostile},
 		&Error{Op: "MessagesQuery", Kind: Transient, Err: errors.New(hostile)},
-		wsStatusError("MessagesSubscribe", 400, hostile),
 		&GapError{Reason: hostile},
 	}
 	for i, err := range errs {
@@ -113,10 +71,10 @@ func TestErrorRemoteTextSanitised(t *testing.T) {
 			t.Errorf("error %d does not say it was truncated", i)
 		}
 	}
-	if got := remoteText("short and clean"); got != "short and clean" {
+	if got := RemoteText("short and clean"); got != "short and clean" {
 		t.Errorf("clean text changed: %q", got)
 	}
-	if got := remoteText("bad \xff byte"); got != "bad \uFFFD byte" {
+	if got := RemoteText("bad \xff byte"); got != "bad \uFFFD byte" {
 		t.Errorf("invalid UTF-8: %q", got)
 	}
 }

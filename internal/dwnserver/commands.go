@@ -160,7 +160,7 @@ func (c *Client) GrantOn(urls []string, id Identity, grantee string, scope json.
 
 // ReplicatorGrants writes one grant per Messages method (Query, Read, Subscribe) from the
 // tenant id to grantee on every server in urls, scoped to protocol when it is not empty,
-// and returns method -> grant id (the shape of dwn.Grants).
+// and returns method -> grant id (the shape of msg.Grants).
 func (c *Client) ReplicatorGrants(urls []string, id Identity, grantee, protocol string) (map[string]string, error) {
 	grants := map[string]string{}
 	for _, method := range []string{"Query", "Read", "Subscribe"} {

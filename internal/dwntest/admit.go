@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // permissionsProtocol is the core protocol of permission grants, requests and revocations. It
@@ -50,23 +51,23 @@ func incomplete(code int, dwnCode, msg string, refs ...dwn.DependencyRef) outcom
 // data or nil when none was sent). It is the whole write path of the node: processMessage,
 // applyReplicatedMessage and the direct Write all land here.
 func (n *Node) admitLocked(t *tenant, raw json.RawMessage, data []byte) outcome {
-	raw, err := dwn.StripForApply(raw)
+	raw, err := dwnmsg.StripForApply(raw)
 	if err != nil {
 		return invalid(400, "MessageInvalid", err.Error())
 	}
 	raw = compactJSON(raw)
-	cid, err := dwn.MessageCID(raw)
+	cid, err := dwnmsg.MessageCID(raw)
 	if err != nil {
 		return invalid(400, "MessageInvalid", err.Error())
 	}
-	info, err := dwn.Inspect(raw)
+	info, err := dwnmsg.Inspect(raw)
 	if err != nil {
 		return invalid(400, "MessageInvalid", err.Error())
 	}
 	if info.MessageTimestamp == "" {
 		return invalid(400, "SchemaValidatorFailure", "descriptor.messageTimestamp is required")
 	}
-	if err := dwn.VerifyMessage(raw); err != nil {
+	if err := dwnmsg.VerifyMessage(raw); err != nil {
 		return invalid(401, "GeneralJwsVerifierInvalidSignature", err.Error())
 	}
 	m := &stored{cid: cid, raw: raw, info: info, author: info.Author, protocol: info.ScopeProtocol(),
@@ -224,7 +225,7 @@ func (n *Node) admitDeleteLocked(t *tenant, m *stored) outcome {
 
 // missingAncestors lists, root first, the ancestors of a new child record the tenant lacks:
 // the contextId names the whole chain (root/…/parent/self). Empty when the parent is stored.
-func (t *tenant) missingAncestors(info dwn.MessageInfo) []dwn.DependencyRef {
+func (t *tenant) missingAncestors(info dwnmsg.MessageInfo) []dwn.DependencyRef {
 	if info.ParentID == "" {
 		return nil
 	}
@@ -273,7 +274,7 @@ func checkData(m *stored, data []byte) (outcome, bool) {
 			fmt.Sprintf("data is %d bytes, descriptor.dataSize is %d", len(data), m.info.DataSize)), false
 	}
 	if m.info.DataCID != "" {
-		if cid, _, err := dwn.DataCID(bytes.NewReader(data)); err != nil || cid != m.info.DataCID {
+		if cid, _, err := dwnmsg.DataCID(bytes.NewReader(data)); err != nil || cid != m.info.DataCID {
 			return invalid(400, "RecordsWriteDataCidMismatch", "data does not match descriptor.dataCid"), false
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 func TestApplyReplicatedOutcomes(t *testing.T) {
@@ -169,7 +169,7 @@ func TestMessagesReadStreamsDataInTheBody(t *testing.T) {
 	}
 	entry := resp.Reply(t)["entry"].(map[string]any)
 	raw, _ := json.Marshal(entry["message"])
-	if got := must[string](t)(dwn.MessageCID(raw)); got != w.CID || entry["messageCid"] != w.CID {
+	if got := must[string](t)(dwnmsg.MessageCID(raw)); got != w.CID || entry["messageCid"] != w.CID {
 		t.Fatalf("served message CID %s, want %s", got, w.CID)
 	}
 	// Not inline in the feed: too large.
@@ -184,7 +184,7 @@ func TestMessagesReadStreamsDataInTheBody(t *testing.T) {
 	n.CorruptNextRead()
 	entry = read(w.CID).Reply(t)["entry"].(map[string]any)
 	raw, _ = json.Marshal(entry["message"])
-	if got := must[string](t)(dwn.MessageCID(raw)); got == w.CID || entry["messageCid"] != w.CID {
+	if got := must[string](t)(dwnmsg.MessageCID(raw)); got == w.CID || entry["messageCid"] != w.CID {
 		t.Fatalf("corrupted read must keep the CID label but change the bytes (got %s)", got)
 	}
 	if n.Corrupted() != 1 {
@@ -192,7 +192,7 @@ func TestMessagesReadStreamsDataInTheBody(t *testing.T) {
 	}
 	entry = read(w.CID).Reply(t)["entry"].(map[string]any)
 	raw, _ = json.Marshal(entry["message"])
-	if got := must[string](t)(dwn.MessageCID(raw)); got != w.CID {
+	if got := must[string](t)(dwnmsg.MessageCID(raw)); got != w.CID {
 		t.Fatal("only the next read is corrupted")
 	}
 }
@@ -216,7 +216,7 @@ func TestDependencyLookups(t *testing.T) {
 		t.Fatalf("entry: %v", es[0])
 	}
 	iw, _ := json.Marshal(es[0]["initialWrite"])
-	if must[string](t)(dwn.MessageCID(iw)) != note.CID {
+	if must[string](t)(dwnmsg.MessageCID(iw)) != note.CID {
 		t.Fatal("initialWrite is not the record's initial write")
 	}
 	msg = must[json.RawMessage](t)(alice.Sign(map[string]any{"interface": "Protocols", "method": "Query",
@@ -240,7 +240,7 @@ func TestDependencyLookups(t *testing.T) {
 	entry, _ := rep["entry"].(map[string]any)
 	rd, _ := json.Marshal(entry["recordsDelete"])
 	iw, _ = json.Marshal(entry["initialWrite"])
-	if code(rep) != 404 || must[string](t)(dwn.MessageCID(rd)) != del.CID || must[string](t)(dwn.MessageCID(iw)) != note.CID {
+	if code(rep) != 404 || must[string](t)(dwnmsg.MessageCID(rd)) != del.CID || must[string](t)(dwnmsg.MessageCID(iw)) != note.CID {
 		t.Fatalf("RecordsRead of a deleted record: %v", rep)
 	}
 	// A stranger may not look records up.

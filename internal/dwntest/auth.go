@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // grantScope is the scope of a permission grant.
@@ -51,7 +51,7 @@ func (n *Node) grantLocked(t *tenant, id, grantee string) (grantData, string) {
 	if err := json.Unmarshal(data, &gd); err != nil {
 		return grantData{}, "PermissionGrantInvalid: grant " + id + " data is not grant JSON"
 	}
-	if gd.DateExpires != "" && gd.DateExpires <= dwn.FormatTimestamp(n.clock.Now()) {
+	if gd.DateExpires != "" && gd.DateExpires <= msg.FormatTimestamp(n.clock.Now()) {
 		return grantData{}, "GrantAuthorizationGrantExpired: grant " + id + " expired at " + gd.DateExpires
 	}
 	for _, m := range t.records {

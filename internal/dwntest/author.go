@@ -10,18 +10,18 @@ import (
 
 	"k8s.io/utils/clock"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // Identity authors signed DWN messages for tests: protocol configurations, record writes,
 // updates, deletes and permission grants, as a did:jwk Ed25519 identity.
 //
-// Every message is signed by the dwn.Signer it wraps (SignRecordsWrite for records,
+// Every message is signed by the msg.Signer it wraps (SignRecordsWrite for records,
 // SignDescriptor for everything else); this type only shapes descriptors and record ids.
 type Identity struct {
 	DID        string
 	PrivateJWK []byte
-	Signer     *dwn.Signer
+	Signer     *msg.Signer
 
 	mu   sync.Mutex
 	last time.Time // timestamps are strictly increasing per identity
@@ -30,7 +30,7 @@ type Identity struct {
 
 // NewIdentity makes a fresh did:jwk identity.
 func NewIdentity() (*Identity, error) {
-	signer, jwk, err := dwn.GenerateSigner()
+	signer, jwk, err := msg.GenerateSigner()
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func (id *Identity) Timestamp() string {
 		t = id.last.Add(time.Microsecond)
 	}
 	id.last = t
-	return dwn.FormatTimestamp(t)
+	return msg.FormatTimestamp(t)
 }
 
 // Written is one authored message with its data.
@@ -75,7 +75,7 @@ type Written struct {
 	RecordID string
 	// ContextID of a protocol record (children extend their parent's).
 	ContextID string
-	info      dwn.MessageInfo
+	info      msg.MessageInfo
 }
 
 // ConfigureProtocol authors a ProtocolsConfigure for protocol (a minimal published
@@ -128,7 +128,7 @@ func (id *Identity) Write(o WriteOpts) (Written, error) {
 	for k, v := range desc {
 		withAuthor[k] = v
 	}
-	recordID, err := dwn.CIDOf(withAuthor)
+	recordID, err := msg.CIDOf(withAuthor)
 	if err != nil {
 		return Written{}, err
 	}
@@ -179,7 +179,7 @@ func (id *Identity) Grant(grantee string, scope map[string]any, validFor time.Du
 	now := id.now()
 	id.mu.Unlock()
 	data, err := json.Marshal(map[string]any{
-		"dateExpires": dwn.FormatTimestamp(now.Add(validFor)),
+		"dateExpires": msg.FormatTimestamp(now.Add(validFor)),
 		"scope":       scope,
 	})
 	if err != nil {
@@ -206,7 +206,7 @@ func (id *Identity) Sign(descriptor map[string]any, grantIDs ...string) (json.Ra
 		descriptor["messageTimestamp"] = id.Timestamp()
 	}
 	if len(grantIDs) > 0 {
-		return id.Signer.SignDescriptor(descriptor, dwn.WithPermissionGrantIDs(grantIDs...))
+		return id.Signer.SignDescriptor(descriptor, msg.WithPermissionGrantIDs(grantIDs...))
 	}
 	return id.Signer.SignDescriptor(descriptor)
 }
@@ -215,7 +215,7 @@ func recordDescriptor(data []byte, format, created, ts string) (map[string]any, 
 	if format == "" {
 		format = "application/octet-stream"
 	}
-	dataCID, _, err := dwn.DataCID(bytes.NewReader(data))
+	dataCID, _, err := msg.DataCID(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
@@ -233,9 +233,9 @@ func (id *Identity) sign(desc map[string]any, data []byte) (Written, error) {
 	return finish(raw, data, "")
 }
 
-// signRecordsWrite signs a RecordsWrite with dwn.Signer.SignRecordsWrite.
+// signRecordsWrite signs a RecordsWrite with msg.Signer.SignRecordsWrite.
 func (id *Identity) signRecordsWrite(desc map[string]any, recordID, contextID string, data []byte, grantID string) (Written, error) {
-	raw, err := id.Signer.SignRecordsWrite(desc, recordID, contextID, dwn.WithPermissionGrantID(grantID))
+	raw, err := id.Signer.SignRecordsWrite(desc, recordID, contextID, msg.WithPermissionGrantID(grantID))
 	if err != nil {
 		return Written{}, err
 	}
@@ -243,11 +243,11 @@ func (id *Identity) signRecordsWrite(desc map[string]any, recordID, contextID st
 }
 
 func finish(raw json.RawMessage, data []byte, contextID string) (Written, error) {
-	cid, err := dwn.MessageCID(raw)
+	cid, err := msg.MessageCID(raw)
 	if err != nil {
 		return Written{}, err
 	}
-	info, err := dwn.Inspect(raw)
+	info, err := msg.Inspect(raw)
 	if err != nil {
 		return Written{}, err
 	}

@@ -26,7 +26,7 @@
 //
 // ModeEnboxSMT (the seed-era server @enbox/agent 0.5.15 replicated against):
 //   - MessagesSync root / subtree / leaves / diff over one sparse Merkle tree per tenant plus
-//     one per protocol (dwn.SMT), authorised for the tenant or a Messages grant.
+//     one per protocol (msg.SMT), authorised for the tenant or a Messages grant.
 //   - MessagesSubscribe with ProgressToken cursors: replay, eose, live, 410 ProgressGap. The
 //     EventLog cursors of that era are the same tokens; there is no flow control (no
 //     maxInFlight in /info, rpc.ack answers -32601).
@@ -42,7 +42,7 @@
 //     write a record of a configured protocol. ProtocolsConfigure and grants must be authored
 //     by the tenant. ProtocolsQuery treats every protocol as published.
 //   - Only did:jwk signatures verify; other DID methods are Invalid (401 on processMessage).
-//   - Record data is checked against descriptor.dataSize and dataCid (dwn.DataCID, any size).
+//   - Record data is checked against descriptor.dataSize and dataCid (msg.DataCID, any size).
 //   - Subscriptions deliver straight from the feed, so a message removed before its frame
 //     went out is not delivered (its position is a hole by then, as in a scan).
 //   - RotateEpoch keeps positions and open subscriptions; their later frames carry the new

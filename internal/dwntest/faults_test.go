@@ -10,7 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
@@ -168,7 +168,7 @@ func TestFaultCorruptServedMessages(t *testing.T) {
 	es := entries(rep)
 	for i, e := range es {
 		raw, _ := json.Marshal(e["message"])
-		got := must[string](t)(dwn.MessageCID(raw))
+		got := must[string](t)(dwnmsg.MessageCID(raw))
 		if (got == ws[i].CID) == (i == 0) {
 			t.Fatalf("entry %d: served CID %s, labelled %s (only the first must be corrupt)", i, got, e["messageCid"])
 		}
@@ -248,7 +248,7 @@ func TestFaultCorruptServedData(t *testing.T) {
 		return call(t, n.URL(), "dwn.processMessage", alice.DID, msg, nil).Data
 	}
 	n.CorruptNextData(2)
-	if got := read(); len(got) != len(big.Data) || dwn.RawDataCID(got) == dwn.RawDataCID(big.Data) {
+	if got := read(); len(got) != len(big.Data) || dwnmsg.RawDataCID(got) == dwnmsg.RawDataCID(big.Data) {
 		t.Fatal("the corrupted read must keep the length and change the data CID")
 	}
 	rep := query(t, n, alice, alice.DID, map[string]any{})

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // messagesFilter is one MessagesFilter; filters of a request are OR-ed.
@@ -105,7 +106,7 @@ func fingerprintLocked(t *tenant, filters []messagesFilter) string {
 			cids = append(cids, m.cid)
 		}
 	}
-	return dwn.ListingDigest(cids)
+	return msg.ListingDigest(cids)
 }
 
 // gap is a ProgressGap (reply 410) with the bounds the node can offer.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 const notes = "https://example.com/protocol/notes"
@@ -50,7 +51,7 @@ func TestFeedPagesInPositionOrderWithExclusiveCursors(t *testing.T) {
 			}
 		}
 		cursor = rep["cursor"]
-		if rep["fingerprint"] != dwn.ListingDigest(n.CIDs(alice.DID)) {
+		if rep["fingerprint"] != msg.ListingDigest(n.CIDs(alice.DID)) {
 			t.Fatalf("fingerprint %v, want XOR of SHA-256 over the stored CIDs", rep["fingerprint"])
 		}
 		if rep["drained"] == true {
@@ -95,7 +96,7 @@ func TestFeedEmptyTenantAnchorsAtZero(t *testing.T) {
 	if c.Position != "0" || rep["drained"] != true || len(entries(rep)) != 0 {
 		t.Fatalf("empty feed: %v", rep)
 	}
-	if rep["fingerprint"] != dwn.ListingDigest(nil) {
+	if rep["fingerprint"] != msg.ListingDigest(nil) {
 		t.Fatalf("empty fingerprint %v", rep["fingerprint"])
 	}
 }
@@ -136,10 +137,10 @@ func TestUpdateSupersedesPreviousLatestAndKeepsInitialWrite(t *testing.T) {
 	if got := n.CIDs(alice.DID); !sameSet(got, want) {
 		t.Fatalf("after delete the store holds %v, want %v", got, want)
 	}
-	if rep := query(t, n, alice, alice.DID, map[string]any{"limit": 0}); rep["fingerprint"] != dwn.ListingDigest(want) {
-		t.Fatalf("running fingerprint %v after supersede and delete, want %s", rep["fingerprint"], dwn.ListingDigest(want))
+	if rep := query(t, n, alice, alice.DID, map[string]any{"limit": 0}); rep["fingerprint"] != msg.ListingDigest(want) {
+		t.Fatalf("running fingerprint %v after supersede and delete, want %s", rep["fingerprint"], msg.ListingDigest(want))
 	}
-	if n.Fingerprint(alice.DID, notes) != dwn.ListingDigest(want) {
+	if n.Fingerprint(alice.DID, notes) != msg.ListingDigest(want) {
 		t.Fatal("protocol fingerprint after supersede and delete")
 	}
 }
@@ -161,7 +162,7 @@ func TestFeedFiltersAndProtocolFingerprint(t *testing.T) {
 		}
 	}
 	want := []string{ws[0].CID, ws[1].CID, ws[2].CID}
-	if !sameSet(got, want) || rep["fingerprint"] != dwn.ListingDigest(want) {
+	if !sameSet(got, want) || rep["fingerprint"] != msg.ListingDigest(want) {
 		t.Fatalf("notes scope: %v fingerprint %v", got, rep["fingerprint"])
 	}
 	if rep["fingerprint"] != n.Fingerprint(alice.DID, notes) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // requestDescriptor holds the descriptor fields of the messages the node answers (queries,
@@ -51,14 +52,14 @@ func parseRequest(raw json.RawMessage) (request, reply, bool) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return request{}, statusReply(400, "SchemaValidatorFailure: "+err.Error()), false
 	}
-	info, err := dwn.Inspect(raw)
+	info, err := msg.Inspect(raw)
 	if err != nil {
 		return request{}, statusReply(400, "SchemaValidatorFailure: "+err.Error()), false
 	}
 	if m.Descriptor.MessageTimestamp == "" {
 		return request{}, statusReply(400, "SchemaValidatorFailure: descriptor.messageTimestamp is required"), false
 	}
-	if err := dwn.VerifyMessage(raw); err != nil {
+	if err := msg.VerifyMessage(raw); err != nil {
 		return request{}, statusReply(401, "GeneralJwsVerifierInvalidSignature: "+err.Error()), false
 	}
 	return request{desc: m.Descriptor, author: info.Author, grant: info.PermissionGrantID}, reply{}, true
@@ -133,7 +134,7 @@ func (n *Node) applyReplicated(p rpcParams, data []byte, via transport) (reply, 
 		data = b
 	}
 	if via == transportWS && messageKind(p.Message) == "RecordsWrite" && data == nil {
-		if info, err := dwn.Inspect(p.Message); err == nil && info.DataSize > 0 {
+		if info, err := msg.Inspect(p.Message); err == nil && info.DataSize > 0 {
 			return reply{}, &rpcError{Code: codeInvalidParams, Message: "RecordsWrite with data needs params.encodedData over ws"}
 		}
 	}

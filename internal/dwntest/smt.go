@@ -4,18 +4,18 @@ import (
 	"regexp"
 	"sort"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // stateIndex is a seed-era tenant StateIndex: one sparse Merkle tree over every stored message
 // CID, and one per protocol over the messages indexed with that protocol.
 type stateIndex struct {
-	global     *dwn.SMT
-	byProtocol map[string]*dwn.SMT
+	global     *msg.SMT
+	byProtocol map[string]*msg.SMT
 }
 
 func newStateIndex() *stateIndex {
-	return &stateIndex{global: dwn.NewSMT(), byProtocol: map[string]*dwn.SMT{}}
+	return &stateIndex{global: msg.NewSMT(), byProtocol: map[string]*msg.SMT{}}
 }
 
 func (s *stateIndex) insert(cid, protocol string) {
@@ -25,7 +25,7 @@ func (s *stateIndex) insert(cid, protocol string) {
 	}
 	tree := s.byProtocol[protocol]
 	if tree == nil {
-		tree = dwn.NewSMT()
+		tree = msg.NewSMT()
 		s.byProtocol[protocol] = tree
 	}
 	tree.Insert(cid)
@@ -39,14 +39,14 @@ func (s *stateIndex) remove(cid, protocol string) {
 }
 
 // tree returns the tree of a protocol ("" = global); an unknown protocol gets an empty tree.
-func (s *stateIndex) tree(protocol string) *dwn.SMT {
+func (s *stateIndex) tree(protocol string) *msg.SMT {
 	if protocol == "" {
 		return s.global
 	}
 	if tree := s.byProtocol[protocol]; tree != nil {
 		return tree
 	}
-	return dwn.NewSMT()
+	return msg.NewSMT()
 }
 
 var bitPrefix = regexp.MustCompile(`^[01]{0,256}$`)
@@ -105,8 +105,8 @@ type diffEntry struct {
 // diffLocked compares the client's subtree hashes at depth with the tenant's tree. Where they
 // differ the server sends all its leaves under the prefix and, when the client has something
 // there too, lists the prefix as onlyLocal (it over-reports both ways, as the seed server did).
-func (n *Node) diffLocked(t *tenant, tree *dwn.SMT, client map[string]string, depth int) ([]diffEntry, []string, bool) {
-	empty := dwn.EmptySubtree(depth)
+func (n *Node) diffLocked(t *tenant, tree *msg.SMT, client map[string]string, depth int) ([]diffEntry, []string, bool) {
+	empty := msg.EmptySubtree(depth)
 	server := tree.Hashes(depth)
 	prefixes := map[string]struct{}{}
 	for p, h := range client {

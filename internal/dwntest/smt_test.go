@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // Spec §5.3 fixture (enbox-rust-core state-index operations, recorded from the TS StateIndex).
@@ -97,7 +97,7 @@ func TestSMTTreesFollowTheStore(t *testing.T) {
 	upd2 := must[Written](t)(alice.Update(ws[1], []byte("v3")))
 	seed(t, n, alice.DID, upd, upd2) // upd leaves the store again
 
-	want := dwn.NewSMT()
+	want := msg.NewSMT()
 	for _, cid := range n.CIDs(alice.DID) {
 		want.Insert(cid)
 	}
@@ -119,7 +119,7 @@ func TestSMTDiffOverReportsBothWays(t *testing.T) {
 	ws := tenantWithNotes(t, n, alice, 5) // 6 messages on the server
 
 	// The client holds the first three server messages plus one the server lacks.
-	client := dwn.NewSMT()
+	client := msg.NewSMT()
 	for _, w := range ws[:3] {
 		client.Insert(w.CID)
 	}
@@ -130,7 +130,7 @@ func TestSMTDiffOverReportsBothWays(t *testing.T) {
 	hashes := client.Hashes(depth)
 	for _, p := range []string{"11111111", "11111110", "11111101", "11111011", "11110111"} {
 		if _, used := hashes[p]; !used {
-			hashes[p] = dwn.EmptySubtree(depth) // an empty subtree's default hash is ignored
+			hashes[p] = msg.EmptySubtree(depth) // an empty subtree's default hash is ignored
 			break
 		}
 	}
@@ -143,7 +143,7 @@ func TestSMTDiffOverReportsBothWays(t *testing.T) {
 		entry := e.(map[string]any)
 		remote[entry["messageCid"].(string)] = true
 		raw, _ := json.Marshal(entry["message"])
-		if cid := must[string](t)(dwn.MessageCID(raw)); cid != entry["messageCid"] {
+		if cid := must[string](t)(msg.MessageCID(raw)); cid != entry["messageCid"] {
 			t.Fatalf("diff entry message does not match its CID")
 		}
 		if entry["encodedData"] == nil && entry["messageCid"] != ws[0].CID {
@@ -154,7 +154,7 @@ func TestSMTDiffOverReportsBothWays(t *testing.T) {
 	for _, p := range rep["onlyLocal"].([]any) {
 		local = append(local, p.(string))
 	}
-	server := dwn.NewSMT()
+	server := msg.NewSMT()
 	for _, w := range ws {
 		server.Insert(w.CID)
 	}
@@ -182,7 +182,7 @@ func TestSMTDiffOverReportsBothWays(t *testing.T) {
 }
 
 func bitsOf(cid string, depth int) string {
-	tree := dwn.NewSMT()
+	tree := msg.NewSMT()
 	tree.Insert(cid)
 	for p := range tree.Hashes(depth) {
 		return p

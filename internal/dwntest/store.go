@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // inlineDataLimit is the largest record data a server attaches inline (encodedData) to query
@@ -18,7 +19,7 @@ const inlineDataLimit = 30000
 type stored struct {
 	cid    string
 	raw    json.RawMessage // exactly as admitted, without encodedData
-	info   dwn.MessageInfo
+	info   msg.MessageInfo
 	author string
 
 	// Indexes. A RecordsDelete carries the protocol/path/context of the record it deletes;

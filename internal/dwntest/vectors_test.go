@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // Spec §3.6 worked example: a MessagesQuery signed with the Ed25519 seed 0x00…0x1f. The node
@@ -28,7 +28,7 @@ func exampleMessage(signature string) json.RawMessage {
 func TestSpecWorkedExampleIsAcceptedByTheNode(t *testing.T) {
 	n := Start(t, Options{})
 	msg := exampleMessage(exampleSig)
-	if cid := must[string](t)(dwn.MessageCID(msg)); cid != exampleCID {
+	if cid := must[string](t)(dwnmsg.MessageCID(msg)); cid != exampleCID {
 		t.Fatalf("example message CID %s, want %s", cid, exampleCID)
 	}
 	rep := process(t, n, exampleDID, msg, nil)

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 var upgrader = websocket.Upgrader{
@@ -194,7 +195,7 @@ func (c *wsConn) subscribe(req rpcRequest) {
 		c.send(rpcResult(req.ID, map[string]any{"reply": rep.body}))
 		return
 	}
-	subCID, err := dwn.MessageCID(p.Message)
+	subCID, err := msg.MessageCID(p.Message)
 	if err != nil {
 		c.send(rpcResult(req.ID, map[string]any{"reply": status(400, "SchemaValidatorFailure: "+err.Error())}))
 		return

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 )
 
@@ -100,9 +102,9 @@ func CheckBootstrapped(t testing.TB, r KillRun, final *Process, key string, loca
 
 // TenantsOf opens the tenant did on each server in urls through a pool of its own (closed when
 // the test ends), for the test to inspect what each side holds.
-func TenantsOf(t testing.TB, did string, signer *dwn.Signer, urls ...string) []dwn.Tenant {
+func TenantsOf(t testing.TB, did string, signer *msg.Signer, urls ...string) []dwn.Tenant {
 	t.Helper()
-	pool := dwn.NewPool(dwn.Options{})
+	pool := dialect.NewPool(dialect.Options{})
 	t.Cleanup(pool.Close)
 	var tenants []dwn.Tenant
 	for _, u := range urls {
@@ -163,7 +165,7 @@ func (bs *Bootstrap) Run(t testing.TB, r KillRun, converged func() (bool, string
 	r.Proxy, r.Messages, r.Kills = bs.Proxy, bs.Seeded.ExpectedCIDs, BootstrapKills
 	start := time.Now()
 	final, key := KillDuringBootstrap(t, bs.RNG, r)
-	signer, err := dwn.NewSigner(bs.Tenant.DID, bs.Tenant.PrivateJWK)
+	signer, err := msg.NewSigner(bs.Tenant.DID, bs.Tenant.PrivateJWK)
 	if err != nil {
 		t.Fatal(err)
 	}

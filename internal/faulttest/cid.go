@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // RequestMessage is the DWN message of a dwn.processMessage request (the dwn-request header:
@@ -29,7 +29,7 @@ func RequestMessage(r *http.Request) json.RawMessage {
 // RequestKind is the DWN message kind a request carries ("RecordsWrite", "MessagesQuery", …;
 // "other" for probes and anything that is not a dwn.processMessage).
 func RequestKind(r *http.Request) string {
-	info, err := dwn.Inspect(RequestMessage(r))
+	info, err := dwnmsg.Inspect(RequestMessage(r))
 	if err != nil {
 		return "other"
 	}
@@ -43,7 +43,7 @@ func WrittenCID(r *http.Request) (string, bool) {
 	if msg == nil {
 		return "", false
 	}
-	info, err := dwn.Inspect(msg)
+	info, err := dwnmsg.Inspect(msg)
 	if err != nil {
 		return "", false
 	}
@@ -52,6 +52,6 @@ func WrittenCID(r *http.Request) (string, bool) {
 	default:
 		return "", false
 	}
-	cid, err := dwn.MessageCID(msg)
+	cid, err := dwnmsg.MessageCID(msg)
 	return cid, err == nil
 }

@@ -4,7 +4,9 @@ import (
 	"fmt"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
+	"github.com/dwnsync/dwnsync/internal/baseurl"
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
@@ -38,8 +40,8 @@ func LocalEndpoint(link *v1alpha1.ReplicationLink, d Defaults) (string, error) {
 	if local == "" {
 		return "", &Error{Reason: ReasonLocalEndpointMissing, Message: "spec.localEndpoint is empty and the runtime has no default: set spec.localEndpoint, or start the operator with --local-endpoint"}
 	}
-	local = NormalizeEndpoint(local)
-	if local == NormalizeEndpoint(link.Spec.Endpoint) {
+	local = baseurl.Normalize(local)
+	if local == baseurl.Normalize(link.Spec.Endpoint) {
 		return "", &Error{Reason: ReasonInvalidSpec, Message: fmt.Sprintf("spec.endpoint %s is the local server itself: point spec.endpoint at the other server", link.Spec.Endpoint)}
 	}
 	return local, nil
@@ -48,7 +50,7 @@ func LocalEndpoint(link *v1alpha1.ReplicationLink, d Defaults) (string, error) {
 // Key is the link's ledger key (tenant^endpoint^scopeId, the endpoint normalized); identity
 // fields are immutable, so it never changes for a given ReplicationLink.
 func Key(link *v1alpha1.ReplicationLink) (string, error) {
-	key, err := ledger.LinkKey(link.Spec.Tenant, NormalizeEndpoint(link.Spec.Endpoint), Scope(&link.Spec))
+	key, err := ledger.LinkKey(link.Spec.Tenant, baseurl.Normalize(link.Spec.Endpoint), Scope(&link.Spec))
 	if err != nil {
 		return "", &Error{Reason: ReasonInvalidSpec, Message: err.Error()}
 	}
@@ -56,13 +58,13 @@ func Key(link *v1alpha1.ReplicationLink) (string, error) {
 }
 
 // Build resolves a (defaulted, validated) link and its signer into the engine's link config.
-func Build(link *v1alpha1.ReplicationLink, signer *dwn.Signer, grants dwn.EndpointGrants, d Defaults) (syncer.LinkConfig, error) {
+func Build(link *v1alpha1.ReplicationLink, signer *msg.Signer, grants msg.EndpointGrants, d Defaults) (syncer.LinkConfig, error) {
 	local, err := LocalEndpoint(link, d)
 	if err != nil {
 		return syncer.LinkConfig{}, err
 	}
 	spec := &link.Spec
-	remote := NormalizeEndpoint(spec.Endpoint)
+	remote := baseurl.Normalize(spec.Endpoint)
 	grants = normalizedGrants(grants)
 	poll := v1alpha1.DefaultPollInterval
 	if spec.PollInterval != nil {

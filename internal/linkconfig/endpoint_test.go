@@ -11,23 +11,6 @@ import (
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 )
 
-func TestNormalizeEndpoint(t *testing.T) {
-	for in, want := range map[string]string{
-		"https://dwn.example.com":             "https://dwn.example.com",
-		"https://dwn.example.com/":            "https://dwn.example.com",
-		"https://dwn.example.com//":           "https://dwn.example.com",
-		"HTTPS://DWN.Example.COM/":            "https://dwn.example.com",
-		"http://127.0.0.1:3000/":              "http://127.0.0.1:3000",
-		"https://Dwn.Example.com/Tenant/DWN/": "https://dwn.example.com/Tenant/DWN", // paths keep their case
-		"https://User:PW@Host.test/":          "https://User:PW@host.test",
-		"http://[::1]:3000/":                  "http://[::1]:3000",
-	} {
-		if got := linkconfig.NormalizeEndpoint(in); got != want {
-			t.Errorf("NormalizeEndpoint(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // Two spellings of one remote are one link: the same ledger key (so the duplicate check sees
 // them), and the engine, which keys the link from the built config, computes that key too.
 func TestEndpointSpellingsShareOneKey(t *testing.T) {

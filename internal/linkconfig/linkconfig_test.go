@@ -13,6 +13,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/linkconfig/secrettest"
 	"github.com/dwnsync/dwnsync/internal/syncer"
@@ -20,7 +21,7 @@ import (
 
 func secret(t *testing.T, data map[string]string) (*corev1.Secret, string) {
 	t.Helper()
-	s, jwk, err := dwn.GenerateSigner()
+	s, jwk, err := dwnmsg.GenerateSigner()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func secret(t *testing.T, data map[string]string) (*corev1.Secret, string) {
 }
 
 func TestSignerErrorsNameSecretAndKey(t *testing.T) {
-	other, _, _ := dwn.GenerateSigner()
+	other, _, _ := dwnmsg.GenerateSigner()
 	cases := []struct {
 		name, key string
 		data      map[string]string
@@ -113,7 +114,7 @@ func TestBuild(t *testing.T) {
 // A Secret whose did and privateJwk are swapped (or otherwise wrong) is refused with a message
 // that says which key looks wrong and why, and holds no piece of either value.
 func TestSignerErrorsNeverEchoSecretValues(t *testing.T) {
-	s, jwk, err := dwn.GenerateSigner()
+	s, jwk, err := dwnmsg.GenerateSigner()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestSignerErrorsNeverEchoSecretValues(t *testing.T) {
 // A private seed pasted after did:jwk: decodes to bytes that are not JSON: the error says so in
 // its own words, without the JSON parser's, which quote the first byte of the decoded seed.
 func TestDIDErrorsQuoteNoDecodedByte(t *testing.T) {
-	s, jwk, err := dwn.GenerateSigner()
+	s, jwk, err := dwnmsg.GenerateSigner()
 	if err != nil {
 		t.Fatal(err)
 	}

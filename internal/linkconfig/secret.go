@@ -11,7 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // Keys of the signer Secret (data or stringData).
@@ -58,7 +58,7 @@ func MissingSecret(namespace, name string) *Error {
 
 // Signer loads the signing identity and its grants from a signer Secret. Errors name the Secret
 // and the key, and say why the value looks wrong; they never include any part of a value.
-func Signer(secret *corev1.Secret) (*dwn.Signer, dwn.EndpointGrants, error) {
+func Signer(secret *corev1.Secret) (*dwnmsg.Signer, dwnmsg.EndpointGrants, error) {
 	ref := secret.Namespace + "/" + secret.Name
 	invalid := func(key, format string, args ...any) *Error {
 		return &Error{Reason: ReasonSecretInvalid, Message: fmt.Sprintf("signer Secret %s key %q: ", ref, key) + fmt.Sprintf(format, args...)}
@@ -79,14 +79,14 @@ func Signer(secret *corev1.Secret) (*dwn.Signer, dwn.EndpointGrants, error) {
 	if why := jwkProblem(jwk); why != "" {
 		return nil, nil, invalid(SecretKeyPrivateJWK, "%s", why)
 	}
-	signer, err := dwn.NewSigner(did, jwk)
+	signer, err := dwnmsg.NewSigner(did, jwk)
 	if err != nil {
 		key, why := explainSignerError(err)
 		return nil, nil, invalid(key, "%s", why)
 	}
-	var grants dwn.EndpointGrants
+	var grants dwnmsg.EndpointGrants
 	if raw, ok := SecretValue(secret, SecretKeyGrants); ok {
-		if grants, err = dwn.ParseEndpointGrants(raw); err != nil {
+		if grants, err = dwnmsg.ParseEndpointGrants(raw); err != nil {
 			return nil, nil, invalid(SecretKeyGrants, "%v", err)
 		}
 	}
@@ -141,7 +141,7 @@ func didWhy(msg string) string {
 	return "set it to the DID of the key in privateJwk (did:jwk:…)"
 }
 
-// explainSignerError names the Secret key a dwn.NewSigner error is about and says what is wrong
+// explainSignerError names the Secret key a msg.NewSigner error is about and says what is wrong
 // in words of its own: the errors of a private key may quote parts of it, so they are never
 // passed on. The DID's errors (a public identifier, already known to be a did:jwk) are.
 func explainSignerError(err error) (key, why string) {

@@ -4,25 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
+	"github.com/dwnsync/dwnsync/internal/engineruntime"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
 // LedgerFile is the ledger's file name inside --state-dir.
-const LedgerFile = "ledger.db"
+const LedgerFile = engineruntime.LedgerFile
 
 // errNotRunning is returned by the engine methods before this replica leads.
 var errNotRunning = errors.New("replication engine not running on this replica (not the elected leader yet)")
@@ -38,7 +36,7 @@ type leaderEngine struct {
 	httpClient *http.Client
 	// beforeCommit is Options.LedgerBeforeCommit (fault injection in tests).
 	beforeCommit func() error
-	egress       dwn.EgressPolicy
+	egress       wire.EgressPolicy
 	// everyReplica runs the engine on every replica (sharding), not only on the leader.
 	everyReplica bool
 
@@ -48,11 +46,9 @@ type leaderEngine struct {
 	mu     sync.Mutex
 	engine *syncer.Engine
 	store  *ledger.Store
-	// keyLocks order Apply and Remove of one ledger key (striped by key), so a Remove never
-	// reads the owner a concurrent Apply is about to replace.
-	keyLocks [64]sync.Mutex
-	stopped  chan struct{} // closed when Start returned (ledger flushed and closed)
-	started  atomic.Bool
+	// stopped is closed when Start returned (ledger flushed and closed).
+	stopped chan struct{}
+	started atomic.Bool
 }
 
 func newLeaderEngine(stateDir string, clk clock.WithTicker, logger logr.Logger, reg prometheus.Registerer) *leaderEngine {
@@ -65,30 +61,23 @@ func newLeaderEngine(stateDir string, clk clock.WithTicker, logger logr.Logger, 
 func (l *leaderEngine) Start(ctx context.Context) (err error) {
 	l.started.Store(true)
 	defer close(l.stopped)
-	store, err := ledger.Open(filepath.Join(l.stateDir, LedgerFile), ledger.Options{Logger: l.logger.WithName("ledger"), BeforeCommit: l.beforeCommit})
+	rt, err := engineruntime.Open(engineruntime.Options{StateDir: l.stateDir, Clock: l.clock, Logger: l.logger, Registerer: l.registerer,
+		HTTPClient: l.httpClient, Egress: l.egress, LedgerBeforeCommit: l.beforeCommit})
 	if err != nil {
 		close(l.failed)
 		return err
 	}
 	defer func() {
-		if cerr := store.Close(); cerr != nil && err == nil {
+		if cerr := rt.Close(); cerr != nil && err == nil {
 			err = cerr
 		}
-		l.logger.Info("ledger flushed and closed", "path", filepath.Join(l.stateDir, LedgerFile))
 	}()
-	pool := dwn.NewPool(dwn.Options{Clock: l.clock, Logger: l.logger.WithName("dwn"), HTTPClient: l.httpClient, Egress: l.egress})
-	defer pool.Close()
-	eng, err := syncer.New(syncer.Options{Ledger: store, Pool: pool, Clock: l.clock, Logger: l.logger.WithName("engine"), Registerer: l.registerer})
-	if err != nil {
-		close(l.failed)
-		return err
-	}
 	l.mu.Lock()
-	l.engine, l.store = eng, store
+	l.engine, l.store = rt.Engine, rt.Ledger
 	l.mu.Unlock()
 	close(l.ready)
 	l.logger.Info("replication engine started", "stateDir", l.stateDir)
-	return eng.Start(ctx)
+	return rt.Engine.Start(ctx)
 }
 
 // NeedLeaderElection: the engine runs on the leader only, unless every replica is a shard.
@@ -147,76 +136,23 @@ func (l *leaderEngine) ledgerStore() *ledger.Store {
 	return l.store
 }
 
-// lockKey locks key's stripe and returns its unlock.
-func (l *leaderEngine) lockKey(key string) func() {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	m := &l.keyLocks[h.Sum32()%uint32(len(l.keyLocks))]
-	m.Lock()
-	return m.Unlock
-}
-
-// Apply runs the link and records owner in its ledger record (durable with the next commit).
-func (l *leaderEngine) Apply(cfg syncer.LinkConfig, owner types.UID) (string, error) {
-	e, store := l.get(), l.ledgerStore()
+// Apply runs the link on the engine, which keeps cfg.Owner in the key's ledger record and
+// refuses another owner's claim with a *syncer.DuplicateLinkError.
+func (l *leaderEngine) Apply(cfg syncer.LinkConfig) (string, error) {
+	e := l.get()
 	if e == nil {
 		return "", errNotRunning
 	}
-	key, err := ledger.LinkKey(cfg.Tenant, cfg.RemoteEndpoint, cfg.Scope)
-	if err != nil {
-		return "", err
-	}
-	defer l.lockKey(key)()
-	if _, err := e.Apply(cfg); err != nil {
-		return "", l.takeoverRefused(key, owner, err)
-	}
-	rec, _, err := store.Get(key)
-	if err != nil || rec.OwnerUID == string(owner) {
-		return key, err
-	}
-	if err := store.Update(key, func(r *ledger.Record) { r.OwnerUID = string(owner) }); err != nil {
-		return "", fmt.Errorf("record the owner of %s: %w", key, err)
-	}
-	return key, nil
+	return e.Apply(cfg)
 }
 
-// takeoverRefused is the engine's refusal of owner's Apply, without the words that name the
-// link running key when the record names another owner: that link may be in another namespace
-// (the engine refuses a different local endpoint by naming the running link and its endpoint).
-func (l *leaderEngine) takeoverRefused(key string, owner types.UID, err error) error {
-	rec, found, gerr := l.ledgerStore().Get(key)
-	if gerr != nil || !found || rec.OwnerUID == "" || rec.OwnerUID == string(owner) {
-		return err
-	}
-	return fmt.Errorf("another ReplicationLink still runs ledger key %s, and the engine cannot hand it over to this link yet "+
-		"(a different local endpoint?); this link starts when that one stops, which it does once it is refused as the younger link", key)
-}
-
-// Remove stops the link and deletes its record, unless the record names another owner.
-func (l *leaderEngine) Remove(key string, owner types.UID) (bool, error) {
-	e, store := l.get(), l.ledgerStore()
+// Release stops the link and deletes its record, unless the record names another owner.
+func (l *leaderEngine) Release(key, owner string) (bool, error) {
+	e := l.get()
 	if e == nil {
 		return false, errNotRunning
 	}
-	defer l.lockKey(key)()
-	rec, found, err := store.Get(key)
-	if err != nil {
-		return false, err
-	}
-	if found && rec.OwnerUID != "" && rec.OwnerUID != string(owner) {
-		return false, nil
-	}
-	return true, e.Remove(key)
-}
-
-// Owner is the owner recorded in key's ledger record ("" when none, or not running).
-func (l *leaderEngine) Owner(key string) types.UID {
-	store := l.ledgerStore()
-	if store == nil {
-		return ""
-	}
-	rec, _, _ := store.Get(key)
-	return types.UID(rec.OwnerUID)
+	return e.Release(key, owner)
 }
 
 // Record is the ledger record of key (for tests and diagnostics).

@@ -2,6 +2,7 @@ package operator
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
@@ -42,10 +43,11 @@ func startEngine(t *testing.T, dir string) (*leaderEngine, func()) {
 	return l, stop
 }
 
-// The ledger record names the owner of its key, durably; Remove by anyone else leaves the link
-// and its record alone; Apply by a new owner (the controller decided it is older) takes over.
+// The ledger record names the owner of its key, durably; another owner's Apply is refused with
+// a DuplicateLinkError naming the holder, and its Release leaves the link and its record alone;
+// an Apply that supersedes the holder (the controller decided it is older) takes over.
 func TestLedgerRecordKeepsTheOwner(t *testing.T) {
-	signer, _, err := dwn.GenerateSigner()
+	signer, _, err := msg.GenerateSigner()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,12 +58,19 @@ func TestLedgerRecordKeepsTheOwner(t *testing.T) {
 	dir := t.TempDir()
 	eng, stop := startEngine(t, dir)
 
-	key, err := eng.Apply(cfg, owner)
+	cfg.Owner = string(owner)
+	key, err := eng.Apply(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ownerIs(t, eng, key, owner)
-	if removed, err := eng.Remove(key, squatter); err != nil || removed {
+	squat := cfg
+	squat.Owner = string(squatter)
+	var dup *syncer.DuplicateLinkError
+	if _, err := eng.Apply(squat); !errors.As(err, &dup) || dup.Owner != string(owner) {
+		t.Fatalf("a squatter's Apply: %v, want a DuplicateLinkError naming %s", err, owner)
+	}
+	if removed, err := eng.Release(key, string(squatter)); err != nil || removed {
 		t.Fatalf("a squatter's Remove: removed=%v err=%v", removed, err)
 	}
 	if _, ok := eng.Snapshot(key); !ok {
@@ -75,14 +84,15 @@ func TestLedgerRecordKeepsTheOwner(t *testing.T) {
 	ownerIs(t, eng, key, owner)
 
 	// A new owner takes over; the old one's Remove is now refused, the new one's works.
-	if _, err := eng.Apply(cfg, squatter); err != nil {
+	squat.Supersedes = string(owner)
+	if _, err := eng.Apply(squat); err != nil {
 		t.Fatal(err)
 	}
 	ownerIs(t, eng, key, squatter)
-	if removed, err := eng.Remove(key, owner); err != nil || removed {
+	if removed, err := eng.Release(key, string(owner)); err != nil || removed {
 		t.Fatalf("the former owner's Remove: removed=%v err=%v", removed, err)
 	}
-	if removed, err := eng.Remove(key, squatter); err != nil || !removed {
+	if removed, err := eng.Release(key, string(squatter)); err != nil || !removed {
 		t.Fatalf("the owner's Remove: removed=%v err=%v", removed, err)
 	}
 	if _, found, _ := eng.Record(key); found {
@@ -102,20 +112,22 @@ func ownerIs(t *testing.T, eng *leaderEngine, key string, want types.UID) {
 // by the engine; the refusal (it goes to the link's status and Events) names neither that link
 // nor its namespace nor its endpoint, which may belong to another namespace.
 func TestTakeoverRefusalNamesNoOtherLink(t *testing.T) {
-	signer, _, err := dwn.GenerateSigner()
+	signer, _, err := msg.GenerateSigner()
 	if err != nil {
 		t.Fatal(err)
 	}
 	running := syncer.LinkConfig{Name: "other-team/their-link", Tenant: signer.DID, LocalEndpoint: "http://127.0.0.1:9", RemoteEndpoint: "http://127.0.0.1:7",
 		LocalSigner: signer, RemoteSigner: signer}
 	eng, _ := startEngine(t, t.TempDir())
-	key, err := eng.Apply(running, "uid-younger")
+	running.Owner = "uid-younger"
+	key, err := eng.Apply(running)
 	if err != nil {
 		t.Fatal(err)
 	}
 	older := running
 	older.Name, older.LocalEndpoint = "ns/owner", "http://127.0.0.1:8"
-	_, err = eng.Apply(older, "uid-older")
+	older.Owner, older.Supersedes = "uid-older", "uid-younger" // the controller hands the key over
+	_, err = eng.Apply(older)
 	if err == nil {
 		t.Fatal("the engine took over a link with another local endpoint")
 	}

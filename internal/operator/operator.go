@@ -25,6 +25,7 @@ import (
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/controllers"
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/sharding"
@@ -49,7 +50,7 @@ type Options struct {
 	HTTPClient *http.Client
 	// Egress adds allowed and denied addresses to the DWN client's default egress policy
 	// (--egress-allow, --egress-deny).
-	Egress dwn.EgressPolicy
+	Egress wire.EgressPolicy
 	// SkipNameValidation lets one process start several managers (tests restart the operator).
 	SkipNameValidation bool
 	Logger             logr.Logger
@@ -58,7 +59,7 @@ type Options struct {
 	// LedgerBeforeCommit, when set, runs before each ledger commit; an error fails the commit
 	// (tests simulate a full disk).
 	LedgerBeforeCommit func() error
-	// Sharding, when enabled, makes every replica a shard (docs/decisions.md D22).
+	// Sharding, when enabled, makes every replica a shard (docs/decisions.md D23).
 	Sharding ShardingOptions
 }
 

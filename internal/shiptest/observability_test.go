@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	_ "github.com/dwnsync/dwnsync/controllers" // registers the operator's own metrics
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
@@ -66,7 +66,7 @@ func TestChartAlertsAndDashboardQueryRealMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if _, err := syncer.New(syncer.Options{Ledger: store, Pool: dwn.NewPool(dwn.Options{}), Registerer: reg}); err != nil {
+	if _, err := syncer.New(syncer.Options{Ledger: store, Pool: dialect.NewPool(dialect.Options{}), Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}
 	for source, qs := range exprs {

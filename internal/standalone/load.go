@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 	"github.com/dwnsync/dwnsync/internal/validation"
@@ -37,6 +37,9 @@ type Link struct {
 	Source string // "file.yaml document 2"
 	// Inputs fingerprints what the engine was given (spec and signer), to spot changes on reload.
 	Inputs string
+	// order is the link's place in the files: of two links with one key, the first one
+	// applied keeps it.
+	order int
 }
 
 // Refused is a ReplicationLink of the files that cannot run, and why. Like the operator, `run`
@@ -200,11 +203,11 @@ func (l *loader) refuse(link *v1alpha1.ReplicationLink, source, reason, message 
 }
 
 // resolve pairs each link with its Secret and builds its engine config; a link that cannot be
-// built is refused. Of two links with one ledger key, the first in the files runs.
+// built is refused. Two links with one ledger key both resolve: the engine runs the first one
+// applied (the first in the files, or the owner its ledger record names) and refuses the other.
 func (l *loader) resolve(defaults linkconfig.Defaults) []Link {
-	keys := map[string]string{}
 	var resolved []Link
-	for _, lk := range l.links {
+	for i, lk := range l.links {
 		link := lk.Object
 		what := fmt.Sprintf("%s (ReplicationLink %s)", lk.Source, linkconfig.Name(link))
 		ref := nsName(link.Namespace, link.Spec.Signer.SecretRef.Name)
@@ -224,24 +227,19 @@ func (l *loader) resolve(defaults linkconfig.Defaults) []Link {
 			l.refuse(link, lk.Source, linkconfig.ReasonInvalidSpec, fmt.Sprintf("%s: %v", what, err))
 			continue
 		}
-		if other, dup := keys[key]; dup {
-			l.refuse(link, lk.Source, ReasonDuplicateLink, fmt.Sprintf("%s: replicates the same tenant, endpoint and scope as %s; keep one of the two", what, other))
-			continue
-		}
 		cfg, err := linkconfig.Build(link, signer, grants, defaults)
 		if err != nil {
 			l.refuse(link, lk.Source, reasonOf(err), fmt.Sprintf("%s: %v", what, err))
 			continue
 		}
-		keys[key] = what
-		lk.Config, lk.Key = cfg, key
+		lk.Config, lk.Key, lk.order = cfg, key, i
 		lk.Inputs = fingerprint(link.Spec, sd.secret)
 		resolved = append(resolved, lk)
 	}
 	return resolved
 }
 
-func signerOf(sd secretDoc) (*dwn.Signer, dwn.EndpointGrants, error) {
+func signerOf(sd secretDoc) (*msg.Signer, msg.EndpointGrants, error) {
 	if sd.err != nil {
 		return nil, nil, &linkconfig.Error{Reason: linkconfig.ReasonSecretInvalid, Message: sd.err.Error()}
 	}

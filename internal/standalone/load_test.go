@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/linkconfig/secrettest"
 	"github.com/dwnsync/dwnsync/internal/standalone"
@@ -24,7 +24,7 @@ func write(t *testing.T, content string) string {
 
 func identity(t *testing.T) (did, jwk string) {
 	t.Helper()
-	s, k, err := dwn.GenerateSigner()
+	s, k, err := dwnmsg.GenerateSigner()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,9 +107,10 @@ func refusal(t *testing.T, files standalone.Files, name, reason string) string {
 	return ""
 }
 
-// Of two links with one name, or one tenant, endpoint and scope, the first in the files runs and
-// the later one is refused, naming the first.
-func TestLoadRefusesDuplicates(t *testing.T) {
+// Of two links with one name, the first in the files is loaded and the later one is refused,
+// naming the first. Two links with one tenant, endpoint and scope both load: the engine decides
+// which runs the key (TestRunRefusesASecondLinkOfOneKey).
+func TestLoadRefusesDuplicateNames(t *testing.T) {
 	did, jwk := identity(t)
 	path := write(t, strings.Join([]string{
 		secretDoc("s", did, jwk),
@@ -121,11 +122,8 @@ func TestLoadRefusesDuplicates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files.Links) != 1 || files.Links[0].Source != path+" document 2" {
+	if len(files.Links) != 2 || files.Links[0].Source != path+" document 2" || files.Links[1].Source != path+" document 3" || files.Links[0].Key != files.Links[1].Key {
 		t.Fatalf("links %+v", files.Links)
-	}
-	if msg := refusal(t, files, "default/two", "DuplicateLink"); !strings.Contains(msg, "replicates the same tenant, endpoint and scope as "+path+" document 2") {
-		t.Errorf("duplicate key: %s", msg)
 	}
 	if msg := refusal(t, files, "default/one", "DuplicateLink"); !strings.Contains(msg, "ReplicationLink default/one is also defined in "+path+" document 2") {
 		t.Errorf("duplicate name: %s", msg)

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -18,15 +18,15 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
-	"github.com/dwnsync/dwnsync/internal/dwn"
-	"github.com/dwnsync/dwnsync/internal/ledger"
+	"github.com/dwnsync/dwnsync/internal/dwn/wire"
+	"github.com/dwnsync/dwnsync/internal/engineruntime"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/status"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
 // LedgerFile is the ledger's file name inside --state-dir (the same as the operator's).
-const LedgerFile = "ledger.db"
+const LedgerFile = engineruntime.LedgerFile
 
 // DefaultListen is where `dwnsync run` serves and `dwnsync status` looks.
 const DefaultListen = "127.0.0.1:9477"
@@ -47,7 +47,7 @@ type Options struct {
 	// ProgressEvery is the period of the progress log lines.
 	ProgressEvery time.Duration
 	// Egress adds allowed and denied addresses to the DWN client's default egress policy.
-	Egress dwn.EgressPolicy
+	Egress wire.EgressPolicy
 	// Listening, when set, is called with the bound address once the server accepts requests.
 	Listening func(addr string)
 	// LedgerBeforeCommit, when set, runs before each ledger commit; an error fails the commit
@@ -79,6 +79,8 @@ type active struct {
 type refusal struct {
 	Refused
 	since time.Time
+	// byEngine: the engine refused the link (start made this refusal, start lifts it).
+	byEngine bool
 }
 
 // Run validates the files, runs their links until ctx ends, then stops every link, flushes the
@@ -102,29 +104,19 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
-		return fmt.Errorf("--state-dir %s: %w", opts.StateDir, err)
-	}
-	store, err := ledger.Open(filepath.Join(opts.StateDir, LedgerFile), ledger.Options{Logger: log.WithName("ledger"), BeforeCommit: opts.LedgerBeforeCommit})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	opened, err := engineruntime.Open(engineruntime.Options{StateDir: opts.StateDir, Clock: opts.Clock, Logger: log, Registerer: reg,
+		Egress: opts.Egress, LedgerBeforeCommit: opts.LedgerBeforeCommit})
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := store.Close(); err != nil {
+		if err := opened.Close(); err != nil {
 			log.Error(err, "closing the ledger")
-			return
 		}
-		log.Info("ledger flushed and closed", "path", filepath.Join(opts.StateDir, LedgerFile))
 	}()
-	pool := dwn.NewPool(dwn.Options{Clock: opts.Clock, Logger: log.WithName("dwn"), Egress: opts.Egress})
-	defer pool.Close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	eng, err := syncer.New(syncer.Options{Ledger: store, Pool: pool, Clock: opts.Clock, Logger: log.WithName("engine"), Registerer: reg})
-	if err != nil {
-		return err
-	}
+	eng := opened.Engine
 	rt := &Runtime{opts: opts, log: log, engine: eng, started: opts.Clock.Now(),
 		links: map[string]*active{}, statuses: map[string]v1alpha1.ReplicationLinkStatus{}, refused: map[string]refusal{},
 		lastProgress: map[string]string{}}
@@ -195,28 +187,27 @@ func (rt *Runtime) loop(ctx context.Context, engDone chan error) error {
 // runs keeps its last good config, as in the operator, unless its Secret is gone: a link
 // whose signer was removed stops signing.
 func (rt *Runtime) apply(files Files) {
-	rt.setRefused(files.Refused)
-	want := map[string]bool{}
+	byName := map[string]Link{}
 	for _, l := range files.Links {
-		want[rt.start(l)] = true
+		byName[l.Config.Name] = l
 	}
+	rt.setRefused(files.Refused, byName)
+	// What leaves goes first, so a key it frees passes to the link of the files that claims it.
 	rt.mu.Lock()
-	for key, a := range rt.links {
-		if r, ok := rt.refused[a.Config.Name]; ok && r.Reason != linkconfig.ReasonSecretMissing && !want[key] {
-			want[key] = true
-		}
-	}
 	var gone []*active
 	for key, a := range rt.links {
-		if !want[key] {
-			gone = append(gone, a)
-			delete(rt.links, key)
-			delete(rt.statuses, key)
+		l, listed := byName[a.Config.Name]
+		r, refused := rt.refused[a.Config.Name]
+		if (listed && l.Key == key) || (refused && r.Reason != linkconfig.ReasonSecretMissing) {
+			continue
 		}
+		gone = append(gone, a)
+		delete(rt.links, key)
+		delete(rt.statuses, key)
 	}
 	rt.mu.Unlock()
 	for _, a := range gone {
-		if err := rt.engine.Remove(a.Key); err != nil {
+		if _, err := rt.engine.Release(a.Key, a.Config.Name); err != nil {
 			rt.log.Error(err, "removing a link", "link", a.Config.Name)
 			continue
 		}
@@ -226,25 +217,41 @@ func (rt *Runtime) apply(files Files) {
 			rt.log.Info("link removed (no longer in the files; ledger record deleted)", "link", a.Config.Name)
 		}
 	}
+	inOrder := slices.Clone(files.Links)
+	sort.SliceStable(inOrder, func(i, j int) bool { return inOrder[i].order < inOrder[j].order })
+	for _, l := range inOrder {
+		rt.start(l, byName)
+	}
 }
 
-// start applies one link to the engine unless it runs with the same inputs; it returns the
-// link's key ("" when the engine refused it, which is then listed as refused).
-func (rt *Runtime) start(l Link) string {
+// start applies one link to the engine unless it runs with the same inputs. The link's name
+// owns its key: a key another link of the files holds refuses it as a duplicate; one held by a
+// link no longer in the files (named by the ledger record of an earlier run) is taken over.
+func (rt *Runtime) start(l Link, files map[string]Link) {
 	rt.mu.Lock()
 	cur, exists := rt.links[l.Key]
 	rt.mu.Unlock()
+	exists = exists && cur.Config.Name == l.Config.Name
 	if exists && cur.Inputs == l.Inputs {
-		return l.Key
+		rt.unrefuse(l.Config.Name)
+		return
 	}
-	key, err := rt.engine.Apply(l.Config)
+	cfg := l.Config
+	cfg.Owner = l.Config.Name
+	key, err := rt.engine.Apply(cfg)
+	var dup *syncer.DuplicateLinkError
+	if errors.As(err, &dup) {
+		if holder, listed := files[dup.Owner]; listed {
+			rt.refuse(l, ReasonDuplicateLink, fmt.Sprintf("%s (ReplicationLink %s): replicates the same tenant, endpoint and scope as %s; keep one of the two",
+				l.Source, l.Config.Name, holder.Source))
+			return
+		}
+		cfg.Supersedes = dup.Owner
+		key, err = rt.engine.Apply(cfg)
+	}
 	if err != nil {
-		rt.log.Info("link refused by the engine", "link", l.Config.Name, "source", l.Source, "error", err.Error())
-		rt.mu.Lock()
-		rt.refused[l.Config.Name] = refusal{Refused: Refused{Object: l.Object, Source: l.Source, Reason: status.ReasonEngineRejected,
-			Message: fmt.Sprintf("%s: the engine refused the link: %v", l.Source, err)}, since: rt.opts.Clock.Now()}
-		rt.mu.Unlock()
-		return ""
+		rt.refuse(l, status.ReasonEngineRejected, fmt.Sprintf("%s: the engine refused the link: %v", l.Source, err))
+		return
 	}
 	since := rt.opts.Clock.Now()
 	if exists {
@@ -257,12 +264,39 @@ func (rt *Runtime) start(l Link) string {
 	rt.mu.Lock()
 	rt.links[key] = &active{Link: l, since: since}
 	rt.mu.Unlock()
-	return key
+	rt.unrefuse(l.Config.Name)
+}
+
+// unrefuse drops the engine's refusal of a link that now runs as the files say.
+func (rt *Runtime) unrefuse(name string) {
+	rt.mu.Lock()
+	r, was := rt.refused[name]
+	was = was && r.byEngine
+	if was {
+		delete(rt.refused, name)
+	}
+	rt.mu.Unlock()
+	if was {
+		rt.log.Info("link no longer refused", "link", name)
+	}
+}
+
+// refuse lists a link of the files that the engine does not run, unless it is refused for the
+// same reason already.
+func (rt *Runtime) refuse(l Link, reason, message string) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if old, ok := rt.refused[l.Config.Name]; ok && old.Message == message {
+		return
+	}
+	rt.log.Info("link refused: fix it and send SIGHUP; the other links run", "link", l.Config.Name, "source", l.Source, "reason", reason, "problem", message)
+	rt.refused[l.Config.Name] = refusal{Refused: Refused{Object: l.Object, Source: l.Source, Reason: reason, Message: message}, since: rt.opts.Clock.Now(), byEngine: true}
 }
 
 // setRefused replaces the refused links, logging each one that is new or refused for a new
-// reason, and each one that is fixed.
-func (rt *Runtime) setRefused(refused []Refused) {
+// reason, and each one that is fixed. The engine's refusals of links still in the files stay
+// until start applies them again.
+func (rt *Runtime) setRefused(refused []Refused, listed map[string]Link) {
 	now := rt.opts.Clock.Now()
 	next := make(map[string]refusal, len(refused))
 	rt.mu.Lock()
@@ -277,10 +311,15 @@ func (rt *Runtime) setRefused(refused []Refused) {
 		next[r.Name()] = refusal{Refused: r, since: now}
 		rt.log.Info("link refused: fix it and send SIGHUP; the other links run", "link", r.Name(), "reason", r.Reason, "problem", r.Message)
 	}
-	for name := range prev {
-		if _, still := next[name]; !still {
-			rt.log.Info("link no longer refused", "link", name)
+	for name, old := range prev {
+		if _, still := next[name]; still {
+			continue
 		}
+		if _, inFiles := listed[name]; inFiles && old.byEngine {
+			next[name] = old
+			continue
+		}
+		rt.log.Info("link no longer refused", "link", name)
 	}
 	rt.mu.Lock()
 	rt.refused = next

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
@@ -31,7 +32,7 @@ func TestRefusedPort4010IsEndpointUnreachableNotUnauthorized(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := dwn.NewPool(dwn.Options{})
+	pool := dialect.NewPool(dialect.Options{})
 	eng, err := syncer.New(syncer.Options{Ledger: store, Pool: pool})
 	if err != nil {
 		t.Fatal(err)

@@ -3,10 +3,11 @@ package syncer
 import (
 	"fmt"
 	"reflect"
-	"strings"
 	"time"
 
+	"github.com/dwnsync/dwnsync/internal/baseurl"
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
@@ -39,13 +40,25 @@ type LinkConfig struct {
 	PollInterval   time.Duration
 	Dialect        dwn.Dialect // of the remote endpoint
 	LocalDialect   dwn.Dialect
-	LocalSigner    *dwn.Signer
-	RemoteSigner   *dwn.Signer
+	LocalSigner    *msg.Signer
+	RemoteSigner   *msg.Signer
 	Suspend        bool
+
+	// Owner identifies who claims the link's ledger key (a ReplicationLink's UID, or a link
+	// name in dwnsync run); it is kept in the key's ledger record, so it survives restarts.
+	// Apply refuses another owner's claim with a *DuplicateLinkError. Empty: no claim (the
+	// engine then neither checks nor records an owner).
+	Owner string
+	// Supersedes hands the key over: Apply takes it from this owner (the caller decided that
+	// Owner outranks it, e.g. the older link), keeping the checkpoints.
+	Supersedes string
 }
 
 // withDefaults fills empty fields and checks the rest; errors name the field and the fix.
 func (c LinkConfig) withDefaults() (LinkConfig, error) {
+	// One spelling of each server, so the ledger key and the per-server grouping agree with
+	// the caller's.
+	c.LocalEndpoint, c.RemoteEndpoint = baseurl.Normalize(c.LocalEndpoint), baseurl.Normalize(c.RemoteEndpoint)
 	if c.Direction == "" {
 		c.Direction = DirectionBoth
 	}
@@ -68,7 +81,7 @@ func (c LinkConfig) withDefaults() (LinkConfig, error) {
 		return c, fmt.Errorf("link %q: localEndpoint is empty; set it (or the operator's --local-endpoint)", c.Name)
 	case c.RemoteEndpoint == "":
 		return c, fmt.Errorf("link %q: endpoint is empty; set the remote DWN endpoint URL", c.Name)
-	case strings.TrimRight(c.LocalEndpoint, "/") == strings.TrimRight(c.RemoteEndpoint, "/"):
+	case baseurl.Same(c.LocalEndpoint, c.RemoteEndpoint):
 		return c, fmt.Errorf("link %q: endpoint %s is the local endpoint; a link needs two different servers", c.Name, c.RemoteEndpoint)
 	case c.Direction != DirectionBoth && c.Direction != DirectionPull && c.Direction != DirectionPush:
 		return c, fmt.Errorf("link %q: direction %q is not one of both, pull, push", c.Name, c.Direction)
@@ -108,12 +121,14 @@ func (c LinkConfig) same(o LinkConfig) bool {
 	}
 	a, b := c, o
 	a.LocalSigner, a.RemoteSigner, b.LocalSigner, b.RemoteSigner = nil, nil, nil, nil
+	a.Supersedes, b.Supersedes = "", "" // how the key was taken, not what runs
 	return reflect.DeepEqual(a, b)
 }
 
 // LinkStatus is the engine's view of one link.
 type LinkStatus struct {
 	Key, Name         string
+	Owner             string // LinkConfig.Owner of the running link
 	Phase             string // initializing|live|repairing|degraded_poll|paused
 	NeedsReconcile    bool
 	Connectivity      string // online|offline|unknown

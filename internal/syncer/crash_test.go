@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 )
@@ -39,7 +40,7 @@ func runCrashChild(raw string) int {
 		fmt.Fprintln(os.Stderr, "child spec:", err)
 		return 2
 	}
-	signer, err := dwn.NewSigner(spec.DID, spec.JWK)
+	signer, err := msg.NewSigner(spec.DID, spec.JWK)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child signer:", err)
 		return 2
@@ -49,7 +50,7 @@ func runCrashChild(raw string) int {
 		fmt.Fprintln(os.Stderr, "child ledger:", err)
 		return 2
 	}
-	eng, err := New(Options{Ledger: store, Pool: dwn.NewPool(dwn.Options{}), Timing: fastTiming()})
+	eng, err := New(Options{Ledger: store, Pool: dialect.NewPool(dialect.Options{}), Timing: fastTiming()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child engine:", err)
 		return 2

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 
+	"github.com/dwnsync/dwnsync/internal/baseurl"
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
@@ -24,14 +25,12 @@ import (
 
 // Dialer resolves a tenant on an endpoint. The engine uses Options.Pool unless a Dialer is
 // given (tests inject failures this way).
-type Dialer interface {
-	Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error)
-}
+type Dialer = dwn.Opener
 
 // Options configure an Engine.
 type Options struct {
 	Ledger     *ledger.Store
-	Pool       *dwn.Pool
+	Pool       dwn.Opener // the caller's dialect.Pool
 	Clock      clock.WithTicker
 	Logger     logr.Logger
 	Registerer prometheus.Registerer
@@ -90,7 +89,7 @@ func New(opts Options) (*Engine, error) {
 		return nil, errors.New("syncer: Options.Ledger is nil; open a ledger.Store first")
 	}
 	if opts.Pool == nil && opts.Dialer == nil {
-		return nil, errors.New("syncer: Options.Pool is nil; pass dwn.NewPool(...)")
+		return nil, errors.New("syncer: Options.Pool is nil; pass a dialect.Pool")
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
@@ -127,23 +126,13 @@ func New(opts Options) (*Engine, error) {
 		e.timing = *opts.Timing
 	}
 	if e.dialer == nil {
-		e.dialer = poolDialer{opts.Pool}
+		e.dialer = opts.Pool
 	}
 	if e.copier == nil {
 		e.copier = &transfer.Copier{Logger: opts.Logger}
 	}
 	e.met = newMetrics(opts.Registerer, e)
 	return e, nil
-}
-
-type poolDialer struct{ pool *dwn.Pool }
-
-func (p poolDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
-	c, err := p.pool.Get(ctx, endpoint, dialect)
-	if err != nil {
-		return nil, err
-	}
-	return c.Tenant(did, signer), nil
 }
 
 // NeedLeaderElection: exactly one replica writes a link's checkpoints.
@@ -234,7 +223,9 @@ func (e *Engine) WaitReady(ctx context.Context) error {
 func (e *Engine) Events() <-chan Event { return e.bus.ch }
 
 // Apply adds a link or updates it. An unchanged config is a no-op; a changed one restarts the
-// link, keeping its checkpoints. It returns the link's ledger key.
+// link, keeping its checkpoints. It returns the link's ledger key. A key held by another owner
+// (LinkConfig.Owner, kept in the ledger record) is refused with a *DuplicateLinkError, unless
+// cfg.Supersedes names that owner.
 func (e *Engine) Apply(cfg LinkConfig) (string, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -258,9 +249,17 @@ func (e *Engine) Apply(cfg LinkConfig) (string, error) {
 	if e.stopped {
 		return "", errors.New("syncer: engine stopped")
 	}
+	if err := e.claimLocked(key, cfg); err != nil {
+		return "", err
+	}
 	old := e.links[key]
 	if old != nil {
-		if trim(old.cfg.LocalEndpoint) != trim(cfg.LocalEndpoint) {
+		if !baseurl.Same(old.cfg.LocalEndpoint, cfg.LocalEndpoint) && old.cfg.Owner != cfg.Owner {
+			// A hand-over; the running link may be another namespace's: name nothing of it.
+			return "", fmt.Errorf("link %q: another link still runs ledger key %s with a different local endpoint, and the engine cannot hand it over "+
+				"to this link; this link starts once that one stops", cfg.Name, key)
+		}
+		if !baseurl.Same(old.cfg.LocalEndpoint, cfg.LocalEndpoint) {
 			return "", fmt.Errorf("link %q: tenant %s, endpoint %s and this scope are already replicated by link %q with local endpoint %s; "+
 				"one tenant/remote/scope can have only one local endpoint (change the scope or remove the other link)",
 				cfg.Name, cfg.Tenant, cfg.RemoteEndpoint, old.cfg.Name, old.cfg.LocalEndpoint)
@@ -272,6 +271,9 @@ func (e *Engine) Apply(cfg LinkConfig) (string, error) {
 	if _, err := e.opts.Ledger.GetOrCreate(ledger.Record{Tenant: cfg.Tenant, LocalEndpoint: cfg.LocalEndpoint,
 		RemoteEndpoint: cfg.RemoteEndpoint, Scope: cfg.Scope}); err != nil {
 		return "", fmt.Errorf("link %q: ledger: %w", cfg.Name, err)
+	}
+	if err := e.recordOwner(key, cfg); err != nil {
+		return "", fmt.Errorf("link %q: record its owner: %w", cfg.Name, err)
 	}
 	if old != nil {
 		// Restart: the old supervisor's context is cancelled and it is waited for, so nothing
@@ -366,11 +368,4 @@ func (e *Engine) publish(ev Event) {
 		ev.Time = e.clock.Now()
 	}
 	e.bus.publish(ev)
-}
-
-func trim(s string) string {
-	for len(s) > 0 && s[len(s)-1] == '/' {
-		s = s[:len(s)-1]
-	}
-	return s
 }

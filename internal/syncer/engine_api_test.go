@@ -14,6 +14,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwndialect "github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
@@ -427,7 +429,7 @@ func TestApplyBeforeStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := dwn.NewPool(dwn.Options{})
+	pool := dwndialect.NewPool(dwndialect.Options{})
 	eng, err := New(Options{Ledger: store, Pool: pool, Timing: fastTiming()})
 	if err != nil {
 		t.Fatal(err)
@@ -558,14 +560,13 @@ func TestDeadLetterRecordedOnce(t *testing.T) {
 	l := p.te.links[p.key]
 	p.te.mu.Unlock()
 	o := transfer.Outcome{CID: "bafy-refused", Kind: dwn.Invalid, Reason: "cid-mismatch: test"}
-	for i := 0; i < 3; i++ {
-		l.deadLetterFromWorker(ls.Pull, o)
+	for i := 0; i < 3; i++ { // the reconcile pass's path, refusing it again and again
+		l.deadLetter(ls.Pull, o.CID, o.Reason)
 	}
-	l.deadLetterFromWorker(ls.Push, o) // the other direction is a different dead letter
-	// The machine's path (a feed refusing it again): DeadLetter then its Publish. The link is
-	// idle and converged, so its supervisor emits neither meanwhile.
+	l.deadLetter(ls.Push, o.CID, o.Reason) // the other direction is a different dead letter
+	// The machine's path (a feed refusing it again): its DeadLetter effect. The link is idle
+	// and converged, so its supervisor emits nothing meanwhile.
 	l.do(ls.DeadLetter{Dir: ls.Pull, CID: o.CID, Reason: o.Reason})
-	l.do(ls.Publish{Type: ls.EvDeadLetter, Reason: o.Reason, Message: "pull " + o.CID})
 	eventually(t, 20*time.Second, "dead-letter events delivered", func() bool {
 		return len(deadLetterEvents(p.te, p.key)) >= 2
 	})
@@ -608,7 +609,7 @@ type hookDialer struct {
 	onDigest func(ctx context.Context)
 }
 
-func (h hookDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
+func (h hookDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *msg.Signer) (dwn.Tenant, error) {
 	t, err := h.inner.Tenant(ctx, endpoint, dialect, did, signer)
 	if err != nil || endpoint != h.local {
 		return t, err

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwndialect "github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/waittest"
@@ -18,14 +20,14 @@ import (
 // flakyDialer refuses every tenant until up is set, then resolves them through a real pool.
 type flakyDialer struct {
 	up   atomic.Bool
-	pool *dwn.Pool
+	pool *dwndialect.Pool
 }
 
-func (d *flakyDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
+func (d *flakyDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *msg.Signer) (dwn.Tenant, error) {
 	if !d.up.Load() {
 		return nil, errors.New("dial tcp: connection refused")
 	}
-	return poolDialer{d.pool}.Tenant(ctx, endpoint, dialect, did, signer)
+	return d.pool.Tenant(ctx, endpoint, dialect, did, signer)
 }
 
 // The supervisor's timers run on the injected clock with the spec's own delays: repairs after
@@ -40,7 +42,7 @@ func TestEngineRepairTimersOnFakeClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := dwn.NewPool(dwn.Options{})
+	pool := dwndialect.NewPool(dwndialect.Options{})
 	dialer := &flakyDialer{pool: pool}
 	eng, err := New(Options{Ledger: store, Dialer: dialer, Clock: fake, Rand: func() float64 { return 0 }})
 	if err != nil {
@@ -121,7 +123,7 @@ func TestEngineStopBoundedByOneStopTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := dwn.NewPool(dwn.Options{})
+	pool := dwndialect.NewPool(dwndialect.Options{})
 	const links = 3
 	// Every link's pull subscription (on remote) holds its Close: its supervisor cannot stop.
 	dialer := &slowCloseDialer{pool: pool, slow: remote.URL(), subscribed: make(chan struct{}, links),

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwndialect "github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 )
@@ -18,15 +20,15 @@ import (
 // hold Close until release is closed, as a server slow to answer rpc.subscribe.close does
 // (dwntest answers close at once, so the delay is injected here).
 type slowCloseDialer struct {
-	pool       *dwn.Pool
+	pool       *dwndialect.Pool
 	slow       string
 	subscribed chan struct{}
 	closing    chan struct{}
 	release    chan struct{}
 }
 
-func (d *slowCloseDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
-	t, err := poolDialer{d.pool}.Tenant(ctx, endpoint, dialect, did, signer)
+func (d *slowCloseDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *msg.Signer) (dwn.Tenant, error) {
+	t, err := d.pool.Tenant(ctx, endpoint, dialect, did, signer)
 	if err != nil || endpoint != d.slow {
 		return t, err
 	}
@@ -91,7 +93,7 @@ func TestApplyRestartDoesNotBlockOtherLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := dwn.NewPool(dwn.Options{})
+	pool := dwndialect.NewPool(dwndialect.Options{})
 	d := &slowCloseDialer{pool: pool, slow: remoteA.URL(), subscribed: make(chan struct{}, 1),
 		closing: make(chan struct{}, 1), release: make(chan struct{})}
 	var releaseOnce sync.Once
@@ -186,13 +188,13 @@ func TestApplyRestartDoesNotBlockOtherLinks(t *testing.T) {
 // stuckDigestDialer's remote tenants never answer Digest until the caller gives up, as a
 // server that stalls mid-pass would (below any transport timeout).
 type stuckDigestDialer struct {
-	pool   *dwn.Pool
+	pool   *dwndialect.Pool
 	remote string
 	calls  atomic.Int32
 }
 
-func (d *stuckDigestDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
-	t, err := poolDialer{d.pool}.Tenant(ctx, endpoint, dialect, did, signer)
+func (d *stuckDigestDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *msg.Signer) (dwn.Tenant, error) {
+	t, err := d.pool.Tenant(ctx, endpoint, dialect, did, signer)
 	if err != nil || endpoint != d.remote {
 		return t, err
 	}
@@ -220,7 +222,7 @@ func TestStuckPassIsAbandonedAndRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := dwn.NewPool(dwn.Options{})
+	pool := dwndialect.NewPool(dwndialect.Options{})
 	d := &stuckDigestDialer{pool: pool, remote: remote.URL()}
 	eng, err := New(Options{Ledger: store, Dialer: d, Timing: fastTiming(), Rand: func() float64 { return 0 }})
 	if err != nil {

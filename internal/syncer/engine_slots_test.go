@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 )
 
@@ -19,7 +20,7 @@ type stallDialer struct {
 	stalled *atomic.Int32 // passes blocked in a Digest of the slow endpoint
 }
 
-func (d stallDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *dwn.Signer) (dwn.Tenant, error) {
+func (d stallDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dialect, did string, signer *msg.Signer) (dwn.Tenant, error) {
 	t, err := d.inner.Tenant(ctx, endpoint, dialect, did, signer)
 	if err != nil || endpoint != d.slow {
 		return t, err

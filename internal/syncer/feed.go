@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
@@ -196,7 +197,7 @@ func outOfScope(sc dwn.Scope, e dwn.Entry) bool {
 	if (sc.Protocol == "" && len(sc.ProtocolPathPrefixes) == 0) || e.Message == nil {
 		return false
 	}
-	info, err := dwn.Inspect(e.Message)
+	info, err := msg.Inspect(e.Message)
 	if err != nil {
 		return false
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/waittest"
 )
@@ -38,7 +38,7 @@ type testEngine struct {
 	*Engine
 	t      testing.TB
 	store  *ledger.Store
-	pool   *dwn.Pool
+	pool   *dialect.Pool
 	cancel context.CancelFunc
 	done   chan error
 	reg    *prometheus.Registry
@@ -50,7 +50,7 @@ type testEngine struct {
 type engineOpts struct {
 	ledgerPath string
 	timing     *Timing
-	pool       *dwn.Pool
+	pool       *dialect.Pool
 	// beforeCommit is the ledger's Options.BeforeCommit (a simulated full disk).
 	beforeCommit func() error
 }
@@ -68,7 +68,7 @@ func startEngine(t testing.TB, o engineOpts) *testEngine {
 		t.Fatalf("ledger.Open: %v", err)
 	}
 	if o.pool == nil {
-		o.pool = dwn.NewPool(dwn.Options{})
+		o.pool = dialect.NewPool(dialect.Options{})
 	}
 	reg := prometheus.NewRegistry()
 	eng, err := New(Options{Ledger: store, Pool: o.pool, Registerer: reg, Timing: o.timing, Rand: func() float64 { return 0 }})

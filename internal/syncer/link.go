@@ -37,9 +37,6 @@ type link struct {
 	workCancel context.CancelFunc
 
 	pollReply chan ls.PollResult
-	// knownDeadLetter is "<dir> <cid>" of a dead letter the machine just re-reported that was
-	// already recorded; the Publish effect that follows it is dropped (supervisor only).
-	knownDeadLetter string
 
 	tenantMu sync.Mutex
 	tenants  [2]dwn.Tenant // [Pull] = remote (the pull feed's source), [Push] = local
@@ -94,7 +91,7 @@ func newLink(e *Engine, key string, cfg LinkConfig) *link {
 		timers:    map[ls.Timer]*timerRun{},
 		pollReply: make(chan ls.PollResult, 1),
 	}
-	l.status = LinkStatus{Key: key, Name: cfg.Name, Phase: string(ls.Initializing), Connectivity: string(ls.Unknown)}
+	l.status = LinkStatus{Key: key, Name: cfg.Name, Owner: cfg.Owner, Phase: string(ls.Initializing), Connectivity: string(ls.Unknown)}
 	if rec, ok, _ := e.opts.Ledger.Get(key); ok {
 		l.status.Phase = rec.Status
 		l.status.NeedsReconcile = rec.NeedsReconcile
@@ -237,9 +234,7 @@ func (l *link) do(eff ls.Effect) {
 	case ls.Publish:
 		l.publish(v)
 	case ls.DeadLetter:
-		if !l.deadLetter(ledgerDir(v.Dir), v.CID, v.Reason) {
-			l.knownDeadLetter = v.Dir.String() + " " + v.CID // its Publish follows: drop it
-		}
+		l.deadLetter(v.Dir, v.CID, v.Reason)
 	case ls.PollResult:
 		select {
 		case l.pollReply <- v:
@@ -273,13 +268,6 @@ func (l *link) do(eff ls.Effect) {
 
 func (l *link) publish(v ls.Publish) {
 	switch v.Type {
-	case ls.EvDeadLetter:
-		if known := l.knownDeadLetter; known != "" {
-			l.knownDeadLetter = ""
-			if v.Message == known {
-				return
-			}
-		}
 	case ls.EvRepairStarted:
 		l.e.met.repairs.WithLabelValues(linkValues(l.cfg.Name, "started")...).Inc()
 	case ls.EvRepairCompleted:
@@ -303,10 +291,12 @@ func (l *link) update(fn func(*ledger.Record)) {
 	}
 }
 
-// deadLetter records a refused message and reports whether it is new. One already recorded
-// for the same CID and direction (a later reconcile or replay refusing it again) is not
-// recorded, counted or published again.
-func (l *link) deadLetter(d ledger.Dir, cid, reason string) bool {
+// deadLetter records a refused message and, when the ledger did not hold it yet, counts and
+// publishes it: the one path of every dead letter (the machine's DeadLetter effect and the
+// reconcile pass's refusals). One already recorded for the same CID and direction (a later
+// reconcile or replay refusing it again) is not recorded, counted or published again.
+func (l *link) deadLetter(dir ls.Dir, cid, reason string) {
+	d := ledgerDir(dir)
 	now := l.e.clock.Now()
 	n, known := 0, false
 	l.update(func(r *ledger.Record) {
@@ -321,7 +311,7 @@ func (l *link) deadLetter(d ledger.Dir, cid, reason string) bool {
 		n = len(r.DeadLetters)
 	})
 	if known {
-		return false
+		return
 	}
 	l.e.met.deadLetters.WithLabelValues(linkValues(l.cfg.Name, string(d))...).Inc()
 	l.mu.Lock()
@@ -331,7 +321,7 @@ func (l *link) deadLetter(d ledger.Dir, cid, reason string) bool {
 		l.status.DeadLetters++
 	}
 	l.mu.Unlock()
-	return true
+	l.e.publish(Event{Key: l.key, Name: l.cfg.Name, Type: ls.EvDeadLetter, Reason: reason, Message: dir.String() + " " + cid})
 }
 
 // clearDeadLetters drops dead letters of messages that have since crossed successfully.
@@ -432,11 +422,12 @@ func (l *link) refreshStatus() {
 	m := l.m
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.status.Phase = string(m.Phase)
-	l.status.Connectivity = string(m.Connectivity)
-	l.status.NeedsReconcile = m.NeedsReconcile
-	l.status.RepairAttempts = m.RepairAttempts
-	l.status.LastError, l.status.LastErrorKind = m.LastError, m.LastErrorKind
+	st := m.Snapshot()
+	l.status.Phase = string(st.Phase)
+	l.status.Connectivity = string(st.Connectivity)
+	l.status.NeedsReconcile = st.NeedsReconcile
+	l.status.RepairAttempts = st.RepairAttempts
+	l.status.LastError, l.status.LastErrorKind = st.LastError, st.LastErrorKind
 	l.status.Pull.Pending = m.Pending(ls.Pull)
 	l.status.Push.Pending = m.Pending(ls.Push)
 	l.e.met.pending.WithLabelValues(linkValues(l.cfg.Name, "pull")...).Set(float64(l.status.Pull.Pending))

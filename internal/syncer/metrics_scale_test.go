@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
@@ -28,7 +29,7 @@ func TestMetricsSeriesAt10kLinks(t *testing.T) {
 	}
 	defer store.Close()
 	reg := prometheus.NewRegistry()
-	e, err := New(Options{Ledger: store, Pool: dwn.NewPool(dwn.Options{}), Registerer: reg})
+	e, err := New(Options{Ledger: store, Pool: dialect.NewPool(dialect.Options{}), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/dwnsync/dwnsync/internal/baseurl"
 	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
@@ -22,7 +23,7 @@ type pollGroup struct {
 }
 
 func (e *Engine) joinPollGroupLocked(l *link) {
-	ep := trim(l.cfg.RemoteEndpoint)
+	ep := baseurl.Normalize(l.cfg.RemoteEndpoint)
 	g := e.groups[ep]
 	if g == nil {
 		ctx, cancel := context.WithCancel(e.ctx)
@@ -38,7 +39,7 @@ func (e *Engine) joinPollGroupLocked(l *link) {
 }
 
 func (e *Engine) leavePollGroupLocked(l *link) {
-	ep := trim(l.cfg.RemoteEndpoint)
+	ep := baseurl.Normalize(l.cfg.RemoteEndpoint)
 	g := e.groups[ep]
 	if g == nil {
 		return

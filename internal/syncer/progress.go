@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // reconcileProgress watches one reconcile through the tenants it is given: it counts the
@@ -76,7 +77,7 @@ type watchedTenant struct {
 
 func (w watchedTenant) Apply(ctx context.Context, message json.RawMessage, data io.Reader) (dwn.ApplyResult, error) {
 	if w.p.crossing != nil {
-		if cid, err := dwn.MessageCID(message); err == nil {
+		if cid, err := msg.MessageCID(message); err == nil {
 			w.p.crossing(ctx, w.side, cid)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
 )
@@ -77,7 +78,7 @@ func (l listingOnlyTenant) Endpoint() string { return "test://listing-only" }
 func (l listingOnlyTenant) ListCIDs(context.Context, dwn.Scope) ([]string, error) { return l.cids, nil }
 
 func (l listingOnlyTenant) Digest(context.Context, dwn.Scope) (dwn.Digest, error) {
-	return dwn.Digest{Kind: dwn.DigestListing, Value: dwn.ListingDigest(l.cids)}, nil
+	return dwn.Digest{Kind: dwn.DigestListing, Value: msg.ListingDigest(l.cids)}, nil
 }
 
 func (l listingOnlyTenant) Read(context.Context, string) (dwn.ReadResult, error) {
@@ -87,7 +88,7 @@ func (l listingOnlyTenant) Read(context.Context, string) (dwn.ReadResult, error)
 // The copier hands the watched tenants its listing diff: the total is known before the first
 // message is copied, counted for the allowed direction only.
 func TestReconcileProgressTotalFromTheCopiersDiff(t *testing.T) {
-	cid := func(i int) string { return dwn.RawDataCID([]byte{byte(i)}) }
+	cid := func(i int) string { return msg.RawDataCID([]byte{byte(i)}) }
 	local := listingOnlyTenant{cids: []string{cid(1), cid(2), cid(3), cid(4)}}          // remote lacks 1, 2
 	remote := listingOnlyTenant{cids: []string{cid(3), cid(4), cid(5), cid(6), cid(7)}} // local lacks 5, 6, 7
 	var reports []Progress

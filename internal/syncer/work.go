@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dwnsync/dwnsync/internal/baseurl"
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
@@ -40,9 +41,16 @@ func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
 		if o.CID != "" && res.CID == "" {
 			res.CID = o.CID
 		}
-		switch {
-		case err == nil && o.Succeeded():
-			res.Outcome = ls.OutcomeOK
+		v := classify(o, err, attempt+1 < MaxDeliveryAttempts)
+		if v.retry {
+			l.setDirError(ls.Pull, v.reason)
+			if !l.wait(ctx, retryDelay(attempt, o.Err)) {
+				return
+			}
+			continue
+		}
+		res.Outcome, res.Reason, res.ErrKind = v.outcome, v.reason, v.errKind
+		if v.outcome == ls.OutcomeOK {
 			if o.Kind == dwn.Applied {
 				l.countApplied(ls.Pull, 1+o.Dependencies)
 			}
@@ -50,33 +58,6 @@ func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
 				l.setDirError(ls.Pull, "")
 			}
 			l.clearDeadLetters(ls.Pull, []string{res.CID})
-		case err == nil && o.Kind == dwn.Invalid:
-			res.Outcome, res.Reason = ls.OutcomeInvalid, o.Reason
-		case err == nil && o.Err == nil && !o.Retryable():
-			res.Outcome, res.Reason = ls.OutcomeInvalid, o.String()
-		case err == nil && o.Err != nil && dwn.IsUnauthorized(o.Err):
-			res.Outcome, res.Reason, res.ErrKind = ls.OutcomeError, o.Err.Error(), errorKind(o.Err)
-		case attempt+1 < MaxDeliveryAttempts:
-			reason := o.String()
-			if err != nil {
-				reason = err.Error()
-			}
-			l.setDirError(ls.Pull, reason)
-			if !l.wait(ctx, retryDelay(attempt, o.Err)) {
-				return
-			}
-			continue
-		case err == nil && o.DeadLetter():
-			// Retries exhausted and the source cannot supply what local lacks: dead-letter it
-			// and move on instead of repairing over and over; reconciles retry it.
-			res.Outcome, res.Reason = ls.OutcomeInvalid, o.String()
-		default:
-			res.Outcome = ls.OutcomeError
-			if err != nil {
-				res.Reason, res.ErrKind = err.Error(), errorKind(err)
-			} else {
-				res.Reason, res.ErrKind = o.String(), errorKind(o.Err)
-			}
 		}
 		break
 	}
@@ -135,25 +116,19 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 	applied, transient := 0, 0
 	for i, it := range eff.Items {
 		o := r.Outcomes[i]
-		res := ls.PushItemResult{Ordinal: it.Ordinal, CID: it.Entry.CID, Reason: o.Reason}
+		v := classify(o, nil, true) // the machine counts the batch's retries
+		res := ls.PushItemResult{Ordinal: it.Ordinal, CID: it.Entry.CID, Outcome: v.outcome, Reason: v.reason, ErrKind: v.errKind}
 		if res.CID == "" {
 			res.CID = o.CID
 		}
-		switch {
-		case o.Succeeded():
-			res.Outcome = ls.OutcomeOK
+		switch v.outcome {
+		case ls.OutcomeOK:
 			if o.Kind == dwn.Applied {
 				applied += 1 + o.Dependencies
 			}
-		case o.Kind == dwn.Invalid:
-			res.Outcome = ls.OutcomeInvalid
-		case o.Retryable() || o.Err != nil:
-			res.Outcome = ls.OutcomeTransient
-			res.Reason, res.ErrKind = o.String(), errorKind(o.Err)
+		case ls.OutcomeTransient, ls.OutcomeError:
 			transient++
-			l.setDirError(ls.Push, o.String())
-		default:
-			res.Outcome, res.Reason = ls.OutcomeInvalid, o.String()
+			l.setDirError(ls.Push, v.reason)
 		}
 		out.Results = append(out.Results, res)
 	}
@@ -174,7 +149,7 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 // reconcileOnce compares and copies both ways (as the link's direction allows), once one of
 // the engine's reconcile slots is free for the link's remote endpoint.
 func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, error) {
-	release, err := l.e.reconcileSlots.acquire(ctx, trim(l.cfg.RemoteEndpoint))
+	release, err := l.e.reconcileSlots.acquire(ctx, baseurl.Normalize(l.cfg.RemoteEndpoint))
 	if err != nil {
 		return transfer.ReconcileResult{}, err
 	}
@@ -204,12 +179,12 @@ func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, err
 	l.clearDeadLetters(ls.Push, res.PushResult.Succeeded())
 	for _, o := range res.PullResult.Outcomes {
 		if o.DeadLetter() {
-			l.deadLetterFromWorker(ls.Pull, o)
+			l.deadLetter(ls.Pull, o.CID, o.Reason)
 		}
 	}
 	for _, o := range res.PushResult.Outcomes {
 		if o.DeadLetter() {
-			l.deadLetterFromWorker(ls.Push, o)
+			l.deadLetter(ls.Push, o.CID, o.Reason)
 		}
 	}
 	if applied := int64(res.Pulled + res.Pushed); applied > 0 {
@@ -233,13 +208,6 @@ func (l *link) sendUnlessDone(ctx context.Context, in ls.Input) {
 	case <-ctx.Done():
 	case <-l.ctx.Done():
 	}
-}
-
-func (l *link) deadLetterFromWorker(d ls.Dir, o transfer.Outcome) {
-	if !l.deadLetter(ledgerDir(d), o.CID, o.Reason) {
-		return // already recorded by an earlier pass: not counted or announced again
-	}
-	l.e.publish(Event{Key: l.key, Name: l.cfg.Name, Type: ls.EvDeadLetter, Reason: o.Reason, Message: d.String() + " " + o.CID})
 }
 
 func (l *link) runReconcile(ctx context.Context, eff ls.StartReconcile) {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/faulttest"
 	"github.com/dwnsync/dwnsync/internal/syncer"
@@ -44,7 +44,7 @@ func TestRemoteOutageConvergesWithoutVerify(t *testing.T) {
 	if _, err := client.Seed(b.URL, id, dwnserver.SeedSpec{Records: 5, Prefix: "b"}); err != nil {
 		t.Fatal(err)
 	}
-	signer, err := dwn.NewSigner(id.DID, id.PrivateJWK)
+	signer, err := msg.NewSigner(id.DID, id.PrivateJWK)
 	if err != nil {
 		t.Fatal(err)
 	}

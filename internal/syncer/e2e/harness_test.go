@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
@@ -18,7 +20,7 @@ import (
 
 type engineOpts struct {
 	ledgerPath string
-	pool       *dwn.Pool
+	pool       *dialect.Pool
 	// verifyInterval replaces the periodic verify's 5 minutes (0 keeps them).
 	verifyInterval time.Duration
 	timing         func(*syncer.Timing) // adjusts the test timings below
@@ -42,7 +44,7 @@ func startEngine(t *testing.T, o engineOpts) *testEngine {
 		t.Fatal(err)
 	}
 	if o.pool == nil {
-		o.pool = dwn.NewPool(dwn.Options{})
+		o.pool = dialect.NewPool(dialect.Options{})
 	}
 	timing := syncer.DefaultTiming()
 	timing.ReconcileStartupDirty = 100 * time.Millisecond
@@ -107,9 +109,9 @@ func twoServersOneTenant(t *testing.T) (a, b *dwnserver.Server, client *dwnserve
 
 // tenantsOn opens the tenant did on two servers, through a pool of its own (closed when the test
 // ends), for the test to inspect what each side holds.
-func tenantsOn(t *testing.T, did string, signer *dwn.Signer, urlA, urlB string) (dwn.Tenant, dwn.Tenant) {
+func tenantsOn(t *testing.T, did string, signer *msg.Signer, urlA, urlB string) (dwn.Tenant, dwn.Tenant) {
 	t.Helper()
-	check := dwn.NewPool(dwn.Options{})
+	check := dialect.NewPool(dialect.Options{})
 	t.Cleanup(check.Close)
 	ctx := context.Background()
 	ca, err := check.Get(ctx, urlA, dwn.DialectAuto)

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/faulttest"
 	"github.com/dwnsync/dwnsync/internal/syncer"
@@ -32,7 +32,7 @@ func TestE18_LargePayloadsBothWays(t *testing.T) {
 	}
 	onA, onB := write(a.URL), write(b.URL)
 
-	signer, err := dwn.NewSigner(id.DID, id.PrivateJWK)
+	signer, err := msg.NewSigner(id.DID, id.PrivateJWK)
 	if err != nil {
 		t.Fatal(err)
 	}

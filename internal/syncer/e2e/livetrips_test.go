@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
@@ -16,7 +16,7 @@ import (
 // again, the feeds' checkpoints advance past them (the page's position-only repeat).
 func TestEngineWeb5LiveWriteCrossesWithoutAQueryOrAMessageRead(t *testing.T) {
 	a, b, client, id := twoServersOneTenant(t)
-	signer, err := dwn.NewSigner(id.DID, id.PrivateJWK)
+	signer, err := msg.NewSigner(id.DID, id.PrivateJWK)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
@@ -36,7 +36,7 @@ func TestEngineWeb5ReopenAfterDropLosesNothing(t *testing.T) {
 	}
 	write(3, "seed")
 
-	signer, err := dwn.NewSigner(id.DID, id.PrivateJWK)
+	signer, err := msg.NewSigner(id.DID, id.PrivateJWK)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/faulttest"
 	"github.com/dwnsync/dwnsync/internal/syncer"
@@ -97,10 +99,10 @@ func (c *countingTransport) lookup(t *testing.T, m map[string]map[string]int, se
 	return m[u.Host][key]
 }
 
-func newCountingPool() (*dwn.Pool, *countingTransport) {
+func newCountingPool() (*dialect.Pool, *countingTransport) {
 	ct := &countingTransport{base: &http.Transport{ResponseHeaderTimeout: 30 * time.Second, MaxIdleConnsPerHost: 16},
 		writes: map[string]map[string]int{}, kinds: map[string]map[string]int{}}
-	return dwn.NewPool(dwn.Options{HTTPClient: &http.Client{Transport: ct}}), ct
+	return dialect.NewPool(dialect.Options{HTTPClient: &http.Client{Transport: ct}}), ct
 }
 
 // inventory lists a tenant's CIDs on a server and hashes each message's data.
@@ -144,7 +146,7 @@ func TestEngineWeb5EndToEnd(t *testing.T) {
 	}
 	t.Logf("seeded A with %d messages (%d CIDs), B with %d (%d CIDs) in %v", sa.Messages, sa.ExpectedCIDs, sb.Messages, sb.ExpectedCIDs, time.Since(seedStart))
 
-	signer, err := dwn.NewSigner(id.DID, id.PrivateJWK)
+	signer, err := msg.NewSigner(id.DID, id.PrivateJWK)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ func (m *Machine) openFeeds(o *out) {
 			m.openFeed(o, d)
 		}
 	}
-	if m.cfg.Mode == ModePoll && m.Phase == Initializing {
+	if m.cfg.Mode == ModePoll && m.phase == Initializing {
 		// Poll links have no feeds; they go live with their first successful poll.
 		return
 	}
@@ -43,7 +43,7 @@ func (m *Machine) openFeed(o *out, d Dir) {
 // path that opens a feed comes through here: a new link, a quiet direction reopened after a
 // drop, a repair or an E30 retry that reset the checkpoint, a resume after a suspend.
 func (m *Machine) dirtyForUncoveredFeed(o *out, d Dir) {
-	wasDirty := m.NeedsReconcile
+	wasDirty := m.needsReconcile
 	m.markDirty(o)
 	if !wasDirty {
 		o.add(Publish{Type: EvReconcileNeeded, Reason: "feed-resumed-without-checkpoint", Message: d.String()})
@@ -102,7 +102,7 @@ func (m *Machine) feedOpened(env Env, o *out, v FeedOpened) {
 	switch {
 	case m.repair.active && m.repair.reopening:
 		m.repairSucceeded(env, o)
-	case m.Phase == Initializing:
+	case m.phase == Initializing:
 		m.goLive(env, o)
 	}
 }
@@ -110,12 +110,12 @@ func (m *Machine) feedOpened(env Env, o *out, v FeedOpened) {
 // goLive: every feed of a starting link is open.
 func (m *Machine) goLive(env Env, o *out) {
 	from := m.storedPhase
-	m.Phase = Live
+	m.phase = Live
 	m.setConnectivity(o, Online, true)
 	m.persist(o)
 	o.add(Publish{Type: EvStatusChange, From: string(from), To: string(Live)})
 	m.storedPhase = Live
-	if m.NeedsReconcile {
+	if m.needsReconcile {
 		m.requestReconcile(env, o, m.t.ReconcileStartupDirty, "startup-dirty")
 	}
 	m.resumeDeferred(env, o, 0)
@@ -145,10 +145,10 @@ func (m *Machine) feedFailed(env Env, o *out, v FeedFailed) {
 			m.openFeed(o, v.Dir)
 			return
 		}
-		m.repairFailed(env, o, m.LastError, m.LastErrorKind)
+		m.repairFailed(env, o, m.lastError, m.lastErrorKind)
 		return
 	}
-	if f := &m.feeds[v.Dir]; v.Gap == nil && f.open && !f.reopened && m.Phase == Live {
+	if f := &m.feeds[v.Dir]; v.Gap == nil && f.open && !f.reopened && m.phase == Live {
 		// An open feed that ends (a dropped WebSocket, a server closing a slow subscription) is
 		// first just reopened from its contiguous checkpoint, as the seed's resubscribe did;
 		// if it ends again before reaching its EOSE, the link repairs.
@@ -178,7 +178,7 @@ func (m *Machine) eose(env Env, o *out, v EOSE) {
 	}
 	f := &m.feeds[v.Dir]
 	f.eose = true
-	if f.reopened && m.Phase == Live {
+	if f.reopened && m.phase == Live {
 		m.setError("", "") // the reopened feed caught up: its end is resolved
 	}
 	f.reopened = false
@@ -189,10 +189,10 @@ func (m *Machine) eose(env Env, o *out, v EOSE) {
 		m.markDirty(o)
 		m.commitHead(o, v.Dir, v.Cursor)
 	}
-	if m.Phase == Live || m.Phase == Initializing {
+	if m.phase == Live || m.phase == Initializing {
 		m.setConnectivity(o, Online, true)
 	}
-	if m.NeedsReconcile && m.Phase == Live {
+	if m.needsReconcile && m.phase == Live {
 		m.requestReconcile(env, o, m.t.ReconcileEOSEDirty, "eose-dirty")
 	}
 }
@@ -296,7 +296,6 @@ func (m *Machine) applied(env Env, o *out, v Applied) {
 		}
 	case OutcomeInvalid:
 		o.add(DeadLetter{Dir: Pull, CID: v.CID, Reason: v.Reason})
-		o.add(Publish{Type: EvDeadLetter, Reason: v.Reason, Message: "pull " + v.CID})
 	case OutcomeTransient, OutcomeError:
 		// The worker already retried; never advance past a failure: repair fills the gap.
 		m.setError("pull "+v.CID+": "+v.Reason, v.ErrKind)

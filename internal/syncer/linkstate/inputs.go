@@ -62,7 +62,7 @@ const (
 	OutcomeOK        Outcome = iota // Applied, Duplicate or Superseded
 	OutcomeInvalid                  // permanent refusal: dead letter, the feed moves on
 	OutcomeTransient                // could not be applied now (push: counts against the retry budget)
-	OutcomeError                    // the apply failed in a way a retry cannot fix here: repair
+	OutcomeError                    // the apply failed in a way a retry cannot fix here: pull repairs, push gives the batch up to a reconcile (D22)
 )
 
 // Applied: a pull delivery finished (after the worker's own retries of Deferred/transient).

@@ -15,15 +15,15 @@ type Machine struct {
 	cfg Config
 	t   Timing
 
-	Phase          Phase
-	Connectivity   Connectivity
-	NeedsReconcile bool
-	RepairAttempts int
-	// LastError is the most recent failure, for status.
-	LastError string
-	// LastErrorKind is the dwn.ErrorKind of LastError's cause ("" when it had none, e.g. a
+	phase          Phase
+	connectivity   Connectivity
+	needsReconcile bool
+	repairAttempts int
+	// lastError is the most recent failure, for status.
+	lastError string
+	// lastErrorKind is the dwn.ErrorKind of lastError's cause ("" when it had none, e.g. a
 	// reconcile that did not converge): status reasons come from it, never from the text.
-	LastErrorKind string
+	lastErrorKind string
 
 	feeds      [2]feedState
 	checkpoint [2]*dwn.Cursor
@@ -57,13 +57,33 @@ type feedState struct {
 
 // New returns a machine for a link with this config. Feed Start to begin.
 func New(cfg Config, t Timing) *Machine {
-	m := &Machine{cfg: cfg, t: t, Phase: Initializing, Connectivity: Unknown, timers: map[Timer]time.Time{}}
+	m := &Machine{cfg: cfg, t: t, phase: Initializing, connectivity: Unknown, timers: map[Timer]time.Time{}}
 	m.echo[Pull] = NewEcho(t.EchoTTL, t.EchoCap)
 	m.echo[Push] = NewEcho(t.EchoTTL, t.EchoCap)
 	for _, d := range Dirs {
 		m.feeds[d].tracker = NewTracker()
 	}
 	return m
+}
+
+// Snapshot is the link status the machine holds, as the supervisor reports it.
+type Snapshot struct {
+	Phase          Phase
+	Connectivity   Connectivity
+	NeedsReconcile bool
+	RepairAttempts int
+	// LastError is the most recent failure; LastErrorKind is the dwn.ErrorKind of its cause
+	// ("" when it had none, e.g. a reconcile that did not converge): status reasons come from
+	// the kind, never from the text.
+	LastError, LastErrorKind string
+}
+
+// Snapshot returns the machine's current status.
+func (m *Machine) Snapshot() Snapshot {
+	return Snapshot{
+		Phase: m.phase, Connectivity: m.connectivity, NeedsReconcile: m.needsReconcile,
+		RepairAttempts: m.repairAttempts, LastError: m.lastError, LastErrorKind: m.lastErrorKind,
+	}
 }
 
 // Config returns the link config the machine runs.
@@ -151,21 +171,21 @@ func (m *Machine) start(env Env, o *out, s Start) {
 		m.storedPhase = Initializing
 	}
 	m.checkpoint = s.Checkpoints
-	m.NeedsReconcile = s.NeedsReconcile
+	m.needsReconcile = s.NeedsReconcile
 	for _, d := range Dirs {
 		if c := m.checkpoint[d]; c != nil && !c.Valid() {
 			// A corrupted stored cursor (an empty field) is dropped; the feed opens live-only
 			// and a reconcile covers the history (E27).
 			m.checkpoint[d] = nil
 			o.add(ResetCheckpoint{Dir: d, To: nil})
-			m.NeedsReconcile = true
+			m.needsReconcile = true
 		}
 	}
 	// A stale durable status (repairing, degraded_poll, live from an earlier process) does
 	// not change how this run behaves (E1b, E13): every run starts initializing.
-	m.Phase = Initializing
-	m.Connectivity = Unknown
-	m.RepairAttempts = 0
+	m.phase = Initializing
+	m.connectivity = Unknown
+	m.repairAttempts = 0
 	if m.cfg.Suspend {
 		m.enterPaused(o)
 		return
@@ -174,25 +194,25 @@ func (m *Machine) start(env Env, o *out, s Start) {
 		// A fresh link's feeds open live-only: the bootstrap reconcile copies the history;
 		// being dirty makes that durable (E8). (Any feed opening without a checkpoint, a
 		// direction just enabled for one, makes the link dirty in openFeed.)
-		m.NeedsReconcile = true
+		m.needsReconcile = true
 	}
 	m.persist(o)
 	m.openFeeds(o)
 }
 
 func (m *Machine) resume(env Env, o *out) {
-	if m.Phase != Paused {
+	if m.phase != Paused {
 		return
 	}
 	m.cfg.Suspend = false
 	m.storedPhase = Paused
-	m.Phase = Initializing
+	m.phase = Initializing
 	m.persist(o)
 	m.openFeeds(o)
 }
 
 func (m *Machine) suspend(env Env, o *out) {
-	if m.Phase == Paused {
+	if m.phase == Paused {
 		return
 	}
 	m.cfg.Suspend = true
@@ -204,10 +224,10 @@ func (m *Machine) suspend(env Env, o *out) {
 
 func (m *Machine) enterPaused(o *out) {
 	prev := m.storedPhase
-	if m.Phase != Initializing || prev == "" {
-		prev = m.Phase
+	if m.phase != Initializing || prev == "" {
+		prev = m.phase
 	}
-	m.Phase = Paused
+	m.phase = Paused
 	m.persist(o)
 	if prev != Paused {
 		o.add(Publish{Type: EvStatusChange, From: string(prev), To: string(Paused)})
@@ -230,23 +250,23 @@ func (m *Machine) cancelWork(o *out) {
 }
 
 func (m *Machine) persist(o *out) {
-	o.add(Persist{Phase: m.Phase, NeedsReconcile: m.NeedsReconcile, RepairAttempts: m.RepairAttempts})
+	o.add(Persist{Phase: m.phase, NeedsReconcile: m.needsReconcile, RepairAttempts: m.repairAttempts})
 }
 
 func (m *Machine) setConnectivity(o *out, c Connectivity, announce bool) {
-	if m.Connectivity == c {
+	if m.connectivity == c {
 		return
 	}
-	prev := m.Connectivity
-	m.Connectivity = c
+	prev := m.connectivity
+	m.connectivity = c
 	if announce {
 		o.add(Publish{Type: EvConnectivityChange, From: string(prev), To: string(c)})
 	}
 }
 
 func (m *Machine) setPhase(o *out, p Phase, announce bool, reason string) {
-	prev := m.Phase
-	m.Phase = p
+	prev := m.phase
+	m.phase = p
 	m.persist(o)
 	if announce && prev != p {
 		o.add(Publish{Type: EvStatusChange, From: string(prev), To: string(p), Reason: reason})
@@ -284,13 +304,13 @@ func (m *Machine) timerFired(env Env, o *out, v TimerFired) {
 	case TimerReconcile:
 		m.reconcileTimer(env, o)
 	case TimerRepairRetry:
-		if m.Phase == Repairing && !m.repair.active {
+		if m.phase == Repairing && !m.repair.active {
 			m.startRepair(env, o)
 		}
 	case TimerDegradedPoll:
 		m.degradedTick(env, o)
 	case TimerVerify:
-		if m.Phase == Live && m.cfg.Mode == ModeLive {
+		if m.phase == Live && m.cfg.Mode == ModeLive {
 			m.requestReconcile(env, o, 0, "verify")
 			m.setTimer(o, TimerVerify, env.Now.Add(m.t.VerifyInterval))
 		}
@@ -302,8 +322,8 @@ func (m *Machine) timerFired(env Env, o *out, v TimerFired) {
 
 // setError records the most recent failure and the kind of its cause ("" text clears both).
 func (m *Machine) setError(text, kind string) {
-	m.LastError, m.LastErrorKind = text, kind
+	m.lastError, m.lastErrorKind = text, kind
 	if text == "" {
-		m.LastErrorKind = ""
+		m.lastErrorKind = ""
 	}
 }

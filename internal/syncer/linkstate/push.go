@@ -40,7 +40,7 @@ func (m *Machine) pushFlushed(env Env, o *out, v PushFlushed) {
 		byOrd[r.Ordinal] = r
 	}
 	var retry []PushItem
-	done := 0
+	done, refused := 0, false
 	for _, it := range m.batch.inflight {
 		r, ok := byOrd[it.Ordinal]
 		outcome := r.Outcome
@@ -56,10 +56,11 @@ func (m *Machine) pushFlushed(env Env, o *out, v PushFlushed) {
 			done++
 		case OutcomeInvalid:
 			o.add(DeadLetter{Dir: Push, CID: it.Entry.CID, Reason: r.Reason})
-			o.add(Publish{Type: EvDeadLetter, Reason: r.Reason, Message: "push " + it.Entry.CID})
 			m.complete(o, Push, it.Ordinal)
 			done++
 		default:
+			// OutcomeError (Unauthorized): no retry signed the same way passes (D22).
+			refused = refused || outcome == OutcomeError
 			retry = append(retry, it)
 			if r.Reason != "" {
 				m.setError("push "+it.Entry.CID+": "+r.Reason, r.ErrKind)
@@ -79,8 +80,12 @@ func (m *Machine) pushFlushed(env Env, o *out, v PushFlushed) {
 		return
 	}
 	m.batch.retryCount++
+	if refused {
+		m.pushGiveUp(env, o, retry, "push-unauthorized")
+		return
+	}
 	if m.batch.retryCount >= len(m.t.PushRetryBackoff) {
-		m.pushGiveUp(env, o, retry)
+		m.pushGiveUp(env, o, retry, "push-retry-exhausted")
 		return
 	}
 	m.batch.queue = append(retry, m.batch.queue...)
@@ -89,23 +94,24 @@ func (m *Machine) pushFlushed(env Env, o *out, v PushFlushed) {
 	m.setTimer(o, TimerPushFlush, env.Now.Add(delay))
 }
 
-// pushGiveUp: retries exhausted. The link is marked dirty (persisted before the checkpoint
-// moves past the given-up entries, so the reconcile that recovers them survives a crash); the
-// given-up entries and everything queued behind them are left to that reconcile (E6).
-func (m *Machine) pushGiveUp(env Env, o *out, failed []PushItem) {
+// pushGiveUp: retries exhausted, or an entry refused in a way no retry passes (D22). The link
+// is marked dirty (persisted before the checkpoint moves past the given-up entries, so the
+// reconcile that recovers them survives a crash); the given-up entries and everything queued
+// behind them are left to that reconcile (E6).
+func (m *Machine) pushGiveUp(env Env, o *out, failed []PushItem, reason string) {
 	all := append(failed, m.batch.queue...)
 	m.batch.queue = nil
 	m.batch.retryCount = 0
 	m.cancelTimer(o, TimerPushFlush)
 	m.batch.timerArmed = false
-	wasDirty := m.NeedsReconcile
+	wasDirty := m.needsReconcile
 	m.markDirty(o)
 	if !wasDirty {
-		o.add(Publish{Type: EvReconcileNeeded, Reason: "push-retry-exhausted"})
+		o.add(Publish{Type: EvReconcileNeeded, Reason: reason})
 	}
 	// Even when the link was already dirty a reconcile is requested (the seed skipped it, E6):
 	// scheduling is idempotent, earliest deadline wins.
-	m.requestReconcile(env, o, m.t.ReconcileDefault, "push-retry-exhausted")
+	m.requestReconcile(env, o, m.t.ReconcileDefault, reason)
 	for _, it := range all {
 		m.complete(o, Push, it.Ordinal)
 	}
@@ -117,8 +123,8 @@ func (m *Machine) markDirty(o *out) {
 	if m.rec.inFlight {
 		m.rec.dirtiedDuringFlight = true
 	}
-	if !m.NeedsReconcile {
-		m.NeedsReconcile = true
+	if !m.needsReconcile {
+		m.needsReconcile = true
 		m.persist(o)
 	}
 }

@@ -18,7 +18,7 @@ type reconcileState struct {
 }
 
 func (m *Machine) requestReconcile(env Env, o *out, delay time.Duration, reason string) {
-	if m.Phase == Paused || m.stopped {
+	if m.phase == Paused || m.stopped {
 		return
 	}
 	if m.rec.inFlight {
@@ -41,9 +41,9 @@ func (m *Machine) canReconcile() bool {
 		return false
 	}
 	if m.cfg.Mode == ModePoll {
-		return m.Phase != Paused
+		return m.phase != Paused
 	}
-	return m.Phase == Live
+	return m.phase == Live
 }
 
 func (m *Machine) reconcileTimer(env Env, o *out) {
@@ -91,7 +91,7 @@ func (m *Machine) reconcileDone(env Env, o *out, v ReconcileDone) {
 			m.setConnectivity(o, Offline, true)
 		} else {
 			m.setConnectivity(o, Online, true)
-			if m.Phase == Initializing {
+			if m.phase == Initializing {
 				m.setPhase(o, Live, true, "poll")
 				m.storedPhase = Live
 			}
@@ -100,8 +100,8 @@ func (m *Machine) reconcileDone(env Env, o *out, v ReconcileDone) {
 	if ok {
 		m.rec.failures = 0
 		m.setError("", "") // the sides are equal: whatever failed before no longer matters
-		if m.NeedsReconcile && !m.rec.dirtiedDuringFlight && !m.uncoveredFeedOpen() {
-			m.NeedsReconcile = false
+		if m.needsReconcile && !m.rec.dirtiedDuringFlight && !m.uncoveredFeedOpen() {
+			m.needsReconcile = false
 			m.persist(o)
 		}
 		o.add(Publish{Type: EvReconcileCompleted, Reason: m.rec.reason})
@@ -146,7 +146,7 @@ func (m *Machine) noteCrossed(env Env, crossed [2][]string) {
 }
 
 func (m *Machine) pollTick(env Env, o *out) {
-	if m.cfg.Mode != ModePoll || m.Phase == Paused {
+	if m.cfg.Mode != ModePoll || m.phase == Paused {
 		o.add(PollResult{OK: true, Err: "skipped"})
 		return
 	}

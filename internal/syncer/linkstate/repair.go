@@ -20,7 +20,7 @@ type repairState struct {
 }
 
 func (m *Machine) enterRepairing(env Env, o *out, d Dir, reason string, resume *dwn.Cursor, hasResume bool) {
-	if m.Phase == Paused || m.cfg.Mode == ModePoll {
+	if m.phase == Paused || m.cfg.Mode == ModePoll {
 		return
 	}
 	if hasResume {
@@ -29,19 +29,19 @@ func (m *Machine) enterRepairing(env Env, o *out, d Dir, reason string, resume *
 	}
 	if m.repair.active && m.repair.reopening {
 		// A trigger from a feed reopened by this repair: the reopen failed.
-		m.repairFailed(env, o, reason, m.LastErrorKind)
+		m.repairFailed(env, o, reason, m.lastErrorKind)
 		return
 	}
 	m.closeFeeds(o)
-	if m.Phase == DegradedPoll {
+	if m.phase == DegradedPoll {
 		return // the degraded-poll tick drives the next attempt
 	}
-	if m.Phase != Repairing {
+	if m.phase != Repairing {
 		m.setPhase(o, Repairing, true, reason)
 		m.setConnectivity(o, Offline, true)
 	}
-	if m.LastError == "" {
-		m.LastError = reason
+	if m.lastError == "" {
+		m.lastError = reason
 	}
 	if _, armed := m.timers[TimerRepairRetry]; !m.repair.active && !armed {
 		m.startRepair(env, o)
@@ -49,14 +49,14 @@ func (m *Machine) enterRepairing(env Env, o *out, d Dir, reason string, resume *
 }
 
 func (m *Machine) startRepair(env Env, o *out) {
-	m.RepairAttempts++
+	m.repairAttempts++
 	m.repair.active = true
 	m.repair.reopening = false
 	m.repair.retried = [2]bool{}
 	m.repair.seq++
 	m.persist(o)
-	o.add(Publish{Type: EvRepairStarted, Reason: strconv.Itoa(m.RepairAttempts)})
-	o.add(StartRepair{Seq: m.repair.seq, Attempt: m.RepairAttempts})
+	o.add(Publish{Type: EvRepairStarted, Reason: strconv.Itoa(m.repairAttempts)})
+	o.add(StartRepair{Seq: m.repair.seq, Attempt: m.repairAttempts})
 }
 
 func (m *Machine) repairDone(env Env, o *out, v RepairDone) {
@@ -100,12 +100,12 @@ func (m *Machine) repairDone(env Env, o *out, v RepairDone) {
 }
 
 func (m *Machine) repairSucceeded(env Env, o *out) {
-	prev := m.Phase
+	prev := m.phase
 	m.repair = repairState{seq: m.repair.seq}
-	m.RepairAttempts = 0
+	m.repairAttempts = 0
 	m.cancelTimer(o, TimerRepairRetry)
 	m.cancelTimer(o, TimerDegradedPoll)
-	m.Phase = Live
+	m.phase = Live
 	m.setError("", "")
 	m.persist(o)
 	o.add(Publish{Type: EvRepairCompleted})
@@ -113,33 +113,33 @@ func (m *Machine) repairSucceeded(env Env, o *out) {
 	o.add(Publish{Type: EvStatusChange, From: string(prev), To: string(Live), Reason: "repaired"})
 	m.storedPhase = Live
 	m.rec.deferred = false
-	if m.NeedsReconcile {
+	if m.needsReconcile {
 		m.requestReconcile(env, o, m.t.ReconcilePostRepair, "post-repair")
 	}
 	m.armVerify(env, o)
 }
 
 func (m *Machine) repairFailed(env Env, o *out, err, kind string) {
-	attempt := m.RepairAttempts
+	attempt := m.repairAttempts
 	m.repair.active = false
 	m.repair.reopening = false
 	m.closeFeeds(o)
 	m.setError("repair: "+err, kind)
 	o.add(Publish{Type: EvRepairFailed, Reason: strconv.Itoa(attempt), Message: err})
 	switch {
-	case m.Phase == DegradedPoll:
+	case m.phase == DegradedPoll:
 		// stay; the degraded-poll timer (re-armed on every tick) tries again
-	case m.RepairAttempts >= m.t.MaxRepairAttempts:
+	case m.repairAttempts >= m.t.MaxRepairAttempts:
 		m.enterDegradedPoll(env, o)
 	default:
-		i := min(max(m.RepairAttempts-1, 0), len(m.t.RepairBackoff)-1)
+		i := min(max(m.repairAttempts-1, 0), len(m.t.RepairBackoff)-1)
 		m.setTimer(o, TimerRepairRetry, env.Now.Add(m.t.RepairBackoff[i]))
 	}
 }
 
 func (m *Machine) enterDegradedPoll(env Env, o *out) {
-	prev := m.Phase
-	m.Phase = DegradedPoll
+	prev := m.phase
+	m.phase = DegradedPoll
 	m.setConnectivity(o, Offline, false)
 	// The seed deleted the attempt counter here; it is kept (and counts on through the
 	// degraded-poll attempts) so status can say how many repairs failed. Only the
@@ -155,7 +155,7 @@ func (m *Machine) enterDegradedPoll(env Env, o *out) {
 // degradedTick re-arms first, so a repair that outlasts the interval never stops the poll
 // (the seed's E10), then starts an attempt (reconcile + reopen) unless one is still running.
 func (m *Machine) degradedTick(env Env, o *out) {
-	if m.Phase != DegradedPoll {
+	if m.phase != DegradedPoll {
 		return
 	}
 	m.setTimer(o, TimerDegradedPoll, env.Now.Add(m.degradedInterval))

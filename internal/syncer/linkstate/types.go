@@ -2,7 +2,8 @@
 // clock, no I/O. The link supervisor (internal/syncer) feeds it inputs (feed opened, event
 // delivered, applied, push flushed, reconcile done, timer fired, ...) together with the current
 // time, and performs the effects it returns (open a feed, arm a timer, start a reconcile,
-// persist, publish an event). Every transition is therefore a table test.
+// persist, publish an event). Its tests are therefore scenarios of inputs and effects
+// (testdata/, run by scenario_test.go).
 package linkstate
 
 import (

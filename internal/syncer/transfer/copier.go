@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/go-logr/logr"
 )
 
@@ -254,14 +255,14 @@ func dependencyItem(e dwn.Entry) (item, bool) {
 		return item{Item: Item{Entry: e}, index: -1}, e.CID != ""
 	}
 	if e.CID == "" {
-		cid, err := dwn.MessageCID(e.Message)
+		cid, err := msg.MessageCID(e.Message)
 		if err != nil {
 			return item{}, false
 		}
 		e.CID = cid
 	}
 	it := item{Item: Item{Entry: e}, index: -1}
-	if info, err := dwn.Inspect(e.Message); err == nil {
+	if info, err := msg.Inspect(e.Message); err == nil {
 		it.Info = info
 	}
 	return it, true
@@ -294,11 +295,11 @@ func (c *Copier) applyOnce(ctx context.Context, src, dst dwn.Tenant, it item) (O
 			return Outcome{CID: cid, Kind: dwn.Invalid, Reason: fmt.Sprintf("%s: asked the source for %s, it answered with %s", ReasonCIDMismatch, cid, rr.CID)}, dwn.ApplyResult{}
 		}
 	}
-	stripped, err := dwn.StripForApply(message)
+	stripped, err := msg.StripForApply(message)
 	if err != nil {
 		return Outcome{CID: cid, Kind: dwn.Invalid, Reason: ReasonUninspectable + ": " + err.Error()}, dwn.ApplyResult{}
 	}
-	computed, err := dwn.MessageCID(stripped)
+	computed, err := msg.MessageCID(stripped)
 	if err != nil {
 		return Outcome{CID: cid, Kind: dwn.Invalid, Reason: ReasonUninspectable + ": " + err.Error()}, dwn.ApplyResult{}
 	}

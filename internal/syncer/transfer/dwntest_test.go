@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwndialect "github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 )
 
@@ -103,7 +104,7 @@ func openNode(ctx context.Context, t testing.TB, n *dwntest.Node, id *dwntest.Id
 	if n.Mode() == dwntest.ModeEnboxSMT {
 		dialect = dwn.DialectEnboxSMT
 	}
-	c, err := dwn.Open(ctx, n.URL(), dwn.Options{Dialect: dialect})
+	c, err := dwndialect.Open(ctx, n.URL(), dwndialect.Options{Dialect: dialect})
 	if err != nil {
 		t.Fatal(err)
 	}

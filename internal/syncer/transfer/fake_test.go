@@ -14,20 +14,21 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // --- messages -------------------------------------------------------------------------------
 
 // factory signs realistic DWN messages (real CIDs, real recordIds, real signatures) so that
-// dwn.Inspect and dwn.MessageCID see what a server would send.
+// msg.Inspect and msg.MessageCID see what a server would send.
 type factory struct {
 	t      testing.TB
-	signer *dwn.Signer
+	signer *dwnmsg.Signer
 	clock  time.Time
 }
 
 func newFactory(t testing.TB) *factory {
-	s, _, err := dwn.GenerateSigner()
+	s, _, err := dwnmsg.GenerateSigner()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,10 +37,10 @@ func newFactory(t testing.TB) *factory {
 
 func (f *factory) now() string {
 	f.clock = f.clock.Add(time.Millisecond)
-	return dwn.FormatTimestamp(f.clock)
+	return dwnmsg.FormatTimestamp(f.clock)
 }
 
-func (f *factory) sign(desc map[string]any, top map[string]any, opts ...dwn.SignOption) (json.RawMessage, string) {
+func (f *factory) sign(desc map[string]any, top map[string]any, opts ...dwnmsg.SignOption) (json.RawMessage, string) {
 	f.t.Helper()
 	msg, err := f.signer.SignDescriptor(desc, opts...)
 	if err != nil {
@@ -57,7 +58,7 @@ func (f *factory) sign(desc map[string]any, top map[string]any, opts ...dwn.Sign
 			f.t.Fatal(err)
 		}
 	}
-	cid, err := dwn.MessageCID(msg)
+	cid, err := dwnmsg.MessageCID(msg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func (f *factory) write(protocol, path, parent string, data []byte) fmsg {
 	for k, v := range desc {
 		withAuthor[k] = v
 	}
-	recordID, err := dwn.CIDOf(withAuthor)
+	recordID, err := dwnmsg.CIDOf(withAuthor)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func payload(n int, seed byte) []byte {
 
 type stored struct {
 	message json.RawMessage
-	info    dwn.MessageInfo
+	info    dwnmsg.MessageInfo
 	data    []byte // nil = stored without data
 }
 
@@ -175,7 +176,7 @@ func newFakeTenant(name string) *fakeTenant {
 func (t *fakeTenant) seed(tb testing.TB, ms ...fmsg) {
 	tb.Helper()
 	for _, m := range ms {
-		info, err := dwn.Inspect(m.Message)
+		info, err := dwnmsg.Inspect(m.Message)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -185,7 +186,7 @@ func (t *fakeTenant) seed(tb testing.TB, ms ...fmsg) {
 	}
 }
 
-func (t *fakeTenant) store(cid string, msg json.RawMessage, info dwn.MessageInfo, data []byte) {
+func (t *fakeTenant) store(cid string, msg json.RawMessage, info dwnmsg.MessageInfo, data []byte) {
 	if _, ok := t.msgs[cid]; !ok {
 		t.log = append(t.log, cid)
 	}
@@ -217,7 +218,7 @@ func (t *fakeTenant) ListCIDs(context.Context, dwn.Scope) ([]string, error) {
 
 func (t *fakeTenant) Digest(ctx context.Context, s dwn.Scope) (dwn.Digest, error) {
 	cids, _ := t.ListCIDs(ctx, s)
-	return dwn.Digest{Kind: dwn.DigestListing, Value: dwn.ListingDigest(cids)}, nil
+	return dwn.Digest{Kind: dwn.DigestListing, Value: dwnmsg.ListingDigest(cids)}, nil
 }
 
 // sourceReader is what Read hands out; Apply on another fake records whether it got one
@@ -250,11 +251,11 @@ func (t *fakeTenant) Read(_ context.Context, cid string) (dwn.ReadResult, error)
 }
 
 func (t *fakeTenant) Apply(_ context.Context, message json.RawMessage, data io.Reader) (dwn.ApplyResult, error) {
-	cid, err := dwn.MessageCID(message)
+	cid, err := dwnmsg.MessageCID(message)
 	if err != nil {
 		return dwn.ApplyResult{Kind: dwn.Invalid, Reason: err.Error()}, nil
 	}
-	info, err := dwn.Inspect(message)
+	info, err := dwnmsg.Inspect(message)
 	if err != nil {
 		return dwn.ApplyResult{Kind: dwn.Invalid, Reason: err.Error()}, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // heapPeak samples the live heap (after a GC) at chosen moments and keeps the largest.
@@ -36,7 +37,7 @@ type listedTenant struct {
 	heap  *heapPeak
 }
 
-func sharedCID(i int) string { return dwn.RawDataCID([]byte("shared-" + strconv.Itoa(i))) }
+func sharedCID(i int) string { return msg.RawDataCID([]byte("shared-" + strconv.Itoa(i))) }
 
 func (t listedTenant) EachCID(ctx context.Context, scope dwn.Scope, fn func(string) error) error {
 	for i := range t.extra {
@@ -91,7 +92,7 @@ func reconcileHeap(t *testing.T, n int) uint64 {
 	return h.peak - base
 }
 
-// A reconcile's memory grows with the tenant only by its compact listings (dwn.CIDList, ~40
+// A reconcile's memory grows with the tenant only by its compact listings (msg.CIDList, ~40
 // bytes a CID a side), never by the listing as text (a []string costs ~80-96 bytes a CID a
 // side). Measured as the growth of the peak live heap from n to 4n shared messages, per CID
 // listed (two listings per message).

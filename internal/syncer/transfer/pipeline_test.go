@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // concurrencyProbe watches the Reads and Applies of two tenants (sides 0 and 1) and records
@@ -180,7 +181,7 @@ type slowTarget struct {
 }
 
 func (t *slowTarget) Apply(ctx context.Context, message json.RawMessage, data io.Reader) (dwn.ApplyResult, error) {
-	cid, _ := dwn.MessageCID(message)
+	cid, _ := msg.MessageCID(message)
 	if cid == t.slow {
 		select {
 		case <-t.released:

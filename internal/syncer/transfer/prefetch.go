@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // prefetchBudget is the memory a Copy may spend on small payloads read before sorting.
@@ -96,7 +97,7 @@ func (c *Copier) prepare(ctx context.Context, src dwn.Tenant, e dwn.Entry, index
 		if rr.Data == nil {
 			it.noData = true
 		} else {
-			info, _ := dwn.Inspect(rr.Message)
+			info, _ := msg.Inspect(rr.Message)
 			if info.DataSize <= c.inlineLimit() && budget.take(info.DataSize) {
 				buf, err := io.ReadAll(io.LimitReader(rr.Data, c.inlineLimit()+1))
 				if err == nil && int64(len(buf)) <= c.inlineLimit() {
@@ -106,7 +107,7 @@ func (c *Copier) prepare(ctx context.Context, src dwn.Tenant, e dwn.Entry, index
 			_ = rr.Data.Close()
 		}
 	}
-	info, err := dwn.Inspect(it.Entry.Message)
+	info, err := msg.Inspect(it.Entry.Message)
 	if err != nil {
 		return it, Outcome{CID: e.CID, Kind: dwn.Invalid, Reason: ReasonUninspectable + ": " + err.Error()}, false
 	}

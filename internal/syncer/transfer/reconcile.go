@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // Direction says which way a reconcile may copy. It has the same values as the engine's link
@@ -157,11 +158,11 @@ func chunkAbort(ctx context.Context, r Result) error {
 }
 
 // digestComparer obtains comparable digests of both sides, remembering listings it had to
-// fetch so the diff can reuse them. Listings are kept compact (dwn.CIDList, ~40 bytes a CID):
+// fetch so the diff can reuse them. Listings are kept compact (msg.CIDList, ~40 bytes a CID):
 // they are the part of a reconcile's memory that grows with the tenant.
 type digestComparer struct {
 	scope                 dwn.Scope
-	localCIDs, remoteCIDs *dwn.CIDList // nil until listed
+	localCIDs, remoteCIDs *msg.CIDList // nil until listed
 }
 
 func (d *digestComparer) compare(ctx context.Context, local, remote dwn.Tenant) (dwn.Digest, dwn.Digest, error) {
@@ -198,7 +199,7 @@ func (d *digestComparer) listingDigest(ctx context.Context, t dwn.Tenant, isLoca
 	return dwn.Digest{Kind: dwn.DigestListing, Value: cids.ListingDigest()}, nil
 }
 
-func (d *digestComparer) list(ctx context.Context, t dwn.Tenant, isLocal bool) (*dwn.CIDList, error) {
+func (d *digestComparer) list(ctx context.Context, t dwn.Tenant, isLocal bool) (*msg.CIDList, error) {
 	kept := &d.remoteCIDs
 	if isLocal {
 		kept = &d.localCIDs
@@ -246,7 +247,7 @@ func (s entrySlice) Entries(start, end int) []dwn.Entry { return s[start:end] }
 // message instead of an entry (~170 bytes with its CID), so a bootstrap of a large tenant
 // holds entries for one batch at a time.
 type listingMissing struct {
-	list *dwn.CIDList // indexed: only read from here on, by one copy direction
+	list *msg.CIDList // indexed: only read from here on, by one copy direction
 	at   []int32
 }
 
@@ -261,7 +262,7 @@ func (m listingMissing) Entries(start, end int) []dwn.Entry {
 }
 
 // missingFrom is the CIDs of have that other lacks, once each, in have's order.
-func missingFrom(have, other *dwn.CIDList) listingMissing {
+func missingFrom(have, other *msg.CIDList) listingMissing {
 	m := listingMissing{list: have}
 	for i := range have.Len() {
 		c := have.At(i)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // fakeSMTTenant adds the seed-era MessagesSync primitives to a fake, with the server's diff
@@ -22,8 +23,8 @@ type fakeSMTTenant struct {
 
 func (t *fakeSMTTenant) Dialect() dwn.Dialect { return dwn.DialectEnboxSMT }
 
-func (t *fakeSMTTenant) tree() *dwn.SMT {
-	tree := dwn.NewSMT()
+func (t *fakeSMTTenant) tree() *msg.SMT {
+	tree := msg.NewSMT()
 	cids, _ := t.ListCIDs(context.Background(), dwn.Scope{})
 	for _, c := range cids {
 		tree.Insert(c)
@@ -284,7 +285,7 @@ func (o orderTenant) Read(ctx context.Context, cid string) (dwn.ReadResult, erro
 
 func (o orderTenant) Apply(ctx context.Context, message json.RawMessage, data io.Reader) (dwn.ApplyResult, error) {
 	res, err := o.fakeTenant.Apply(ctx, message, data)
-	cid, _ := dwn.MessageCID(message)
+	cid, _ := msg.MessageCID(message)
 	o.mu.Lock()
 	if !o.isSource && !o.applied[cid] && o.read[cid] {
 		o.applied[cid] = true

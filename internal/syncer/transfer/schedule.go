@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // abortFlag holds the first transient failure of a batch: once set, messages not yet started
@@ -35,7 +36,7 @@ func (a *abortFlag) setIfFirst(err error) {
 // time, in input order, once nothing else can start. After a transient failure sets stop,
 // items not yet started get that error instead of being attempted.
 func (c *Copier) applyInOrder(ctx context.Context, src, dst dwn.Tenant, items []item, stop *abortFlag) []Outcome {
-	infos := make([]dwn.MessageInfo, len(items))
+	infos := make([]msg.MessageInfo, len(items))
 	for i, it := range items {
 		infos[i] = it.Info
 	}

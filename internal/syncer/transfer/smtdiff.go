@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
 // smtDiff runs the seed's batched diff between two enbox-smt servers: collect the local
@@ -72,7 +73,7 @@ func collectHashes(ctx context.Context, t dwn.SMTTenant, scope dwn.Scope, out ma
 			if errs[i] != nil {
 				return fmt.Errorf("SMT subtree %q of %s: %w", prefix, t.Endpoint(), errs[i])
 			}
-			if h := hashes[i]; h == "" || h == dwn.EmptySubtree(depth) {
+			if h := hashes[i]; h == "" || h == msg.EmptySubtree(depth) {
 				continue
 			}
 			if depth == SMTDiffDepth {

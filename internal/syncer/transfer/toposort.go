@@ -4,7 +4,10 @@
 // source, and reconciles two tenants by digest and diff.
 package transfer
 
-import "github.com/dwnsync/dwnsync/internal/dwn"
+import (
+	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
+)
 
 // Permission grants are records at path "grant" of the permissions protocol; enbox and the
 // TBD server name the protocol differently.
@@ -16,7 +19,7 @@ var permissionProtocols = map[string]bool{
 // Item is an entry with what Inspect found in its message.
 type Item struct {
 	Entry dwn.Entry
-	Info  dwn.MessageInfo
+	Info  msg.MessageInfo
 }
 
 // TopoSort orders items so that, within the batch, a protocol's configure precedes its
@@ -27,7 +30,7 @@ func TopoSort(items []Item) []Item {
 	if len(items) <= 1 {
 		return items
 	}
-	infos := make([]dwn.MessageInfo, len(items))
+	infos := make([]msg.MessageInfo, len(items))
 	for i, it := range items {
 		infos[i] = it.Info
 	}
@@ -44,7 +47,7 @@ func TopoSort(items []Item) []Item {
 // level among its dependencies. Items of one level do not depend on each other, so they may
 // be applied concurrently once the levels below are done. Items left in a cycle get a level of
 // their own after all others.
-func topoOrder(items []dwn.MessageInfo) (order []int, level []int) {
+func topoOrder(items []msg.MessageInfo) (order []int, level []int) {
 	n := len(items)
 	dependents, inDegree := dependencyGraph(items)
 
@@ -84,7 +87,7 @@ func topoOrder(items []dwn.MessageInfo) (order []int, level []int) {
 
 // dependencyGraph returns, for each item, the items of the batch that depend on it (in input
 // order) and how many items of the batch it depends on.
-func dependencyGraph(items []dwn.MessageInfo) (dependents [][]int, inDegree []int) {
+func dependencyGraph(items []msg.MessageInfo) (dependents [][]int, inDegree []int) {
 	n := len(items)
 	configures := map[string]int{}    // protocol -> last configure in the batch
 	initialWrites := map[string]int{} // recordId -> its initial write

@@ -5,25 +5,26 @@ import (
 	"testing"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
-func node(name string, info dwn.MessageInfo) Item {
+func node(name string, info msg.MessageInfo) Item {
 	return Item{Entry: dwn.Entry{CID: name}, Info: info}
 }
 
 var (
-	cfgP   = dwn.MessageInfo{Interface: "Protocols", Method: "Configure", ConfiguredProtocol: "P"}
-	cfgQ   = dwn.MessageInfo{Interface: "Protocols", Method: "Configure", ConfiguredProtocol: "Q"}
-	wR1    = dwn.MessageInfo{Interface: "Records", Method: "Write", Protocol: "P", RecordID: "R1", IsInitialWrite: true}
-	uR1    = dwn.MessageInfo{Interface: "Records", Method: "Write", Protocol: "P", RecordID: "R1"}
-	dR1    = dwn.MessageInfo{Interface: "Records", Method: "Delete", RecordID: "R1"}
-	wC1    = dwn.MessageInfo{Interface: "Records", Method: "Write", Protocol: "P", RecordID: "C1", ParentID: "R1", IsInitialWrite: true}
-	wGrant = dwn.MessageInfo{Interface: "Records", Method: "Write", Protocol: "https://tbd.website/dwn/permissions", ProtocolPath: "grant", RecordID: "G", IsInitialWrite: true}
-	useG   = dwn.MessageInfo{Interface: "Records", Method: "Write", Protocol: "Q", RecordID: "R9", IsInitialWrite: true, PermissionGrantID: "G"}
-	other  = dwn.MessageInfo{Interface: "Records", Method: "Write", Protocol: "Z", RecordID: "RZ", IsInitialWrite: true}
+	cfgP   = msg.MessageInfo{Interface: "Protocols", Method: "Configure", ConfiguredProtocol: "P"}
+	cfgQ   = msg.MessageInfo{Interface: "Protocols", Method: "Configure", ConfiguredProtocol: "Q"}
+	wR1    = msg.MessageInfo{Interface: "Records", Method: "Write", Protocol: "P", RecordID: "R1", IsInitialWrite: true}
+	uR1    = msg.MessageInfo{Interface: "Records", Method: "Write", Protocol: "P", RecordID: "R1"}
+	dR1    = msg.MessageInfo{Interface: "Records", Method: "Delete", RecordID: "R1"}
+	wC1    = msg.MessageInfo{Interface: "Records", Method: "Write", Protocol: "P", RecordID: "C1", ParentID: "R1", IsInitialWrite: true}
+	wGrant = msg.MessageInfo{Interface: "Records", Method: "Write", Protocol: "https://tbd.website/dwn/permissions", ProtocolPath: "grant", RecordID: "G", IsInitialWrite: true}
+	useG   = msg.MessageInfo{Interface: "Records", Method: "Write", Protocol: "Q", RecordID: "R9", IsInitialWrite: true, PermissionGrantID: "G"}
+	other  = msg.MessageInfo{Interface: "Records", Method: "Write", Protocol: "Z", RecordID: "RZ", IsInitialWrite: true}
 	// a cycle: each initial write names the other as parent
-	cyc1 = dwn.MessageInfo{Interface: "Records", Method: "Write", RecordID: "X1", ParentID: "X2", IsInitialWrite: true}
-	cyc2 = dwn.MessageInfo{Interface: "Records", Method: "Write", RecordID: "X2", ParentID: "X1", IsInitialWrite: true}
+	cyc1 = msg.MessageInfo{Interface: "Records", Method: "Write", RecordID: "X1", ParentID: "X2", IsInitialWrite: true}
+	cyc2 = msg.MessageInfo{Interface: "Records", Method: "Write", RecordID: "X2", ParentID: "X1", IsInitialWrite: true}
 )
 
 // The rules of spec §4.5, one row each, plus stability and cycles.
@@ -61,7 +62,7 @@ func TestTopoSort(t *testing.T) {
 
 // Levels decide what may be applied concurrently: nothing shares a level with a dependency.
 func TestTopoLevels(t *testing.T) {
-	in := []dwn.MessageInfo{dR1, wC1, uR1, wR1, cfgP, other, cyc1, cyc2}
+	in := []msg.MessageInfo{dR1, wC1, uR1, wR1, cfgP, other, cyc1, cyc2}
 	order, level := topoOrder(in)
 	want := map[int]int{4: 0, 5: 0, 3: 1, 0: 2, 1: 2, 2: 2, 6: 3, 7: 4}
 	for i, l := range want {

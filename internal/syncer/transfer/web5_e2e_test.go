@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 )
 
@@ -58,13 +60,13 @@ func TestReconcileTwoRealWeb5Servers(t *testing.T) {
 	t.Logf("seeded A with %d messages (%d CIDs, one of 2 MiB) at %.0f/s, B with %d messages (%d CIDs) at %.0f/s in %v",
 		seedA.Messages+1, seedA.ExpectedCIDs, seedA.Rate(), seedB.Messages, seedB.ExpectedCIDs, seedB.Rate(), time.Since(seedStart).Round(time.Millisecond))
 
-	signer, err := dwn.NewSigner(id.DID, id.PrivateJWK)
+	signer, err := msg.NewSigner(id.DID, id.PrivateJWK)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tenants := make([]dwn.Tenant, 2)
 	for i, s := range servers {
-		c, err := dwn.Open(ctx, s.URL, dwn.Options{Dialect: dwn.DialectWeb5})
+		c, err := dialect.Open(ctx, s.URL, dialect.Options{Dialect: dwn.DialectWeb5})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +190,7 @@ func TestReconcileTwoRealWeb5Servers(t *testing.T) {
 		if _, err := client.Seed(servers[0].URL, id2, dwnserver.SeedSpec{Records: 3, Updates: 1, Prefix: "c"}); err != nil {
 			t.Fatal(err)
 		}
-		signer2, err := dwn.NewSigner(id2.DID, id2.PrivateJWK)
+		signer2, err := msg.NewSigner(id2.DID, id2.PrivateJWK)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -202,7 +204,7 @@ func TestReconcileTwoRealWeb5Servers(t *testing.T) {
 			if rr.Data != nil {
 				rr.Data.Close()
 			}
-			if info, _ := dwn.Inspect(rr.Message); info.Kind() == "RecordsWrite" && !info.IsInitialWrite {
+			if info, _ := msg.Inspect(rr.Message); info.Kind() == "RecordsWrite" && !info.IsInitialWrite {
 				update = cid
 			}
 		}
@@ -225,9 +227,9 @@ func TestReconcileTwoRealWeb5Servers(t *testing.T) {
 	t.Logf("total %v", time.Since(start).Round(time.Millisecond))
 }
 
-func reopen(ctx context.Context, t *testing.T, url string) *dwn.Client {
+func reopen(ctx context.Context, t *testing.T, url string) *dialect.Client {
 	t.Helper()
-	c, err := dwn.Open(ctx, url, dwn.Options{Dialect: dwn.DialectWeb5})
+	c, err := dialect.Open(ctx, url, dialect.Options{Dialect: dwn.DialectWeb5})
 	if err != nil {
 		t.Fatal(err)
 	}
