@@ -64,13 +64,23 @@ type replica struct {
 
 func startReplica(t *testing.T, ns string) *replica {
 	t.Helper()
+	return startReplicaWith(t, ns, nil)
+}
+
+// startReplicaWith is startReplica with options changed by tune.
+func startReplicaWith(t *testing.T, ns string, tune func(*operator.Options)) *replica {
+	t.Helper()
 	probe := freeAddr(t)
-	op, err := operator.New(cfg, operator.Options{
+	opts := operator.Options{
 		StateDir: t.TempDir(), MetricsBindAddress: "0", HealthProbeBindAddress: probe,
 		LeaderElect: true, LeaderElectionNamespace: ns, LeaderElectionID: "dwnsync-" + ns,
 		WatchNamespaces: []string{ns}, SkipNameValidation: true,
 		Logger: zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.Level(zapLevel()))),
-	})
+	}
+	if tune != nil {
+		tune(&opts)
+	}
+	op, err := operator.New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,3 +17,28 @@ var statusWritesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 func init() {
 	metrics.Registry.MustRegister(statusWritesTotal)
 }
+
+// Sharding metrics (operator replicas as shards, docs/decisions.md D23).
+var (
+	shardLinks = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "dwnsync_shard_links",
+		Help: "ReplicationLinks assigned to each shard, as the sharder last counted them.",
+	}, []string{"shard"})
+	shardHandovers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dwnsync_shard_handovers_total",
+		Help: "Links that left a shard: drained (the shard stopped it and let go) or taken over (the shard was declared dead).",
+	}, []string{"shard", "kind"})
+	shardHandoverSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "dwnsync_shard_handover_duration_seconds",
+		Help:    "Time a link spent between shards, by kind: drain (drain requested → assigned anew) or takeover (dead owner's last renewal → assigned anew).",
+		Buckets: prometheus.ExponentialBuckets(0.25, 2, 12),
+	}, []string{"kind"})
+	shardFencingStops = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dwnsync_shard_fencing_stops_total",
+		Help: "Links a shard stopped because it could not renew its Lease in time, or found it declared dead.",
+	}, []string{"shard"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(shardLinks, shardHandovers, shardHandoverSeconds, shardFencingStops)
+}

@@ -65,6 +65,9 @@ type ReplicationLinkReconciler struct {
 	CounterWritesPerSecond float64
 	// MaxConcurrentReconciles of the controller.
 	MaxConcurrentReconciles int
+	// Shard, when set, makes this reconciler one shard of several (docs/decisions.md D23): it
+	// runs only links labelled for it, while it holds its Lease.
+	Shard *Shard
 
 	// claims reads the links of one ledger key through the cache's key index (the manager's
 	// cache, even when Client reads the API server directly).
@@ -114,6 +117,11 @@ func (r *ReplicationLinkReconciler) reconcile(ctx context.Context, req ctrl.Requ
 			return ctrl.Result{}, r.release(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, err
+	}
+	if r.Shard != nil {
+		if res, done, err := r.shardGate(ctx, link); done || err != nil {
+			return res, err
+		}
 	}
 	if !link.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, link)
@@ -170,7 +178,7 @@ func (r *ReplicationLinkReconciler) sync(ctx context.Context, link *v1alpha1.Rep
 
 	inputs := fmt.Sprintf("%d/%s/%s", link.Generation, secret.UID, secret.ResourceVersion)
 	if snap, known := r.Engine.Snapshot(key); r.appliedInputs(nn) != inputs || !known || snap.Owner != string(link.UID) {
-		got, holder, err := r.apply(ctx, link, key, cfg)
+		got, holder, err := r.applyLink(ctx, link, key, cfg)
 		if holder != nil {
 			return r.problem(ctx, link, duplicate(link, holder, key))
 		}

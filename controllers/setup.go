@@ -67,7 +67,13 @@ func (r *ReplicationLinkReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(manager.RunnableFunc(r.pumpEngineEvents)); err != nil {
+	var pump manager.Runnable = manager.RunnableFunc(r.pumpEngineEvents)
+	if r.Shard != nil {
+		if pump, err = r.setupShard(mgr, pump); err != nil {
+			return err
+		}
+	}
+	if err := mgr.Add(pump); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
@@ -76,7 +82,7 @@ func (r *ReplicationLinkReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.linksForSecret)).
 		Watches(&v1alpha1.ReplicationLink{}, handler.EnqueueRequestsFromMapFunc(r.otherClaimants), builder.WithPredicates(createdOrDeleted())).
 		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, NeedLeaderElection: r.needLeaderElection()}).
 		Complete(r)
 }
 

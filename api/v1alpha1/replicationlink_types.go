@@ -295,6 +295,7 @@ type ReplicationLinkStatus struct {
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.spec.endpoint`,priority=1
 // +kubebuilder:printcolumn:name="Protocol",type=string,JSONPath=`.spec.protocol`,priority=1
 // +kubebuilder:printcolumn:name="Tenant",type=string,JSONPath=`.spec.tenant`,priority=1
+// +kubebuilder:printcolumn:name="Shard",type=string,JSONPath=`.metadata.labels.shard\.dwnsync\.io/owner`,priority=1
 type ReplicationLink struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

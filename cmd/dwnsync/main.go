@@ -143,6 +143,10 @@ func runOperator(args []string) error {
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect one active replica; only the leader runs links")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the election Lease (default: the pod's)")
+	fs.BoolVar(&o.Sharding.Enabled, "sharding", false, "every replica is a shard running a share of the links (needs --leader-elect: the leader assigns them)")
+	fs.StringVar(&o.Sharding.ShardName, "shard-name", os.Getenv("POD_NAME"), "this replica's shard name (default: $POD_NAME)")
+	fs.StringVar(&o.Sharding.LeaseNamespace, "shard-lease-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the shard Leases (default: $POD_NAMESPACE)")
+	fs.StringVar(&o.Sharding.Ring, "shard-ring", "dwnsync", "name of this installation's set of shards (the Leases' shard.dwnsync.io/ring label)")
 	watch := fs.String("watch-namespaces", "", "comma-separated namespaces to watch (default: all)")
 	fs.Var(aliasFlag{fs, "watch-namespaces"}, "watch-namespace", "alias of --watch-namespaces")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "ReplicationLinks reconciled in parallel")
@@ -165,7 +169,7 @@ func runOperator(args []string) error {
 	}
 	o.Logger = zap.New(zap.UseFlagOptions(&zopts))
 	ctrl.SetLogger(o.Logger)
-	o.Logger.Info("starting dwnsync operator", "version", version.Version, "localEndpoint", o.LocalEndpoint, "stateDir", o.StateDir, "leaderElect", o.LeaderElect)
+	o.Logger.Info("starting dwnsync operator", "version", version.Version, "localEndpoint", o.LocalEndpoint, "stateDir", o.StateDir, "leaderElect", o.LeaderElect, "sharding", o.Sharding.Enabled, "shard", o.Sharding.ShardName)
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("no Kubernetes API server (in-cluster config or KUBECONFIG): %w; without a cluster use 'dwnsync run -f FILE'", err)

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
+	"github.com/dwnsync/dwnsync/internal/sharding"
 	"github.com/dwnsync/dwnsync/internal/standalone"
 	"github.com/dwnsync/dwnsync/internal/status"
 )
@@ -39,7 +40,8 @@ func TestStatusViewsOnEnvtest(t *testing.T) {
 	}
 	tenant := longDIDJWK(t)
 	link := &v1alpha1.ReplicationLink{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "alice-to-dwn-eu-west"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "alice-to-dwn-eu-west",
+			Labels: map[string]string{sharding.OwnerLabel: "dwnsync-2"}},
 		Spec: v1alpha1.ReplicationLinkSpec{Tenant: tenant, Endpoint: "https://dwn.eu-west.example.com",
 			Signer: v1alpha1.SignerSpec{SecretRef: v1alpha1.SecretReference{Name: "alice-signer"}}},
 	}
@@ -68,8 +70,8 @@ func TestStatusViewsOnEnvtest(t *testing.T) {
 	wide := kubectl(t, kubeconfig, "get", "rl", "-n", ns, "-o", "wide")
 	kubectlWide := slices.Concat(standalone.Columns, standalone.WideColumns[:len(standalone.WideColumns)-1]) // all but LAST ERROR
 	assertHeader(t, wide, kubectlWide)
-	if !strings.Contains(wide, tenant) || !strings.Contains(wide, link.Spec.Endpoint) {
-		t.Errorf("kubectl get rl -o wide lacks the tenant or the endpoint:\n%s", wide)
+	if !strings.Contains(wide, tenant) || !strings.Contains(wide, link.Spec.Endpoint) || !strings.Contains(wide, "dwnsync-2") {
+		t.Errorf("kubectl get rl -o wide lacks the tenant, the endpoint or the shard:\n%s", wide)
 	}
 
 	ours := captureStdout(t, func() error { return runStatus([]string{"--kubeconfig", kubeconfig, "-n", ns}) })
@@ -81,8 +83,8 @@ func TestStatusViewsOnEnvtest(t *testing.T) {
 	}
 	oursWide := captureStdout(t, func() error { return runStatus([]string{"--kubeconfig", kubeconfig, "-A", "-o", "wide"}) })
 	assertHeader(t, oursWide, slices.Concat(standalone.Columns, standalone.WideColumns))
-	if !strings.Contains(oursWide, tenant) {
-		t.Errorf("dwnsync status -o wide lacks the tenant:\n%s", oursWide)
+	if !strings.Contains(oursWide, tenant) || !strings.Contains(oursWide, "dwnsync-2") {
+		t.Errorf("dwnsync status -o wide lacks the tenant or the shard:\n%s", oursWide)
 	}
 	asJSON := captureStdout(t, func() error { return runStatus([]string{"--kubeconfig", kubeconfig, "-n", ns, "-o", "json"}) })
 	var list v1alpha1.ReplicationLinkList

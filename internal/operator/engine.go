@@ -37,6 +37,8 @@ type leaderEngine struct {
 	// beforeCommit is Options.LedgerBeforeCommit (fault injection in tests).
 	beforeCommit func() error
 	egress       wire.EgressPolicy
+	// everyReplica runs the engine on every replica (sharding), not only on the leader.
+	everyReplica bool
 
 	ready  chan struct{} // closed when engine is set
 	failed chan struct{} // closed when the engine could not start
@@ -77,6 +79,9 @@ func (l *leaderEngine) Start(ctx context.Context) (err error) {
 	l.logger.Info("replication engine started", "stateDir", l.stateDir)
 	return rt.Engine.Start(ctx)
 }
+
+// NeedLeaderElection: the engine runs on the leader only, unless every replica is a shard.
+func (l *leaderEngine) NeedLeaderElection() bool { return !l.everyReplica }
 
 // WaitReady blocks until the engine runs (the reconciler waits on it instead of failing).
 func (l *leaderEngine) WaitReady(ctx context.Context) error {

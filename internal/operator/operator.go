@@ -28,6 +28,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
+	"github.com/dwnsync/dwnsync/internal/sharding"
 )
 
 // Options are the operator's flags.
@@ -58,6 +59,40 @@ type Options struct {
 	// LedgerBeforeCommit, when set, runs before each ledger commit; an error fails the commit
 	// (tests simulate a full disk).
 	LedgerBeforeCommit func() error
+	// Sharding, when enabled, makes every replica a shard (docs/decisions.md D23).
+	Sharding ShardingOptions
+}
+
+// ShardingOptions: every replica runs the links labelled for it, while it holds its shard
+// Lease; the elected replica also assigns links to shards.
+type ShardingOptions struct {
+	Enabled bool
+	// ShardName is this replica's shard (the pod name).
+	ShardName string
+	// LeaseNamespace holds the shard Leases (the pod's namespace).
+	LeaseNamespace string
+	// Ring names the set of shards (one operator installation); default "dwnsync".
+	Ring   string
+	Timing sharding.Timing
+}
+
+func (s *ShardingOptions) validate() error {
+	if !s.Enabled {
+		return nil
+	}
+	if s.Ring == "" {
+		s.Ring = "dwnsync"
+	}
+	if s.Timing == (sharding.Timing{}) {
+		s.Timing = sharding.DefaultTiming
+	}
+	switch {
+	case s.ShardName == "":
+		return errors.New("--sharding needs --shard-name (the pod name; the chart passes $POD_NAME)")
+	case s.LeaseNamespace == "":
+		return errors.New("--sharding needs --shard-lease-namespace (the pod's namespace; the chart passes $POD_NAMESPACE)")
+	}
+	return s.Timing.Validate()
 }
 
 // Operator is a configured manager, ready to Start.
@@ -89,6 +124,13 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
+	if err := opts.Sharding.validate(); err != nil {
+		return nil, err
+	}
+	cacheOpts := controllers.CacheOptions(opts.WatchNamespaces)
+	if opts.Sharding.Enabled {
+		cacheOpts = controllers.ShardCacheOptions(cacheOpts, opts.Sharding.ShardName)
+	}
 	if opts.LeaderElectionID == "" {
 		opts.LeaderElectionID = "dwnsync-operator.dwnsync.io"
 	}
@@ -97,7 +139,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 	log := opts.Logger
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Cache:                         controllers.CacheOptions(opts.WatchNamespaces),
+		Cache:                         cacheOpts,
 		Controller:                    config.Controller{SkipNameValidation: &opts.SkipNameValidation},
 		Scheme:                        Scheme(),
 		Logger:                        log,
@@ -116,6 +158,7 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	eng.httpClient = opts.HTTPClient
 	eng.beforeCommit = opts.LedgerBeforeCommit
 	eng.egress = opts.Egress
+	eng.everyReplica = opts.Sharding.Enabled
 	if err := mgr.Add(eng); err != nil {
 		return nil, err
 	}
@@ -127,6 +170,11 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 		Clock:                   opts.Clock,
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 		MinCounterInterval:      opts.MinCounterInterval,
+	}
+	if opts.Sharding.Enabled {
+		if err := addSharding(mgr, cfg, rec, opts); err != nil {
+			return nil, err
+		}
 	}
 	if err := rec.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up controller: %w", err)
@@ -146,6 +194,11 @@ func New(cfg *rest.Config, opts Options) (*Operator, error) {
 	}
 	if err := mgr.AddReadyzCheck("ledger", eng.checkpointsSaved); err != nil {
 		return nil, err
+	}
+	if rec.Shard != nil {
+		if err := mgr.AddReadyzCheck("shard", shardHoldsLease(rec.Shard)); err != nil {
+			return nil, err
+		}
 	}
 	return &Operator{Manager: mgr, Reconciler: rec, engine: eng}, nil
 }

@@ -42,7 +42,11 @@ var valuesVariants = [][]string{
 		"--set", "operator.maxConcurrentReconciles=8", "--set", "grafanaDashboard.enabled=true"},
 	egressVariant,
 	noCRDVariant,
+	shardingVariant,
 }
+
+// shardingVariant runs three shards (with their PodDisruptionBudget).
+var shardingVariant = []string{"--set", "sharding.enabled=true", "--set", "sharding.replicas=3"}
 
 // noCRDVariant leaves the CRD to the cluster's admin.
 var noCRDVariant = []string{"--set", "crds.enabled=false", "--set", "crds.keep=false"}
@@ -71,6 +75,9 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"--set", "logFormat=xml"},
 		{"--set", "image.digest=latest"},
 		{"--set", "operator.statusCounterInterval=soon"},
+		{"--set", "sharding.enabled=true", "--set", "sharding.replicas=0"},
+		{"--set", "sharding.enabled=true", "--set", "leaderElection.enabled=false"},
+		{"--set", "sharding.enabled=true", "--set", "persistence.existingClaim=one-for-all"},
 	} {
 		if out, err := helmTemplate(t, bad...); err == nil {
 			t.Errorf("helm template %v was accepted; the schema should reject it\n%s", bad, out)
@@ -217,6 +224,9 @@ func TestChartAcceptedByAPIServer(t *testing.T) {
 		const crd = "customresourcedefinition.apiextensions.k8s.io/replicationlinks.dwnsync.io"
 		if wantCRD := !slices.Equal(variant, noCRDVariant); strings.Contains(out, crd) != wantCRD {
 			t.Errorf("variant %v: CRD rendered=%v, want %v:\n%s", variant, !wantCRD, wantCRD, out)
+		}
+		if hasPDB := strings.Contains(out, "poddisruptionbudget.policy/"); hasPDB != slices.Equal(variant, shardingVariant) {
+			t.Errorf("variant %v: PodDisruptionBudget rendered=%v; want it only with sharding:\n%s", variant, hasPDB, out)
 		}
 		if hasPolicy := strings.Contains(out, "networkpolicy.networking.k8s.io/") && strings.Contains(out, "-egress"); hasPolicy != slices.Equal(variant, egressVariant) {
 			t.Errorf("variant %v: egress NetworkPolicy rendered=%v; want it only when enabled:\n%s", variant, hasPolicy, out)

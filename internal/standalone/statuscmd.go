@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
+	"github.com/dwnsync/dwnsync/internal/sharding"
 )
 
 // FetchStatus reads the link list from a running `dwnsync run` at addr (host:port or URL).
@@ -58,7 +59,7 @@ func callRun(ctx context.Context, addr, method, pathAndQuery string, out any) er
 // step), Wide adding the priority-1 ones and LAST ERROR.
 var (
 	Columns     = []string{"NAME", "STATUS", "READY", "RECONCILE", "PROGRESS", "LAST CONVERGED", "AGE"}
-	WideColumns = []string{"CONNECTIVITY", "DEAD LETTERS", "PULLED", "PUSHED", "DIRECTION", "MODE", "DIALECT", "ENDPOINT", "PROTOCOL", "TENANT", "LAST ERROR"}
+	WideColumns = []string{"CONNECTIVITY", "DEAD LETTERS", "PULLED", "PUSHED", "DIRECTION", "MODE", "DIALECT", "ENDPOINT", "PROTOCOL", "TENANT", "SHARD", "LAST ERROR"}
 )
 
 // PrintTable prints links like `kubectl get replicationlinks` (wide: `-o wide`), with a
@@ -140,7 +141,8 @@ func wideRow(l v1alpha1.ReplicationLink) []string {
 	// A table cell is one line: a multi-line error would break the columns.
 	lastErr := strings.Join(strings.Fields(s.LastError), " ")
 	return []string{string(s.Connectivity), strconv.Itoa(int(s.DeadLetters)), applied(s.Pull), applied(s.Push),
-		string(l.Spec.Direction), string(l.Spec.Mode), s.Dialect, l.Spec.Endpoint, l.Spec.Protocol, l.Spec.Tenant, lastErr}
+		string(l.Spec.Direction), string(l.Spec.Mode), s.Dialect, l.Spec.Endpoint, l.Spec.Protocol, l.Spec.Tenant,
+		l.Labels[sharding.OwnerLabel], lastErr}
 }
 
 // PrintLinks prints list in a kubectl output format: "" (the narrow table), wide, yaml or json.

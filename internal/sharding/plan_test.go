@@ -1,0 +1,160 @@
+package sharding
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+
+func held(name string, renewed time.Time) Shard {
+	return Shard{Name: name, Holder: name, RenewTime: renewed}
+}
+
+func TestTimingValidate(t *testing.T) {
+	if err := DefaultTiming.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		t    Timing
+		want string
+	}{
+		{Timing{LeaseDuration: 10 * time.Second, RenewInterval: time.Second}, "must all be positive"},
+		{Timing{LeaseDuration: 10 * time.Second, RenewInterval: time.Second, Margin: 5 * time.Second}, "less than half"},
+		{Timing{LeaseDuration: 10 * time.Second, RenewInterval: 8 * time.Second, Margin: 3 * time.Second}, "renewInterval"},
+	} {
+		if err := tc.t.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v, want an error saying %q", tc.t, err, tc.want)
+		}
+	}
+}
+
+// The fencing order: the shard stops its links strictly before the sharder may take them, by
+// 2*Margin, whatever the renewal time.
+func TestShardStopsBeforeItsLinksCanBeTaken(t *testing.T) {
+	tm := DefaultTiming
+	renewed := t0
+	for now := t0; now.Before(t0.Add(time.Minute)); now = now.Add(100 * time.Millisecond) {
+		st := tm.State(held("a", renewed), now)
+		if st >= Takeable && !tm.MustStop(renewed, now) {
+			t.Fatalf("at +%v the sharder may take the links of a shard that need not have stopped", now.Sub(t0))
+		}
+		if tm.MustStop(renewed, now) != !now.Before(t0.Add(10*time.Second)) {
+			t.Fatalf("at +%v MustStop=%v, want it from +10s", now.Sub(t0), tm.MustStop(renewed, now))
+		}
+	}
+	if gap := tm.TakeableAt(renewed).Sub(tm.StopsBy(renewed)); gap != 2*tm.Margin {
+		t.Fatalf("gap between self-stop and takeover = %v, want %v", gap, 2*tm.Margin)
+	}
+}
+
+func TestShardStates(t *testing.T) {
+	tm := DefaultTiming
+	for _, tc := range []struct {
+		name  string
+		shard Shard
+		at    time.Duration
+		want  ShardState
+	}{
+		{"renewed", held("a", t0), 14 * time.Second, Live},
+		{"expired", held("a", t0), 15 * time.Second, Expired},
+		{"expired within the margin", held("a", t0), 19 * time.Second, Expired},
+		{"takeable after duration+margin", held("a", t0), 20 * time.Second, Takeable},
+		{"declared dead", Shard{Name: "a", Holder: DeadHolder, RenewTime: t0}, 0, Dead},
+		{"released by the shard", Shard{Name: "a", RenewTime: t0}, 0, Dead},
+		{"missing lease is never live", Shard{Name: "a", Holder: "a", RenewTime: t0, Missing: true}, 0, Expired},
+		{"missing lease waited out", Shard{Name: "a", Holder: "a", RenewTime: t0, Missing: true}, 20 * time.Second, Takeable},
+	} {
+		if got := tm.State(tc.shard, t0.Add(tc.at)); got != tc.want {
+			t.Errorf("%s: state %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// keyFor finds a key whose rendezvous owner among shards is want.
+func keyFor(t *testing.T, want string, shards ...string) string {
+	for _, k := range keys(1000) {
+		if Owner(k, shards) == want {
+			return k
+		}
+	}
+	t.Fatalf("no key owned by %s", want)
+	return ""
+}
+
+func TestDecide(t *testing.T) {
+	tm := DefaultTiming
+	now := t0.Add(time.Second)
+	a, b := held("a", t0), held("b", t0)
+	kA := keyFor(t, "a", "a", "b") // belongs on a while a and b live
+	kB := keyFor(t, "b", "a", "b")
+	step := func(l Link, v LinkVerb, to string) []LinkAction {
+		return []LinkAction{{Link: l, Verb: v, From: l.Owner, To: to}}
+	}
+	for _, tc := range []struct {
+		name   string
+		link   Link
+		shards []Shard
+		at     time.Time
+		links  []LinkAction
+		shard  []ShardVerb
+		wait   int
+	}{
+		{name: "unassigned: assign", link: Link{ID: "l", Key: kA}, shards: []Shard{a, b}, at: now},
+		{name: "in place: nothing", link: Link{ID: "l", Key: kA, Owner: "a"}, shards: []Shard{a, b}, at: now},
+		{name: "on the wrong live shard: drain", link: Link{ID: "l", Key: kB, Owner: "a"}, shards: []Shard{a, b}, at: now},
+		{name: "draining: wait for the acknowledgement", link: Link{ID: "l", Key: kB, Owner: "a", Draining: true}, shards: []Shard{a, b}, at: now},
+		{name: "draining back home: undrain", link: Link{ID: "l", Key: kA, Owner: "a", Draining: true}, shards: []Shard{a, b}, at: now},
+		{name: "owner expired: wait", link: Link{ID: "l", Key: kA, Owner: "a"}, shards: []Shard{held("a", t0.Add(-16*time.Second)), b}, at: now, wait: 1},
+		{name: "owner silent past the margin: declare dead, links wait", link: Link{ID: "l", Key: kA, Owner: "a"}, shards: []Shard{held("a", t0.Add(-20*time.Second)), b}, at: now, wait: 1, shard: []ShardVerb{DeclareDead}},
+		{name: "owner dead: assign to a live shard", link: Link{ID: "l", Key: kA, Owner: "a"}, shards: []Shard{{Name: "a", Holder: DeadHolder}, b}, at: now},
+		{name: "owner dead and nobody live: unassign", link: Link{ID: "l", Key: kA, Owner: "a"}, shards: []Shard{{Name: "a", Holder: DeadHolder}}, at: now},
+		{name: "owner without a lease: wait, then declare dead", link: Link{ID: "l", Key: kA, Owner: "a"}, shards: []Shard{{Name: "a", Holder: "a", RenewTime: now.Add(-20 * time.Second), Missing: true}, b}, at: now, wait: 1, shard: []ShardVerb{DeclareDead}},
+		{name: "nobody live: unassigned stays", link: Link{ID: "l", Key: kA}, shards: nil, at: now},
+		{name: "dead shard with no links: delete its lease", link: Link{ID: "l", Key: kB, Owner: "b"}, shards: []Shard{{Name: "a", Holder: DeadHolder}, b}, at: now, shard: []ShardVerb{DeleteLease}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tm.Decide([]Link{tc.link}, tc.shards, tc.at)
+			var want []LinkAction
+			switch tc.name {
+			case "unassigned: assign":
+				want = step(tc.link, Assign, "a")
+			case "on the wrong live shard: drain":
+				want = step(tc.link, Drain, "b")
+			case "draining back home: undrain":
+				want = step(tc.link, Undrain, "a")
+			case "owner dead: assign to a live shard":
+				want = step(tc.link, Assign, "b")
+			case "owner dead and nobody live: unassign":
+				want = step(tc.link, Unassign, "")
+			}
+			if len(p.Links) != len(want) || (len(want) == 1 && p.Links[0] != want[0]) {
+				t.Fatalf("link steps %+v, want %+v", p.Links, want)
+			}
+			var verbs []ShardVerb
+			for _, s := range p.Shards {
+				verbs = append(verbs, s.Verb)
+			}
+			if len(verbs) != len(tc.shard) || (len(verbs) == 1 && verbs[0] != tc.shard[0]) {
+				t.Fatalf("shard steps %v, want %v", verbs, tc.shard)
+			}
+			if p.Waiting != tc.wait {
+				t.Fatalf("waiting %d, want %d", p.Waiting, tc.wait)
+			}
+		})
+	}
+}
+
+// The next check is when the first live shard would expire or the first expired one becomes
+// takeable, so a sharder needs no polling between events.
+func TestDecideNextCheck(t *testing.T) {
+	tm := DefaultTiming
+	p := tm.Decide(nil, []Shard{held("a", t0), held("b", t0.Add(-16*time.Second))}, t0)
+	if want := t0.Add(4 * time.Second); !p.NextCheck.Equal(want) {
+		t.Fatalf("next check %v, want %v (b becomes takeable)", p.NextCheck, want)
+	}
+	if len(p.Live) != 1 || p.Live[0] != "a" {
+		t.Fatalf("live %v, want [a]", p.Live)
+	}
+}
