@@ -82,11 +82,11 @@ type ReplicationLinkReconciler struct {
 }
 
 // tracked is what the reconciler remembers about a link between passes, to coalesce its status
-// writes and skip unchanged Applies. Which link runs a key is not remembered here: the API
-// objects and the ledger record say.
+// writes. Which link runs a key is not remembered here: the API objects and the ledger record
+// say. Whether its configuration changed is not either: Engine.Apply compares configs
+// (LinkConfig.Same) and leaves an unchanged link running.
 type tracked struct {
 	uid       types.UID
-	applied   string // inputs of the last engine.Apply (generation and Secret version)
 	lastWrite time.Time
 	written   *v1alpha1.ReplicationLinkStatus // the last status written (the cache may lag)
 }
@@ -176,22 +176,16 @@ func (r *ReplicationLinkReconciler) sync(ctx context.Context, link *v1alpha1.Rep
 		return r.problem(ctx, link, err)
 	}
 
-	inputs := fmt.Sprintf("%d/%s/%s", link.Generation, secret.UID, secret.ResourceVersion)
-	if snap, known := r.Engine.Snapshot(key); r.appliedInputs(nn) != inputs || !known || snap.Owner != string(link.UID) {
-		got, holder, err := r.applyLink(ctx, link, key, cfg)
-		if holder != nil {
-			return r.problem(ctx, link, duplicate(link, holder, key))
-		}
-		if err != nil {
-			return r.problem(ctx, link, &linkconfig.Error{Reason: status.ReasonEngineRejected, Message: "the engine refused the link: " + err.Error()})
-		}
-		if got != key {
-			logf.FromContext(ctx).Info("engine keyed the link differently", "expected", key, "got", got)
-			key = got
-		}
-		r.mu.Lock()
-		r.track(nn).applied = inputs
-		r.mu.Unlock()
+	got, holder, err := r.applyLink(ctx, link, key, cfg)
+	if holder != nil {
+		return r.problem(ctx, link, duplicate(link, holder, key))
+	}
+	if err != nil {
+		return r.problem(ctx, link, &linkconfig.Error{Reason: status.ReasonEngineRejected, Message: "the engine refused the link: " + err.Error()})
+	}
+	if got != key {
+		logf.FromContext(ctx).Info("engine keyed the link differently", "expected", key, "got", got)
+		key = got
 	}
 
 	snap, ok := r.Engine.Snapshot(key)
@@ -229,11 +223,7 @@ func (r *ReplicationLinkReconciler) stopSigning(ctx context.Context, link *v1alp
 			r.wakeClaimants(ctx, link)
 		}
 	}
-	r.mu.Lock()
-	r.track(client.ObjectKeyFromObject(link)).applied = ""
-	r.mu.Unlock()
-	res, err := r.problem(ctx, link, why)
-	return res, err
+	return r.problem(ctx, link, why)
 }
 
 // stopRefused stops the engine link of a refused link that still runs its key: it ran the key
@@ -254,11 +244,6 @@ func (r *ReplicationLinkReconciler) stopRefused(ctx context.Context, link *v1alp
 		r.event(link, corev1.EventTypeNormal, "Stopped", "Stop", "link stopped: an older ReplicationLink claims this tenant, endpoint and scope (ledger key %s)", key)
 		r.wakeClaimants(ctx, link)
 	}
-	r.mu.Lock()
-	if t, ok := r.links[client.ObjectKeyFromObject(link)]; ok {
-		t.applied = ""
-	}
-	r.mu.Unlock()
 	return nil
 }
 
@@ -426,12 +411,6 @@ func (r *ReplicationLinkReconciler) lastStatus(link *v1alpha1.ReplicationLink) v
 func (r *ReplicationLinkReconciler) counterInterval() time.Duration {
 	spread := time.Duration(float64(len(r.links)) / r.CounterWritesPerSecond * float64(time.Second))
 	return max(r.MinCounterInterval, spread)
-}
-
-func (r *ReplicationLinkReconciler) appliedInputs(nn types.NamespacedName) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.track(nn).applied
 }
 
 // track returns the link's memory, creating it. Callers that mutate it hold r.mu.

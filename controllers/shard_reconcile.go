@@ -61,11 +61,6 @@ func (r *ReplicationLinkReconciler) stopHere(ctx context.Context, link *v1alpha1
 		return fmt.Errorf("stop link %s, which this shard may not run: %w", key, err)
 	}
 	logf.FromContext(ctx).Info("stopped a link this shard may not run now", "key", key)
-	r.mu.Lock()
-	if t, ok := r.links[client.ObjectKeyFromObject(link)]; ok {
-		t.applied = ""
-	}
-	r.mu.Unlock()
 	return nil
 }
 

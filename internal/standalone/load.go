@@ -6,7 +6,6 @@ package standalone
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,8 +34,6 @@ type Link struct {
 	Config syncer.LinkConfig
 	Key    string
 	Source string // "file.yaml document 2"
-	// Inputs fingerprints what the engine was given (spec and signer), to spot changes on reload.
-	Inputs string
 	// order is the link's place in the files: of two links with one key, the first one
 	// applied keeps it.
 	order int
@@ -233,7 +230,6 @@ func (l *loader) resolve(defaults linkconfig.Defaults) []Link {
 			continue
 		}
 		lk.Config, lk.Key, lk.order = cfg, key, i
-		lk.Inputs = fingerprint(link.Spec, sd.secret)
 		resolved = append(resolved, lk)
 	}
 	return resolved
@@ -320,19 +316,6 @@ func decodeSecret(raw []byte) (*corev1.Secret, error) {
 		s.Namespace = "default"
 	}
 	return s, nil
-}
-
-// fingerprint identifies a link's inputs without keeping key material around.
-func fingerprint(spec v1alpha1.ReplicationLinkSpec, secret *corev1.Secret) string {
-	h := sha256.New()
-	_ = json.NewEncoder(h).Encode(spec)
-	for _, k := range []string{linkconfig.SecretKeyDID, linkconfig.SecretKeyPrivateJWK, linkconfig.SecretKeyGrants} {
-		v, _ := linkconfig.SecretValue(secret, k)
-		h.Write([]byte(k))
-		h.Write(v)
-		h.Write([]byte{0})
-	}
-	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
 func nsName(namespace, name string) types.NamespacedName {

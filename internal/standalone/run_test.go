@@ -181,6 +181,11 @@ func TestRunRunsTheGoodLinksAndListsTheBadOne(t *testing.T) {
 	if s, _ := statusOf(t, addr, "default/good"); meta.FindStatusCondition(s.Conditions, v1alpha1.ConditionReady).Reason != "Live" {
 		t.Errorf("the good link after the reload: %+v", s)
 	}
+	// The reload built the good link's config again (a new signer from the same Secret): the
+	// same configuration, so it kept running rather than restarting.
+	if strings.Contains(logs.String(), "link updated") {
+		t.Errorf("an unchanged link restarted on reload:\n%s", logs.String())
+	}
 
 	// A mistake in the running link's own Secret: it keeps its last good key and replicates,
 	// and the status says what is wrong, as in the operator.

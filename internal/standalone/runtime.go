@@ -224,15 +224,18 @@ func (rt *Runtime) apply(files Files) {
 	}
 }
 
-// start applies one link to the engine unless it runs with the same inputs. The link's name
-// owns its key: a key another link of the files holds refuses it as a duplicate; one held by a
-// link no longer in the files (named by the ledger record of an earlier run) is taken over.
+// start applies one link to the engine unless it runs with the same configuration. "The same"
+// is syncer.LinkConfig.Same, the engine's own test, so `run` and the operator agree on what a
+// change is (new grants or a new key restart the link; reformatting the file does not). The
+// link's name owns its key: a key another link of the files holds refuses it as a duplicate;
+// one held by a link no longer in the files (named by the ledger record of an earlier run) is
+// taken over.
 func (rt *Runtime) start(l Link, files map[string]Link) {
 	rt.mu.Lock()
 	cur, exists := rt.links[l.Key]
 	rt.mu.Unlock()
 	exists = exists && cur.Config.Name == l.Config.Name
-	if exists && cur.Inputs == l.Inputs {
+	if exists && cur.Config.Same(l.Config) {
 		rt.unrefuse(l.Config.Name)
 		return
 	}

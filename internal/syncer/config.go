@@ -107,17 +107,11 @@ func (c LinkConfig) machineConfig() linkstate.Config {
 	}
 }
 
-// same reports whether two configs would run the link identically.
-func (c LinkConfig) same(o LinkConfig) bool {
-	if c.LocalSigner != nil && o.LocalSigner != nil && c.LocalSigner != o.LocalSigner {
-		if c.LocalSigner.DID != o.LocalSigner.DID || c.LocalSigner.KeyID != o.LocalSigner.KeyID || !reflect.DeepEqual(c.LocalSigner.Grants, o.LocalSigner.Grants) {
-			return false
-		}
-	}
-	if c.RemoteSigner != nil && o.RemoteSigner != nil && c.RemoteSigner != o.RemoteSigner {
-		if c.RemoteSigner.DID != o.RemoteSigner.DID || c.RemoteSigner.KeyID != o.RemoteSigner.KeyID || !reflect.DeepEqual(c.RemoteSigner.Grants, o.RemoteSigner.Grants) {
-			return false
-		}
+// Same reports whether two configs would run the link identically: the one test of "did this
+// link's configuration change" for the engine, the operator and `dwnsync run`.
+func (c LinkConfig) Same(o LinkConfig) bool {
+	if !c.LocalSigner.Equal(o.LocalSigner) || !c.RemoteSigner.Equal(o.RemoteSigner) {
+		return false
 	}
 	a, b := c, o
 	a.LocalSigner, a.RemoteSigner, b.LocalSigner, b.RemoteSigner = nil, nil, nil, nil

@@ -264,7 +264,7 @@ func (e *Engine) Apply(cfg LinkConfig) (string, error) {
 				"one tenant/remote/scope can have only one local endpoint (change the scope or remove the other link)",
 				cfg.Name, cfg.Tenant, cfg.RemoteEndpoint, old.cfg.Name, old.cfg.LocalEndpoint)
 		}
-		if old.cfg.same(cfg) {
+		if old.cfg.Same(cfg) {
 			return key, nil
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/dwnsync/dwnsync/internal/baseurl"
@@ -144,6 +145,15 @@ func (s *Signer) WithGrants(g Grants) *Signer {
 
 // PublicKey is the signer's Ed25519 public key.
 func (s *Signer) PublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
+
+// Equal reports whether two signers sign identically: the same DID, key id, grants and private
+// key (a rotated key under the same DID and key id is a different signer). Nil equals only nil.
+func (s *Signer) Equal(o *Signer) bool {
+	if s == nil || o == nil {
+		return s == o
+	}
+	return s.DID == o.DID && s.KeyID == o.KeyID && maps.Equal(s.Grants, o.Grants) && s.key.Equal(o.key)
+}
 
 func (s *Signer) sign(input []byte) []byte { return ed25519.Sign(s.key, input) }
 

@@ -118,3 +118,40 @@ func TestEndpointGrants(t *testing.T) {
 		t.Fatal("empty grants must be nil, nil")
 	}
 }
+
+// Equal is what decides whether a reloaded Secret restarts a link: a signer loaded again from
+// the same key is equal; other grants, another key, or nil on one side are not.
+func TestSignerEqual(t *testing.T) {
+	gen, priv, err := GenerateSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := NewSigner(gen.DID, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := GenerateSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rekeyed := *again // same DID and key id, another private key
+	rekeyed.key = other.key
+	for _, c := range []struct {
+		name string
+		a, b *Signer
+		want bool
+	}{
+		{"loaded again", gen, again, true},
+		{"same grants", gen.WithGrants(Grants{"Query": "g"}), again.WithGrants(Grants{"Query": "g"}), true},
+		{"other grants", gen.WithGrants(Grants{"Query": "g"}), again.WithGrants(Grants{"Query": "h"}), false},
+		{"grants added", gen, again.WithGrants(Grants{"Read": "g"}), false},
+		{"other tenant", gen, other, false},
+		{"rotated key", gen, &rekeyed, false},
+		{"nil and a signer", nil, gen, false},
+		{"both nil", nil, nil, true},
+	} {
+		if got := c.a.Equal(c.b); got != c.want {
+			t.Errorf("%s: Equal = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
