@@ -23,6 +23,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
 )
 
@@ -133,7 +134,7 @@ func benchReconcileMemory(ctx context.Context) error {
 	base := liveHeapBytes()
 	peak, stopSampling := sampleHeapPeak()
 	start := time.Now()
-	res, err := transfer.Reconcile(ctx, dst, src, dwn.Scope{}, transfer.PullOnly)
+	res, err := transfer.Reconcile(ctx, dst, src, dwn.Scope{}, linkstate.PullOnly)
 	elapsed := time.Since(start)
 	stopSampling()
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/ledger"
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
 )
 
@@ -39,7 +40,7 @@ type Options struct {
 	// Dialer overrides Pool (optional).
 	Dialer Dialer
 	// Timing overrides the spec's delays (optional; tests shorten them).
-	Timing *Timing
+	Timing *ls.Timing
 	// Rand returns a uniform number in [0,1) (optional; the degraded-poll jitter).
 	Rand func() float64
 	// Copier moves messages (optional; the zero Copier by default).
@@ -62,7 +63,7 @@ type Engine struct {
 	opts   Options
 	clock  clock.WithTicker
 	log    logr.Logger
-	timing Timing
+	timing ls.Timing
 	dialer Dialer
 	copier *transfer.Copier
 	bus    *eventBus
@@ -111,7 +112,7 @@ func New(opts Options) (*Engine, error) {
 		opts:    opts,
 		clock:   opts.Clock,
 		log:     opts.Logger,
-		timing:  DefaultTiming(),
+		timing:  ls.DefaultTiming(),
 		dialer:  opts.Dialer,
 		copier:  opts.Copier,
 		bus:     newEventBus(opts.EventBuffer),
@@ -145,9 +146,6 @@ func (p poolDialer) Tenant(ctx context.Context, endpoint string, dialect dwn.Dia
 	}
 	return c.Tenant(did, signer), nil
 }
-
-// NeedLeaderElection: exactly one replica writes a link's checkpoints.
-func (e *Engine) NeedLeaderElection() bool { return true }
 
 // Start runs every applied link until ctx ends, then stops them and flushes the ledger.
 func (e *Engine) Start(ctx context.Context) error {
@@ -306,7 +304,7 @@ func (e *Engine) Apply(cfg LinkConfig) (string, error) {
 
 func (e *Engine) launchLocked(l *link) {
 	l.launch(e.ctx)
-	if l.cfg.Mode == ModePoll {
+	if l.cfg.Mode == ls.ModePoll {
 		e.joinPollGroupLocked(l)
 	}
 }

@@ -21,9 +21,9 @@ func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
 	case <-ctx.Done():
 		return
 	}
-	res := ls.Applied{Epoch: eff.Epoch, Ordinal: eff.Ordinal, CID: eff.Entry.CID}
+	res := ls.DeliveryDone{Epoch: eff.Epoch, Ordinal: eff.Ordinal, CID: eff.Entry.CID}
 	for attempt := 0; ; attempt++ {
-		local, remote, err := l.both(ctx)
+		local, remote, err := l.localAndRemote(ctx)
 		var o transfer.Outcome
 		if err == nil {
 			var r transfer.Result
@@ -51,11 +51,11 @@ func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
 			}
 			l.clearDeadLetters(ls.Pull, []string{res.CID})
 		case err == nil && o.Kind == dwn.Invalid:
-			res.Outcome, res.Reason = ls.OutcomeInvalid, o.Reason
+			res.Outcome, res.Reason = ls.OutcomeDeadLetter, o.Reason
 		case err == nil && o.Err == nil && !o.Retryable():
-			res.Outcome, res.Reason = ls.OutcomeInvalid, o.String()
+			res.Outcome, res.Reason = ls.OutcomeDeadLetter, o.String()
 		case err == nil && o.Err != nil && dwn.IsUnauthorized(o.Err):
-			res.Outcome, res.Reason, res.ErrKind = ls.OutcomeError, o.Err.Error(), errorKind(o.Err)
+			res.Outcome, res.Reason, res.ErrKind = ls.OutcomeRepair, o.Err.Error(), errorKind(o.Err)
 		case attempt+1 < MaxDeliveryAttempts:
 			reason := o.String()
 			if err != nil {
@@ -69,9 +69,9 @@ func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
 		case err == nil && o.DeadLetter():
 			// Retries exhausted and the source cannot supply what local lacks: dead-letter it
 			// and move on instead of repairing over and over; reconciles retry it.
-			res.Outcome, res.Reason = ls.OutcomeInvalid, o.String()
+			res.Outcome, res.Reason = ls.OutcomeDeadLetter, o.String()
 		default:
-			res.Outcome = ls.OutcomeError
+			res.Outcome = ls.OutcomeRepair
 			if err != nil {
 				res.Reason, res.ErrKind = err.Error(), errorKind(err)
 			} else {
@@ -112,7 +112,7 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 	for i, it := range eff.Items {
 		entries[i] = it.Entry
 	}
-	local, remote, err := l.both(ctx)
+	local, remote, err := l.localAndRemote(ctx)
 	var r transfer.Result
 	if err == nil {
 		r, err = l.e.copier.Copy(ctx, local, remote, entries)
@@ -146,14 +146,14 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 				applied += 1 + o.Dependencies
 			}
 		case o.Kind == dwn.Invalid:
-			res.Outcome = ls.OutcomeInvalid
+			res.Outcome = ls.OutcomeDeadLetter
 		case o.Retryable() || o.Err != nil:
 			res.Outcome = ls.OutcomeTransient
 			res.Reason, res.ErrKind = o.String(), errorKind(o.Err)
 			transient++
 			l.setDirError(ls.Push, o.String())
 		default:
-			res.Outcome, res.Reason = ls.OutcomeInvalid, o.String()
+			res.Outcome, res.Reason = ls.OutcomeDeadLetter, o.String()
 		}
 		out.Results = append(out.Results, res)
 	}
@@ -179,11 +179,11 @@ func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, err
 		return transfer.ReconcileResult{}, err
 	}
 	defer release()
-	local, remote, err := l.both(ctx)
+	local, remote, err := l.localAndRemote(ctx)
 	if err != nil {
 		return transfer.ReconcileResult{}, err
 	}
-	prog := &reconcileProgress{pull: l.cfg.Direction != DirectionPush, push: l.cfg.Direction != DirectionPull,
+	prog := &reconcileProgress{pull: l.cfg.Direction.Runs(ls.Pull), push: l.cfg.Direction.Runs(ls.Push),
 		report: func(p Progress) {
 			if p.Applied > 0 || p.Total > 0 {
 				l.setProgress(p)
@@ -191,10 +191,10 @@ func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, err
 		},
 		// Every message the pass writes is an echo on the other side's feed from the moment it
 		// is written; the feeds would otherwise copy it back (Duplicate) until the pass ends.
-		crossing: func(ctx context.Context, side int, cid string) {
-			l.sendUnlessDone(ctx, ls.Crossing{Dir: [2]ls.Dir{ls.Pull, ls.Push}[side], CID: cid})
+		crossing: func(ctx context.Context, side ls.Side, cid string) {
+			l.sendUnlessDone(ctx, ls.Crossing{Dir: side.Inbound(), CID: cid})
 		}}
-	res, err := l.e.copier.Reconcile(ctx, prog.watch(local, 0), prog.watch(remote, 1), l.cfg.Scope, transfer.Direction(l.cfg.Direction))
+	res, err := l.e.copier.Reconcile(ctx, prog.watch(local, ls.Local), prog.watch(remote, ls.Remote), l.cfg.Scope, l.cfg.Direction)
 	if err != nil {
 		return res, err
 	}
@@ -236,7 +236,7 @@ func (l *link) sendUnlessDone(ctx context.Context, in ls.Input) {
 }
 
 func (l *link) deadLetterFromWorker(d ls.Dir, o transfer.Outcome) {
-	if !l.deadLetter(ledgerDir(d), o.CID, o.Reason) {
+	if !l.deadLetter(d, o.CID, o.Reason) {
 		return // already recorded by an earlier pass: not counted or announced again
 	}
 	l.e.publish(Event{Key: l.key, Name: l.cfg.Name, Type: ls.EvDeadLetter, Reason: o.Reason, Message: d.String() + " " + o.CID})
@@ -247,7 +247,7 @@ func (l *link) runReconcile(ctx context.Context, eff ls.StartReconcile) {
 	if ctx.Err() != nil {
 		return
 	}
-	done := ls.ReconcileDone{Seq: eff.Seq, Converged: res.Converged, Pulled: res.Pulled, Pushed: res.Pushed, Crossed: crossed(res)}
+	done := ls.ReconcileCompleted{Seq: eff.Seq, Converged: res.Converged, Pulled: res.Pulled, Pushed: res.Pushed, Crossed: crossed(res)}
 	if err != nil {
 		done.Err, done.ErrKind = err.Error(), errorKind(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
@@ -21,8 +22,8 @@ type engineOpts struct {
 	pool       *dwn.Pool
 	// verifyInterval replaces the periodic verify's 5 minutes (0 keeps them).
 	verifyInterval time.Duration
-	timing         func(*syncer.Timing) // adjusts the test timings below
-	onEvent        func(syncer.Event)   // sees every engine event
+	timing         func(*linkstate.Timing) // adjusts the test timings below
+	onEvent        func(syncer.Event)      // sees every engine event
 }
 
 type testEngine struct {
@@ -44,7 +45,7 @@ func startEngine(t *testing.T, o engineOpts) *testEngine {
 	if o.pool == nil {
 		o.pool = dwn.NewPool(dwn.Options{})
 	}
-	timing := syncer.DefaultTiming()
+	timing := linkstate.DefaultTiming()
 	timing.ReconcileStartupDirty = 100 * time.Millisecond
 	timing.ReconcileRetry = 500 * time.Millisecond
 	if o.verifyInterval > 0 {

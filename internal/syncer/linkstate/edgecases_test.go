@@ -24,7 +24,7 @@ func TestE01_CatchUpBeforeLiveCommits(t *testing.T) {
 			if len(ap) != 1 {
 				t.Fatalf("stored %s: delivery %d not applied: %s", stored, i, describe(eff))
 			}
-			eff = h.step(Applied{Epoch: ap[0].Epoch, Ordinal: ap[0].Ordinal, Outcome: OutcomeOK})
+			eff = h.step(DeliveryDone{Epoch: ap[0].Epoch, Ordinal: ap[0].Ordinal, Outcome: OutcomeOK})
 			if c := lastCommit(eff, Pull); c == nil || c.Position != itoa(i) {
 				t.Fatalf("stored %s: delivery %d did not commit: %s", stored, i, describe(eff))
 			}
@@ -50,14 +50,14 @@ func TestE02_StaleCompletionAfterRepairDropped(t *testing.T) {
 	if fresh.Ordinal != old.Ordinal {
 		t.Fatalf("test premise: ordinals %d/%d should collide", fresh.Ordinal, old.Ordinal)
 	}
-	eff := h.step(Applied{Epoch: old.Epoch, Ordinal: old.Ordinal, Outcome: OutcomeOK})
+	eff := h.step(DeliveryDone{Epoch: old.Epoch, Ordinal: old.Ordinal, Outcome: OutcomeOK})
 	if len(eff) != 0 {
 		t.Fatalf("stale completion produced effects: %s", describe(eff))
 	}
 	if h.m.Pending(Pull) != 1 {
 		t.Fatalf("new delivery lost its slot: pending %d", h.m.Pending(Pull))
 	}
-	eff = h.step(Applied{Epoch: fresh.Epoch, Ordinal: fresh.Ordinal, Outcome: OutcomeOK})
+	eff = h.step(DeliveryDone{Epoch: fresh.Epoch, Ordinal: fresh.Ordinal, Outcome: OutcomeOK})
 	if c := lastCommit(eff, Pull); c == nil || c.Position != "7" {
 		t.Fatalf("fresh completion did not commit: %s", describe(eff))
 	}
@@ -73,7 +73,7 @@ func TestE03_OutOfScopeCommitsInOrder(t *testing.T) {
 	if has[CommitCheckpoint](eff) || has[ApplyPull](eff) {
 		t.Fatalf("out-of-scope delivery committed or applied ahead of #1: %s", describe(eff))
 	}
-	eff = h.step(Applied{Epoch: a.Epoch, Ordinal: a.Ordinal, Outcome: OutcomeOK})
+	eff = h.step(DeliveryDone{Epoch: a.Epoch, Ordinal: a.Ordinal, Outcome: OutcomeOK})
 	commits := find[CommitCheckpoint](eff)
 	if len(commits) != 1 || commits[0].Cursor.Position != "2" || commits[0].Drained != 2 {
 		t.Fatalf("want one commit to 2 covering both: %s", describe(eff))
@@ -99,7 +99,7 @@ func TestE05_ApplyStatusChecked(t *testing.T) {
 	h := newHarness(t, both())
 	h.startLive()
 	bad := find[ApplyPull](h.deliver(Pull, "bad", 1))[0]
-	eff := h.step(Applied{Epoch: bad.Epoch, Ordinal: bad.Ordinal, CID: "bad", Outcome: OutcomeInvalid, Reason: "cid-mismatch"})
+	eff := h.step(DeliveryDone{Epoch: bad.Epoch, Ordinal: bad.Ordinal, CID: "bad", Outcome: OutcomeDeadLetter, Reason: "cid-mismatch"})
 	if dl := find[DeadLetter](eff); len(dl) != 1 || dl[0].CID != "bad" || dl[0].Reason != "cid-mismatch" {
 		t.Fatalf("no dead letter: %s", describe(eff))
 	}
@@ -109,7 +109,7 @@ func TestE05_ApplyStatusChecked(t *testing.T) {
 	h.mustPhase(Live)
 
 	fail := find[ApplyPull](h.deliver(Pull, "fail", 2))[0]
-	eff = h.step(Applied{Epoch: fail.Epoch, Ordinal: fail.Ordinal, CID: "fail", Outcome: OutcomeError, Reason: "500"})
+	eff = h.step(DeliveryDone{Epoch: fail.Epoch, Ordinal: fail.Ordinal, CID: "fail", Outcome: OutcomeRepair, Reason: "500"})
 	if has[CommitCheckpoint](eff) {
 		t.Fatalf("advanced past a failure: %s", describe(eff))
 	}
@@ -176,7 +176,7 @@ func TestE07_ReconcileRetryNotLost(t *testing.T) {
 		t.Fatal("reconcile not started")
 	}
 	// Non-converged: the 5 s retry must be armed.
-	h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: false})
+	h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Converged: false})
 	if got := h.m.TimerAt(TimerReconcile).Sub(h.now); got != 5*time.Second {
 		t.Fatalf("retry armed in %v, want 5s", got)
 	}
@@ -187,13 +187,13 @@ func TestE07_ReconcileRetryNotLost(t *testing.T) {
 	if !h.m.TimerAt(TimerReconcile).IsZero() {
 		t.Fatal("a timer was armed while in flight")
 	}
-	eff := h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
+	eff := h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Converged: true})
 	if got := h.m.TimerAt(TimerReconcile).Sub(h.now); got != 500*time.Millisecond {
 		t.Fatalf("trailing pass in %v, want 500ms; %s", got, describe(eff))
 	}
 	// A failure that throws: also retried.
 	h.fire(TimerReconcile)
-	h.step(ReconcileDone{Seq: h.m.rec.seq, Err: "remote 503"})
+	h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Err: "remote 503"})
 	if h.m.TimerAt(TimerReconcile).IsZero() {
 		t.Fatal("retry after an error was dropped")
 	}
@@ -213,12 +213,12 @@ func TestE07_DirtyDuringFlightNotCleared(t *testing.T) {
 		}
 		h.step(PushFlushed{Epoch: h.m.Epoch(Push), Err: "503"})
 	}
-	h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
+	h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Converged: true})
 	if !h.m.NeedsReconcile {
 		t.Fatal("a pass that began before the push give-up cleared needsReconcile")
 	}
 	h.fire(TimerReconcile)
-	h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
+	h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Converged: true})
 	if h.m.NeedsReconcile {
 		t.Fatal("the trailing pass did not clear needsReconcile")
 	}
@@ -228,7 +228,7 @@ func TestE07_DirtyDuringFlightNotCleared(t *testing.T) {
 // reconcile runs once the feeds are open and survives a crash.
 func TestE08_FreshLinkBootstrapReconcile(t *testing.T) {
 	h := newHarness(t, both())
-	eff := h.step(Start{Fresh: true})
+	eff := h.step(Start{NeedsBootstrap: true})
 	if p := find[Persist](eff); len(p) == 0 || !p[len(p)-1].NeedsReconcile {
 		t.Fatalf("fresh link not persisted dirty: %s", describe(eff))
 	}
@@ -317,11 +317,11 @@ func TestE12_NoWritesAfterStop(t *testing.T) {
 	ap := find[ApplyPull](h.deliver(Pull, "a", 1))[0]
 	h.step(Stop{})
 	for _, in := range []Input{
-		Applied{Epoch: ap.Epoch, Ordinal: ap.Ordinal, Outcome: OutcomeOK},
+		DeliveryDone{Epoch: ap.Epoch, Ordinal: ap.Ordinal, Outcome: OutcomeOK},
 		EOSE{Dir: Pull, Epoch: ap.Epoch},
 		FeedFailed{Dir: Pull, Epoch: ap.Epoch, Err: "x"},
 		Delivered{Dir: Pull, Epoch: ap.Epoch, Entry: entry("b", cur("s", "e", 2))},
-		ReconcileDone{Seq: 1, Converged: true},
+		ReconcileCompleted{Seq: 1, Converged: true},
 		RepairDone{Seq: 1},
 		PollTick{},
 	} {
@@ -355,7 +355,7 @@ func TestE14_ReconcileEchoSuppressedOrDuplicate(t *testing.T) {
 	h.startLive()
 	h.fire(TimerVerify)
 	h.fire(TimerReconcile)
-	h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true, Crossed: [2][]string{{"pulled-by-reconcile"}, {"pushed-by-reconcile"}}})
+	h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Converged: true, Crossed: [2][]string{{"pulled-by-reconcile"}, {"pushed-by-reconcile"}}})
 	if eff := h.deliver(Push, "pulled-by-reconcile", 1); has[FlushPush](eff) || lastCommit(eff, Push) == nil {
 		t.Fatalf("reconcile-pulled message pushed back: %s", describe(eff))
 	}
@@ -409,7 +409,7 @@ func TestE17_PartialReconcileRetried(t *testing.T) {
 	h.step(Start{NeedsReconcile: true, Checkpoints: [2]*dwn.Cursor{cur("s", "e", 1), cur("l", "e", 1)}})
 	h.openAll()
 	h.fire(TimerReconcile)
-	h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: false, Pulled: 3})
+	h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Converged: false, Pulled: 3})
 	if !h.m.NeedsReconcile || h.m.TimerAt(TimerReconcile).IsZero() {
 		t.Fatalf("dirty=%v retry=%v", h.m.NeedsReconcile, h.m.TimerAt(TimerReconcile))
 	}
@@ -421,8 +421,8 @@ func TestE21_DuplicateDeliveriesIdempotent(t *testing.T) {
 	h.startLive()
 	a := find[ApplyPull](h.deliver(Pull, "same", 1))[0]
 	b := find[ApplyPull](h.deliver(Pull, "same", 2))[0]
-	h.step(Applied{Epoch: b.Epoch, Ordinal: b.Ordinal, CID: "same", Outcome: OutcomeOK})
-	eff := h.step(Applied{Epoch: a.Epoch, Ordinal: a.Ordinal, CID: "same", Outcome: OutcomeOK})
+	h.step(DeliveryDone{Epoch: b.Epoch, Ordinal: b.Ordinal, CID: "same", Outcome: OutcomeOK})
+	eff := h.step(DeliveryDone{Epoch: a.Epoch, Ordinal: a.Ordinal, CID: "same", Outcome: OutcomeOK})
 	if c := lastCommit(eff, Pull); c == nil || c.Position != "2" {
 		t.Fatalf("commit: %s", describe(eff))
 	}
@@ -492,7 +492,7 @@ func TestE24_ConcurrentPathsSerialised(t *testing.T) {
 	if eff := p.step(PollTick{}); has[StartReconcile](eff) || has[PollResult](eff) {
 		t.Fatalf("second tick during a pass: %s", describe(eff))
 	}
-	eff = p.step(ReconcileDone{Seq: p.m.rec.seq, Converged: true})
+	eff = p.step(ReconcileCompleted{Seq: p.m.reconcile.seq, Converged: true})
 	if len(find[PollResult](eff)) != 1 {
 		t.Fatalf("tick not answered: %s", describe(eff))
 	}
@@ -548,7 +548,7 @@ func TestE29_EchoPerEndpointBothWays(t *testing.T) {
 	a.startLive()
 	b.startLive()
 	ap := find[ApplyPull](a.deliver(Pull, "m", 1))[0]
-	a.step(Applied{Epoch: ap.Epoch, Ordinal: ap.Ordinal, CID: "m", Outcome: OutcomeOK})
+	a.step(DeliveryDone{Epoch: ap.Epoch, Ordinal: ap.Ordinal, CID: "m", Outcome: OutcomeOK})
 	// Local's feed now shows m on both links: A must not push it back, B must push it.
 	if eff := a.deliver(Push, "m", 1); has[FlushPush](eff) || lastCommit(eff, Push) == nil {
 		t.Fatalf("link A pushed an echo or did not move on: %s", describe(eff))

@@ -10,28 +10,9 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
-// testTiming mirrors the constants of internal/syncer/timing.go (that package imports this
-// one, so the values are spelled here for the tables; TestTimingMatchesSpec there checks the
-// defaults it builds).
-func testTiming() Timing {
-	return Timing{
-		PushDebounce:          100 * time.Millisecond,
-		PushRetryBackoff:      []time.Duration{0, 250 * time.Millisecond, time.Second, 2 * time.Second},
-		EchoTTL:               60 * time.Second,
-		EchoCap:               10000,
-		MaxPending:            100,
-		MaxRepairAttempts:     3,
-		RepairBackoff:         []time.Duration{time.Second, 3 * time.Second, 10 * time.Second},
-		DegradedPollBase:      15 * time.Second,
-		DegradedPollJitter:    15 * time.Second,
-		ReconcileDefault:      1500 * time.Millisecond,
-		ReconcileStartupDirty: time.Second,
-		ReconcileEOSEDirty:    500 * time.Millisecond,
-		ReconcilePostRepair:   500 * time.Millisecond,
-		ReconcileRetry:        5 * time.Second,
-		VerifyInterval:        5 * time.Minute,
-	}
-}
+// testTiming is the defaults: the tables are written against the spec's numbers
+// (TestDefaultTimingMatchesSpec).
+func testTiming() Timing { return DefaultTiming() }
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 

@@ -133,7 +133,7 @@ func TestPushRetrySchedule(t *testing.T) {
 	}
 	// The reconcile clears it.
 	h.fire(TimerReconcile)
-	h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
+	h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Converged: true})
 	if h.m.NeedsReconcile {
 		t.Fatal("converged reconcile did not clear needsReconcile")
 	}

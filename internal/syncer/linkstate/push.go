@@ -54,9 +54,9 @@ func (m *Machine) pushFlushed(env Env, o *out, v PushFlushed) {
 			}
 			m.complete(o, Push, it.Ordinal)
 			done++
-		case OutcomeInvalid:
+		case OutcomeDeadLetter:
 			o.add(DeadLetter{Dir: Push, CID: it.Entry.CID, Reason: r.Reason})
-			o.add(Publish{Type: EvDeadLetter, Reason: r.Reason, Message: "push " + it.Entry.CID})
+			o.add(Publish{Type: EvDeadLetter, Reason: r.Reason, Message: DeadLetterMessage(Push, it.Entry.CID)})
 			m.complete(o, Push, it.Ordinal)
 			done++
 		default:
@@ -114,8 +114,8 @@ func (m *Machine) pushGiveUp(env Env, o *out, failed []PushItem) {
 // markDirty sets needsReconcile (persisted) and remembers that a reconcile running now started
 // before this change, so its result must not clear the flag.
 func (m *Machine) markDirty(o *out) {
-	if m.rec.inFlight {
-		m.rec.dirtiedDuringFlight = true
+	if m.reconcile.inFlight {
+		m.reconcile.dirtiedDuringFlight = true
 	}
 	if !m.NeedsReconcile {
 		m.NeedsReconcile = true

@@ -16,16 +16,16 @@ func TestReconcileRetryBackoffCappedAtVerifyInterval(t *testing.T) {
 		80 * time.Second, 160 * time.Second, 5 * time.Minute, 5 * time.Minute, 5 * time.Minute}
 	for i, w := range want {
 		h.fire(TimerReconcile)
-		h.step(ReconcileDone{Seq: h.m.rec.seq, Err: "remote 503"})
+		h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Err: "remote 503"})
 		if got := h.m.TimerAt(TimerReconcile).Sub(h.now); got != w {
 			t.Fatalf("retry %d armed in %v, want %v", i+1, got, w)
 		}
 	}
 	// A settled pass resets the backoff and clears the flag.
 	h.fire(TimerReconcile)
-	h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
-	if h.m.NeedsReconcile || h.m.rec.failures != 0 || !h.m.TimerAt(TimerReconcile).IsZero() {
-		t.Fatalf("after a settled pass: needsReconcile=%v failures=%d timer=%v", h.m.NeedsReconcile, h.m.rec.failures, h.m.TimerAt(TimerReconcile))
+	h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Converged: true})
+	if h.m.NeedsReconcile || h.m.reconcile.failures != 0 || !h.m.TimerAt(TimerReconcile).IsZero() {
+		t.Fatalf("after a settled pass: needsReconcile=%v failures=%d timer=%v", h.m.NeedsReconcile, h.m.reconcile.failures, h.m.TimerAt(TimerReconcile))
 	}
 }
 
@@ -37,7 +37,7 @@ func TestOneWayReconcileSettledClearsNeedsReconcile(t *testing.T) {
 	h.m.NeedsReconcile = true
 	h.step(EOSE{Dir: Pull, Epoch: h.m.Epoch(Pull)})
 	h.fire(TimerReconcile)
-	eff := h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true, Pulled: 3})
+	eff := h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Converged: true, Pulled: 3})
 	if h.m.NeedsReconcile || !h.m.TimerAt(TimerReconcile).IsZero() {
 		t.Fatalf("one-way settled pass left needsReconcile=%v, retry at %v; %s", h.m.NeedsReconcile, h.m.TimerAt(TimerReconcile), describe(eff))
 	}

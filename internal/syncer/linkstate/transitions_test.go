@@ -121,7 +121,7 @@ func TestTransitions(t *testing.T) {
 				h.deliver(Pull, "c1", 1)
 			},
 			input: func(h *harness) Input {
-				return Applied{Epoch: h.m.Epoch(Pull), Ordinal: 0, CID: "c1", Outcome: OutcomeError, Reason: "401"}
+				return DeliveryDone{Epoch: h.m.Epoch(Pull), Ordinal: 0, CID: "c1", Outcome: OutcomeRepair, Reason: "401"}
 			},
 			phase: Repairing, conn: Offline, not: []string{"CommitCheckpoint"},
 		},
@@ -242,14 +242,14 @@ func TestTransitions(t *testing.T) {
 			name:  "poll link: first good poll goes live",
 			cfg:   Config{Mode: ModePoll, Pull: true, Push: true},
 			setup: func(h *harness) { h.step(Start{}); h.step(PollTick{}) },
-			input: func(h *harness) Input { return ReconcileDone{Seq: h.m.rec.seq, Converged: true} },
+			input: func(h *harness) Input { return ReconcileCompleted{Seq: h.m.reconcile.seq, Converged: true} },
 			phase: Live, conn: Online, want: []string{"PollResult"}, wantEvents: []string{EvStatusChange, EvReconcileCompleted},
 		},
 		{
 			name:  "poll link: failed poll goes offline",
 			cfg:   Config{Mode: ModePoll, Pull: true, Push: true},
 			setup: func(h *harness) { h.step(Start{}); h.step(PollTick{}) },
-			input: func(h *harness) Input { return ReconcileDone{Seq: h.m.rec.seq, Err: "refused"} },
+			input: func(h *harness) Input { return ReconcileCompleted{Seq: h.m.reconcile.seq, Err: "refused"} },
 			phase: Initializing, conn: Offline, want: []string{"PollResult"}, not: []string{"StartRepair", "SetTimer"},
 		},
 	}
@@ -398,7 +398,7 @@ func TestReconcileDelays(t *testing.T) {
 			h.step(TimerFired{Timer: TimerVerify, At: h.m.TimerAt(TimerVerify)})
 			h.now = h.m.TimerAt(TimerReconcile)
 			h.fire(TimerReconcile)
-			h.step(ReconcileDone{Seq: h.m.rec.seq, Err: "boom"})
+			h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Err: "boom"})
 		}, 5 * time.Second},
 	}
 	for _, c := range cases {
@@ -433,7 +433,7 @@ func TestPeriodicVerifyEveryFiveMinutes(t *testing.T) {
 	if len(find[StartReconcile](eff)) != 1 {
 		t.Fatalf("no reconcile started: %s", describe(eff))
 	}
-	eff = h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
+	eff = h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Converged: true})
 	if len(published(eff, EvReconcileCompleted)) != 1 {
 		t.Fatalf("no reconcile:completed")
 	}

@@ -33,7 +33,7 @@ func quietLive(h *harness, d Dir) {
 func (h *harness) passConverges() {
 	h.t.Helper()
 	h.fire(TimerReconcile)
-	h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
+	h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Converged: true})
 }
 
 func TestFeedOpenedWithoutCheckpointMarksDirty(t *testing.T) {
@@ -132,7 +132,7 @@ func TestFeedOpenedWithoutCheckpointMarksDirty(t *testing.T) {
 				t.Fatal("no reconcile armed after the EOSE of a feed opened from nothing")
 			}
 			if h.m.ReconcileInFlight() {
-				h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
+				h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Converged: true})
 			}
 			for h.m.NeedsReconcile && !h.m.TimerAt(TimerReconcile).IsZero() { // the pass, and a trailing one
 				h.passConverges()
@@ -155,7 +155,7 @@ func TestReconcileBeforeUncoveredEOSEDoesNotClean(t *testing.T) {
 	h.step(FeedFailed{Dir: Pull, Epoch: h.m.Epoch(Pull), Err: "websocket: close 1006"})
 	h.step(FeedOpened{Dir: Pull, Epoch: h.m.Epoch(Pull)})
 	h.step(EOSE{Dir: Pull, Epoch: h.m.Epoch(Pull)})
-	h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
+	h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Converged: true})
 	if !h.m.NeedsReconcile {
 		t.Fatal("a pass that began before the reopened feed's EOSE cleaned the link")
 	}
@@ -229,7 +229,7 @@ func TestReconcileEndingBeforeUncoveredEOSEDoesNotClean(t *testing.T) {
 	h.step(FeedOpened{Dir: Pull, Epoch: h.m.Epoch(Pull)})
 	h.fire(TimerVerify)
 	h.fire(TimerReconcile) // starts after the reopen, before its EOSE
-	h.step(ReconcileDone{Seq: h.m.rec.seq, Converged: true})
+	h.step(ReconcileCompleted{Seq: h.m.reconcile.seq, Converged: true})
 	if !h.m.NeedsReconcile {
 		t.Fatal("a pass that ended before the reopened feed's EOSE cleaned the link")
 	}
