@@ -64,7 +64,7 @@ func (f *fakeEngine) Apply(cfg syncer.LinkConfig) (string, error) {
 		s.Phase = "initializing"
 	}
 	f.snaps[key] = s
-	f.publishLocked(syncer.Event{Key: key, Name: cfg.Name, Type: "link:status-change", To: s.Phase})
+	f.publishLocked(syncer.Event{Key: key, Name: cfg.Name, Type: "link:status-change", To: string(s.Phase)})
 	return key, nil
 }
 
@@ -122,7 +122,7 @@ func (f *fakeEngine) update(key, eventType string, fn func(*syncer.LinkStatus)) 
 	from := s.Phase
 	fn(&s)
 	f.snaps[key] = s
-	f.publishLocked(syncer.Event{Key: key, Name: s.Name, Type: eventType, From: from, To: s.Phase})
+	f.publishLocked(syncer.Event{Key: key, Name: s.Name, Type: eventType, From: string(from), To: string(s.Phase)})
 }
 
 // publishLocked never blocks, like the engine: when the buffer is full the oldest event goes.

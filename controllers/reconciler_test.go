@@ -18,6 +18,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/syncer"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 const remote = "https://remote.dwn.test"
@@ -46,7 +47,7 @@ func TestReconcilerLifecycle(t *testing.T) {
 	key, _ := ledger.LinkKey(did, remote, linkconfig.Scope(&l.Spec))
 	cfg, applies := eng.config(key)
 	if applies != 1 || cfg.Name != ns+"/alice" || cfg.LocalEndpoint != "http://local.dwn.test:3000" || cfg.RemoteEndpoint != remote ||
-		cfg.LocalSigner == nil || cfg.LocalSigner.DID != did || cfg.Direction != syncer.DirectionBoth || cfg.PollInterval != 2*time.Minute {
+		cfg.LocalSigner == nil || cfg.LocalSigner.DID != did || cfg.Direction != linkstate.Both || cfg.PollInterval != 2*time.Minute {
 		t.Fatalf("engine got applies=%d cfg=%+v", applies, cfg)
 	}
 	if l.Status.Phase != v1alpha1.PhaseInitializing || l.Status.LinkKey != key || l.Status.ObservedGeneration != l.Generation {
@@ -172,7 +173,7 @@ func TestReconcilerMutableSpecAndSuspend(t *testing.T) {
 	})
 	eventually(t, 20*time.Second, "the engine gets the new mode", func() (bool, string) {
 		cfg, n := eng.config(key)
-		return n == 2 && cfg.Mode == syncer.ModePoll && cfg.PollInterval == 45*time.Second && cfg.Direction == syncer.DirectionPull, cfg.Name
+		return n == 2 && cfg.Mode == linkstate.ModePoll && cfg.PollInterval == 45*time.Second && cfg.Direction == linkstate.PullOnly, cfg.Name
 	})
 
 	updateLink(t, ns, "carol", func(l *v1alpha1.ReplicationLink) { l.Spec.Suspend = true })

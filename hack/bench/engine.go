@@ -14,6 +14,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 // runningEngine is a dwnsync engine with the spec's timings, as `dwnsync run` starts it.
@@ -95,7 +96,7 @@ func (r *runningEngine) link(p pair, id dwnserver.Identity) (string, error) {
 		return "", err
 	}
 	return r.Apply(syncer.LinkConfig{Name: "bench/link", Tenant: id.DID, LocalEndpoint: p.a.URL, RemoteEndpoint: p.b.URL,
-		Direction: syncer.DirectionBoth, LocalSigner: signer, RemoteSigner: signer,
+		Direction: linkstate.Both, LocalSigner: signer, RemoteSigner: signer,
 		Dialect: dwn.DialectWeb5, LocalDialect: dwn.DialectWeb5})
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/syncer"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 // Helpers of the figures measured on in-process enbox nodes (internal/dwntest): P3, P4, P5
@@ -104,7 +105,7 @@ func seedNode(id *dwntest.Identity, count int, nodes ...*dwntest.Node) error {
 // nodeLink is a `both` link of tenant id between two nodes.
 func nodeLink(name string, id *dwntest.Identity, local, remote *dwntest.Node) syncer.LinkConfig {
 	return syncer.LinkConfig{Name: name, Tenant: id.DID, LocalEndpoint: local.URL(), RemoteEndpoint: remote.URL(),
-		Direction: syncer.DirectionBoth, LocalSigner: id.Signer, RemoteSigner: id.Signer}
+		Direction: linkstate.Both, LocalSigner: id.Signer, RemoteSigner: id.Signer}
 }
 
 // allLive waits until every key is live with nothing left to reconcile.

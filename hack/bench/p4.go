@@ -8,6 +8,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
 )
 
@@ -98,7 +99,7 @@ func measureReconcile(ctx context.Context, m *meter, local, remote dwn.Tenant) (
 	before := m.snapshot()
 	start := time.Now()
 	var c transfer.Copier
-	res, err := c.Reconcile(ctx, local, remote, dwn.Scope{}, transfer.Both)
+	res, err := c.Reconcile(ctx, local, remote, dwn.Scope{}, linkstate.Both)
 	if err != nil {
 		return reconcileCost{}, err
 	}

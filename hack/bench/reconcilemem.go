@@ -25,6 +25,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
 )
 
@@ -135,7 +136,7 @@ func benchReconcileMemory(ctx context.Context) error {
 	base := liveHeapBytes()
 	peak, stopSampling := sampleHeapPeak()
 	start := time.Now()
-	res, err := transfer.Reconcile(ctx, dst, src, dwn.Scope{}, transfer.PullOnly)
+	res, err := transfer.Reconcile(ctx, dst, src, dwn.Scope{}, linkstate.PullOnly)
 	elapsed := time.Since(start)
 	stopSampling()
 	if err != nil {

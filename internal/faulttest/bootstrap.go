@@ -52,7 +52,7 @@ func KillDuringBootstrap(t testing.TB, rng *rand.Rand, r KillRun) (final *Proces
 		total, distinct := r.Proxy.Writes()
 		rec := LedgerRecord(t, r.Ledger, key)
 		t.Logf("kill %d at %v: %d writes to the target (%d distinct); ledger: status %q needsReconcile %v",
-			i+1, time.Since(start).Round(time.Millisecond), total, distinct, rec.Status, rec.NeedsReconcile)
+			i+1, time.Since(start).Round(time.Millisecond), total, distinct, rec.Phase, rec.NeedsReconcile)
 		if !rec.NeedsReconcile {
 			t.Fatalf("after kill %d the ledger does not say the bootstrap is unfinished (needsReconcile false): a restart would not resume it", i+1)
 		}

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 // BenchmarkCheckpointAdvance compares advancing one link's pull checkpoint per event with
@@ -91,7 +93,7 @@ func writeLinks(b *testing.B, path string, n, deadLetters int) {
 			rec.Key, _ = LinkKey(rec.Tenant, rec.RemoteEndpoint, rec.Scope)
 			rec.Pull.Commit(cur("s", strconv.Itoa(i)))
 			for d := 0; d < deadLetters; d++ {
-				rec.AddDeadLetter(DeadLetter{CID: "bafyreib" + strconv.Itoa(i*100+d), Direction: "pull", Reason: "invalid: a reason of some length"})
+				rec.AddDeadLetter(DeadLetter{CID: "bafyreib" + strconv.Itoa(i*100+d), Direction: ls.Pull, Reason: "invalid: a reason of some length"})
 			}
 			v, err := encodeRecord(rec)
 			if err != nil {

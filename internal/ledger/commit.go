@@ -37,7 +37,7 @@ func (s *Store) HealthChanged() <-chan struct{} {
 
 // commitLoop is the group committer: the first staged update opens a window of
 // CommitInterval; everything staged until it closes goes into one bbolt transaction (one
-// fsync). Flush and a full window (MaxPending) close the window early. After a failed commit
+// fsync). Flush and a full window (MaxStagedUpdates) close the window early. After a failed commit
 // the loop retries with a growing delay, even when nothing new is staged.
 func (s *Store) commitLoop() {
 	defer close(s.exited)

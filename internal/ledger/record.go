@@ -6,23 +6,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
-)
-
-// Link statuses (spec §1.6).
-const (
-	StatusInitializing = "initializing"
-	StatusLive         = "live"
-	StatusRepairing    = "repairing"
-	StatusDegradedPoll = "degraded_poll"
-	StatusPaused       = "paused"
-)
-
-// Dir names one of a link's two directed feeds.
-type Dir string
-
-const (
-	Pull Dir = "pull" // remote → local
-	Push Dir = "push" // local → remote
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 // Checkpoint is one direction's durable progress (spec §1.5). Contiguous is the resume point:
@@ -107,7 +91,7 @@ type Counters struct {
 // DeadLetter is a message the link gave up on (Invalid, terminal dependency, CID mismatch).
 type DeadLetter struct {
 	CID       string    `json:"cid"`
-	Direction string    `json:"direction"`
+	Direction ls.Dir    `json:"direction"` // written "pull" or "push"
 	Reason    string    `json:"reason"`
 	At        time.Time `json:"at"`
 }
@@ -121,7 +105,7 @@ type Record struct {
 	RemoteEndpoint string       `json:"remoteEndpoint"`
 	ScopeID        string       `json:"scopeId"`
 	Scope          dwn.Scope    `json:"scope"`
-	Status         string       `json:"status"`
+	Phase          ls.Phase     `json:"status"`
 	NeedsReconcile bool         `json:"needsReconcile"`
 	RepairAttempts int          `json:"repairAttempts,omitempty"`
 	Pull           Checkpoint   `json:"pull"`
@@ -137,8 +121,8 @@ type Record struct {
 }
 
 // Checkpoint returns the checkpoint of one direction.
-func (r *Record) Checkpoint(d Dir) *Checkpoint {
-	if d == Push {
+func (r *Record) Checkpoint(d ls.Dir) *Checkpoint {
+	if d == ls.Push {
 		return &r.Push
 	}
 	return &r.Pull
@@ -157,10 +141,10 @@ func (r *Record) AddDeadLetter(d DeadLetter) {
 }
 
 // ClearDeadLetter drops the entry for a message that has since been applied.
-func (r *Record) ClearDeadLetter(cid, direction string) {
+func (r *Record) ClearDeadLetter(cid string, d ls.Dir) {
 	kept := r.DeadLetters[:0]
 	for _, old := range r.DeadLetters {
-		if old.CID != cid || old.Direction != direction {
+		if old.CID != cid || old.Direction != d {
 			kept = append(kept, old)
 		}
 	}

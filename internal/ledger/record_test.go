@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 func cur(domain, pos string) dwn.Cursor {
@@ -67,14 +68,14 @@ func TestCheckpointCommitNeverGoesBack(t *testing.T) {
 
 func TestDeadLetterReplacesSameMessage(t *testing.T) {
 	var r Record
-	r.AddDeadLetter(DeadLetter{CID: "a", Direction: "pull", Reason: "one"})
-	r.AddDeadLetter(DeadLetter{CID: "b", Direction: "pull", Reason: "two"})
-	r.AddDeadLetter(DeadLetter{CID: "a", Direction: "pull", Reason: "three"})
-	r.AddDeadLetter(DeadLetter{CID: "a", Direction: "push", Reason: "four"})
+	r.AddDeadLetter(DeadLetter{CID: "a", Direction: ls.Pull, Reason: "one"})
+	r.AddDeadLetter(DeadLetter{CID: "b", Direction: ls.Pull, Reason: "two"})
+	r.AddDeadLetter(DeadLetter{CID: "a", Direction: ls.Pull, Reason: "three"})
+	r.AddDeadLetter(DeadLetter{CID: "a", Direction: ls.Push, Reason: "four"})
 	if len(r.DeadLetters) != 3 || r.DeadLetters[1].Reason != "three" {
 		t.Fatalf("dead letters: %+v", r.DeadLetters)
 	}
-	r.ClearDeadLetter("a", "pull")
+	r.ClearDeadLetter("a", ls.Pull)
 	if len(r.DeadLetters) != 2 || r.DeadLetters[0].CID != "b" || r.DeadLetters[1].Reason != "four" {
 		t.Fatalf("after clear: %+v", r.DeadLetters)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 // SchemaVersion is the layout of the values this build writes.
@@ -61,7 +62,7 @@ type v1Record struct {
 		Protocol             string   `json:"protocol"`
 		ProtocolPathPrefixes []string `json:"protocolPathPrefixes"`
 	} `json:"scope"`
-	Status string `json:"status"`
+	Status ls.Phase `json:"status"`
 	Pull   struct {
 		ReceivedToken          *dwn.Cursor `json:"receivedToken"`
 		ContiguousAppliedToken *dwn.Cursor `json:"contiguousAppliedToken"`
@@ -83,7 +84,7 @@ func decodeV1(key string, value []byte) (Record, error) {
 		Tenant:         v.TenantDid,
 		RemoteEndpoint: v.RemoteEndpoint,
 		ScopeID:        v.ScopeID,
-		Status:         v.Status,
+		Phase:          v.Status,
 		NeedsReconcile: v.NeedsReconcile,
 	}
 	if v.Scope.Kind == "protocol" {
@@ -92,8 +93,8 @@ func decodeV1(key string, value []byte) (Record, error) {
 	if rec.ScopeID == "" {
 		rec.ScopeID = ScopeID(rec.Scope)
 	}
-	if rec.Status == "" {
-		rec.Status = StatusInitializing
+	if rec.Phase == "" {
+		rec.Phase = ls.Initializing
 	}
 	// Upstream discards tokens with an empty field (spec §1.4); so do we.
 	if t := v.Pull.ContiguousAppliedToken; t != nil && t.Valid() {

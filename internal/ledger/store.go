@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 	"github.com/go-logr/logr"
 	bolt "go.etcd.io/bbolt"
 	"k8s.io/utils/clock"
@@ -17,9 +18,9 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultCommitInterval = 200 * time.Millisecond
-	DefaultMaxPending     = 256
-	DefaultMaxDeadLetters = 100
+	DefaultCommitInterval   = 200 * time.Millisecond
+	DefaultMaxStagedUpdates = 256
+	DefaultMaxDeadLetters   = 100
 	// DefaultCommitRetry is the first wait before a failed commit is retried; it doubles up to
 	// MaxCommitRetry while commits keep failing.
 	DefaultCommitRetry = time.Second
@@ -36,12 +37,12 @@ var ErrClosed = errors.New("ledger: store is closed")
 
 // Options tune a Store. Zero values take the defaults above.
 type Options struct {
-	Clock          clock.Clock
-	CommitInterval time.Duration // how long staged updates may wait for company
-	MaxPending     int           // staged updates that force a commit at once
-	MaxDeadLetters int           // dead letters kept per link (oldest dropped)
-	CommitRetry    time.Duration // first wait before a failed commit is retried
-	Logger         logr.Logger
+	Clock            clock.Clock
+	CommitInterval   time.Duration // how long staged updates may wait for company
+	MaxStagedUpdates int           // staged updates that force a commit at once
+	MaxDeadLetters   int           // dead letters kept per link (oldest dropped)
+	CommitRetry      time.Duration // first wait before a failed commit is retried
+	Logger           logr.Logger
 
 	// BeforeCommit, when set, runs before each group commit writes to the file; an error it
 	// returns fails that commit like a write error (fault injection: a full or read-only disk).
@@ -92,8 +93,8 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.CommitInterval <= 0 {
 		opts.CommitInterval = DefaultCommitInterval
 	}
-	if opts.MaxPending <= 0 {
-		opts.MaxPending = DefaultMaxPending
+	if opts.MaxStagedUpdates <= 0 {
+		opts.MaxStagedUpdates = DefaultMaxStagedUpdates
 	}
 	if opts.MaxDeadLetters <= 0 {
 		opts.MaxDeadLetters = DefaultMaxDeadLetters
@@ -229,8 +230,8 @@ func (s *Store) GetOrCreate(rec Record) (Record, error) {
 	created := rec.clone()
 	created.Key = key
 	created.ScopeID = ScopeID(rec.Scope)
-	if created.Status == "" {
-		created.Status = StatusInitializing
+	if created.Phase == "" {
+		created.Phase = ls.Initializing
 	}
 	created.LastActivity = s.opts.Clock.Now().UTC()
 	value, err := encodeRecord(created)
@@ -270,7 +271,7 @@ func (s *Store) Update(key string, fn func(*Record)) error {
 // ResetCheckpoint sets both positions of one direction to to (nil clears them), even when that
 // moves the resume point backwards: repair after a gap, a new epoch, a corrupt cursor.
 // Staged like Update. (Calling Checkpoint.Reset inside Update does the same.)
-func (s *Store) ResetCheckpoint(key string, d Dir, to *dwn.Cursor) error {
+func (s *Store) ResetCheckpoint(key string, d ls.Dir, to *dwn.Cursor) error {
 	return s.change(key, func(cur *Record) {
 		cur.Checkpoint(d).Reset(to)
 		cur.Checkpoint(d).reset = false
@@ -387,7 +388,7 @@ func (s *Store) stageLocked(key string) {
 	s.dirty[key] = true
 	s.staged++
 	s.pending++
-	if s.pending > s.opts.MaxPending {
+	if s.pending > s.opts.MaxStagedUpdates {
 		s.signal(s.urgent)
 	} else {
 		s.signal(s.wake)

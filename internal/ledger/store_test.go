@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 	"github.com/dwnsync/dwnsync/internal/waittest"
 	bolt "go.etcd.io/bbolt"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -64,7 +65,7 @@ func TestGetOrCreatePersistsAtOnceAndUpdatesWaitForTheBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Status != StatusInitializing || rec.ScopeID != ScopeID(dwn.Scope{}) || rec.Key == "" {
+	if rec.Phase != ls.Initializing || rec.ScopeID != ScopeID(dwn.Scope{}) || rec.Key == "" {
 		t.Fatalf("created: %+v", rec)
 	}
 	if _, ok := stored(t, s, rec.Key); !ok {
@@ -75,17 +76,17 @@ func TestGetOrCreatePersistsAtOnceAndUpdatesWaitForTheBatch(t *testing.T) {
 		t.Fatalf("second GetOrCreate: %v %+v", err, again)
 	}
 
-	if err := s.Update(rec.Key, func(r *Record) { r.Status = StatusLive; r.Pull.Commit(cur("s", "1")) }); err != nil {
+	if err := s.Update(rec.Key, func(r *Record) { r.Phase = ls.Live; r.Pull.Commit(cur("s", "1")) }); err != nil {
 		t.Fatal(err)
 	}
 	// The fake clock never advances, so the window stays open: nothing is written yet.
-	if got, _ := stored(t, s, rec.Key); got.Status != StatusInitializing {
-		t.Fatalf("update written before its window closed: %s", got.Status)
+	if got, _ := stored(t, s, rec.Key); got.Phase != ls.Initializing {
+		t.Fatalf("update written before its window closed: %s", got.Phase)
 	}
 	if err := s.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := stored(t, s, rec.Key); got.Status != StatusLive || got.Pull.Contiguous.Position != "1" {
+	if got, _ := stored(t, s, rec.Key); got.Phase != ls.Live || got.Pull.Contiguous.Position != "1" {
 		t.Fatalf("after flush: %+v", got)
 	}
 }
@@ -111,7 +112,7 @@ func TestCommitWindowClosesOnTimer(t *testing.T) {
 
 func TestManyPendingUpdatesForceACommit(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Now())
-	s := openTest(t, filepath.Join(t.TempDir(), "ledger.db"), Options{Clock: clk, MaxPending: 4})
+	s := openTest(t, filepath.Join(t.TempDir(), "ledger.db"), Options{Clock: clk, MaxStagedUpdates: 4})
 	rec, err := s.GetOrCreate(newLink(1))
 	if err != nil {
 		t.Fatal(err)
@@ -135,18 +136,18 @@ func TestContiguousCheckpointNeverGoesBackwardsUnlessReset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set := func(d Dir, c *dwn.Cursor) {
+	set := func(d ls.Dir, c *dwn.Cursor) {
 		t.Helper()
 		if err := s.Update(rec.Key, func(r *Record) { r.Checkpoint(d).Contiguous = c }); err != nil {
 			t.Fatal(err)
 		}
 	}
-	get := func(d Dir) *dwn.Cursor {
+	get := func(d ls.Dir) *dwn.Cursor {
 		r, _, _ := s.Get(rec.Key)
 		return r.Checkpoint(d).Contiguous
 	}
 	c10, c5, other := cur("s", "10"), cur("s", "5"), cur("s2", "1")
-	for _, d := range []Dir{Pull, Push} {
+	for _, d := range ls.Dirs {
 		set(d, &c10)
 		set(d, &c5)
 		if got := get(d); got.Position != "10" {
@@ -207,7 +208,7 @@ func TestUpdateKeepsIdentityCapsDeadLettersAndStampsActivity(t *testing.T) {
 		cid := fmt.Sprint("cid", i)
 		if err := s.Update(rec.Key, func(r *Record) {
 			r.Key, r.Tenant = "hijack", "did:other"
-			r.AddDeadLetter(DeadLetter{CID: cid, Direction: "push", Reason: "Invalid"})
+			r.AddDeadLetter(DeadLetter{CID: cid, Direction: ls.Push, Reason: "Invalid"})
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -268,7 +269,7 @@ func TestReopenAndRemove(t *testing.T) {
 		}
 	}
 	// A staged update followed by Remove must not come back.
-	if err := s.Update(keys[3], func(r *Record) { r.Status = StatusLive }); err != nil {
+	if err := s.Update(keys[3], func(r *Record) { r.Phase = ls.Live }); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Remove(keys[3]); err != nil {
@@ -324,7 +325,7 @@ func TestSchemaNewerRefusedOlderMigrated(t *testing.T) {
 	}
 	r, ok, _ := s.Get(key)
 	if !ok || r.Tenant != "did:jwk:a" || r.Scope.Protocol != "https://example.com/p" || r.ScopeID != ScopeID(r.Scope) ||
-		r.Status != StatusLive || !r.NeedsReconcile || r.Pull.Contiguous.Position != "41" || r.Pull.Received != nil ||
+		r.Phase != ls.Live || !r.NeedsReconcile || r.Pull.Contiguous.Position != "41" || r.Pull.Received != nil ||
 		r.LastActivity.Year() != 2025 {
 		t.Fatalf("migrated: %+v (received %+v)", r, r.Pull.Received)
 	}
@@ -399,7 +400,7 @@ func TestConcurrentUpdatesAndFlushes(t *testing.T) {
 func TestFlushHonoursContext(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "ledger.db"), Options{})
 	rec, _ := s.GetOrCreate(newLink(1))
-	_ = s.Update(rec.Key, func(r *Record) { r.Status = StatusLive })
+	_ = s.Update(rec.Key, func(r *Record) { r.Phase = ls.Live })
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	// Either the commit won the race or the cancelled context is reported; never a hang.

@@ -9,6 +9,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 // Defaults are the runtime's settings a link falls back on.
@@ -84,8 +85,8 @@ func Build(link *v1alpha1.ReplicationLink, signer *msg.Signer, grants msg.Endpoi
 		LocalEndpoint:  local,
 		RemoteEndpoint: remote, // the engine keys the link from it: same key as Key
 		Scope:          Scope(spec),
-		Direction:      syncer.Direction(orDefault(string(spec.Direction), string(v1alpha1.DefaultDirection))),
-		Mode:           syncer.Mode(orDefault(string(spec.Mode), string(v1alpha1.DefaultMode))),
+		Direction:      linkstate.Direction(orDefault(string(spec.Direction), string(v1alpha1.DefaultDirection))),
+		Mode:           linkstate.Mode(orDefault(string(spec.Mode), string(v1alpha1.DefaultMode))),
 		PollInterval:   poll,
 		Dialect:        dialect,
 		LocalDialect:   localDialect,

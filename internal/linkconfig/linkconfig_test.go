@@ -16,7 +16,7 @@ import (
 	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/linkconfig/secrettest"
-	"github.com/dwnsync/dwnsync/internal/syncer"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 func secret(t *testing.T, data map[string]string) (*corev1.Secret, string) {
@@ -93,7 +93,7 @@ func TestBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Name != "ns/l" || cfg.LocalEndpoint != "http://local.test:3000" || cfg.Direction != syncer.DirectionBoth || cfg.Mode != syncer.ModeLive ||
+	if cfg.Name != "ns/l" || cfg.LocalEndpoint != "http://local.test:3000" || cfg.Direction != linkstate.Both || cfg.Mode != linkstate.ModeLive ||
 		cfg.PollInterval != 2*time.Minute || cfg.Dialect != dwn.DialectAuto || cfg.LocalDialect != dwn.DialectAuto || !cfg.Suspend ||
 		cfg.Scope.Protocol != "https://example.com/chat" || len(cfg.Scope.ProtocolPathPrefixes) != 1 {
 		t.Fatalf("cfg %+v", cfg)

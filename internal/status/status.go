@@ -15,6 +15,7 @@ import (
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/syncer"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 // Condition reasons (besides the linkconfig ones about Secrets and the spec).
@@ -41,7 +42,10 @@ const (
 
 // DegradedPollEvery is how often a degraded_poll link polls: fixed by the engine, not
 // spec.pollInterval (which applies to poll-mode links only).
-var DegradedPollEvery = fmt.Sprintf("%v-%v", syncer.DegradedPollBase, syncer.DegradedPollBase+syncer.DegradedPollJitter)
+var DegradedPollEvery = func() string {
+	t := linkstate.DefaultTiming()
+	return fmt.Sprintf("%v-%v", t.DegradedPollBase, t.DegradedPollBase+t.DegradedPollJitter)
+}()
 
 // Inputs is what the status needs besides the snapshot.
 type Inputs struct {
@@ -67,9 +71,9 @@ func InputsFor(link *v1alpha1.ReplicationLink, now time.Time) Inputs {
 func FromSnapshot(cur v1alpha1.ReplicationLinkStatus, snap syncer.LinkStatus, in Inputs) v1alpha1.ReplicationLinkStatus {
 	s := v1alpha1.ReplicationLinkStatus{
 		ObservedGeneration: in.Generation,
-		Phase:              v1alpha1.Phase(snap.Phase),
+		Phase:              apiPhase(snap.Phase),
 		NeedsReconcile:     snap.NeedsReconcile,
-		Connectivity:       v1alpha1.Connectivity(orUnknown(snap.Connectivity)),
+		Connectivity:       apiConnectivity(snap.Connectivity),
 		Dialect:            snap.Dialect,
 		LinkKey:            snap.Key,
 		LastReconcileTime:  timeOrNil(snap.LastReconcileTime),
@@ -117,11 +121,11 @@ func WithProblem(cur v1alpha1.ReplicationLinkStatus, generation int64, now time.
 
 func ready(snap syncer.LinkStatus, in Inputs) metav1.Condition {
 	c := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse}
-	switch v1alpha1.Phase(snap.Phase) {
-	case v1alpha1.PhaseLive:
+	switch snap.Phase {
+	case linkstate.Live:
 		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonLive, replicatingMessage(in)
 		return c
-	case v1alpha1.PhasePaused:
+	case linkstate.Paused:
 		c.Reason, c.Message = ReasonSuspended, "spec.suspend is true: set it to false to resume from the checkpoints"
 		return c
 	}
@@ -129,13 +133,13 @@ func ready(snap syncer.LinkStatus, in Inputs) metav1.Condition {
 		c.Reason, c.Message = reason, msg
 		return c
 	}
-	switch v1alpha1.Phase(snap.Phase) {
-	case v1alpha1.PhaseDegradedPoll:
+	switch snap.Phase {
+	case linkstate.DegradedPoll:
 		// Not Ready: the feeds failed repeatedly and whatever broke them (a key, a server) is
 		// still broken until a repair succeeds; the fallback poll only keeps trying.
 		c.Reason = ReasonRepairFailed
 		c.Message = fmt.Sprintf("%d repairs failed; polling every %s until one succeeds; last error: %s", snap.RepairAttempts, DegradedPollEvery, orNone(firstError(snap)))
-	case v1alpha1.PhaseRepairing:
+	case linkstate.Repairing:
 		c.Reason, c.Message = ReasonRepairing, "re-reading the feeds from the checkpoints after a gap or an error; see status.progress"
 	default:
 		c.Reason, c.Message = ReasonInitializing, "bootstrapping: copying what the other server lacks; see status.progress"
@@ -189,7 +193,7 @@ func degraded(snap syncer.LinkStatus) metav1.Condition {
 		c.Reason = ReasonCheckpointsNotSaved
 		c.Message = "the ledger cannot save checkpoints (free space or fix the --state-dir volume); replication goes on, " +
 			"the checkpoints are kept in memory and retried, and a restart meanwhile resumes from older ones (messages are re-copied, not lost). Error: " + snap.CheckpointsNotSaved
-	case v1alpha1.Phase(snap.Phase) == v1alpha1.PhaseDegradedPoll:
+	case snap.Phase == linkstate.DegradedPoll:
 		c.Reason = ReasonDegradedPoll
 		c.Message = fmt.Sprintf("%d repairs failed; polling every %s until a repair succeeds. Last error: %s", snap.RepairAttempts, DegradedPollEvery, orNone(snap.LastError))
 	case snap.RepairAttempts > 0 && snap.LastError != "":
@@ -213,9 +217,9 @@ func classify(snap syncer.LinkStatus, remote string) (string, string) {
 		return ReasonUnauthorized, "a server refused the signer: check that the Secret's did is the tenant or holds Messages grants on both servers (Secret key grants); last error: " + firstError(snap)
 	case snap.LastErrorKind == string(dwn.Unsupported):
 		return ReasonUnsupported, fmt.Sprintf("a server lacks a method or feature the link needs: check spec.dialect and the server versions; last error: %s", firstError(snap))
-	case snap.Connectivity == string(v1alpha1.ConnectivityOffline):
+	case snap.Connectivity == linkstate.Offline:
 		return ReasonEndpointUnreachable, fmt.Sprintf("cannot reach %s (retrying); check the URL and the network; last error: %s", remote, orNone(firstError(snap)))
-	case v1alpha1.Phase(snap.Phase) == v1alpha1.PhaseRepairing && snap.RepairAttempts > 0 && snap.LastError != "":
+	case snap.Phase == linkstate.Repairing && snap.RepairAttempts > 0 && snap.LastError != "":
 		return ReasonRepairFailed, "repair failed and will be retried; last error: " + snap.LastError
 	}
 	return "", ""
@@ -279,11 +283,32 @@ func firstError(snap syncer.LinkStatus) string {
 	return ""
 }
 
-func orUnknown(s string) string {
-	if s == "" {
-		return string(v1alpha1.ConnectivityUnknown)
+// apiPhase is the one mapping of the engine's phase to the API's.
+func apiPhase(p linkstate.Phase) v1alpha1.Phase {
+	switch p {
+	case linkstate.Initializing:
+		return v1alpha1.PhaseInitializing
+	case linkstate.Live:
+		return v1alpha1.PhaseLive
+	case linkstate.Repairing:
+		return v1alpha1.PhaseRepairing
+	case linkstate.DegradedPoll:
+		return v1alpha1.PhaseDegradedPoll
+	case linkstate.Paused:
+		return v1alpha1.PhasePaused
 	}
-	return s
+	return v1alpha1.Phase(p) // a phase this build does not know (an older ledger's): shown as is
+}
+
+// apiConnectivity maps the engine's connectivity to the API's ("" is unknown).
+func apiConnectivity(c linkstate.Connectivity) v1alpha1.Connectivity {
+	switch c {
+	case linkstate.Online:
+		return v1alpha1.ConnectivityOnline
+	case linkstate.Offline:
+		return v1alpha1.ConnectivityOffline
+	}
+	return v1alpha1.ConnectivityUnknown
 }
 
 func orNone(s string) string {

@@ -11,23 +11,6 @@ import (
 	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
-// Direction says which way a link replicates.
-type Direction string
-
-const (
-	DirectionBoth Direction = "both"
-	DirectionPull Direction = "pull" // remote → local only
-	DirectionPush Direction = "push" // local → remote only
-)
-
-// Mode says how a link is driven.
-type Mode string
-
-const (
-	ModeLive Mode = "live" // durable feeds both ways, reconcile on demand and every 5 minutes
-	ModePoll Mode = "poll" // a reconcile every PollInterval, no feeds
-)
-
 // LinkConfig is everything the engine needs to run one link.
 type LinkConfig struct {
 	Name           string // ns/name, for logs and events
@@ -35,8 +18,8 @@ type LinkConfig struct {
 	LocalEndpoint  string
 	RemoteEndpoint string
 	Scope          dwn.Scope
-	Direction      Direction
-	Mode           Mode
+	Direction      linkstate.Direction
+	Mode           linkstate.Mode
 	PollInterval   time.Duration
 	Dialect        dwn.Dialect // of the remote endpoint
 	LocalDialect   dwn.Dialect
@@ -60,10 +43,10 @@ func (c LinkConfig) withDefaults() (LinkConfig, error) {
 	// the caller's.
 	c.LocalEndpoint, c.RemoteEndpoint = baseurl.Normalize(c.LocalEndpoint), baseurl.Normalize(c.RemoteEndpoint)
 	if c.Direction == "" {
-		c.Direction = DirectionBoth
+		c.Direction = linkstate.Both
 	}
 	if c.Mode == "" {
-		c.Mode = ModeLive
+		c.Mode = linkstate.ModeLive
 	}
 	if c.Dialect == "" {
 		c.Dialect = dwn.DialectAuto
@@ -71,7 +54,7 @@ func (c LinkConfig) withDefaults() (LinkConfig, error) {
 	if c.LocalDialect == "" {
 		c.LocalDialect = dwn.DialectAuto
 	}
-	if c.Mode == ModePoll && c.PollInterval <= 0 {
+	if c.Mode == linkstate.ModePoll && c.PollInterval <= 0 {
 		c.PollInterval = DefaultPollInterval
 	}
 	switch {
@@ -83,9 +66,9 @@ func (c LinkConfig) withDefaults() (LinkConfig, error) {
 		return c, fmt.Errorf("link %q: endpoint is empty; set the remote DWN endpoint URL", c.Name)
 	case baseurl.Same(c.LocalEndpoint, c.RemoteEndpoint):
 		return c, fmt.Errorf("link %q: endpoint %s is the local endpoint; a link needs two different servers", c.Name, c.RemoteEndpoint)
-	case c.Direction != DirectionBoth && c.Direction != DirectionPull && c.Direction != DirectionPush:
+	case c.Direction != linkstate.Both && c.Direction != linkstate.PullOnly && c.Direction != linkstate.PushOnly:
 		return c, fmt.Errorf("link %q: direction %q is not one of both, pull, push", c.Name, c.Direction)
-	case c.Mode != ModeLive && c.Mode != ModePoll:
+	case c.Mode != linkstate.ModeLive && c.Mode != linkstate.ModePoll:
 		return c, fmt.Errorf("link %q: mode %q is not one of live, poll", c.Name, c.Mode)
 	case c.LocalSigner == nil || c.RemoteSigner == nil:
 		return c, fmt.Errorf("link %q: no signer; reference a Secret with did and privateJwk", c.Name)
@@ -95,14 +78,10 @@ func (c LinkConfig) withDefaults() (LinkConfig, error) {
 
 // machineConfig is what the pure state machine needs from a link config.
 func (c LinkConfig) machineConfig() linkstate.Config {
-	mode := linkstate.ModeLive
-	if c.Mode == ModePoll {
-		mode = linkstate.ModePoll
-	}
 	return linkstate.Config{
-		Mode:    mode,
-		Pull:    c.Direction != DirectionPush,
-		Push:    c.Direction != DirectionPull,
+		Mode:    c.Mode,
+		Pull:    c.Direction.Runs(linkstate.Pull),
+		Push:    c.Direction.Runs(linkstate.Push),
 		Suspend: c.Suspend,
 	}
 }
@@ -123,9 +102,9 @@ func (c LinkConfig) Same(o LinkConfig) bool {
 type LinkStatus struct {
 	Key, Name         string
 	Owner             string // LinkConfig.Owner of the running link
-	Phase             string // initializing|live|repairing|degraded_poll|paused
+	Phase             linkstate.Phase
 	NeedsReconcile    bool
-	Connectivity      string // online|offline|unknown
+	Connectivity      linkstate.Connectivity
 	Dialect           string
 	Pull, Push        DirectionStatus
 	LastReconcileTime time.Time
@@ -181,28 +160,4 @@ const (
 type Event struct {
 	Key, Name, Type, From, To, Reason, Message string
 	Time                                       time.Time
-}
-
-// Timing is every delay of the engine; DefaultTiming builds it from this package's constants.
-type Timing = linkstate.Timing
-
-// DefaultTiming returns the spec's timings (timing.go).
-func DefaultTiming() Timing {
-	return Timing{
-		PushDebounce:          PushDebounce,
-		PushRetryBackoff:      append([]time.Duration(nil), PushRetryBackoff...),
-		EchoTTL:               EchoTTL,
-		EchoCap:               EchoCap,
-		MaxPending:            MaxPendingTokens,
-		MaxRepairAttempts:     MaxRepairAttempts,
-		RepairBackoff:         append([]time.Duration(nil), RepairBackoff...),
-		DegradedPollBase:      DegradedPollBase,
-		DegradedPollJitter:    DegradedPollJitter,
-		ReconcileDefault:      ReconcileDelayDefault,
-		ReconcileStartupDirty: ReconcileDelayStartupDirty,
-		ReconcileEOSEDirty:    ReconcileDelayEOSEDirty,
-		ReconcilePostRepair:   ReconcileDelayPostRepair,
-		ReconcileRetry:        ReconcileDelayRetry,
-		VerifyInterval:        DefaultLiveInterval,
-	}
 }

@@ -90,7 +90,7 @@ func (e *Engine) runningLink(key string) *link {
 func deadLetterCIDs(ds []ledger.DeadLetter) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
-		out[i] = d.Direction + " " + d.CID
+		out[i] = ls.DeadLetterMessage(d.Direction, d.CID)
 	}
 	return out
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/baseurl"
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/ledger"
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
 )
 
@@ -38,7 +39,7 @@ type Options struct {
 	// Dialer overrides Pool (optional).
 	Dialer Dialer
 	// Timing overrides the spec's delays (optional; tests shorten them).
-	Timing *Timing
+	Timing *ls.Timing
 	// Rand returns a uniform number in [0,1) (optional; the degraded-poll jitter).
 	Rand func() float64
 	// Copier moves messages (optional; the zero Copier by default).
@@ -56,12 +57,13 @@ type Options struct {
 // DefaultMaxConcurrentReconciles is Options.MaxConcurrentReconciles when unset.
 const DefaultMaxConcurrentReconciles = 4
 
-// Engine runs links. It is a controller-runtime manager.Runnable that needs leader election.
+// Engine runs links. It is not a manager runnable itself: the operator runs it from its own
+// leader-elected runnable (internal/operator), dwnsync run directly.
 type Engine struct {
 	opts   Options
 	clock  clock.WithTicker
 	log    logr.Logger
-	timing Timing
+	timing ls.Timing
 	dialer Dialer
 	copier *transfer.Copier
 	bus    *eventBus
@@ -110,7 +112,7 @@ func New(opts Options) (*Engine, error) {
 		opts:    opts,
 		clock:   opts.Clock,
 		log:     opts.Logger,
-		timing:  DefaultTiming(),
+		timing:  ls.DefaultTiming(),
 		dialer:  opts.Dialer,
 		copier:  opts.Copier,
 		bus:     newEventBus(opts.EventBuffer),
@@ -134,9 +136,6 @@ func New(opts Options) (*Engine, error) {
 	e.met = newMetrics(opts.Registerer, e)
 	return e, nil
 }
-
-// NeedLeaderElection: exactly one replica writes a link's checkpoints.
-func (e *Engine) NeedLeaderElection() bool { return true }
 
 // Start runs every applied link until ctx ends, then stops them and flushes the ledger.
 func (e *Engine) Start(ctx context.Context) error {
@@ -308,7 +307,7 @@ func (e *Engine) Apply(cfg LinkConfig) (string, error) {
 
 func (e *Engine) launchLocked(l *link) {
 	l.launch(e.ctx)
-	if l.cfg.Mode == ModePoll {
+	if l.cfg.Mode == ls.ModePoll {
 		e.joinPollGroupLocked(l)
 	}
 }

@@ -22,37 +22,10 @@ import (
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
 )
 
-func TestTimingMatchesSpec(t *testing.T) {
-	d := DefaultTiming()
-	checks := []struct {
-		name      string
-		got, want time.Duration
-	}{
-		{"PUSH_DEBOUNCE_MS", d.PushDebounce, 100 * time.Millisecond},
-		{"echo TTL", d.EchoTTL, 60 * time.Second},
-		{"degraded-poll base", d.DegradedPollBase, 15 * time.Second},
-		{"degraded-poll jitter", d.DegradedPollJitter, 15 * time.Second},
-		{"reconcile default", d.ReconcileDefault, 1500 * time.Millisecond},
-		{"reconcile start-up dirty", d.ReconcileStartupDirty, 1000 * time.Millisecond},
-		{"reconcile EOSE dirty", d.ReconcileEOSEDirty, 500 * time.Millisecond},
-		{"reconcile post-repair", d.ReconcilePostRepair, 500 * time.Millisecond},
-		{"reconcile retry", d.ReconcileRetry, 5000 * time.Millisecond},
-		{"live interval", d.VerifyInterval, 5 * time.Minute},
-		{"poll interval", DefaultPollInterval, 2 * time.Minute},
-	}
-	for _, c := range checks {
-		if c.got != c.want {
-			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
-		}
-	}
-	if d.EchoCap != 10000 || d.MaxPending != 100 || d.MaxRepairAttempts != 3 || MaxBackoffMultiplier != 4 {
-		t.Errorf("caps: echo %d pending %d repairs %d backoff %d", d.EchoCap, d.MaxPending, d.MaxRepairAttempts, MaxBackoffMultiplier)
-	}
-	if got := d.PushRetryBackoff; len(got) != 4 || got[1] != 250*time.Millisecond || got[2] != time.Second || got[3] != 2*time.Second {
-		t.Errorf("PUSH_RETRY_BACKOFF_MS = %v", got)
-	}
-	if got := d.RepairBackoff; len(got) != 3 || got[0] != time.Second || got[1] != 3*time.Second || got[2] != 10*time.Second {
-		t.Errorf("REPAIR_BACKOFF_MS = %v", got)
+// The engine's own numbers; the machine's are checked by linkstate's TestDefaultTimingMatchesSpec.
+func TestEngineTimingMatchesSpec(t *testing.T) {
+	if DefaultPollInterval != 2*time.Minute || MaxBackoffMultiplier != 4 {
+		t.Errorf("poll interval %v, backoff multiplier %d; want 2m and 4", DefaultPollInterval, MaxBackoffMultiplier)
 	}
 }
 
@@ -109,7 +82,7 @@ func TestE15_ApplyChangeRestartsOneSupervisorKeepingCheckpoints(t *testing.T) {
 		t.Fatalf("unchanged Apply restarted the link: %v", p.te.eventTypes(p.key)[events:])
 	}
 	applies := p.local.Count("dwn.applyReplicatedMessage")
-	cfg.Mode, cfg.Dialect = ModeLive, "enbox" // pinning the dialect is a change
+	cfg.Mode, cfg.Dialect = ls.ModeLive, "enbox" // pinning the dialect is a change
 	if _, err := p.te.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +146,7 @@ func TestPollModeGroups(t *testing.T) {
 		p.write(t, local, 3, "l")
 		p.write(t, remote, 3, "r")
 		key, err := te.Apply(LinkConfig{Name: "poll", Tenant: p.id.DID, LocalEndpoint: local.URL(), RemoteEndpoint: remote.URL(),
-			Mode: ModePoll, PollInterval: 200 * time.Millisecond, LocalSigner: p.id.Signer, RemoteSigner: p.id.Signer})
+			Mode: ls.ModePoll, PollInterval: 200 * time.Millisecond, LocalSigner: p.id.Signer, RemoteSigner: p.id.Signer})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -509,7 +482,7 @@ func counterSum(t *testing.T, te *testEngine, name string) float64 {
 // cleared and lastConvergedTime set (it used to re-compare every few seconds forever).
 func TestOneWayLinkConvergesForItsDirection(t *testing.T) {
 	p := newPairNoLink(t, 2, 3)
-	p.apply(t, LinkConfig{Name: "ns/pull-only", Direction: DirectionPull})
+	p.apply(t, LinkConfig{Name: "ns/pull-only", Direction: ls.PullOnly})
 	eventually(t, 20*time.Second, "pull-only link settled", func() bool {
 		s, _ := p.te.Snapshot(p.key)
 		return !s.NeedsReconcile && !s.LastConvergedTime.IsZero() && len(p.local.CIDs(p.id.DID)) == 5

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 type pair struct {
@@ -65,7 +66,7 @@ func (p *pair) converged() bool {
 	return len(l) > 0 && sameSet(l, r)
 }
 
-func (p *pair) phase() string {
+func (p *pair) phase() ls.Phase {
 	s, _ := p.te.Snapshot(p.key)
 	return s.Phase
 }

@@ -21,7 +21,7 @@ type feedRun struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	// slots is the feed's window: deliveries handed to the supervisor and not yet drained by
-	// the tracker (MaxPendingTokens). The reader waits for a slot, so a delivery that is slow
+	// the tracker (Timing.MaxUncommitted). The reader waits for a slot, so a delivery that is slow
 	// or retrying holds the feed back instead of letting later ones pile up behind it.
 	slots chan struct{}
 	// workers bounds the pull applies running at once (DeliveryConcurrency).
@@ -38,7 +38,7 @@ func (l *link) openFeed(d ls.Dir, epoch uint64, from *dwn.Cursor) {
 	}
 	ctx, cancel := context.WithCancel(l.ctx)
 	f := &feedRun{l: l, dir: d, epoch: epoch, ctx: ctx, cancel: cancel,
-		slots: make(chan struct{}, l.e.timing.MaxPending), workers: make(chan struct{}, DeliveryConcurrency),
+		slots: make(chan struct{}, l.e.timing.MaxUncommitted), workers: make(chan struct{}, DeliveryConcurrency),
 		ackCh: make(chan dwn.Cursor, 1)}
 	l.feeds[d] = f
 	var cp *dwn.Cursor
@@ -79,7 +79,7 @@ func (f *feedRun) failed(err error) {
 }
 
 func (f *feedRun) run(from *dwn.Cursor) {
-	src, err := f.l.tenant(f.ctx, f.dir)
+	src, err := f.l.tenant(f.ctx, f.dir.Source())
 	if err != nil {
 		f.failed(err)
 		return
@@ -223,7 +223,7 @@ func outOfScope(sc dwn.Scope, e dwn.Entry) bool {
 
 // sourceEndpoint is the server a direction's feed reads: the remote for pull, local for push.
 func (l *link) sourceEndpoint(d ls.Dir) string {
-	if d == ls.Pull {
+	if d.Source() == ls.Remote {
 		return l.cfg.RemoteEndpoint
 	}
 	return l.cfg.LocalEndpoint

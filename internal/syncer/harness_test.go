@@ -13,13 +13,14 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/ledger"
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
 // fastTiming keeps the spec's shape (ordering, ratios, budgets) but shrinks the delays so
 // end-to-end tests on real servers finish quickly.
-func fastTiming() *Timing {
-	t := DefaultTiming()
+func fastTiming() *ls.Timing {
+	t := ls.DefaultTiming()
 	t.PushDebounce = 20 * time.Millisecond
 	t.PushRetryBackoff = []time.Duration{0, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond}
 	t.RepairBackoff = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}
@@ -49,7 +50,7 @@ type testEngine struct {
 
 type engineOpts struct {
 	ledgerPath string
-	timing     *Timing
+	timing     *ls.Timing
 	pool       *dialect.Pool
 	// beforeCommit is the ledger's Options.BeforeCommit (a simulated full disk).
 	beforeCommit func() error

@@ -39,7 +39,7 @@ type link struct {
 	pollReply chan ls.PollResult
 
 	tenantMu sync.Mutex
-	tenants  [2]dwn.Tenant // [Pull] = remote (the pull feed's source), [Push] = local
+	tenants  [2]dwn.Tenant // indexed by ls.Side: [Local], [Remote]
 
 	mu     sync.Mutex
 	status LinkStatus
@@ -54,7 +54,7 @@ type link struct {
 
 // linkMetricValues is what the scrape-time collector reads of a link.
 type linkMetricValues struct {
-	phase         string
+	phase         ls.Phase
 	lastConverged time.Time
 	progress      Progress
 	behind        map[ls.Dir]time.Duration // only directions whose positions are numbered
@@ -91,9 +91,9 @@ func newLink(e *Engine, key string, cfg LinkConfig) *link {
 		timers:    map[ls.Timer]*timerRun{},
 		pollReply: make(chan ls.PollResult, 1),
 	}
-	l.status = LinkStatus{Key: key, Name: cfg.Name, Owner: cfg.Owner, Phase: string(ls.Initializing), Connectivity: string(ls.Unknown)}
+	l.status = LinkStatus{Key: key, Name: cfg.Name, Owner: cfg.Owner, Phase: ls.Initializing, Connectivity: ls.Unknown}
 	if rec, ok, _ := e.opts.Ledger.Get(key); ok {
-		l.status.Phase = rec.Status
+		l.status.Phase = rec.Phase
 		l.status.NeedsReconcile = rec.NeedsReconcile
 		l.status.DeadLetters = len(rec.DeadLetters)
 		l.status.LastReconcileTime = rec.LastReconcile
@@ -131,14 +131,14 @@ func (l *link) run() {
 	if err != nil {
 		l.log.Error(err, "reading the ledger record")
 	}
-	fresh := rec.Pull.Contiguous == nil && rec.Push.Contiguous == nil && rec.LastConverged.IsZero() &&
+	needsBootstrap := rec.Pull.Contiguous == nil && rec.Push.Contiguous == nil && rec.LastConverged.IsZero() &&
 		rec.Counters.Pulled == 0 && rec.Counters.Pushed == 0
 	l.m = ls.New(l.cfg.machineConfig(), l.e.timing)
 	l.step(ls.Start{
-		StoredPhase:    ls.Phase(rec.Status),
+		StoredPhase:    rec.Phase,
 		NeedsReconcile: rec.NeedsReconcile,
 		Checkpoints:    [2]*dwn.Cursor{rec.Pull.Contiguous, rec.Push.Contiguous},
-		Fresh:          fresh,
+		NeedsBootstrap: needsBootstrap,
 	})
 	for {
 		select {
@@ -184,12 +184,12 @@ func (l *link) do(eff ls.Effect) {
 			l.feeds[v.Dir] = nil
 		}
 	case ls.ResetCheckpoint:
-		l.update(func(r *ledger.Record) { r.Checkpoint(ledgerDir(v.Dir)).Reset(v.To) })
+		l.update(func(r *ledger.Record) { r.Checkpoint(v.Dir).Reset(v.To) })
 		l.setCheckpointStatus(v.Dir, v.To)
 	case ls.CommitCheckpoint:
 		c := v.Cursor
 		l.update(func(r *ledger.Record) {
-			cp := r.Checkpoint(ledgerDir(v.Dir))
+			cp := r.Checkpoint(v.Dir)
 			cp.Observe(c)
 			cp.Commit(c)
 		})
@@ -218,7 +218,7 @@ func (l *link) do(eff ls.Effect) {
 		}
 	case ls.StartReconcile:
 		go l.runPass(l.workCtx, func(ctx context.Context) { l.runReconcile(ctx, v) },
-			func(reason string) { l.send(ls.ReconcileDone{Seq: v.Seq, Err: reason}) })
+			func(reason string) { l.send(ls.ReconcileCompleted{Seq: v.Seq, Err: reason}) })
 	case ls.StartRepair:
 		go l.runPass(l.workCtx, func(ctx context.Context) { l.runRepair(ctx, v) },
 			func(reason string) { l.send(ls.RepairDone{Seq: v.Seq, Err: reason}) })
@@ -227,7 +227,7 @@ func (l *link) do(eff ls.Effect) {
 		l.workCtx, l.workCancel = context.WithCancel(l.ctx)
 	case ls.Persist:
 		l.update(func(r *ledger.Record) {
-			r.Status = string(v.Phase)
+			r.Phase = v.Phase
 			r.NeedsReconcile = v.NeedsReconcile
 			r.RepairAttempts = v.RepairAttempts
 		})
@@ -240,7 +240,7 @@ func (l *link) do(eff ls.Effect) {
 		case l.pollReply <- v:
 		default:
 		}
-	case ls.Reconciled:
+	case ls.RecordReconcileCompleted:
 		now := l.e.clock.Now()
 		result := "diverged"
 		switch {
@@ -295,25 +295,24 @@ func (l *link) update(fn func(*ledger.Record)) {
 // publishes it: the one path of every dead letter (the machine's DeadLetter effect and the
 // reconcile pass's refusals). One already recorded for the same CID and direction (a later
 // reconcile or replay refusing it again) is not recorded, counted or published again.
-func (l *link) deadLetter(dir ls.Dir, cid, reason string) {
-	d := ledgerDir(dir)
+func (l *link) deadLetter(d ls.Dir, cid, reason string) {
 	now := l.e.clock.Now()
 	n, known := 0, false
 	l.update(func(r *ledger.Record) {
 		for _, old := range r.DeadLetters {
-			if old.CID == cid && old.Direction == string(d) {
+			if old.CID == cid && old.Direction == d {
 				known = true
 				return
 			}
 		}
-		r.AddDeadLetter(ledger.DeadLetter{CID: cid, Direction: string(d), Reason: reason, At: now})
+		r.AddDeadLetter(ledger.DeadLetter{CID: cid, Direction: d, Reason: reason, At: now})
 		r.Counters.Failed++
 		n = len(r.DeadLetters)
 	})
 	if known {
 		return
 	}
-	l.e.met.deadLetters.WithLabelValues(linkValues(l.cfg.Name, string(d))...).Inc()
+	l.e.met.deadLetters.WithLabelValues(linkValues(l.cfg.Name, d.String())...).Inc()
 	l.mu.Lock()
 	if n > 0 {
 		l.status.DeadLetters = n
@@ -321,7 +320,7 @@ func (l *link) deadLetter(dir ls.Dir, cid, reason string) {
 		l.status.DeadLetters++
 	}
 	l.mu.Unlock()
-	l.e.publish(Event{Key: l.key, Name: l.cfg.Name, Type: ls.EvDeadLetter, Reason: reason, Message: dir.String() + " " + cid})
+	l.e.publish(Event{Key: l.key, Name: l.cfg.Name, Type: ls.EvDeadLetter, Reason: reason, Message: ls.DeadLetterMessage(d, cid)})
 }
 
 // clearDeadLetters drops dead letters of messages that have since crossed successfully.
@@ -335,7 +334,7 @@ func (l *link) clearDeadLetters(d ls.Dir, cids []string) {
 	n := -1
 	l.update(func(r *ledger.Record) {
 		for _, c := range cids {
-			r.ClearDeadLetter(c, string(ledgerDir(d)))
+			r.ClearDeadLetter(c, d)
 		}
 		n = len(r.DeadLetters)
 	})
@@ -423,8 +422,8 @@ func (l *link) refreshStatus() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := m.Snapshot()
-	l.status.Phase = string(st.Phase)
-	l.status.Connectivity = string(st.Connectivity)
+	l.status.Phase = st.Phase
+	l.status.Connectivity = st.Connectivity
 	l.status.NeedsReconcile = st.NeedsReconcile
 	l.status.RepairAttempts = st.RepairAttempts
 	l.status.LastError, l.status.LastErrorKind = st.LastError, st.LastErrorKind
@@ -438,7 +437,7 @@ func (l *link) snapshot() LinkStatus {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.status
-	if t := l.cachedTenant(ls.Pull); t != nil {
+	if t := l.cachedTenant(ls.Remote); t != nil {
 		s.Dialect = string(t.Dialect())
 	}
 	return s
@@ -544,15 +543,15 @@ func (l *link) setTimer(which ls.Timer, at time.Time) {
 
 // ---- tenants ----
 
-// tenant returns the source tenant of feed d's side: Pull → remote, Push → local.
-func (l *link) tenant(ctx context.Context, side ls.Dir) (dwn.Tenant, error) {
+// tenant returns the tenant of one side of the link, dialling it the first time.
+func (l *link) tenant(ctx context.Context, side ls.Side) (dwn.Tenant, error) {
 	l.tenantMu.Lock()
 	defer l.tenantMu.Unlock()
 	if t := l.tenants[side]; t != nil {
 		return t, nil
 	}
 	endpoint, dialect, signer := l.cfg.RemoteEndpoint, l.cfg.Dialect, l.cfg.RemoteSigner
-	if side == ls.Push {
+	if side == ls.Local {
 		endpoint, dialect, signer = l.cfg.LocalEndpoint, l.cfg.LocalDialect, l.cfg.LocalSigner
 	}
 	t, err := l.e.dialer.Tenant(ctx, endpoint, dialect, l.cfg.Tenant, signer)
@@ -563,30 +562,23 @@ func (l *link) tenant(ctx context.Context, side ls.Dir) (dwn.Tenant, error) {
 	return t, nil
 }
 
-func (l *link) cachedTenant(side ls.Dir) dwn.Tenant {
+func (l *link) cachedTenant(side ls.Side) dwn.Tenant {
 	l.tenantMu.Lock()
 	defer l.tenantMu.Unlock()
 	return l.tenants[side]
 }
 
-// both returns (local, remote).
-func (l *link) both(ctx context.Context) (dwn.Tenant, dwn.Tenant, error) {
-	remote, err := l.tenant(ctx, ls.Pull)
+// localAndRemote returns the link's two tenants, in the order its name says.
+func (l *link) localAndRemote(ctx context.Context) (local, remote dwn.Tenant, err error) {
+	remote, err = l.tenant(ctx, ls.Remote)
 	if err != nil {
 		return nil, nil, err
 	}
-	local, err := l.tenant(ctx, ls.Push)
+	local, err = l.tenant(ctx, ls.Local)
 	if err != nil {
 		return nil, nil, err
 	}
 	return local, remote, nil
-}
-
-func ledgerDir(d ls.Dir) ledger.Dir {
-	if d == ls.Push {
-		return ledger.Push
-	}
-	return ledger.Pull
 }
 
 func position(c *dwn.Cursor) string {

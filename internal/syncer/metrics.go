@@ -190,7 +190,7 @@ func (c *linkCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, l := range links {
 		v := l.metricValues(now)
 		lv := linkValues(l.cfg.Name)
-		ch <- prometheus.MustNewConstMetric(phaseDesc, prometheus.GaugeValue, 1, linkValues(l.cfg.Name, v.phase)...)
+		ch <- prometheus.MustNewConstMetric(phaseDesc, prometheus.GaugeValue, 1, linkValues(l.cfg.Name, string(v.phase))...)
 		if !v.lastConverged.IsZero() {
 			ch <- prometheus.MustNewConstMetric(lastConvergedDesc, prometheus.GaugeValue, float64(v.lastConverged.UnixNano())/1e9, lv...)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 // reconcileProgress watches one reconcile through the tenants it is given: it counts the
@@ -23,9 +24,9 @@ type reconcileProgress struct {
 	pull    bool  // remote → local allowed
 	push    bool  // local → remote allowed
 	report  func(Progress)
-	// crossing, when set, hears of every message about to be written to a side (0 local,
-	// 1 remote), before the write: the other side's feed may show it before the pass ends.
-	crossing func(ctx context.Context, side int, cid string)
+	// crossing, when set, hears of every message about to be written to a side, before the
+	// write: the other side's feed may show it before the pass ends.
+	crossing func(ctx context.Context, side ls.Side, cid string)
 }
 
 func (p *reconcileProgress) onApplied() {
@@ -61,7 +62,7 @@ func (p *reconcileProgress) progressLocked() Progress {
 
 // watch wraps a tenant so that its applies and listings reach p; SMT tenants keep their SMT
 // methods (the copier diffs with them when both sides have them).
-func (p *reconcileProgress) watch(t dwn.Tenant, side int) dwn.Tenant {
+func (p *reconcileProgress) watch(t dwn.Tenant, side ls.Side) dwn.Tenant {
 	w := watchedTenant{Tenant: t, side: side, p: p}
 	if s, ok := t.(dwn.SMTTenant); ok {
 		return watchedSMTTenant{watchedTenant: w, smt: s}
@@ -71,7 +72,7 @@ func (p *reconcileProgress) watch(t dwn.Tenant, side int) dwn.Tenant {
 
 type watchedTenant struct {
 	dwn.Tenant
-	side int
+	side ls.Side
 	p    *reconcileProgress
 }
 

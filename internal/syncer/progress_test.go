@@ -8,6 +8,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
 )
 
@@ -93,7 +94,7 @@ func TestReconcileProgressTotalFromTheCopiersDiff(t *testing.T) {
 	remote := listingOnlyTenant{cids: []string{cid(3), cid(4), cid(5), cid(6), cid(7)}} // local lacks 5, 6, 7
 	var reports []Progress
 	p := &reconcileProgress{pull: true, report: func(pr Progress) { reports = append(reports, pr) }}
-	res, err := transfer.Reconcile(context.Background(), p.watch(local, 0), p.watch(remote, 1), dwn.Scope{}, transfer.PullOnly)
+	res, err := transfer.Reconcile(context.Background(), p.watch(local, ls.Local), p.watch(remote, ls.Remote), dwn.Scope{}, ls.PullOnly)
 	if err != nil || res.OnlyRemote != 3 || res.OnlyLocal != 2 {
 		t.Fatalf("reconcile: %v %+v", err, res)
 	}

@@ -21,8 +21,8 @@ type verdict struct {
 // its own attempts; push passes true, because the machine counts the batch's retries.
 //
 //   - the target holds it (or something newer), or the source no longer does: OK;
-//   - refused for good (Invalid, or a kind no retry changes): dead letter (OutcomeInvalid);
-//   - Unauthorized: repair (OutcomeError) in both directions, without retrying the entry —
+//   - refused for good (Invalid, or a kind no retry changes): dead letter (OutcomeDeadLetter);
+//   - Unauthorized: repair (OutcomeRepair) in both directions, without retrying the entry —
 //     the same request signed with the same grants is refused again;
 //   - anything else (transport errors, Deferred, Incomplete) retries while retriesLeft;
 //   - then: dead letter when the source cannot supply the dependencies, else repair.
@@ -31,9 +31,9 @@ func classify(o transfer.Outcome, err error, retriesLeft bool) verdict {
 	case err == nil && o.Succeeded():
 		return verdict{outcome: ls.OutcomeOK}
 	case err == nil && o.Kind == dwn.Invalid:
-		return verdict{outcome: ls.OutcomeInvalid, reason: o.Reason}
+		return verdict{outcome: ls.OutcomeDeadLetter, reason: o.Reason}
 	case err == nil && o.Err == nil && !o.Retryable():
-		return verdict{outcome: ls.OutcomeInvalid, reason: o.String()}
+		return verdict{outcome: ls.OutcomeDeadLetter, reason: o.String()}
 	}
 	if err == nil {
 		err = o.Err
@@ -44,11 +44,11 @@ func classify(o transfer.Outcome, err error, retriesLeft bool) verdict {
 	}
 	switch {
 	case dwn.IsUnauthorized(err):
-		return verdict{outcome: ls.OutcomeError, reason: err.Error(), errKind: errorKind(err)}
+		return verdict{outcome: ls.OutcomeRepair, reason: err.Error(), errKind: errorKind(err)}
 	case retriesLeft:
 		return verdict{outcome: ls.OutcomeTransient, reason: reason, errKind: errorKind(err), retry: true}
 	case o.DeadLetter():
-		return verdict{outcome: ls.OutcomeInvalid, reason: o.String()}
+		return verdict{outcome: ls.OutcomeDeadLetter, reason: o.String()}
 	}
-	return verdict{outcome: ls.OutcomeError, reason: reason, errKind: errorKind(err)}
+	return verdict{outcome: ls.OutcomeRepair, reason: reason, errKind: errorKind(err)}
 }

@@ -28,16 +28,16 @@ func TestClassifyOutcomes(t *testing.T) {
 	}{
 		{"applied", transfer.Outcome{CID: "c", Kind: dwn.Applied}, nil, want{ls.OutcomeOK, false}, want{ls.OutcomeOK, false}},
 		{"duplicate", transfer.Outcome{CID: "c", Kind: dwn.Duplicate}, nil, want{ls.OutcomeOK, false}, want{ls.OutcomeOK, false}},
-		{"source gone", transfer.Outcome{CID: "c", Kind: transfer.SourceGone}, nil, want{ls.OutcomeOK, false}, want{ls.OutcomeOK, false}},
-		{"invalid", transfer.Outcome{CID: "c", Kind: dwn.Invalid, Reason: "bad"}, nil, want{ls.OutcomeInvalid, false}, want{ls.OutcomeInvalid, false}},
-		{"unauthorized", transfer.Outcome{CID: "c", Err: unauthorized}, nil, want{ls.OutcomeError, false}, want{ls.OutcomeError, false}},
-		{"unauthorized before the copy", transfer.Outcome{}, unauthorized, want{ls.OutcomeError, false}, want{ls.OutcomeError, false}},
-		{"transient", transfer.Outcome{CID: "c", Err: transient}, nil, want{ls.OutcomeTransient, true}, want{ls.OutcomeError, false}},
-		{"dial failed", transfer.Outcome{}, errors.New("no route"), want{ls.OutcomeTransient, true}, want{ls.OutcomeError, false}},
-		{"deferred", transfer.Outcome{CID: "c", Kind: dwn.Deferred}, nil, want{ls.OutcomeTransient, true}, want{ls.OutcomeError, false}},
-		{"incomplete", transfer.Outcome{CID: "c", Kind: dwn.Incomplete}, nil, want{ls.OutcomeTransient, true}, want{ls.OutcomeError, false}},
+		{"source gone", transfer.Outcome{CID: "c", Kind: transfer.KindSourceGone}, nil, want{ls.OutcomeOK, false}, want{ls.OutcomeOK, false}},
+		{"invalid", transfer.Outcome{CID: "c", Kind: dwn.Invalid, Reason: "bad"}, nil, want{ls.OutcomeDeadLetter, false}, want{ls.OutcomeDeadLetter, false}},
+		{"unauthorized", transfer.Outcome{CID: "c", Err: unauthorized}, nil, want{ls.OutcomeRepair, false}, want{ls.OutcomeRepair, false}},
+		{"unauthorized before the copy", transfer.Outcome{}, unauthorized, want{ls.OutcomeRepair, false}, want{ls.OutcomeRepair, false}},
+		{"transient", transfer.Outcome{CID: "c", Err: transient}, nil, want{ls.OutcomeTransient, true}, want{ls.OutcomeRepair, false}},
+		{"dial failed", transfer.Outcome{}, errors.New("no route"), want{ls.OutcomeTransient, true}, want{ls.OutcomeRepair, false}},
+		{"deferred", transfer.Outcome{CID: "c", Kind: dwn.Deferred}, nil, want{ls.OutcomeTransient, true}, want{ls.OutcomeRepair, false}},
+		{"incomplete", transfer.Outcome{CID: "c", Kind: dwn.Incomplete}, nil, want{ls.OutcomeTransient, true}, want{ls.OutcomeRepair, false}},
 		{"incomplete, source lacks the deps", transfer.Outcome{CID: "c", Kind: dwn.Incomplete, Reason: transfer.ReasonUnresolvableDeps + ": x"}, nil,
-			want{ls.OutcomeTransient, true}, want{ls.OutcomeInvalid, false}},
+			want{ls.OutcomeTransient, true}, want{ls.OutcomeDeadLetter, false}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for _, w := range []struct {

@@ -22,9 +22,9 @@ func (l *link) applyPull(f *feedRun, eff ls.ApplyPull) {
 	case <-ctx.Done():
 		return
 	}
-	res := ls.Applied{Epoch: eff.Epoch, Ordinal: eff.Ordinal, CID: eff.Entry.CID}
+	res := ls.DeliveryDone{Epoch: eff.Epoch, Ordinal: eff.Ordinal, CID: eff.Entry.CID}
 	for attempt := 0; ; attempt++ {
-		local, remote, err := l.both(ctx)
+		local, remote, err := l.localAndRemote(ctx)
 		var o transfer.Outcome
 		if err == nil {
 			var r transfer.Result
@@ -93,7 +93,7 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 	for i, it := range eff.Items {
 		entries[i] = it.Entry
 	}
-	local, remote, err := l.both(ctx)
+	local, remote, err := l.localAndRemote(ctx)
 	var r transfer.Result
 	if err == nil {
 		r, err = l.e.copier.Copy(ctx, local, remote, entries)
@@ -126,7 +126,7 @@ func (l *link) flushPush(f *feedRun, eff ls.FlushPush) {
 			if o.Kind == dwn.Applied {
 				applied += 1 + o.Dependencies
 			}
-		case ls.OutcomeTransient, ls.OutcomeError:
+		case ls.OutcomeTransient, ls.OutcomeRepair:
 			transient++
 			l.setDirError(ls.Push, v.reason)
 		}
@@ -154,11 +154,11 @@ func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, err
 		return transfer.ReconcileResult{}, err
 	}
 	defer release()
-	local, remote, err := l.both(ctx)
+	local, remote, err := l.localAndRemote(ctx)
 	if err != nil {
 		return transfer.ReconcileResult{}, err
 	}
-	prog := &reconcileProgress{pull: l.cfg.Direction != DirectionPush, push: l.cfg.Direction != DirectionPull,
+	prog := &reconcileProgress{pull: l.cfg.Direction.Runs(ls.Pull), push: l.cfg.Direction.Runs(ls.Push),
 		report: func(p Progress) {
 			if p.Applied > 0 || p.Total > 0 {
 				l.setProgress(p)
@@ -166,10 +166,10 @@ func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, err
 		},
 		// Every message the pass writes is an echo on the other side's feed from the moment it
 		// is written; the feeds would otherwise copy it back (Duplicate) until the pass ends.
-		crossing: func(ctx context.Context, side int, cid string) {
-			l.sendUnlessDone(ctx, ls.Crossing{Dir: [2]ls.Dir{ls.Pull, ls.Push}[side], CID: cid})
+		crossing: func(ctx context.Context, side ls.Side, cid string) {
+			l.sendUnlessDone(ctx, ls.Crossing{Dir: side.Inbound(), CID: cid})
 		}}
-	res, err := l.e.copier.Reconcile(ctx, prog.watch(local, 0), prog.watch(remote, 1), l.cfg.Scope, transfer.Direction(l.cfg.Direction))
+	res, err := l.e.copier.Reconcile(ctx, prog.watch(local, ls.Local), prog.watch(remote, ls.Remote), l.cfg.Scope, l.cfg.Direction)
 	if err != nil {
 		return res, err
 	}
@@ -215,7 +215,7 @@ func (l *link) runReconcile(ctx context.Context, eff ls.StartReconcile) {
 	if ctx.Err() != nil {
 		return
 	}
-	done := ls.ReconcileDone{Seq: eff.Seq, Converged: res.Converged, Pulled: res.Pulled, Pushed: res.Pushed, Crossed: crossed(res)}
+	done := ls.ReconcileCompleted{Seq: eff.Seq, Converged: res.Converged, Pulled: res.Pulled, Pushed: res.Pushed, Crossed: crossed(res)}
 	if err != nil {
 		done.Err, done.ErrKind = err.Error(), errorKind(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/faulttest"
 	"github.com/dwnsync/dwnsync/internal/syncer"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 const (
@@ -50,7 +51,7 @@ func TestRemoteOutageConvergesWithoutVerify(t *testing.T) {
 	}
 	var rec phaseRecorder
 	te := startEngine(t, engineOpts{
-		timing:  func(tm *syncer.Timing) { tm.VerifyInterval = 24 * time.Hour }, // the verify cannot help
+		timing:  func(tm *linkstate.Timing) { tm.VerifyInterval = 24 * time.Hour }, // the verify cannot help
 		onEvent: rec.add,
 	})
 	key, err := te.Apply(syncer.LinkConfig{Name: "e2e/outage", Tenant: id.DID, LocalEndpoint: a.URL, RemoteEndpoint: b.URL,

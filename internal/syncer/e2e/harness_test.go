@@ -15,6 +15,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
@@ -23,8 +24,8 @@ type engineOpts struct {
 	pool       *dialect.Pool
 	// verifyInterval replaces the periodic verify's 5 minutes (0 keeps them).
 	verifyInterval time.Duration
-	timing         func(*syncer.Timing) // adjusts the test timings below
-	onEvent        func(syncer.Event)   // sees every engine event
+	timing         func(*linkstate.Timing) // adjusts the test timings below
+	onEvent        func(syncer.Event)      // sees every engine event
 }
 
 type testEngine struct {
@@ -46,7 +47,7 @@ func startEngine(t *testing.T, o engineOpts) *testEngine {
 	if o.pool == nil {
 		o.pool = dialect.NewPool(dialect.Options{})
 	}
-	timing := syncer.DefaultTiming()
+	timing := linkstate.DefaultTiming()
 	timing.ReconcileStartupDirty = 100 * time.Millisecond
 	timing.ReconcileRetry = 500 * time.Millisecond
 	if o.verifyInterval > 0 {

@@ -7,6 +7,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/syncer"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 // The live path on web5 costs what the subscription event leaves out and nothing more: the
@@ -29,7 +30,7 @@ func TestEngineWeb5LiveWriteCrossesWithoutAQueryOrAMessageRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	key, err := te.Apply(syncer.LinkConfig{Name: "e2e/trips", Tenant: id.DID, LocalEndpoint: a.URL, RemoteEndpoint: b.URL,
-		Direction: syncer.DirectionBoth, LocalSigner: signer, RemoteSigner: signer})
+		Direction: linkstate.Both, LocalSigner: signer, RemoteSigner: signer})
 	if err != nil {
 		t.Fatal(err)
 	}

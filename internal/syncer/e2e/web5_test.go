@@ -15,6 +15,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/faulttest"
 	"github.com/dwnsync/dwnsync/internal/syncer"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 // countingTransport counts the engine's HTTP requests (every JSON-RPC call and probe), per
@@ -157,7 +158,7 @@ func TestEngineWeb5EndToEnd(t *testing.T) {
 
 	start := time.Now()
 	key, err := te.Apply(syncer.LinkConfig{Name: "e2e/web5", Tenant: id.DID, LocalEndpoint: a.URL, RemoteEndpoint: b.URL,
-		Direction: syncer.DirectionBoth, LocalSigner: signer, RemoteSigner: signer})
+		Direction: linkstate.Both, LocalSigner: signer, RemoteSigner: signer})
 	if err != nil {
 		t.Fatal(err)
 	}

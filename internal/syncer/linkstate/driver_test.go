@@ -17,8 +17,8 @@ import (
 // The scenario language (testdata/*). Each directive is one line; its expected output follows
 // the "----" line. Driver commands:
 //
-//	new [mode=live|poll] [dirs=both|pull|push|none] [suspend] [rand=0.5] [max-pending=3]
-//	    a machine with testTiming() (MaxPending overridden), the clock at +0s
+//	new [mode=live|poll] [dirs=both|pull|push|none] [suspend] [rand=0.5] [max-uncommitted=3]
+//	    a machine with DefaultTiming() (MaxUncommitted overridden), the clock at +0s
 //	tick 1.5s                        move the clock on
 //	state                            the status, each enabled feed, armed timers
 //	setup                            the input lines of its block, one step each; prints the
@@ -36,7 +36,7 @@ import (
 var inputs = map[string]func(d *driver, a args) Input{
 	"start": func(d *driver, a args) Input {
 		return Start{StoredPhase: Phase(a.str("stored", "")), NeedsReconcile: a.flag("dirty"),
-			Checkpoints: [2]*dwn.Cursor{a.cursor(Pull, "cp-pull"), a.cursor(Push, "cp-push")}, Fresh: a.flag("fresh")}
+			Checkpoints: [2]*dwn.Cursor{a.cursor(Pull, "cp-pull"), a.cursor(Push, "cp-push")}, NeedsBootstrap: a.flag("needs-bootstrap")}
 	},
 	"feed-opened": func(d *driver, a args) Input {
 		dir := a.dir()
@@ -59,19 +59,19 @@ var inputs = map[string]func(d *driver, a args) Input{
 		return Delivered{Dir: dir, Epoch: a.u64("epoch", d.m.Epoch(dir)),
 			Entry: dwn.Entry{CID: a.str("cid", ""), Cursor: a.cursor(dir, "cursor")}, OutOfScope: a.flag("out-of-scope")}
 	},
-	"applied": func(d *driver, a args) Input {
+	"delivery-done": func(d *driver, a args) Input {
 		cid := a.str("cid", "")
 		ap := d.applies[cid]
-		return Applied{Epoch: a.u64("epoch", ap.Epoch), Ordinal: a.u64("ord", ap.Ordinal), CID: cid,
+		return DeliveryDone{Epoch: a.u64("epoch", ap.Epoch), Ordinal: a.u64("ord", ap.Ordinal), CID: cid,
 			Outcome: a.outcome("outcome"), Reason: a.str("reason", ""), ErrKind: a.str("kind", "")}
 	},
 	"push-flushed": func(d *driver, a args) Input {
-		// ok=(a,b) invalid=(c) ...: results in batch order for the CIDs named; a CID named
+		// ok=(a,b) dead-letter=(c) ...: results in batch order for the CIDs named; a CID named
 		// nowhere gets no result. reason and kind apply to every result.
 		in := PushFlushed{Epoch: a.u64("epoch", d.flush.Epoch), Err: a.str("err", ""), ErrKind: a.str("kind", "")}
 		reason, kind := a.str("reason", ""), a.str("kind", "")
 		for _, it := range d.flush.Items {
-			for _, word := range []string{"ok", "invalid", "transient", "error"} {
+			for _, word := range []string{"ok", "dead-letter", "transient", "repair"} {
 				if a.has(word, it.Entry.CID) {
 					in.Results = append(in.Results, PushItemResult{Ordinal: it.Ordinal, CID: it.Entry.CID,
 						Outcome: outcomes[word], Reason: reason, ErrKind: kind})
@@ -83,8 +83,8 @@ var inputs = map[string]func(d *driver, a args) Input{
 		}
 		return in
 	},
-	"reconcile-done": func(d *driver, a args) Input {
-		return ReconcileDone{Seq: a.u64("seq", d.recSeq), Converged: a.flag("converged"), Err: a.str("err", ""),
+	"reconcile-completed": func(d *driver, a args) Input {
+		return ReconcileCompleted{Seq: a.u64("seq", d.recSeq), Converged: a.flag("converged"), Err: a.str("err", ""),
 			ErrKind: a.str("kind", ""), Pulled: int(a.u64("pulled", 0)), Pushed: int(a.u64("pushed", 0)),
 			Crossed: [2][]string{a.list("crossed-pull"), a.list("crossed-push")}}
 	},
@@ -110,7 +110,7 @@ var inputs = map[string]func(d *driver, a args) Input{
 	"stop":      func(*driver, args) Input { return Stop{} },
 }
 
-var outcomes = map[string]Outcome{"ok": OutcomeOK, "invalid": OutcomeInvalid, "transient": OutcomeTransient, "error": OutcomeError}
+var outcomes = map[string]Outcome{"ok": OutcomeOK, "dead-letter": OutcomeDeadLetter, "transient": OutcomeTransient, "repair": OutcomeRepair}
 
 // fmtEffect prints one effect on one line: a word, then its arguments (empty ones left out).
 func fmtEffect(e Effect) string {
@@ -151,8 +151,8 @@ func fmtEffect(e Effect) string {
 		return line("dead-letter", v.Dir, "cid", v.CID, "reason", v.Reason)
 	case PollResult:
 		return line("poll-result", "ok", v.OK, "err", v.Err)
-	case Reconciled:
-		return line("reconciled", "converged", v.Converged, "pulled", v.Pulled, "pushed", v.Pushed, "err", v.Err)
+	case RecordReconcileCompleted:
+		return line("record-reconcile-completed", "converged", v.Converged, "pulled", v.Pulled, "pushed", v.Pushed, "err", v.Err)
 	}
 	panic(fmt.Sprintf("fmtEffect: no format for %T", e))
 }
@@ -161,28 +161,6 @@ func fmtEffect(e Effect) string {
 
 // t0 is the clock's origin; scenario times print relative to it.
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// testTiming mirrors the defaults of internal/syncer/timing.go (that package imports this one;
-// TestTimingMatchesSpec there checks the values it builds).
-func testTiming() Timing {
-	return Timing{
-		PushDebounce:          100 * time.Millisecond,
-		PushRetryBackoff:      []time.Duration{0, 250 * time.Millisecond, time.Second, 2 * time.Second},
-		EchoTTL:               60 * time.Second,
-		EchoCap:               10000,
-		MaxPending:            100,
-		MaxRepairAttempts:     3,
-		RepairBackoff:         []time.Duration{time.Second, 3 * time.Second, 10 * time.Second},
-		DegradedPollBase:      15 * time.Second,
-		DegradedPollJitter:    15 * time.Second,
-		ReconcileDefault:      1500 * time.Millisecond,
-		ReconcileStartupDirty: time.Second,
-		ReconcileEOSEDirty:    500 * time.Millisecond,
-		ReconcilePostRepair:   500 * time.Millisecond,
-		ReconcileRetry:        5 * time.Second,
-		VerifyInterval:        5 * time.Minute,
-	}
-}
 
 // driver runs one machine on a fake clock. It knows only what the machine's effects and
 // public accessors tell it, like the real supervisor.
@@ -202,7 +180,7 @@ type driver struct {
 }
 
 func newDriver(tb testing.TB, cfg Config) *driver {
-	return &driver{tb: tb, m: New(cfg, testTiming()), now: t0, applies: map[string]ApplyPull{}}
+	return &driver{tb: tb, m: New(cfg, DefaultTiming()), now: t0, applies: map[string]ApplyPull{}}
 }
 
 // liveConfig is a live link in both directions.
@@ -301,9 +279,9 @@ func (d *driver) runScenario(t *testing.T, td *datadriven.TestData) string {
 		log := d.log
 		*d = *newDriver(t, cfg)
 		d.log = log
-		if n := a.u64("max-pending", 0); n > 0 { // small windows make overflows short to show
-			tm := testTiming()
-			tm.MaxPending = int(n)
+		if n := a.u64("max-uncommitted", 0); n > 0 { // small windows make overflows short to show
+			tm := DefaultTiming()
+			tm.MaxUncommitted = int(n)
 			d.m = New(cfg, tm)
 		}
 		d.rand = a.float("rand", 0)
@@ -479,7 +457,7 @@ func (a args) outcome(key string) Outcome {
 	w := a.str(key, "ok")
 	o, ok := outcomes[w]
 	if !ok {
-		panic(fmt.Sprintf("%s=%s: want ok, invalid, transient or error", key, w))
+		panic(fmt.Sprintf("%s=%s: want ok, dead-letter, transient or repair", key, w))
 	}
 	return o
 }

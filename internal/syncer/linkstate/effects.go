@@ -50,7 +50,7 @@ type CommitCheckpoint struct {
 }
 
 // ApplyPull: apply one delivery of the pull feed to local (bounded concurrency, may finish in
-// any order); report Applied{Epoch, Ordinal}.
+// any order); report DeliveryDone{Epoch, Ordinal}.
 type ApplyPull struct {
 	Epoch   uint64
 	Ordinal uint64
@@ -124,36 +124,41 @@ type DeadLetter struct {
 	Reason string
 }
 
+// DeadLetterMessage names one dead letter in event messages: "<dir> <cid>" (the EvDeadLetter
+// event the link publishes when the ledger records a new one, and the lists of dropped ones).
+func DeadLetterMessage(d Dir, cid string) string { return d.String() + " " + cid }
+
 // PollResult answers a PollTick.
 type PollResult struct {
 	OK  bool
 	Err string
 }
 
-// Reconciled: a reconcile finished (converged or not) with these counts (status, metrics).
-type Reconciled struct {
+// RecordReconcileCompleted: record the result of a ReconcileCompleted that was current
+// (converged or not) in the ledger, status and metrics.
+type RecordReconcileCompleted struct {
 	Converged      bool
 	Pulled, Pushed int
 	Err            string
 }
 
-func (OpenFeed) effect()         {}
-func (CloseFeed) effect()        {}
-func (ResetCheckpoint) effect()  {}
-func (CommitCheckpoint) effect() {}
-func (ApplyPull) effect()        {}
-func (FlushPush) effect()        {}
-func (Release) effect()          {}
-func (SetTimer) effect()         {}
-func (CancelTimer) effect()      {}
-func (StartReconcile) effect()   {}
-func (StartRepair) effect()      {}
-func (CancelWork) effect()       {}
-func (Persist) effect()          {}
-func (Publish) effect()          {}
-func (DeadLetter) effect()       {}
-func (PollResult) effect()       {}
-func (Reconciled) effect()       {}
+func (OpenFeed) effect()                 {}
+func (CloseFeed) effect()                {}
+func (ResetCheckpoint) effect()          {}
+func (CommitCheckpoint) effect()         {}
+func (ApplyPull) effect()                {}
+func (FlushPush) effect()                {}
+func (Release) effect()                  {}
+func (SetTimer) effect()                 {}
+func (CancelTimer) effect()              {}
+func (StartReconcile) effect()           {}
+func (StartRepair) effect()              {}
+func (CancelWork) effect()               {}
+func (Persist) effect()                  {}
+func (Publish) effect()                  {}
+func (DeadLetter) effect()               {}
+func (PollResult) effect()               {}
+func (RecordReconcileCompleted) effect() {}
 
 // Event types (spec §9.1, plus push and dead-letter).
 const (

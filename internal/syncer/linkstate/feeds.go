@@ -238,7 +238,7 @@ func (m *Machine) delivered(env Env, o *out, v Delivered) {
 	}
 	f := &m.feeds[v.Dir]
 	ord := f.tracker.Deliver(v.Entry.Cursor)
-	if f.tracker.Pending() > m.t.MaxPending {
+	if f.tracker.Pending() > m.t.MaxUncommitted {
 		m.enterRepairing(env, o, v.Dir, "overflow", nil, false)
 		return
 	}
@@ -269,7 +269,7 @@ func (m *Machine) noteEcho(env Env, d Dir, cid string) {
 
 // complete marks a delivery done and commits the checkpoint if it advanced contiguously. The
 // drained deliveries leave the feed's window (Release), so the reader never has more than
-// MaxPending deliveries pending: a slow or retrying delivery holds the feed back instead of
+// MaxUncommitted deliveries pending: a slow or retrying delivery holds the feed back instead of
 // letting later ones pile up past it.
 func (m *Machine) complete(o *out, d Dir, ord uint64) {
 	f := &m.feeds[d]
@@ -285,7 +285,7 @@ func (m *Machine) complete(o *out, d Dir, ord uint64) {
 	o.add(CommitCheckpoint{Dir: d, Epoch: f.epoch, Cursor: cp, Drained: n})
 }
 
-func (m *Machine) applied(env Env, o *out, v Applied) {
+func (m *Machine) deliveryDone(env Env, o *out, v DeliveryDone) {
 	if !m.current(Pull, v.Epoch) {
 		return
 	}
@@ -294,9 +294,9 @@ func (m *Machine) applied(env Env, o *out, v Applied) {
 		if v.CID != "" {
 			m.echo[Pull].Add(env.Now, v.CID)
 		}
-	case OutcomeInvalid:
+	case OutcomeDeadLetter:
 		o.add(DeadLetter{Dir: Pull, CID: v.CID, Reason: v.Reason})
-	case OutcomeTransient, OutcomeError:
+	case OutcomeTransient, OutcomeRepair:
 		// The worker already retried; never advance past a failure: repair fills the gap.
 		m.setError("pull "+v.CID+": "+v.Reason, v.ErrKind)
 		m.enterRepairing(env, o, Pull, "apply-failed", nil, false)

@@ -16,9 +16,9 @@ type Start struct {
 	NeedsReconcile bool
 	// Checkpoints are the contiguous resume points per direction (nil = none yet).
 	Checkpoints [2]*dwn.Cursor
-	// Fresh is true when the record was just created: nothing was ever replicated, so the
-	// feeds open live-only and a bootstrap reconcile copies the history.
-	Fresh bool
+	// NeedsBootstrap is true when nothing was ever replicated (no checkpoint, no counts, never
+	// converged): the feeds open live-only and a bootstrap reconcile copies the history.
+	NeedsBootstrap bool
 }
 
 // FeedOpened: the subscription of feed Dir (epoch Epoch) is open.
@@ -59,14 +59,15 @@ type Delivered struct {
 type Outcome int
 
 const (
-	OutcomeOK        Outcome = iota // Applied, Duplicate or Superseded
-	OutcomeInvalid                  // permanent refusal: dead letter, the feed moves on
-	OutcomeTransient                // could not be applied now (push: counts against the retry budget)
-	OutcomeError                    // the apply failed in a way a retry cannot fix here: pull repairs, push gives the batch up to a reconcile (D22)
+	OutcomeOK         Outcome = iota // Applied, Duplicate or Superseded
+	OutcomeDeadLetter                // permanent refusal: dead letter, the feed moves on
+	OutcomeTransient                 // could not be applied now (push: counts against the retry budget)
+	OutcomeRepair                    // the apply failed in a way a retry cannot fix here: pull repairs, push gives the batch up to a reconcile (D22)
 )
 
-// Applied: a pull delivery finished (after the worker's own retries of Deferred/transient).
-type Applied struct {
+// DeliveryDone: a pull delivery finished, applied or not (after the worker's own retries of
+// Deferred/transient); Outcome says which.
+type DeliveryDone struct {
 	Epoch   uint64
 	Ordinal uint64
 	CID     string
@@ -93,8 +94,9 @@ type PushFlushed struct {
 	Latency time.Duration
 }
 
-// ReconcileDone: a reconcile started with StartReconcile{Seq} finished.
-type ReconcileDone struct {
+// ReconcileCompleted: a reconcile started with StartReconcile{Seq} finished, converged or not
+// (the EvReconcileCompleted event is published only when it converged).
+type ReconcileCompleted struct {
 	Seq       uint64
 	Converged bool
 	Err       string
@@ -142,19 +144,19 @@ type Suspend struct{}
 type Resume struct{}
 type Stop struct{}
 
-func (Start) input()         {}
-func (FeedOpened) input()    {}
-func (FeedFailed) input()    {}
-func (EOSE) input()          {}
-func (Delivered) input()     {}
-func (Applied) input()       {}
-func (PushFlushed) input()   {}
-func (ReconcileDone) input() {}
-func (RepairDone) input()    {}
-func (TimerFired) input()    {}
-func (PollTick) input()      {}
-func (Suspend) input()       {}
-func (Resume) input()        {}
-func (Stop) input()          {}
-func (Crossing) input()      {}
-func (RetryNow) input()      {}
+func (Start) input()              {}
+func (FeedOpened) input()         {}
+func (FeedFailed) input()         {}
+func (EOSE) input()               {}
+func (Delivered) input()          {}
+func (DeliveryDone) input()       {}
+func (PushFlushed) input()        {}
+func (ReconcileCompleted) input() {}
+func (RepairDone) input()         {}
+func (TimerFired) input()         {}
+func (PollTick) input()           {}
+func (Suspend) input()            {}
+func (Resume) input()             {}
+func (Stop) input()               {}
+func (Crossing) input()           {}
+func (RetryNow) input()           {}

@@ -32,9 +32,9 @@ type Machine struct {
 	// pushed to the remote (not to be pulled back).
 	echo [2]*Echo
 
-	rec    reconcileState
-	repair repairState
-	timers map[Timer]time.Time
+	reconcile reconcileState
+	repair    repairState
+	timers    map[Timer]time.Time
 
 	degradedInterval time.Duration
 	stopped          bool
@@ -108,7 +108,7 @@ func (m *Machine) CaughtUp(d Dir, epoch uint64) bool {
 func (m *Machine) TimerAt(t Timer) time.Time { return m.timers[t] }
 
 // ReconcileInFlight reports whether a reconcile is running.
-func (m *Machine) ReconcileInFlight() bool { return m.rec.inFlight }
+func (m *Machine) ReconcileInFlight() bool { return m.reconcile.inFlight }
 
 // DegradedInterval is the degraded-poll interval drawn on entry.
 func (m *Machine) DegradedInterval() time.Duration { return m.degradedInterval }
@@ -135,12 +135,12 @@ func (m *Machine) Step(env Env, in Input) []Effect {
 		m.eose(env, o, v)
 	case Delivered:
 		m.delivered(env, o, v)
-	case Applied:
-		m.applied(env, o, v)
+	case DeliveryDone:
+		m.deliveryDone(env, o, v)
 	case PushFlushed:
 		m.pushFlushed(env, o, v)
-	case ReconcileDone:
-		m.reconcileDone(env, o, v)
+	case ReconcileCompleted:
+		m.reconcileCompleted(env, o, v)
 	case RepairDone:
 		m.repairDone(env, o, v)
 	case Crossing:
@@ -190,7 +190,7 @@ func (m *Machine) start(env Env, o *out, s Start) {
 		m.enterPaused(o)
 		return
 	}
-	if m.cfg.Mode == ModeLive && s.Fresh {
+	if m.cfg.Mode == ModeLive && s.NeedsBootstrap {
 		// A fresh link's feeds open live-only: the bootstrap reconcile copies the history;
 		// being dirty makes that durable (E8). (Any feed opening without a checkpoint, a
 		// direction just enabled for one, makes the link dirty in openFeed.)
@@ -242,10 +242,10 @@ func (m *Machine) stop(o *out) {
 }
 
 func (m *Machine) cancelWork(o *out) {
-	if m.rec.inFlight || m.repair.active {
+	if m.reconcile.inFlight || m.repair.active {
 		o.add(CancelWork{})
 	}
-	m.rec = reconcileState{seq: m.rec.seq}
+	m.reconcile = reconcileState{seq: m.reconcile.seq}
 	m.repair = repairState{seq: m.repair.seq}
 }
 

@@ -54,13 +54,13 @@ func (m *Machine) pushFlushed(env Env, o *out, v PushFlushed) {
 			}
 			m.complete(o, Push, it.Ordinal)
 			done++
-		case OutcomeInvalid:
+		case OutcomeDeadLetter:
 			o.add(DeadLetter{Dir: Push, CID: it.Entry.CID, Reason: r.Reason})
 			m.complete(o, Push, it.Ordinal)
 			done++
 		default:
-			// OutcomeError (Unauthorized): no retry signed the same way passes (D22).
-			refused = refused || outcome == OutcomeError
+			// OutcomeRepair (Unauthorized): no retry signed the same way passes (D22).
+			refused = refused || outcome == OutcomeRepair
 			retry = append(retry, it)
 			if r.Reason != "" {
 				m.setError("push "+it.Entry.CID+": "+r.Reason, r.ErrKind)
@@ -120,8 +120,8 @@ func (m *Machine) pushGiveUp(env Env, o *out, failed []PushItem, reason string) 
 // markDirty sets needsReconcile (persisted) and remembers that a reconcile running now started
 // before this change, so its result must not clear the flag.
 func (m *Machine) markDirty(o *out) {
-	if m.rec.inFlight {
-		m.rec.dirtiedDuringFlight = true
+	if m.reconcile.inFlight {
+		m.reconcile.dirtiedDuringFlight = true
 	}
 	if !m.needsReconcile {
 		m.needsReconcile = true

@@ -21,23 +21,23 @@ func (m *Machine) requestReconcile(env Env, o *out, delay time.Duration, reason 
 	if m.phase == Paused || m.stopped {
 		return
 	}
-	if m.rec.inFlight {
-		if !m.rec.trailing || delay < m.rec.trailingDelay {
-			m.rec.trailingDelay = delay
+	if m.reconcile.inFlight {
+		if !m.reconcile.trailing || delay < m.reconcile.trailingDelay {
+			m.reconcile.trailingDelay = delay
 		}
-		m.rec.trailing = true
+		m.reconcile.trailing = true
 		return
 	}
 	at := env.Now.Add(delay)
 	if cur, ok := m.timers[TimerReconcile]; ok && !at.Before(cur) {
 		return // an earlier (or equal) deadline is already armed: earliest wins
 	}
-	m.rec.reason = reason
+	m.reconcile.reason = reason
 	m.setTimer(o, TimerReconcile, at)
 }
 
 func (m *Machine) canReconcile() bool {
-	if m.repair.active || m.rec.inFlight {
+	if m.repair.active || m.reconcile.inFlight {
 		return false
 	}
 	if m.cfg.Mode == ModePoll {
@@ -49,41 +49,41 @@ func (m *Machine) canReconcile() bool {
 func (m *Machine) reconcileTimer(env Env, o *out) {
 	if !m.canReconcile() {
 		// Not lost: a repair ends with its own reconcile, and going live re-requests it.
-		m.rec.deferred = true
+		m.reconcile.deferred = true
 		return
 	}
-	m.startReconcile(o, m.rec.reason)
+	m.startReconcile(o, m.reconcile.reason)
 }
 
 func (m *Machine) startReconcile(o *out, reason string) {
-	m.rec.inFlight = true
-	m.rec.deferred = false
-	m.rec.dirtiedDuringFlight = false
-	m.rec.seq++
+	m.reconcile.inFlight = true
+	m.reconcile.deferred = false
+	m.reconcile.dirtiedDuringFlight = false
+	m.reconcile.seq++
 	if reason == "" {
 		reason = "requested"
 	}
-	o.add(StartReconcile{Seq: m.rec.seq, Reason: reason})
+	o.add(StartReconcile{Seq: m.reconcile.seq, Reason: reason})
 }
 
 // resumeDeferred re-requests a reconcile whose timer fired while the link could not run it.
 func (m *Machine) resumeDeferred(env Env, o *out, delay time.Duration) {
-	if m.rec.deferred {
-		m.rec.deferred = false
+	if m.reconcile.deferred {
+		m.reconcile.deferred = false
 		m.requestReconcile(env, o, delay, "deferred")
 	}
 }
 
-func (m *Machine) reconcileDone(env Env, o *out, v ReconcileDone) {
-	if !m.rec.inFlight || v.Seq != m.rec.seq {
+func (m *Machine) reconcileCompleted(env Env, o *out, v ReconcileCompleted) {
+	if !m.reconcile.inFlight || v.Seq != m.reconcile.seq {
 		return
 	}
-	m.rec.inFlight = false
+	m.reconcile.inFlight = false
 	m.noteCrossed(env, v.Crossed)
 	ok := v.Err == "" && v.Converged
-	o.add(Reconciled{Converged: ok, Pulled: v.Pulled, Pushed: v.Pushed, Err: v.Err})
-	if m.rec.pollWaiting {
-		m.rec.pollWaiting = false
+	o.add(RecordReconcileCompleted{Converged: ok, Pulled: v.Pulled, Pushed: v.Pushed, Err: v.Err})
+	if m.reconcile.pollWaiting {
+		m.reconcile.pollWaiting = false
 		o.add(PollResult{OK: v.Err == "", Err: v.Err})
 	}
 	if m.cfg.Mode == ModePoll {
@@ -98,15 +98,15 @@ func (m *Machine) reconcileDone(env Env, o *out, v ReconcileDone) {
 		}
 	}
 	if ok {
-		m.rec.failures = 0
+		m.reconcile.failures = 0
 		m.setError("", "") // the sides are equal: whatever failed before no longer matters
-		if m.needsReconcile && !m.rec.dirtiedDuringFlight && !m.uncoveredFeedOpen() {
+		if m.needsReconcile && !m.reconcile.dirtiedDuringFlight && !m.uncoveredFeedOpen() {
 			m.needsReconcile = false
 			m.persist(o)
 		}
-		o.add(Publish{Type: EvReconcileCompleted, Reason: m.rec.reason})
+		o.add(Publish{Type: EvReconcileCompleted, Reason: m.reconcile.reason})
 	} else {
-		m.rec.failures++
+		m.reconcile.failures++
 		if v.Err != "" {
 			m.setError("reconcile: "+v.Err, v.ErrKind)
 		} else {
@@ -120,17 +120,17 @@ func (m *Machine) reconcileDone(env Env, o *out, v ReconcileDone) {
 			m.requestReconcile(env, o, m.retryDelay(), "retry")
 		}
 	}
-	m.rec.dirtiedDuringFlight = false
-	if m.rec.trailing {
-		m.rec.trailing = false
-		m.requestReconcile(env, o, m.rec.trailingDelay, "trailing")
+	m.reconcile.dirtiedDuringFlight = false
+	if m.reconcile.trailing {
+		m.reconcile.trailing = false
+		m.requestReconcile(env, o, m.reconcile.trailingDelay, "trailing")
 	}
 }
 
 // retryDelay is ReconcileRetry doubled per consecutive failure after the first, at most the
 // verify interval (when there is one).
 func (m *Machine) retryDelay() time.Duration {
-	d := m.t.ReconcileRetry << min(m.rec.failures-1, 16)
+	d := m.t.ReconcileRetry << min(m.reconcile.failures-1, 16)
 	if v := m.t.VerifyInterval; v > 0 && d > v {
 		d = v
 	}
@@ -150,8 +150,8 @@ func (m *Machine) pollTick(env Env, o *out) {
 		o.add(PollResult{OK: true, Err: "skipped"})
 		return
 	}
-	m.rec.pollWaiting = true
-	if m.rec.inFlight {
+	m.reconcile.pollWaiting = true
+	if m.reconcile.inFlight {
 		return // answered when the running pass ends
 	}
 	m.cancelTimer(o, TimerReconcile)

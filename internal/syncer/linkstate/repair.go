@@ -112,7 +112,7 @@ func (m *Machine) repairSucceeded(env Env, o *out) {
 	m.setConnectivity(o, Online, true)
 	o.add(Publish{Type: EvStatusChange, From: string(prev), To: string(Live), Reason: "repaired"})
 	m.storedPhase = Live
-	m.rec.deferred = false
+	m.reconcile.deferred = false
 	if m.needsReconcile {
 		m.requestReconcile(env, o, m.t.ReconcilePostRepair, "post-repair")
 	}

@@ -47,7 +47,7 @@ type transition struct{ from, input, to string }
 
 // edges is the machine's state diagram: every (phase, input, phase) step that changes the
 // phase, read off the code (the phase is only written in start, resume, suspend/enterPaused,
-// goLive, reconcileDone for poll links, enterRepairing, repairSucceeded and
+// goLive, reconcileCompleted for poll links, enterRepairing, repairSucceeded and
 // enterDegradedPoll). Not listed, because the supervisor never produces them:
 //   - Start to a machine that is not new (it feeds Start once);
 //   - repairing -repair-done-> live for a live link with no direction enabled (no feed ever
@@ -56,22 +56,22 @@ var edges = []transition{
 	{"initializing", "start", "paused"}, // configured suspended
 	{"initializing", "feed-opened", "live"},
 	{"initializing", "feed-failed", "repairing"},
-	{"initializing", "eose", "repairing"},      // a cursor from another domain
-	{"initializing", "delivered", "repairing"}, // another domain, or overflow
-	{"initializing", "applied", "repairing"},   // an apply failed
-	{"initializing", "reconcile-done", "live"}, // a poll link's first good poll
+	{"initializing", "eose", "repairing"},           // a cursor from another domain
+	{"initializing", "delivered", "repairing"},      // another domain, or overflow
+	{"initializing", "delivery-done", "repairing"},  // an apply failed
+	{"initializing", "reconcile-completed", "live"}, // a poll link's first good poll
 	{"initializing", "suspend", "paused"},
 	{"live", "feed-failed", "repairing"},
 	{"live", "eose", "repairing"},
 	{"live", "delivered", "repairing"},
-	{"live", "applied", "repairing"},
+	{"live", "delivery-done", "repairing"},
 	{"live", "suspend", "paused"},
 	{"repairing", "feed-opened", "live"},          // every feed reopened
 	{"repairing", "repair-done", "degraded_poll"}, // the last attempt's work failed
 	{"repairing", "feed-failed", "degraded_poll"}, // the last attempt's reopen failed,
 	{"repairing", "eose", "degraded_poll"},        // or its reopened feed misbehaved
 	{"repairing", "delivered", "degraded_poll"},
-	{"repairing", "applied", "degraded_poll"},
+	{"repairing", "delivery-done", "degraded_poll"},
 	{"repairing", "suspend", "paused"},
 	{"degraded_poll", "feed-opened", "live"}, // a tick's repair succeeded
 	{"degraded_poll", "suspend", "paused"},

@@ -7,6 +7,7 @@
 package linkstate
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -30,7 +31,9 @@ const (
 	Unknown Connectivity = "unknown"
 )
 
-// Dir is a feed direction: Pull is remote→local, Push is local→remote.
+// Dir is a feed direction: Pull is remote→local, Push is local→remote. It indexes the
+// per-direction arrays ([2]T, Pull first) and is written as "pull"/"push" in text and JSON
+// (the ledger's dead letters).
 type Dir int
 
 const (
@@ -45,24 +48,91 @@ func (d Dir) String() string {
 	return "pull"
 }
 
+// MarshalText writes "pull" or "push".
+func (d Dir) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads "pull" or "push".
+func (d *Dir) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "pull":
+		*d = Pull
+	case "push":
+		*d = Push
+	default:
+		return fmt.Errorf("direction %q is not pull or push", b)
+	}
+	return nil
+}
+
+// Source is the side feed d reads from: Pull reads the remote, Push the local.
+func (d Dir) Source() Side {
+	if d == Push {
+		return Local
+	}
+	return Remote
+}
+
 // Dirs lists both directions in a fixed order.
 var Dirs = [2]Dir{Pull, Push}
+
+// Side is one of a link's two servers. It indexes per-side arrays ([2]T, Local first).
+type Side int
+
+const (
+	Local Side = iota
+	Remote
+)
+
+// Inbound is the direction that writes into side s: Pull into the local, Push into the remote.
+func (s Side) Inbound() Dir {
+	if s == Local {
+		return Pull
+	}
+	return Push
+}
+
+func (s Side) String() string {
+	if s == Remote {
+		return "remote"
+	}
+	return "local"
+}
+
+// Direction is the way a link replicates, as configured: both feeds, or one.
+type Direction string
+
+const (
+	Both     Direction = "both"
+	PullOnly Direction = "pull" // remote → local only
+	PushOnly Direction = "push" // local → remote only
+)
+
+// Runs reports whether a link of this direction copies along d. The empty direction is both.
+func (x Direction) Runs(d Dir) bool {
+	if d == Push {
+		return x != PullOnly
+	}
+	return x != PushOnly
+}
 
 // Mode is how a link is driven: live feeds, or periodic reconciles.
 type Mode string
 
 const (
-	ModeLive Mode = "live"
-	ModePoll Mode = "poll"
+	ModeLive Mode = "live" // durable feeds both ways, reconcile on demand and periodically
+	ModePoll Mode = "poll" // a reconcile every poll interval, no feeds
 )
 
-// Timing holds every delay the machine uses. internal/syncer builds it from timing.go.
+// Timing holds every delay and bound the machine uses; DefaultTiming (timing.go) gives the
+// spec's values.
 type Timing struct {
-	PushDebounce       time.Duration
-	PushRetryBackoff   []time.Duration // its length is the retry budget
-	EchoTTL            time.Duration
-	EchoCap            int
-	MaxPending         int
+	PushDebounce     time.Duration
+	PushRetryBackoff []time.Duration // its length is the retry budget
+	EchoTTL          time.Duration
+	EchoCap          int
+	// MaxUncommitted is how many deliveries of one feed may be delivered but not yet
+	// contiguously committed: the reader's window, and past it the feed overflows (repair).
+	MaxUncommitted     int
 	MaxRepairAttempts  int
 	RepairBackoff      []time.Duration
 	DegradedPollBase   time.Duration

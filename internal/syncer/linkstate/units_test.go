@@ -114,19 +114,19 @@ func TestReconcileRetryBackoffCappedAtVerifyInterval(t *testing.T) {
 		80 * time.Second, 160 * time.Second, 5 * time.Minute, 5 * time.Minute, 5 * time.Minute}
 	for i, w := range want {
 		d.fire(TimerReconcile)
-		d.step(ReconcileDone{Seq: d.recSeq, Err: "remote 503"})
+		d.step(ReconcileCompleted{Seq: d.recSeq, Err: "remote 503"})
 		if got := d.in(TimerReconcile); got != w {
 			t.Fatalf("retry %d armed in %v, want %v", i+1, got, w)
 		}
 	}
 	d.fire(TimerReconcile)
-	d.step(ReconcileDone{Seq: d.recSeq, Converged: true})
+	d.step(ReconcileCompleted{Seq: d.recSeq, Converged: true})
 	if got := d.in(TimerReconcile); got != 0 {
 		t.Fatalf("a settled pass left a retry armed in %v", got)
 	}
 	d.step(RetryNow{})
 	d.fire(TimerReconcile)
-	d.step(ReconcileDone{Seq: d.recSeq, Err: "remote 503"})
+	d.step(ReconcileCompleted{Seq: d.recSeq, Err: "remote 503"})
 	if got := d.in(TimerReconcile); got != 5*time.Second {
 		t.Fatalf("first retry after a settled pass in %v, want 5s (backoff reset)", got)
 	}
@@ -212,9 +212,9 @@ func TestEchoTTLAndCap(t *testing.T) {
 	}
 }
 
-// One pull delivery through the machine: Delivered → ApplyPull, Applied → CommitCheckpoint.
+// One pull delivery through the machine: Delivered → ApplyPull, DeliveryDone → CommitCheckpoint.
 func BenchmarkPullDeliveryStep(b *testing.B) {
-	m := New(liveConfig(), testTiming())
+	m := New(liveConfig(), DefaultTiming())
 	env := Env{Now: t0}
 	m.Step(env, Start{})
 	m.Step(env, FeedOpened{Dir: Pull, Epoch: m.Epoch(Pull)})
@@ -224,7 +224,7 @@ func BenchmarkPullDeliveryStep(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		eff := m.Step(env, Delivered{Dir: Pull, Epoch: ep, Entry: dwn.Entry{CID: "c", Cursor: cur("s", i+1)}})
 		ap := eff[len(eff)-1].(ApplyPull)
-		m.Step(env, Applied{Epoch: ep, Ordinal: ap.Ordinal, CID: "c", Outcome: OutcomeOK})
+		m.Step(env, DeliveryDone{Epoch: ep, Ordinal: ap.Ordinal, CID: "c", Outcome: OutcomeOK})
 		env.Now = env.Now.Add(time.Microsecond)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 // BenchmarkReconcileIntoEmptyEnboxNode measures the copier's own throughput (prefetch, sort,
@@ -49,7 +50,7 @@ func BenchmarkReconcileIntoEmptyEnboxNode(b *testing.B) {
 		dst := dwntest.Start(b, dwntest.Options{Mode: dwntest.ModeEnbox})
 		t := openNode(ctx, b, dst, id)
 		b.StartTimer()
-		res, err := Reconcile(ctx, a, t, dwn.Scope{}, PushOnly)
+		res, err := Reconcile(ctx, a, t, dwn.Scope{}, linkstate.PushOnly)
 		if err != nil || !res.Converged {
 			b.Fatalf("%v %+v", err, res.Failed)
 		}

@@ -153,7 +153,7 @@ func abortCause(ctx context.Context, err error) error {
 
 func readFailure(cid string, err error) Outcome {
 	if dwn.IsNotFound(err) {
-		return Outcome{CID: cid, Kind: SourceGone, Reason: "not found on the source"}
+		return Outcome{CID: cid, Kind: KindSourceGone, Reason: "not found on the source"}
 	}
 	return Outcome{CID: cid, Err: fmt.Errorf("read %s from the source: %w", cid, err)}
 }

@@ -186,7 +186,7 @@ func TestCopyTerminalUnresolvableDeferredAndGone(t *testing.T) {
 	// Listed, then deleted on the source before it could be read.
 	gone := dwn.Entry{CID: "bafyreigone"}
 	res, _ = (&Copier{}).Copy(context.Background(), src, newFakeTenant("dst"), []dwn.Entry{gone})
-	if o := res.Outcomes[0]; o.Kind != SourceGone || !o.Succeeded() {
+	if o := res.Outcomes[0]; o.Kind != KindSourceGone || !o.Succeeded() {
 		t.Fatalf("gone: %+v", o)
 	}
 }

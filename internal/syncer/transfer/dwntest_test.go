@@ -9,6 +9,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	dwndialect "github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 // Reconcile between in-process enbox nodes through the real dwn adapters: fingerprints
@@ -32,7 +33,7 @@ func TestReconcileEnboxNodes(t *testing.T) {
 			seedEnboxNodes(t, id, na, nb)
 			a, b := openNode(ctx, t, na, id), openNode(ctx, t, nb, id)
 
-			res, err := Reconcile(ctx, a, b, dwn.Scope{}, Both)
+			res, err := Reconcile(ctx, a, b, dwn.Scope{}, linkstate.Both)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -49,7 +50,7 @@ func TestReconcileEnboxNodes(t *testing.T) {
 			}
 			t.Logf("%s: %d CIDs, pulled %d, pushed %d, diff %d/%d", c.name, len(cids), res.Pulled, res.Pushed, res.OnlyRemote, res.OnlyLocal)
 
-			again, err := Reconcile(ctx, a, b, dwn.Scope{}, Both)
+			again, err := Reconcile(ctx, a, b, dwn.Scope{}, linkstate.Both)
 			if err != nil || !again.Converged || again.Method != MethodDigestEqual {
 				t.Fatalf("second reconcile: %v %+v", err, again)
 			}

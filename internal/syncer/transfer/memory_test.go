@@ -10,6 +10,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 // heapPeak samples the live heap (after a GC) at chosen moments and keeps the largest.
@@ -82,7 +83,7 @@ func reconcileHeap(t *testing.T, n int) uint64 {
 	remote := listedTenant{fakeTenant: newFakeTenant("remote"), extra: n, kind: "test-remote", heap: h}
 	remote.seed(t, f.configure("https://example.org/memory"))
 	base := liveHeap()
-	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, Both)
+	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, linkstate.Both)
 	if err != nil || res.Method != MethodListing || res.Pulled != 1 || res.OnlyRemote != 1 || res.OnlyLocal != 0 {
 		t.Fatalf("reconcile of %d shared messages: %v %+v", n, err, res)
 	}

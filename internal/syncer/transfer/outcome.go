@@ -7,10 +7,11 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
-// SourceGone is the outcome of an entry the source no longer holds (deleted or pruned as
+// KindSourceGone is the outcome of an entry the source no longer holds (deleted or pruned as
 // superseded between listing and reading it; seed E16/E17). Nothing is owed: whatever replaced
-// it on the source is listed or delivered on its own. It counts as success.
-const SourceGone dwn.ApplyKind = "SourceGone"
+// it on the source is listed or delivered on its own. It counts as success. It is the copier's
+// own verdict, which no server ever returns, so it lives here rather than among dwn's kinds.
+const KindSourceGone dwn.ApplyKind = "SourceGone"
 
 // Reasons this package sets on Invalid outcomes.
 const (
@@ -38,7 +39,7 @@ type Outcome struct {
 
 // Succeeded reports whether the target now holds the message (or something that supersedes it).
 func (o Outcome) Succeeded() bool {
-	return o.Err == nil && (o.Kind.Succeeded() || o.Kind == SourceGone)
+	return o.Err == nil && (o.Kind.Succeeded() || o.Kind == KindSourceGone)
 }
 
 // DeadLetter reports whether the caller should record the entry as a dead letter: Invalid, or

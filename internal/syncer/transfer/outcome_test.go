@@ -19,7 +19,7 @@ func TestOutcomeDeadLetter(t *testing.T) {
 		{"deferred", Outcome{Kind: dwn.Deferred, Reason: "storage"}, false},
 		{"transport error", Outcome{Err: errors.New("connection refused")}, false},
 		{"applied", Outcome{Kind: dwn.Applied}, false},
-		{"source gone", Outcome{Kind: SourceGone}, false},
+		{"source gone", Outcome{Kind: KindSourceGone}, false},
 	} {
 		if got := tc.o.DeadLetter(); got != tc.want {
 			t.Errorf("%s: DeadLetter() = %v, want %v", tc.name, got, tc.want)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 // concurrencyProbe watches the Reads and Applies of two tenants (sides 0 and 1) and records
@@ -135,7 +136,7 @@ func TestReconcileOverlapsReadsWithAppliesAtTheConfiguredConcurrency(t *testing.
 	probe := newConcurrencyProbe(t, 20, func(p *concurrencyProbe) bool {
 		return p.maxApplies[0] == applyConcurrency && p.readsWhileApplying > 0
 	})
-	res, err := c.Reconcile(context.Background(), probedTenant{local, 0, probe}, probedTenant{remote, 1, probe}, dwn.Scope{}, PullOnly)
+	res, err := c.Reconcile(context.Background(), probedTenant{local, 0, probe}, probedTenant{remote, 1, probe}, dwn.Scope{}, linkstate.PullOnly)
 	if err != nil || res.Pulled != 60 || !res.DigestsEqual {
 		t.Fatalf("%v %+v", err, res)
 	}
@@ -156,7 +157,7 @@ func TestReconcileCopiesBothDirectionsAtOnce(t *testing.T) {
 	seedNotes(t, f, remote, 30, 100)
 	probe := newConcurrencyProbe(t, 1<<20, func(p *concurrencyProbe) bool { return p.sidesApplyingAtOnce == 2 })
 	c := Copier{ReconcileChunk: 20}
-	res, err := c.Reconcile(context.Background(), probedTenant{local, 0, probe}, probedTenant{remote, 1, probe}, dwn.Scope{}, Both)
+	res, err := c.Reconcile(context.Background(), probedTenant{local, 0, probe}, probedTenant{remote, 1, probe}, dwn.Scope{}, linkstate.Both)
 	if err != nil || res.Pulled != 30 || res.Pushed != 30 || !res.DigestsEqual {
 		t.Fatalf("%v %+v", err, res)
 	}

@@ -7,20 +7,8 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
-
-// Direction says which way a reconcile may copy. It has the same values as the engine's link
-// direction.
-type Direction string
-
-const (
-	Both     Direction = "both"
-	PullOnly Direction = "pull" // remote → local
-	PushOnly Direction = "push" // local → remote
-)
-
-func (d Direction) pulls() bool  { return d == Both || d == PullOnly || d == "" }
-func (d Direction) pushes() bool { return d == Both || d == PushOnly || d == "" }
 
 // Diff methods reported in ReconcileResult.Method.
 const (
@@ -35,7 +23,7 @@ const SMTDiffDepth = 8
 // ReconcileResult reports one reconcile.
 type ReconcileResult struct {
 	// Converged: the pass is settled for the allowed directions — every message a destination
-	// lacked either crossed (Applied, Duplicate, Superseded, SourceGone) or was refused for
+	// lacked either crossed (Applied, Duplicate, Superseded, KindSourceGone) or was refused for
 	// good (Outcome.DeadLetter) in this pass. Another pass would find nothing new to do, so a
 	// one-way link or one with a dead letter is converged for its direction.
 	Converged bool
@@ -58,7 +46,7 @@ type DiffObserver interface {
 }
 
 // Reconcile compares local and remote for scope with the default Copier.
-func Reconcile(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, dir Direction) (ReconcileResult, error) {
+func Reconcile(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, dir linkstate.Direction) (ReconcileResult, error) {
 	var c Copier
 	return c.Reconcile(ctx, local, remote, scope, dir)
 }
@@ -68,7 +56,7 @@ func Reconcile(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, d
 // dir in dependency order (both ways at once, each pipelined: see copyChunked), and compares
 // the digests again. The error is for digest, listing or diff failures and a cancelled ctx;
 // per-message failures are in Failed.
-func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, dir Direction) (ReconcileResult, error) {
+func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, dir linkstate.Direction) (ReconcileResult, error) {
 	var res ReconcileResult
 	cmp := digestComparer{scope: scope}
 	ld, rd, err := cmp.compare(ctx, local, remote)
@@ -104,14 +92,14 @@ func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope 
 	// Both directions at once: each writes to a different server.
 	var pullErr, pushErr error
 	var wg sync.WaitGroup
-	if dir.pulls() && onlyRemote.Len() > 0 {
+	if dir.Runs(linkstate.Pull) && onlyRemote.Len() > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			res.PullResult, pullErr = c.copyChunked(ctx, remote, local, onlyRemote)
 		}()
 	}
-	if dir.pushes() && onlyLocal.Len() > 0 {
+	if dir.Runs(linkstate.Push) && onlyLocal.Len() > 0 {
 		res.PushResult, pushErr = c.copyChunked(ctx, local, remote, onlyLocal)
 	}
 	wg.Wait()
@@ -131,7 +119,7 @@ func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope 
 	}
 	res.LocalDigest, res.RemoteDigest = ld, rd
 	res.DigestsEqual = ld.Value == rd.Value
-	res.Converged = (res.DigestsEqual && dir.pulls() && dir.pushes()) ||
+	res.Converged = (res.DigestsEqual && dir.Runs(linkstate.Pull) && dir.Runs(linkstate.Push)) ||
 		(settled(res.PullResult) && settled(res.PushResult))
 	return res, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 // fakeSMTTenant adds the seed-era MessagesSync primitives to a fake, with the server's diff
@@ -110,7 +111,7 @@ func TestReconcileListingBothWaysThenNoop(t *testing.T) {
 	seedDisjoint(t, local, remote)
 	ctx := context.Background()
 
-	res, err := Reconcile(ctx, local, remote, dwn.Scope{}, Both)
+	res, err := Reconcile(ctx, local, remote, dwn.Scope{}, linkstate.Both)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestReconcileListingBothWaysThenNoop(t *testing.T) {
 	assertIdentical(t, local, remote)
 
 	applies := len(local.applies) + len(remote.applies)
-	res, err = Reconcile(ctx, local, remote, dwn.Scope{}, Both)
+	res, err = Reconcile(ctx, local, remote, dwn.Scope{}, linkstate.Both)
 	if err != nil || !res.Converged || res.Method != MethodDigestEqual || res.Pulled+res.Pushed != 0 {
 		t.Fatalf("second reconcile: %v %+v", err, res)
 	}
@@ -135,7 +136,7 @@ func TestReconcileListingBothWaysThenNoop(t *testing.T) {
 func TestReconcileOneDirection(t *testing.T) {
 	local, remote := newFakeTenant("local"), newFakeTenant("remote")
 	seedDisjoint(t, local, remote)
-	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, PullOnly)
+	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, linkstate.PullOnly)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func TestReconcileOneDirection(t *testing.T) {
 	if len(remote.applies) != 0 {
 		t.Fatal("pull-only reconcile wrote to the remote")
 	}
-	res, err = Reconcile(context.Background(), local, remote, dwn.Scope{}, PushOnly)
+	res, err = Reconcile(context.Background(), local, remote, dwn.Scope{}, linkstate.PushOnly)
 	if err != nil || !res.Converged || !res.DigestsEqual || res.Pushed != 48 {
 		t.Fatalf("push only afterwards: %v %+v", err, res)
 	}
@@ -166,7 +167,7 @@ func TestReconcileSMT(t *testing.T) {
 		local.seed(t, w)
 		remote.seed(t, w)
 	}
-	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, Both)
+	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, linkstate.Both)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,14 +191,14 @@ func TestReconcileSMT(t *testing.T) {
 func TestReconcileMixedDigestKinds(t *testing.T) {
 	local, remote := &fakeSMTTenant{fakeTenant: newFakeTenant("local")}, newFakeTenant("remote")
 	seedDisjoint(t, local.fakeTenant, remote)
-	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, Both)
+	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, linkstate.Both)
 	if err != nil || !res.Converged || res.Method != MethodListing {
 		t.Fatalf("%v %+v", err, res)
 	}
 	if res.LocalDigest.Kind != dwn.DigestListing || res.LocalDigest != res.RemoteDigest {
 		t.Fatalf("digests %+v %+v", res.LocalDigest, res.RemoteDigest)
 	}
-	res, err = Reconcile(context.Background(), local, remote, dwn.Scope{}, Both)
+	res, err = Reconcile(context.Background(), local, remote, dwn.Scope{}, linkstate.Both)
 	if err != nil || !res.Converged || res.Method != MethodDigestEqual {
 		t.Fatalf("second: %v %+v", err, res)
 	}
@@ -227,7 +228,7 @@ func TestReconcileOneDirectionNothingToCopyIsSettled(t *testing.T) {
 	local, remote := newFakeTenant("local"), newFakeTenant("remote")
 	f := newFactory(t)
 	local.seed(t, f.configure(proto))
-	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, PullOnly)
+	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, linkstate.PullOnly)
 	if err != nil || !res.Converged || res.DigestsEqual || len(remote.applies)+len(local.applies) != 0 {
 		t.Fatalf("%v %+v", err, res)
 	}
@@ -245,7 +246,7 @@ func TestReconcileSettledWithDeadLetterNotWithTransient(t *testing.T) {
 	good, bad := f.write(proto, "note", "", payload(50, 1)), f.write(proto, "note", "", payload(50, 2))
 	remote.seed(t, good, bad)
 	remote.corrupt[bad.CID] = true
-	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, Both)
+	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, linkstate.Both)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +256,7 @@ func TestReconcileSettledWithDeadLetterNotWithTransient(t *testing.T) {
 
 	remote.corrupt[bad.CID] = false
 	remote.failReads = 1 << 20 // every read of the source fails transiently
-	res, err = Reconcile(context.Background(), local, remote, dwn.Scope{}, PullOnly)
+	res, err = Reconcile(context.Background(), local, remote, dwn.Scope{}, linkstate.PullOnly)
 	if err != nil || res.Converged || len(res.Failed) != 1 {
 		t.Fatalf("a pass with a transient failure must not be settled: %v %+v", err, res)
 	}
@@ -312,7 +313,7 @@ func TestReconcileCopiesInChunks(t *testing.T) {
 	src := orderTenant{fakeTenant: remote, mu: &mu, read: read, applied: applied, outstanding: &outstanding, peak: &peak, isSource: true}
 	dst := orderTenant{fakeTenant: local, mu: &mu, read: read, applied: applied, outstanding: &outstanding, peak: &peak}
 	c := Copier{ReconcileChunk: 3}
-	res, err := c.Reconcile(context.Background(), dst, src, dwn.Scope{}, PullOnly)
+	res, err := c.Reconcile(context.Background(), dst, src, dwn.Scope{}, linkstate.PullOnly)
 	if err != nil || res.Pulled != 20 || !res.DigestsEqual || len(res.PullResult.Outcomes) != 20 {
 		t.Fatalf("%v %+v", err, res)
 	}
@@ -334,7 +335,7 @@ func TestReconcileChunksStopAfterTransient(t *testing.T) {
 	}
 	local.failApplies = 1 << 20
 	c := Copier{ReconcileChunk: 3}
-	res, err := c.Reconcile(context.Background(), local, remote, dwn.Scope{}, PullOnly)
+	res, err := c.Reconcile(context.Background(), local, remote, dwn.Scope{}, linkstate.PullOnly)
 	if err != nil || res.Converged || len(res.PullResult.Outcomes) != 9 {
 		t.Fatalf("%v %+v", err, res)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
+	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
 // Two real @web5/dwn-server instances with disjoint content (each side also configured the
@@ -81,7 +82,7 @@ func TestReconcileTwoRealWeb5Servers(t *testing.T) {
 	}
 
 	copyStart := time.Now()
-	res, err := Reconcile(ctx, local, remote, dwn.Scope{}, Both)
+	res, err := Reconcile(ctx, local, remote, dwn.Scope{}, linkstate.Both)
 	copyTime := time.Since(copyStart)
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +146,7 @@ func TestReconcileTwoRealWeb5Servers(t *testing.T) {
 	}
 
 	// A second reconcile finds nothing to do.
-	res2, err := Reconcile(ctx, local, remote, dwn.Scope{}, Both)
+	res2, err := Reconcile(ctx, local, remote, dwn.Scope{}, linkstate.Both)
 	if err != nil || !res2.Converged || res2.Method != MethodDigestEqual || res2.Pulled+res2.Pushed != 0 {
 		t.Fatalf("second reconcile: %v %+v", err, res2)
 	}
@@ -164,12 +165,12 @@ func TestReconcileTwoRealWeb5Servers(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, o := range got.Outcomes {
-			if o.Err != nil || (o.Kind != dwn.Duplicate && o.Kind != dwn.Superseded && o.Kind != SourceGone) {
+			if o.Err != nil || (o.Kind != dwn.Duplicate && o.Kind != dwn.Superseded && o.Kind != KindSourceGone) {
 				t.Fatalf("echo %s → %s: %v", src.Endpoint(), dst.Endpoint(), o)
 			}
 		}
 		t.Logf("echo %s → %s: %d duplicate, %d superseded, %d gone", src.Endpoint(), dst.Endpoint(),
-			got.Count(dwn.Duplicate), got.Count(dwn.Superseded), got.Count(SourceGone))
+			got.Count(dwn.Duplicate), got.Count(dwn.Superseded), got.Count(KindSourceGone))
 	}
 	echoStart := time.Now()
 	echo(local, remote, res.PullResult, 1)
