@@ -188,7 +188,8 @@ func TestTwoServersRealMessages(t *testing.T) {
 	for server, want := range map[*Server]int{a: 8 + 3, b: 69 + 3} {
 		viaGrant, err := c.QueryAs(server.URL, alice.DID, replicator, grants["Query"])
 		noErr(t, err)
-		// A scoped grant with filters: [] lists the whole tenant (spec §8).
+		// A scoped grant with filters: [] lists the whole tenant
+		// (docs/protocol-notes.md#messages-authorization).
 		if len(viaGrant) != want {
 			t.Errorf("%s lists %d CIDs via the scoped Query grant, want %d", server.URL, len(viaGrant), want)
 		}

@@ -63,8 +63,9 @@ func (n *Node) grantLocked(t *tenant, id, grantee string) (grantData, string) {
 }
 
 // authorizeMessagesLocked checks a Messages* request: the tenant itself, or a delegate whose
-// permissionGrantIds are all valid Messages grants covering the request (spec §3.3). target is
-// the message a MessagesRead asks for (nil otherwise). It returns 0 when allowed.
+// permissionGrantIds are all valid Messages grants covering the request
+// (docs/protocol-notes.md#messages-authorization). target is the message a MessagesRead asks for
+// (nil otherwise). It returns 0 when allowed.
 func (n *Node) authorizeMessagesLocked(t *tenant, req request, kind string, target *stored) (int, string) {
 	if req.author == t.did {
 		return 0, ""

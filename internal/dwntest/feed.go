@@ -125,8 +125,8 @@ func (e errInvalidToken) Error() string {
 	return "ProgressTokenInvalid: position " + strconv.Quote(e.position) + " is not a canonical unsigned decimal"
 }
 
-// checkCursorLocked validates a resume token in the order of the feed contract (spec §6.3) and
-// returns its position.
+// checkCursorLocked validates a resume token in the order of the feed contract
+// (docs/protocol-notes.md#cursor-validation-order) and returns its position.
 func (n *Node) checkCursorLocked(t *tenant, c dwn.Cursor) (uint64, *gap, error) {
 	g := func(reason string) *gap {
 		oldest := n.tokenLocked(t, t.floor, "")

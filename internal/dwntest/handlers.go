@@ -234,8 +234,8 @@ func (n *Node) messagesReadLocked(t *tenant, req request) reply {
 	return reply{body: body, data: n.serveDataLocked(m)}
 }
 
-// recordsQueryLocked answers the dependency lookups of spec §2.7: the newest write of each
-// matching record, with its initial write and inline data.
+// recordsQueryLocked answers the dependency lookups of docs/protocol-notes.md#dependency-lookups:
+// the newest write of each matching record, with its initial write and inline data.
 func (n *Node) recordsQueryLocked(t *tenant, req request) reply {
 	f := req.desc.Filter
 	if code, detail := n.authorizeRecordsLocked(t, req, f.Protocol); code != 0 {

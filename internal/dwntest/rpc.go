@@ -12,7 +12,7 @@ import (
 	"strings"
 )
 
-// JSON-RPC error codes the node answers with (spec §7).
+// JSON-RPC error codes the node answers with (docs/protocol-notes.md#error-codes).
 const (
 	codeParseError     = -32700
 	codeInvalidRequest = -32600

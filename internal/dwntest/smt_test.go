@@ -7,7 +7,8 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
-// Spec §5.3 fixture (enbox-rust-core state-index operations, recorded from the TS StateIndex).
+// The fixture of docs/protocol-notes.md#smt-fixtures (enbox-rust-core state-index operations,
+// recorded from the TS StateIndex).
 const (
 	vecA1 = "bafyreigyk7urkpepubmp5mzmebds6c6nutoohrf2mbecstmynw333prpie" // ProtocolsConfigure, no protocol
 	vecA2 = "bafyreifbgjgqxlmmpu7uflhzdl6hss2oasjlh3iqaawlkaljo2wieiltxi" // notes

@@ -8,9 +8,9 @@ import (
 	dwnmsg "github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
-// Spec §3.6 worked example: a MessagesQuery signed with the Ed25519 seed 0x00…0x1f. The node
-// must accept exactly these bytes (its JWS check agrees with the vector) and refuse them once
-// the signature is altered.
+// The worked example of docs/protocol-notes.md#test-vector-key: a MessagesQuery signed with the
+// Ed25519 seed 0x00…0x1f. The node must accept exactly these bytes (its JWS check agrees with the
+// vector) and refuse them once the signature is altered.
 const (
 	exampleDID  = "did:jwk:eyJrdHkiOiJPS1AiLCJjcnYiOiJFZDI1NTE5IiwieCI6IkE2RUh2X1BPRUw0ZGNOMFk1MHZBbVdmazFqQ2JwUTFmSGR5R1pCSlZNYmcifQ"
 	exampleSig  = "EVWukSeyCnZIoh-EphGf6D2Ucwq-aJwtp-TF0qBv7NkuyCbRQd4G84FnpXf460TsxglfgkmO7k_ZO32yfQWLCQ"

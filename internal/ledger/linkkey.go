@@ -20,9 +20,10 @@ import (
 // KeySeparator joins the parts of a link key. It is not escaped, so no part may contain it.
 const KeySeparator = "^"
 
-// ScopeID is the stable identifier of a scope (spec §1.3): base64url without padding of the
-// SHA-256 of its canonical JSON. The canonical form lists, in this order, "kind", then for a
-// protocol scope "protocol" and the de-duplicated, sorted path prefixes when there are any.
+// ScopeID is the stable identifier of a scope (docs/engine-behaviour.md#scope-id): base64url
+// without padding of the SHA-256 of its canonical JSON. The canonical form lists, in this order,
+// "kind", then for a protocol scope "protocol" and the de-duplicated, sorted path prefixes when
+// there are any.
 func ScopeID(scope dwn.Scope) string {
 	sum := sha256.Sum256([]byte(canonicalScope(scope)))
 	return base64.RawURLEncoding.EncodeToString(sum[:])

@@ -7,7 +7,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
-// The three vectors of spec §1.3.
+// The three vectors of docs/engine-behaviour.md#scope-id.
 func TestScopeIDVectors(t *testing.T) {
 	cases := []struct {
 		scope     dwn.Scope

@@ -9,9 +9,9 @@ import (
 	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
-// Checkpoint is one direction's durable progress (spec §1.5). Contiguous is the resume point:
-// every delivery up to it has been applied. Received is the highest position seen, for
-// observability only.
+// Checkpoint is one direction's durable progress (docs/engine-behaviour.md#checkpoints). Contiguous
+// is the resume point: every delivery up to it has been applied. Received is the highest position
+// seen, for observability only.
 type Checkpoint struct {
 	Received   *dwn.Cursor `json:"received,omitempty"`
 	Contiguous *dwn.Cursor `json:"contiguous,omitempty"`
@@ -28,8 +28,8 @@ func (c *Checkpoint) Observe(cur dwn.Cursor) {
 	}
 }
 
-// Commit moves the resume point to cur unless that would move it backwards within the same
-// cursor domain (which fixes the seed's E3). It reports whether the checkpoint changed.
+// Commit moves the resume point to cur unless that would move it backwards within the same cursor
+// domain (which fixes docs/engine-behaviour.md#e3). It reports whether the checkpoint changed.
 func (c *Checkpoint) Commit(cur dwn.Cursor) bool {
 	if c.Contiguous != nil && positionNotAfter(cur, *c.Contiguous) {
 		return false
@@ -39,8 +39,8 @@ func (c *Checkpoint) Commit(cur dwn.Cursor) bool {
 	return true
 }
 
-// Reset sets both positions to to, or clears both (spec §1.5 resetCheckpoint). Inside
-// Store.Update this is the one way to move the resume point backwards.
+// Reset sets both positions to to, or clears both (docs/engine-behaviour.md#checkpoint-reset).
+// Inside Store.Update this is the one way to move the resume point backwards.
 func (c *Checkpoint) Reset(to *dwn.Cursor) {
 	c.reset = true
 	if to == nil {
@@ -96,8 +96,8 @@ type DeadLetter struct {
 	At        time.Time `json:"at"`
 }
 
-// Record is one link's durable state (spec §1.6, plus the push checkpoint of the durable-feed
-// design). Connectivity is runtime-only and deliberately absent.
+// Record is one link's durable state (docs/engine-behaviour.md#ledger-record, plus the push
+// checkpoint of the durable-feed design). Connectivity is runtime-only and deliberately absent.
 type Record struct {
 	Key            string       `json:"key"`
 	Tenant         string       `json:"tenant"`

@@ -11,9 +11,10 @@ import (
 
 // SchemaVersion is the layout of the values this build writes.
 //
-// Version 1 is the enbox agent's ReplicationLinkState JSON (spec §1.6: tenantDid, pull
-// {receivedToken, contiguousAppliedToken}, lastActivityAt, no push checkpoint, no schema
-// field), so a ledger exported from an agent can be adopted. Version 2 is Record.
+// Version 1 is the enbox agent's ReplicationLinkState JSON
+// (docs/engine-behaviour.md#schema-versions: tenantDid, pull {receivedToken,
+// contiguousAppliedToken}, lastActivityAt, no push checkpoint, no schema field), so a ledger
+// exported from an agent can be adopted. Version 2 is Record.
 const SchemaVersion = 2
 
 type storedRecord struct {
@@ -96,7 +97,8 @@ func decodeV1(key string, value []byte) (Record, error) {
 	if rec.Phase == "" {
 		rec.Phase = ls.Initializing
 	}
-	// Upstream discards tokens with an empty field (spec §1.4); so do we.
+	// Upstream discards tokens with an empty field (docs/protocol-notes.md#progress-tokens); so do
+	// we.
 	if t := v.Pull.ContiguousAppliedToken; t != nil && t.Valid() {
 		rec.Pull.Contiguous = cursorPtr(*t)
 	}

@@ -129,7 +129,8 @@ func TestManyPendingUpdatesForceACommit(t *testing.T) {
 	})
 }
 
-// Seed E3: a stale writer must not move the resume point back; only ResetCheckpoint may.
+// docs/engine-behaviour.md#e3: a stale writer must not move the resume point back; only
+// ResetCheckpoint may.
 func TestContiguousCheckpointNeverGoesBackwardsUnlessReset(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "ledger.db"), Options{})
 	rec, err := s.GetOrCreate(newLink(1))

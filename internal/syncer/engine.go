@@ -275,10 +275,10 @@ func (e *Engine) Apply(cfg LinkConfig) (string, error) {
 		return "", fmt.Errorf("link %q: record its owner: %w", cfg.Name, err)
 	}
 	if old != nil {
-		// Restart: the old supervisor's context is cancelled and it is waited for, so nothing
-		// it started mutates state after the new one runs (E15). The wait (closing feeds may
-		// wait seconds for a slow server) happens without e.mu, so other links' snapshots and
-		// Applies go on; the old link stays visible meanwhile.
+		// Restart: the old supervisor's context is cancelled and it is waited for, so nothing it
+		// started mutates state after the new one runs (docs/engine-behaviour.md#e15). The wait
+		// (closing feeds may wait seconds for a slow server) happens without e.mu, so other links'
+		// snapshots and Applies go on; the old link stays visible meanwhile.
 		done := make(chan struct{})
 		e.restarting[key] = done
 		e.leavePollGroupLocked(old)

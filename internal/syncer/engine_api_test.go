@@ -58,8 +58,8 @@ func TestApplyValidation(t *testing.T) {
 	}
 }
 
-// A changed config restarts the link (one supervisor, one subscription per feed: E15) and
-// keeps its checkpoints; an unchanged one is a no-op.
+// A changed config restarts the link (one supervisor, one subscription per feed:
+// docs/engine-behaviour.md#e15) and keeps its checkpoints; an unchanged one is a no-op.
 func TestE15_ApplyChangeRestartsOneSupervisorKeepingCheckpoints(t *testing.T) {
 	p := startPair(t, dwntest.ModeEnbox, 20, 20, engineOpts{})
 	p.waitLiveConverged(t)
@@ -609,9 +609,9 @@ func (t hookTenant) Digest(ctx context.Context, s dwn.Scope) (dwn.Digest, error)
 	return t.Tenant.Digest(ctx, s)
 }
 
-// Decision D8 at engine level: a pushed write that local superseded (pruned) before the push
-// read its data is SourceGone, which counts as done: the push commits past it and the link is
-// not marked dirty (the seed burned its retries and set needsReconcile: E16).
+// Decision D8 at engine level: a pushed write that local superseded (pruned) before the push read
+// its data is SourceGone, which counts as done: the push commits past it and the link is not marked
+// dirty (the seed burned its retries and set needsReconcile: docs/engine-behaviour.md#e16).
 func TestPushOfMessageGoneLocallyCommitsWithoutDirty(t *testing.T) {
 	p := newPairNoLink(t, 1, 1)
 	big := func(b byte) []byte { return []byte(strings.Repeat(string(rune('a'+b)), 40000)) } // not inline: read at push

@@ -192,7 +192,7 @@ func (f *feedRun) ackLoop(sub dwn.Subscription) {
 }
 
 // outOfScope reports whether a delivered message lies outside the link's scope (the server
-// filters by protocol; path prefixes are checked here, spec §4.3).
+// filters by protocol; path prefixes are checked here, docs/engine-behaviour.md#scope-filter).
 func outOfScope(sc dwn.Scope, e dwn.Entry) bool {
 	if (sc.Protocol == "" && len(sc.ProtocolPathPrefixes) == 0) || e.Message == nil {
 		return false

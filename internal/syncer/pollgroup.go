@@ -9,11 +9,11 @@ import (
 	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
 )
 
-// pollGroup drives the poll-mode links to one remote endpoint (seed §2.1/§2.3): every tick
-// reconciles them one after the other; the first failure skips the rest of the group for that
-// tick (the endpoint is probably down); consecutive failed ticks back the interval off to
-// 2× then 4×; any success resets it. Groups are independent, so one unreachable endpoint
-// does not take the others offline (partial reachability stays online).
+// pollGroup drives the poll-mode links to one remote endpoint (docs/engine-behaviour.md#poll-mode):
+// every tick reconciles them one after the other; the first failure skips the rest of the group for
+// that tick (the endpoint is probably down); consecutive failed ticks back the interval off to 2×
+// then 4×; any success resets it. Groups are independent, so one unreachable endpoint does not take
+// the others offline (partial reachability stays online).
 type pollGroup struct {
 	endpoint string
 	links    map[string]*link

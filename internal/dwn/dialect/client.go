@@ -94,7 +94,8 @@ func orDefaultTimeout(d, def time.Duration) time.Duration {
 	return d
 }
 
-// ServerInfo is GET /info (protocol spec §1.2). Missing optional fields mean "not supported".
+// ServerInfo is GET /info (docs/protocol-notes.md#server-info). Missing optional fields mean "not
+// supported".
 type ServerInfo struct {
 	URL                      string   `json:"url"`
 	Server                   string   `json:"server"`

@@ -9,12 +9,11 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
-// Dependency lookups (protocol spec §2.7): when a target answers Incomplete, the copier asks
-// the SOURCE for what is missing. Records and Protocols queries are signed by the signer
-// directly (no grant invocation): they work with the tenant's own key. A Messages-only
-// delegate is refused those, and falls back to scanning the feed with MessagesRead. Entries
-// come back in the order they must be applied: a record's initial write before its latest
-// state.
+// Dependency lookups (docs/protocol-notes.md#dependency-lookups): when a target answers Incomplete,
+// the copier asks the SOURCE for what is missing. Records and Protocols queries are signed by the
+// signer directly (no grant invocation): they work with the tenant's own key. A Messages-only
+// delegate is refused those, and falls back to scanning the feed with MessagesRead. Entries come
+// back in the order they must be applied: a record's initial write before its latest state.
 
 func (t *tenantBase) dependency(ctx context.Context, ref dwn.DependencyRef, list lister) ([]dwn.Entry, error) {
 	entries, err := t.lookupDependency(ctx, ref)

@@ -11,9 +11,9 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
-// enboxTenant adapts current enbox servers (protocol spec §2): MessagesQuery is a durable feed
-// (ProgressToken cursors, limit, cidsOnly, drained, fingerprint), MessagesSubscribe replays
-// from a cursor then tails live with rpc.ack flow control, and dwn.applyReplicatedMessage
+// enboxTenant adapts current enbox servers (docs/protocol-notes.md#durable-feed): MessagesQuery is
+// a durable feed (ProgressToken cursors, limit, cidsOnly, drained, fingerprint), MessagesSubscribe
+// replays from a cursor then tails live with rpc.ack flow control, and dwn.applyReplicatedMessage
 // reports structured outcomes. Messages* are signed with permissionGrantIds (descriptor and
 // payload, sorted) when the signer is a delegate.
 type enboxTenant struct{ tenantBase }

@@ -168,7 +168,8 @@ func TestEnboxSMTAdapter(t *testing.T) {
 	if err != nil || db.Kind != dwn.DigestSMTRoot || db.Value != root {
 		t.Fatalf("B digest %+v %v, A root %s", db, err, root)
 	}
-	// processMessage outcomes that need a second look at the target (web5 spec §6).
+	// processMessage outcomes that need a second look at the target
+	// (docs/protocol-notes.md#apply-results-on-the-web5-server).
 	rec, _ := alice.Write(dwntest.WriteOpts{Protocol: notes, ProtocolPath: "note", Data: []byte(`{"v":0}`)})
 	v1, _ := alice.Update(rec, []byte(`{"v":1}`))
 	v2, _ := alice.Update(v1, []byte(`{"v":2}`))

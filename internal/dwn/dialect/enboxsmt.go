@@ -11,10 +11,10 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
-// smtTenant adapts seed-era enbox servers (protocol spec §5): MessagesSync over a sparse Merkle
-// tree per tenant and per protocol, MessagesSubscribe with ProgressToken replay (no flow
-// control), writes through dwn.processMessage. They have NO durable MessagesQuery feed (501),
-// so:
+// smtTenant adapts seed-era enbox servers (docs/protocol-notes.md#smt-for-old-servers):
+// MessagesSync over a sparse Merkle tree per tenant and per protocol, MessagesSubscribe with
+// ProgressToken replay (no flow control), writes through dwn.processMessage. They have NO durable
+// MessagesQuery feed (501), so:
 //
 //   - ListCIDs is MessagesSync leaves under the empty prefix; Digest is the SMT root.
 //   - FeedPage is emulated with a short-lived replaying subscription: subscribe with `after`,

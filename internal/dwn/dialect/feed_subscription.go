@@ -43,9 +43,10 @@ type feedSubscription struct {
 	once sync.Once
 }
 
-// newFeedSubscription adapts sub and starts its pump. A live-only subscription (no cursor) gets no eose from the server (protocol spec §2.3), yet
-// every Subscription promises replay, EOSE, live: for those, first is the EOSE to emit before
-// any frame (its cursor is the reply's head when the server reports one).
+// newFeedSubscription adapts sub and starts its pump. A live-only subscription (no cursor) gets no
+// eose from the server (docs/protocol-notes.md#eose), yet every Subscription promises replay, EOSE,
+// live: for those, first is the EOSE to emit before any frame (its cursor is the reply's head when
+// the server reports one).
 func newFeedSubscription(ctx context.Context, sub *wire.Subscription, first *dwn.Event) *feedSubscription {
 	runCtx, cancel := context.WithCancel(ctx)
 	s := &feedSubscription{eventStream: newEventStream(), sub: sub, cancel: cancel, done: make(chan struct{})}

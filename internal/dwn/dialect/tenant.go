@@ -218,8 +218,8 @@ var parentMissingCodes = map[string]bool{
 }
 
 // classifyProcessReply maps a dwn.processMessage reply to an apply outcome for servers without
-// dwn.applyReplicatedMessage (web5 spec §6, protocol spec §2.6). 409, 404-of-a-delete and
-// 5xx need the caller (they require another round trip or are errors).
+// dwn.applyReplicatedMessage (docs/protocol-notes.md#apply-results-on-the-web5-server). 409,
+// 404-of-a-delete and 5xx need the caller (they require another round trip or are errors).
 func classifyProcessReply(info msg.MessageInfo, status wire.Status) (dwn.ApplyResult, bool) {
 	code := dwn.ErrorCodeOf(status.Detail)
 	switch {

@@ -13,7 +13,8 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 )
 
-// web5 spec §6: what @web5/dwn-server answers to replicated messages, and what it means.
+// docs/protocol-notes.md#apply-results-on-the-web5-server: what @web5/dwn-server answers to
+// replicated messages, and what it means.
 func TestClassifyProcessReply(t *testing.T) {
 	write := msg.MessageInfo{Interface: "Records", Method: "Write", Protocol: "https://p", RecordID: "bafyrec", ParentID: "bafyparent", PermissionGrantID: "bafyreigrantfrompayloadxxxxxxxxxx"}
 	cases := []struct {
@@ -93,7 +94,7 @@ func TestWeb5CursorDecoding(t *testing.T) {
 			t.Errorf("%s: %v is not a gap", name, err)
 		}
 	}
-	if streamID("did:example:alice") != "6742201863cf8f21" { // protocol spec §6.2 example
+	if streamID("did:example:alice") != "6742201863cf8f21" { // docs/protocol-notes.md#stream-id example
 		t.Fatalf("streamID = %s", streamID("did:example:alice"))
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// Protocol spec §4.5: upstream dag-cbor CID vectors (JSON values).
+// docs/protocol-notes.md#cid-vectors: upstream dag-cbor CID vectors (JSON values).
 func TestCIDVectors(t *testing.T) {
 	cases := []struct{ name, json, cid string }{
 		{"empty object", `{}`, "bafyreigbtj4x7ip5legnfznufuopl4sg4knzc2cof6duas4b3q2fy6swua"},
@@ -20,7 +20,7 @@ func TestCIDVectors(t *testing.T) {
 		{"length-first z aa", `{"z":1,"aa":2}`, "bafyreifn4ilfoehustlx752pkq6la7pmeqr6z2kkxsxiuk5etnxbiagjxq"},
 		{"length-first b aa z", `{"b":1,"aa":2,"z":3}`, "bafyreidypezyoikih27ej2zdefadk3hln3ifglc4zy4v6s5guzz26qc4cy"},
 		{"RecordsWrite descriptor", `{"interface":"Records","method":"Write","messageTimestamp":"2025-01-01T00:00:06.000000Z","dateCreated":"2025-01-01T00:00:06.000000Z","dataCid":"bafyreietui4xdkiu4xvmx4fi2jivjtndbhb4drzpxomrjvd4mdz4w2avra","dataSize":11,"dataFormat":"text/plain"}`, "bafyreidgpqe6zujtci3k7gze4dh7e7prapj3tqer6cvpzhuyzil7ju6wo4"},
-		// §3.6 descriptor CIDs.
+		// docs/protocol-notes.md#test-vector-key descriptor CIDs.
 		{"MessagesQuery cidsOnly descriptor", `{"interface":"Messages","method":"Query","messageTimestamp":"2025-01-01T00:00:00.000000Z","filters":[],"limit":100,"cidsOnly":true}`, "bafyreidsb7d4teovyvdjq7swfki4zbcdlk7ffy2bjyug7feb7doxolznom"},
 		{"MessagesQuery protocol+cursor descriptor", `{"interface":"Messages","method":"Query","messageTimestamp":"2025-01-01T00:00:00.000000Z","filters":[{"protocol":"https://example.com/protocol/notes"}],"cursor":{"streamId":"a1b2c3d4e5f60708","epoch":"01J0000000000000000000000","position":"42"},"limit":100}`, "bafyreigxlyyhkimbxs7douyglzeg2sehsew36ka5i3bmo7jphcsop4swla"},
 		{"MessagesRead descriptor", `{"interface":"Messages","method":"Read","messageTimestamp":"2025-01-01T00:00:00.000000Z","messageCid":"bafyreid4sryquow54mk2izkkibglbnxsld67kpopa4xqd6dnfm5yn4c64m"}`, "bafyreihugpj4r6s6jhuopqyf3zex5bfcybib25ounjuieyxqqndvnjv76q"},
@@ -63,7 +63,7 @@ func TestDagCBORBytesVectors(t *testing.T) {
 	}
 }
 
-// §4.5: encodedData at the top level does not change a message CID.
+// docs/protocol-notes.md#message-cid: encodedData at the top level does not change a message CID.
 func TestMessageCIDDropsEncodedData(t *testing.T) {
 	with, err := MessageCID(json.RawMessage(`{"descriptor":{"interface":"Records","method":"Write"},"encodedData":"aGVsbG8"}`))
 	if err != nil {
@@ -83,7 +83,7 @@ func TestMessageCIDDropsEncodedData(t *testing.T) {
 	}
 }
 
-// §4.5 raw data CIDs (single chunk).
+// docs/protocol-notes.md#data-cids: raw data CIDs (single chunk).
 func TestRawDataCIDVectors(t *testing.T) {
 	seq := make([]byte, 16)
 	for i := range seq {

@@ -9,7 +9,7 @@ import (
 	"github.com/multiformats/go-multihash"
 )
 
-// Record data CIDs (protocol spec §4.4, web5 spec §7): dwn-sdk-js imports data with the
+// Record data CIDs (docs/protocol-notes.md#data-cids): dwn-sdk-js imports data with the
 // UnixFS importer's defaults — 262,144-byte chunks stored as CIDv1 raw leaves, a data set of
 // one chunk is that leaf's CID ("bafkrei…"), more chunks hang under dag-pb UnixFS file nodes
 // of at most 174 links, built level by level (balanced layout) up to one root ("bafybei…").

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// vectorSeed is the §3.6 key: Ed25519 seed bytes 0x00…0x1f.
+// vectorSeed is the key of docs/protocol-notes.md#test-vector-key: Ed25519 seed bytes 0x00…0x1f.
 func vectorSeed() []byte {
 	seed := make([]byte, 32)
 	for i := range seed {
@@ -17,7 +17,8 @@ func vectorSeed() []byte {
 
 const vectorDID = "did:jwk:eyJrdHkiOiJPS1AiLCJjcnYiOiJFZDI1NTE5IiwieCI6IkE2RUh2X1BPRUw0ZGNOMFk1MHZBbVdmazFqQ2JwUTFmSGR5R1pCSlZNYmcifQ"
 
-// Protocol spec §3.6 worked example: key → DID → signed MessagesQuery → signature and CID.
+// The worked example of docs/protocol-notes.md#test-vector-key: key → DID → signed MessagesQuery →
+// signature and CID.
 func TestSigningVectorMessagesQuery(t *testing.T) {
 	s := signerFromSeed(vectorSeed())
 	if s.DID != vectorDID {
@@ -64,7 +65,8 @@ func TestSigningVectorMessagesQuery(t *testing.T) {
 	}
 }
 
-// Protocol spec §3.6 upstream JWS fixture: same seed, kid did:example:alice#key1, kid first.
+// The upstream JWS fixture of docs/protocol-notes.md#test-vector-key: same seed, kid
+// did:example:alice#key1, kid first.
 func TestSigningVectorUpstreamJWSFixture(t *testing.T) {
 	s := signerFromSeed(vectorSeed())
 	const protected = "eyJraWQiOiJkaWQ6ZXhhbXBsZTphbGljZSNrZXkxIiwiYWxnIjoiRWREU0EifQ"

@@ -6,9 +6,10 @@ import (
 	"fmt"
 )
 
-// recordsWritePayload is the signature payload of a RecordsWrite (protocol spec §3.1): the
-// generic descriptorCid plus the record's identity, so a signature cannot be moved to another
-// record. A delegate invokes its grant with the singular permissionGrantId (payload only).
+// recordsWritePayload is the signature payload of a RecordsWrite
+// (docs/protocol-notes.md#recordswrite-payload): the generic descriptorCid plus the record's
+// identity, so a signature cannot be moved to another record. A delegate invokes its grant with the
+// singular permissionGrantId (payload only).
 type recordsWritePayload struct {
 	DescriptorCID     string `json:"descriptorCid"`
 	RecordID          string `json:"recordId"`

@@ -22,9 +22,9 @@ var smtDefaults = func() [smtDepth + 1][sha256.Size]byte {
 }()
 
 // SMT is the seed-era enbox sparse Merkle tree over message CIDs in its compressed form
-// (protocol spec §5.2): a subtree holding one CID hashes to that CID's leaf hash at any depth,
-// an empty one to the default hash of its depth, anything else to SHA-256(left ‖ right). The
-// shape therefore depends only on the set, never on insertion order.
+// (docs/protocol-notes.md#smt-tree): a subtree holding one CID hashes to that CID's leaf hash at
+// any depth, an empty one to the default hash of its depth, anything else to SHA-256(left ‖ right).
+// The shape therefore depends only on the set, never on insertion order.
 //
 // Keys are kept sorted, so the CIDs under a bit prefix form one contiguous run; hashing a
 // prefix walks only the splits inside that run. Safe for concurrent use.

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// Protocol spec §5.3 fixture (enbox StateIndexLevel operations).
+// The fixture of docs/protocol-notes.md#smt-fixtures (enbox StateIndexLevel operations).
 const (
 	smtA1 = "bafyreigyk7urkpepubmp5mzmebds6c6nutoohrf2mbecstmynw333prpie" // ProtocolsConfigure, no protocol
 	smtA2 = "bafyreifbgjgqxlmmpu7uflhzdl6hss2oasjlh3iqaawlkaljo2wieiltxi" // notes
@@ -76,7 +76,7 @@ func TestSMTVectors(t *testing.T) {
 	})
 }
 
-// Self-computed extras in §5.3.
+// Self-computed extras in docs/protocol-notes.md#smt-fixtures.
 func TestSMTExtraVectors(t *testing.T) {
 	key := sha256.Sum256([]byte("bafyreiA"))
 	l := leafHash(smtLeaf{key: key, cid: "bafyreiA"})

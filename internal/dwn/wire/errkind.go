@@ -2,7 +2,7 @@ package wire
 
 import "github.com/dwnsync/dwnsync/internal/dwn"
 
-// JSON-RPC error codes seen from DWN servers (protocol spec §7, web5 spec §4).
+// JSON-RPC error codes seen from DWN servers (docs/protocol-notes.md#error-codes).
 const (
 	rpcParseError     = -32700
 	rpcInvalidRequest = -32600
@@ -31,8 +31,8 @@ func kindForHTTP(status int) dwn.ErrorKind {
 	}
 }
 
-// kindForRPC classifies a JSON-RPC error by its code (and data.code). HTTP 500 alone says
-// nothing: deterministic rejections also arrive as 500 (protocol spec §1.1.2).
+// kindForRPC classifies a JSON-RPC error by its code (and data.code). HTTP 500 alone says nothing:
+// deterministic rejections also arrive as 500 (docs/protocol-notes.md#http-status-mapping).
 func kindForRPC(code int, dataCode string) dwn.ErrorKind {
 	switch code {
 	case rpcMethodNotFound:

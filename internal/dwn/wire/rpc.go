@@ -20,7 +20,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn"
 )
 
-// HTTP JSON-RPC transport (protocol spec §1.1, web5 spec §4).
+// HTTP JSON-RPC transport (docs/protocol-notes.md#http-json-rpc).
 //
 // Framing: the JSON-RPC request travels in the `dwn-request` header and the record data is the
 // raw body (every server), or — when /info advertises "body-v1" — both travel in the body
@@ -40,7 +40,7 @@ const (
 	headerDWNRequest  = "dwn-request"
 	headerDWNResponse = "dwn-response"
 	bodyV1MediaType   = "application/vnd.enbox.dwn-rpc; version=1"
-	bodyV1MaxEnvelope = 1 << 20 // spec §1.1.1(b)
+	bodyV1MaxEnvelope = 1 << 20 // docs/protocol-notes.md#body-v1-framing
 
 	// maxInfoReply caps GET /info: a small object of server facts.
 	maxInfoReply = 1 << 20

@@ -123,7 +123,7 @@ func applyRPCError(e *dwn.Error, re *rpcError) {
 		e.Detail = data.Code + ": " + re.Message
 	}
 	if re.Code == rpcRateLimited {
-		sec := 1.0 // spec §1.1.2: default 1 s
+		sec := 1.0 // docs/protocol-notes.md#retry-after: default 1 s
 		if data.RetryAfterSec != nil && *data.RetryAfterSec > 0 && *data.RetryAfterSec <= 86400 {
 			sec = *data.RetryAfterSec
 		}
@@ -172,7 +172,8 @@ func (r Reply) StatusError(op string) error {
 	return &dwn.Error{Op: op, Kind: kindForDWN(r.Status.Code), HTTPStatus: 200, DWNCode: r.Status.Code, Detail: r.Status.Detail}
 }
 
-// gapFromReply reads a 410 ProgressGap reply (protocol spec §6.4); bounds may be absent.
+// gapFromReply reads a 410 ProgressGap reply (docs/protocol-notes.md#progress-gap); bounds may be
+// absent.
 func gapFromReply(reply json.RawMessage) *dwn.GapError {
 	var r struct {
 		Error *struct {

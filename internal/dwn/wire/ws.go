@@ -1,7 +1,8 @@
 package wire
 
 // WebSocket JSON-RPC multiplexer: one socket per endpoint carries every subscription of every
-// tenant on that endpoint (servers limit sockets per peer; spec enbox §1.3.1, web5 §5.3).
+// tenant on that endpoint (servers limit sockets per peer;
+// docs/protocol-notes.md#per-peer-socket-limits).
 //
 // API for the dialect adapters (everything else in ws*.go is internal to the mux):
 //

@@ -253,7 +253,7 @@ func presentOrNil(raw json.RawMessage) json.RawMessage {
 }
 
 // wsReplyStatus reads reply.status as either {"code":n,"detail":s} (subscribe replies) or a bare
-// number with a sibling "detail" (close and ack replies, spec web5 §5.3).
+// number with a sibling "detail" (close and ack replies, docs/protocol-notes.md#websocket-framing).
 func wsReplyStatus(reply json.RawMessage) (code int, detail string, err error) {
 	var r struct {
 		Status json.RawMessage `json:"status"`

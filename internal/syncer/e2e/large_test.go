@@ -11,9 +11,9 @@ import (
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
 
-// E18: payloads of ≤ 30 KB (inline), between 30 KB and 1 MiB, and above 1 MiB cross in both
-// directions, by reconcile and by the live feeds, with their data intact (the seed dropped the
-// data of anything above its 1 MiB buffer).
+// docs/engine-behaviour.md#e18: payloads of ≤ 30 KB (inline), between 30 KB and 1 MiB, and above 1
+// MiB cross in both directions, by reconcile and by the live feeds, with their data intact (the
+// seed dropped the data of anything above its 1 MiB buffer).
 func TestE18_LargePayloadsBothWays(t *testing.T) {
 	a, b, client, id := twoServersOneTenant(t)
 	sizes := []int{20_000, 100_000, 1_500_000}

@@ -2,11 +2,12 @@ package linkstate
 
 import "time"
 
-// Echo remembers CIDs that just crossed the link in one direction, so the opposite feed does
-// not send them straight back: what was pulled into local is not pushed back to that remote,
-// and what was pushed to the remote is not pulled back. Entries expire after a TTL; the cache
-// holds at most cap entries (the oldest insertions go first). One Echo per link and direction,
-// and a link has exactly one remote endpoint, so suppression is per remote endpoint (E29).
+// Echo remembers CIDs that just crossed the link in one direction, so the opposite feed does not
+// send them straight back: what was pulled into local is not pushed back to that remote, and what
+// was pushed to the remote is not pulled back. Entries expire after a TTL; the cache holds at most
+// cap entries (the oldest insertions go first). One Echo per link and direction, and a link has
+// exactly one remote endpoint, so suppression is per remote endpoint
+// (docs/engine-behaviour.md#e29).
 type Echo struct {
 	ttl     time.Duration
 	cap     int

@@ -160,7 +160,7 @@ func (DeadLetter) effect()               {}
 func (PollResult) effect()               {}
 func (RecordReconcileCompleted) effect() {}
 
-// Event types (spec §9.1, plus push and dead-letter).
+// Event types (docs/engine-behaviour.md#event-types, plus push and dead-letter).
 const (
 	EvStatusChange       = "link:status-change"
 	EvConnectivityChange = "link:connectivity-change"

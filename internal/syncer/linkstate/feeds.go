@@ -36,12 +36,12 @@ func (m *Machine) openFeed(o *out, d Dir) {
 	o.add(OpenFeed{Dir: d, Epoch: f.epoch})
 }
 
-// dirtyForUncoveredFeed: feed d opens without a checkpoint, so the server subscribes it live
-// only and whatever was written while it was closed (and every delivery that was in flight)
-// is skipped. Only a reconcile can cover that, so the link is dirty (persisted before the
-// feed opens) until one that starts after this feed's EOSE converges (issue 10 §1). Every
-// path that opens a feed comes through here: a new link, a quiet direction reopened after a
-// drop, a repair or an E30 retry that reset the checkpoint, a resume after a suspend.
+// dirtyForUncoveredFeed: feed d opens without a checkpoint, so the server subscribes it live only
+// and whatever was written while it was closed (and every delivery that was in flight) is skipped.
+// Only a reconcile can cover that, so the link is dirty (persisted before the feed opens) until one
+// that starts after this feed's EOSE converges (issue 10 §1). Every path that opens a feed comes
+// through here: a new link, a quiet direction reopened after a drop, a repair or a retry of
+// docs/engine-behaviour.md#e30 that reset the checkpoint, a resume after a suspend.
 func (m *Machine) dirtyForUncoveredFeed(o *out, d Dir) {
 	wasDirty := m.needsReconcile
 	m.markDirty(o)
@@ -136,8 +136,8 @@ func (m *Machine) feedFailed(env Env, o *out, v FeedFailed) {
 	}
 	m.setError(v.Dir.String()+" feed: "+v.Err, v.ErrKind)
 	if m.repair.active && m.repair.reopening {
-		// E30: a 410 on the reopen means the resume token is stale: reset it and open once
-		// more from nothing (the repair's reconcile covered the history).
+		// docs/engine-behaviour.md#e30: a 410 on the reopen means the resume token is stale: reset
+		// it and open once more from nothing (the repair's reconcile covered the history).
 		if v.Gap != nil && !m.repair.retried[v.Dir] {
 			m.repair.retried[v.Dir] = true
 			m.checkpoint[v.Dir] = nil
@@ -163,8 +163,8 @@ func (m *Machine) feedFailed(env Env, o *out, v FeedFailed) {
 		resume = v.Gap.LatestAvailable
 		o.add(Publish{Type: EvGapDetected, Reason: "ProgressGap", Message: v.Dir.String() + ": " + v.Gap.Reason})
 	}
-	// Any failure of a feed, at start-up or later, goes through repair: it is retried with
-	// backoff and ends in degraded_poll, never silently dropped (fixes E9).
+	// Any failure of a feed, at start-up or later, goes through repair: it is retried with backoff
+	// and ends in degraded_poll, never silently dropped (fixes docs/engine-behaviour.md#e9).
 	m.enterRepairing(env, o, v.Dir, reason, resume, v.Gap != nil)
 }
 
@@ -197,10 +197,10 @@ func (m *Machine) eose(env Env, o *out, v EOSE) {
 	}
 }
 
-// commitHead gives a feed that opened without a checkpoint the position its EOSE names (the
-// head, for a live-only subscription, where the dialect reports one), so the next reopen
-// replays from there instead of skipping the outage. Only when nothing is pending: otherwise
-// a delivery before the EOSE may still be in flight and the head would pass it (E4).
+// commitHead gives a feed that opened without a checkpoint the position its EOSE names (the head,
+// for a live-only subscription, where the dialect reports one), so the next reopen replays from
+// there instead of skipping the outage. Only when nothing is pending: otherwise a delivery before
+// the EOSE may still be in flight and the head would pass it (docs/engine-behaviour.md#e4).
 func (m *Machine) commitHead(o *out, d Dir, head *dwn.Cursor) {
 	f := &m.feeds[d]
 	if head == nil || !head.Valid() || m.checkpoint[d] != nil || f.tracker.Pending() > 0 {
@@ -212,7 +212,7 @@ func (m *Machine) commitHead(o *out, d Dir, head *dwn.Cursor) {
 }
 
 // domainOK: a cursor must be in the checkpoint's domain, or in the domain of the first cursor
-// this epoch saw when there is no checkpoint yet (E22).
+// this epoch saw when there is no checkpoint yet (docs/engine-behaviour.md#e22).
 func (m *Machine) domainOK(d Dir, c dwn.Cursor) bool {
 	f := &m.feeds[d]
 	want := ""
@@ -249,8 +249,9 @@ func (m *Machine) delivered(env Env, o *out, v Delivered) {
 	}
 	if v.Dir == Pull {
 		// Recorded when the apply starts, not when it ends: local's feed can show the message
-		// before the apply's answer is back, and it must not be pushed back (E29). Local
-		// then holds it, or the apply failed and repair takes over; either way not an echo.
+		// before the apply's answer is back, and it must not be pushed back
+		// (docs/engine-behaviour.md#e29). Local then holds it, or the apply failed and repair takes
+		// over; either way not an echo.
 		m.noteEcho(env, Pull, v.Entry.CID)
 		o.add(ApplyPull{Epoch: v.Epoch, Ordinal: ord, Entry: v.Entry})
 		return

@@ -50,8 +50,9 @@ type Delivered struct {
 	Dir   Dir
 	Epoch uint64
 	Entry dwn.Entry
-	// OutOfScope is set by the supervisor when the message is outside the link's scope
-	// (path prefixes): it is committed in order without being applied (fixes E3).
+	// OutOfScope is set by the supervisor when the message is outside the link's scope (path
+	// prefixes): it is committed in order without being applied (fixes
+	// docs/engine-behaviour.md#e3).
 	OutOfScope bool
 }
 
@@ -103,8 +104,9 @@ type ReconcileCompleted struct {
 	ErrKind   string
 	Pulled    int
 	Pushed    int
-	// Crossed lists the CIDs the pass copied, per direction: the feeds will show them on the
-	// other side, and they are not sent back (a fix of E14; the seed echoed them as 409s).
+	// Crossed lists the CIDs the pass copied, per direction: the feeds will show them on the other
+	// side, and they are not sent back (a fix of docs/engine-behaviour.md#e14; the seed echoed them
+	// as 409s).
 	Crossed [2][]string
 }
 

@@ -47,7 +47,7 @@ type feedState struct {
 	running bool // OpenFeed issued for this epoch and not closed
 	// reopened: the feed was reopened after it ended and has not reached an EOSE since.
 	eose     bool
-	domain   string // domain of the first cursor seen in this epoch (E22)
+	domain   string // domain of the first cursor seen in this epoch (docs/engine-behaviour.md#e22)
 	reopened bool
 	// fromNothing: this epoch opened without a checkpoint (live only) and has not reached
 	// its EOSE yet.
@@ -175,14 +175,15 @@ func (m *Machine) start(env Env, o *out, s Start) {
 	for _, d := range Dirs {
 		if c := m.checkpoint[d]; c != nil && !c.Valid() {
 			// A corrupted stored cursor (an empty field) is dropped; the feed opens live-only
-			// and a reconcile covers the history (E27).
+			// and a reconcile covers the history (docs/engine-behaviour.md#e27).
 			m.checkpoint[d] = nil
 			o.add(ResetCheckpoint{Dir: d, To: nil})
 			m.needsReconcile = true
 		}
 	}
-	// A stale durable status (repairing, degraded_poll, live from an earlier process) does
-	// not change how this run behaves (E1b, E13): every run starts initializing.
+	// A stale durable status (repairing, degraded_poll, live from an earlier process) does not
+	// change how this run behaves (docs/engine-behaviour.md#e1, docs/engine-behaviour.md#e13):
+	// every run starts initializing.
 	m.phase = Initializing
 	m.connectivity = Unknown
 	m.repairAttempts = 0
@@ -191,9 +192,9 @@ func (m *Machine) start(env Env, o *out, s Start) {
 		return
 	}
 	if m.cfg.Mode == ModeLive && s.NeedsBootstrap {
-		// A fresh link's feeds open live-only: the bootstrap reconcile copies the history;
-		// being dirty makes that durable (E8). (Any feed opening without a checkpoint, a
-		// direction just enabled for one, makes the link dirty in openFeed.)
+		// A fresh link's feeds open live-only: the bootstrap reconcile copies the history; being
+		// dirty makes that durable (docs/engine-behaviour.md#e8). (Any feed opening without a
+		// checkpoint, a direction just enabled for one, makes the link dirty in openFeed.)
 		m.needsReconcile = true
 	}
 	m.persist(o)

@@ -1,9 +1,10 @@
 package linkstate
 
-// batcher is the push timing of the seed (§3.4): the first entry in a quiet window is flushed
-// immediately; entries arriving while a flush is in flight wait for it and go out one debounce
-// after it; a failed batch is retried after 250 ms, 1 s and 2 s; the fourth consecutive failure
-// gives up. The retry count belongs to the batcher, not the entry (E25).
+// batcher is the push timing of the seed (docs/engine-behaviour.md#push-batching): the first entry
+// in a quiet window is flushed immediately; entries arriving while a flush is in flight wait for it
+// and go out one debounce after it; a failed batch is retried after 250 ms, 1 s and 2 s; the fourth
+// consecutive failure gives up. The retry count belongs to the batcher, not the entry
+// (docs/engine-behaviour.md#e25).
 type batcher struct {
 	queue      []PushItem
 	inflight   []PushItem
@@ -20,8 +21,8 @@ func (m *Machine) flushPush(env Env, o *out) {
 	}
 	items := m.batch.queue
 	for _, it := range items {
-		// The remote's feed may show a pushed message before the push's answer is back;
-		// everything pushed exists locally already, so it is never pulled back (E29).
+		// The remote's feed may show a pushed message before the push's answer is back; everything
+		// pushed exists locally already, so it is never pulled back (docs/engine-behaviour.md#e29).
 		m.noteEcho(env, Push, it.Entry.CID)
 	}
 	m.batch.queue = nil
@@ -97,7 +98,7 @@ func (m *Machine) pushFlushed(env Env, o *out, v PushFlushed) {
 // pushGiveUp: retries exhausted, or an entry refused in a way no retry passes (D22). The link
 // is marked dirty (persisted before the checkpoint moves past the given-up entries, so the
 // reconcile that recovers them survives a crash); the given-up entries and everything queued
-// behind them are left to that reconcile (E6).
+// behind them are left to that reconcile (docs/engine-behaviour.md#e6).
 func (m *Machine) pushGiveUp(env Env, o *out, failed []PushItem, reason string) {
 	all := append(failed, m.batch.queue...)
 	m.batch.queue = nil
@@ -109,8 +110,8 @@ func (m *Machine) pushGiveUp(env Env, o *out, failed []PushItem, reason string) 
 	if !wasDirty {
 		o.add(Publish{Type: EvReconcileNeeded, Reason: reason})
 	}
-	// Even when the link was already dirty a reconcile is requested (the seed skipped it, E6):
-	// scheduling is idempotent, earliest deadline wins.
+	// Even when the link was already dirty a reconcile is requested (the seed skipped it,
+	// docs/engine-behaviour.md#e6): scheduling is idempotent, earliest deadline wins.
 	m.requestReconcile(env, o, m.t.ReconcileDefault, reason)
 	for _, it := range all {
 		m.complete(o, Push, it.Ordinal)

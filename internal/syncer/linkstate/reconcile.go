@@ -4,7 +4,7 @@ import "time"
 
 // reconcileState is the per-link reconcile scheduler: one timer whose deadline is the
 // earliest requested; at most one reconcile in flight; a request made while one is in flight
-// becomes exactly one trailing pass after it (the seed dropped it: E7).
+// becomes exactly one trailing pass after it (the seed dropped it: docs/engine-behaviour.md#e7).
 type reconcileState struct {
 	inFlight            bool
 	seq                 uint64
@@ -113,10 +113,10 @@ func (m *Machine) reconcileCompleted(env Env, o *out, v ReconcileCompleted) {
 			m.setError("reconcile did not converge", "")
 		}
 		if m.cfg.Mode == ModeLive {
-			// The retry is requested after the in-flight marker is gone, so it is never
-			// dropped (E7). A pass that only dead-letters is settled and lands above, so this
-			// is a real error or unfinished copy: back off exponentially, capped at the
-			// periodic verify interval, so a lasting failure costs no more than verifying.
+			// The retry is requested after the in-flight marker is gone, so it is never dropped
+			// (docs/engine-behaviour.md#e7). A pass that only dead-letters is settled and lands
+			// above, so this is a real error or unfinished copy: back off exponentially, capped at
+			// the periodic verify interval, so a lasting failure costs no more than verifying.
 			m.requestReconcile(env, o, m.retryDelay(), "retry")
 		}
 	}

@@ -16,7 +16,7 @@ type repairState struct {
 	seq       uint64
 	resume    [2]*dwn.Cursor
 	hasResume [2]bool
-	retried   [2]bool // E30: one fresh reopen after a 410 on the reopen
+	retried   [2]bool // docs/engine-behaviour.md#e30: one fresh reopen after a 410 on the reopen
 }
 
 func (m *Machine) enterRepairing(env Env, o *out, d Dir, reason string, resume *dwn.Cursor, hasResume bool) {
@@ -77,7 +77,7 @@ func (m *Machine) repairDone(env Env, o *out, v RepairDone) {
 			to = m.repair.resume[d]
 		}
 		if to != nil && !to.Valid() {
-			to = nil // a corrupted cursor is dropped (E27)
+			to = nil // a corrupted cursor is dropped (docs/engine-behaviour.md#e27)
 		}
 		m.checkpoint[d] = to
 		o.add(ResetCheckpoint{Dir: d, To: to})
@@ -153,7 +153,8 @@ func (m *Machine) enterDegradedPoll(env Env, o *out) {
 }
 
 // degradedTick re-arms first, so a repair that outlasts the interval never stops the poll
-// (the seed's E10), then starts an attempt (reconcile + reopen) unless one is still running.
+// (docs/engine-behaviour.md#e10), then starts an attempt (reconcile + reopen) unless one is still
+// running.
 func (m *Machine) degradedTick(env Env, o *out) {
 	if m.phase != DegradedPoll {
 		return

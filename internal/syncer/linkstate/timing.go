@@ -2,8 +2,9 @@ package linkstate
 
 import "time"
 
-// DefaultTiming returns the spec's timings (the sync-engine spec's table, §1.10, and the
-// reconcile delays of §5.3). Every caller gets its own slices.
+// DefaultTiming returns the spec's timings (the sync-engine spec's table,
+// docs/engine-behaviour.md#timing-constants, and the reconcile delays of
+// docs/engine-behaviour.md#reconcile-delays). Every caller gets its own slices.
 func DefaultTiming() Timing {
 	return Timing{
 		// PUSH_DEBOUNCE_MS: the batching window armed after a push flush that was in flight

@@ -8,7 +8,7 @@ import "github.com/dwnsync/dwnsync/internal/dwn"
 // the checkpoint moves at the next drained entry that carries one.
 //
 // A Tracker belongs to one feed epoch. A new epoch gets a new Tracker, so a completion from
-// an older subscription can never mark an ordinal of the new one (the seed's E2).
+// an older subscription can never mark an ordinal of the new one (docs/engine-behaviour.md#e2).
 type Tracker struct {
 	next, commit uint64
 	slots        map[uint64]*slot

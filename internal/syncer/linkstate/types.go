@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Phase is the link status (spec §1.6), the seed's words.
+// Phase is the link status (docs/engine-behaviour.md#link-phases), the seed's words.
 type Phase string
 
 const (

@@ -268,8 +268,8 @@ func dependencyItem(e dwn.Entry) (item, bool) {
 	return it, true
 }
 
-// applyOnce fetches the message and data as needed (a fresh stream every time: seed E18),
-// verifies the CID and applies it to dst.
+// applyOnce fetches the message and data as needed (a fresh stream every time:
+// docs/engine-behaviour.md#e18), verifies the CID and applies it to dst.
 func (c *Copier) applyOnce(ctx context.Context, src, dst dwn.Tenant, it item) (Outcome, dwn.ApplyResult) {
 	cid := it.Entry.CID
 	message := it.Entry.Message

@@ -241,7 +241,7 @@ func TestCopyStopsAfterATransportError(t *testing.T) {
 
 // Payloads of the three size classes, CIDs only (as web5 lists them): small ones may be
 // buffered, larger ones must be streamed from the source's reader into the target, and read
-// again for every retry (seed E18).
+// again for every retry (docs/engine-behaviour.md#e18).
 func TestCopyDataSizeClasses(t *testing.T) {
 	f := newFactory(t)
 	src := newFakeTenant("src")
@@ -283,8 +283,8 @@ func TestCopyDataSizeClasses(t *testing.T) {
 	}
 }
 
-// Echo (seed E14, E24): applying again what was just copied, either way, is Duplicate or
-// Superseded and never writes anything.
+// Echo (docs/engine-behaviour.md#e14, docs/engine-behaviour.md#e24): applying again what was just
+// copied, either way, is Duplicate or Superseded and never writes anything.
 func TestCopyEchoIsDuplicate(t *testing.T) {
 	f := newFactory(t)
 	a, b := newFakeTenant("a"), newFakeTenant("b")
@@ -306,8 +306,9 @@ func TestCopyEchoIsDuplicate(t *testing.T) {
 	}
 }
 
-// Seed E24: a reconcile and a feed (or two reconciles) copying the same messages at once.
-// Each message lands once; every outcome is a success (Applied for one, Duplicate for the other).
+// docs/engine-behaviour.md#e24: a reconcile and a feed (or two reconciles) copying the same
+// messages at once. Each message lands once; every outcome is a success (Applied for one, Duplicate
+// for the other).
 func TestConcurrentCopiesOfTheSameMessages(t *testing.T) {
 	f := newFactory(t)
 	src, dst := newFakeTenant("src"), newFakeTenant("dst")

@@ -8,9 +8,10 @@ import (
 )
 
 // KindSourceGone is the outcome of an entry the source no longer holds (deleted or pruned as
-// superseded between listing and reading it; seed E16/E17). Nothing is owed: whatever replaced
-// it on the source is listed or delivered on its own. It counts as success. It is the copier's
-// own verdict, which no server ever returns, so it lives here rather than among dwn's kinds.
+// superseded between listing and reading it; docs/engine-behaviour.md#e16,
+// docs/engine-behaviour.md#e17). Nothing is owed: whatever replaced it on the source is listed or
+// delivered on its own. It counts as success. It is the copier's own verdict, which no server ever
+// returns, so it lives here rather than among dwn's kinds.
 const KindSourceGone dwn.ApplyKind = "SourceGone"
 
 // Reasons this package sets on Invalid outcomes.

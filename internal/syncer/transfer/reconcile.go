@@ -35,7 +35,7 @@ type ReconcileResult struct {
 	Failed                    []Outcome
 	LocalDigest, RemoteDigest dwn.Digest // after the copy (before it when nothing was copied)
 	Method                    string
-	OnlyLocal, OnlyRemote     int // size of the diff (SMT over-reports: seed E21)
+	OnlyLocal, OnlyRemote     int // size of the diff (SMT over-reports: docs/engine-behaviour.md#e21)
 	PullResult, PushResult    Result
 }
 

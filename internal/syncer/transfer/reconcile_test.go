@@ -16,7 +16,7 @@ import (
 
 // fakeSMTTenant adds the seed-era MessagesSync primitives to a fake, with the server's diff
 // semantics (a bucket that differs sends all its server leaves back and is reported onlyLocal
-// too: seed E21). It counts subtree requests.
+// too: docs/engine-behaviour.md#e21). It counts subtree requests.
 type fakeSMTTenant struct {
 	*fakeTenant
 	subtreeCalls atomic.Int64
@@ -155,7 +155,8 @@ func TestReconcileOneDirection(t *testing.T) {
 	assertIdentical(t, local, remote)
 }
 
-// Both sides enbox-smt: the batched SMT diff over-reports (E21) and idempotent apply absorbs it.
+// Both sides enbox-smt: the batched SMT diff over-reports (docs/engine-behaviour.md#e21) and
+// idempotent apply absorbs it.
 func TestReconcileSMT(t *testing.T) {
 	local, remote := &fakeSMTTenant{fakeTenant: newFakeTenant("local")}, &fakeSMTTenant{fakeTenant: newFakeTenant("remote")}
 	seedDisjoint(t, local.fakeTenant, remote.fakeTenant)

@@ -9,10 +9,11 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
-// smtDiff runs the seed's batched diff between two enbox-smt servers: collect the local
-// subtree hashes at depth 8 (pruning empty subtrees on the way down), send them to the remote's
+// smtDiff runs the seed's batched diff between two enbox-smt servers: collect the local subtree
+// hashes at depth 8 (pruning empty subtrees on the way down), send them to the remote's
 // MessagesSync diff, and list the local leaves of the prefixes the remote reported. Both sides
-// over-report when a bucket differs (seed E21); idempotent apply makes that safe.
+// over-report when a bucket differs (docs/engine-behaviour.md#e21); idempotent apply makes that
+// safe.
 func smtDiff(ctx context.Context, local, remote dwn.SMTTenant, scope dwn.Scope) (onlyRemote, onlyLocal []dwn.Entry, err error) {
 	hashes := map[string]string{}
 	if err := collectHashes(ctx, local, scope, hashes); err != nil {

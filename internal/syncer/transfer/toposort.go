@@ -22,10 +22,10 @@ type Item struct {
 	Info  msg.MessageInfo
 }
 
-// TopoSort orders items so that, within the batch, a protocol's configure precedes its
-// records, a record's initial write precedes its children, updates and deletes, and a grant
-// precedes the messages that invoke it (spec §4.5). Kahn's algorithm with a FIFO queue seeded
-// in input order keeps the sort stable; items caught in a cycle follow in input order.
+// TopoSort orders items so that, within the batch, a protocol's configure precedes its records, a
+// record's initial write precedes its children, updates and deletes, and a grant precedes the
+// messages that invoke it (docs/protocol-notes.md#dependency-order). Kahn's algorithm with a FIFO
+// queue seeded in input order keeps the sort stable; items caught in a cycle follow in input order.
 func TopoSort(items []Item) []Item {
 	if len(items) <= 1 {
 		return items

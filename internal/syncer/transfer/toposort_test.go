@@ -27,7 +27,7 @@ var (
 	cyc2 = msg.MessageInfo{Interface: "Records", Method: "Write", RecordID: "X2", ParentID: "X1", IsInitialWrite: true}
 )
 
-// The rules of spec §4.5, one row each, plus stability and cycles.
+// The rules of docs/protocol-notes.md#dependency-order, one row each, plus stability and cycles.
 func TestTopoSort(t *testing.T) {
 	cases := []struct {
 		name string

@@ -49,7 +49,8 @@ func TestReconcileTwoRealWeb5Servers(t *testing.T) {
 	if errA != nil || errB != nil {
 		t.Fatal(errA, errB)
 	}
-	// One record above the 1 MiB buffering limit of the seed engine (E18): it must arrive whole.
+	// One record above the 1 MiB buffering limit of the seed engine (docs/engine-behaviour.md#e18):
+	// it must arrive whole.
 	huge := make([]byte, 2<<20+123)
 	for i := range huge {
 		huge[i] = byte(i*31 + i>>11)
