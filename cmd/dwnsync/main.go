@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -22,10 +21,10 @@ func main() {
 
 // execute runs the command line argv (argv[0] is the program) and returns the exit code.
 func execute(argv []string, stdout, stderr io.Writer) int {
-	prog := filepath.Base(argv[0])
+	prog, args := invokedAs(argv)
 	root := newRootCommand(prog)
 	prog = root.Name()
-	root.SetArgs(pluginArgs(prog, argv[1:]))
+	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.Execute()

@@ -13,6 +13,21 @@ func isKubectlPlugin(argv0 string) bool {
 	return strings.HasPrefix(filepath.Base(argv0), "kubectl-dwnsync")
 }
 
+// completionHelper is the name kubectl (1.26+) runs to complete a plugin's arguments:
+// `kubectl_complete-dwnsync ARGS...` on the PATH (a symlink to this binary) is
+// `kubectl-dwnsync __complete ARGS...`.
+const completionHelper = "kubectl_complete-dwnsync"
+
+// invokedAs returns the program name and arguments to run: the plugin's completion helper
+// becomes the plugin's __complete.
+func invokedAs(argv []string) (prog string, args []string) {
+	prog, args = filepath.Base(argv[0]), argv[1:]
+	if prog == completionHelper {
+		prog, args = "kubectl-dwnsync", append([]string{cobra.ShellCompRequestCmd}, args...)
+	}
+	return prog, pluginArgs(prog, args)
+}
+
 // pluginArgs makes `kubectl dwnsync [-A|-n NS|-o wide]` mean `kubectl dwnsync status ...`,
 // also when kubectl asks for completions (through kubectl_complete-dwnsync, which calls
 // `kubectl-dwnsync __complete ARGS...`).

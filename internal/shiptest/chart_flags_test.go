@@ -1,12 +1,13 @@
 package shiptest
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/dwnsync/dwnsync/internal/faulttest"
 )
 
 // TestChartArgsAreOperatorFlags keeps the chart and the operator from drifting: for every
@@ -14,10 +15,7 @@ import (
 // `operator` command parses (cobra parses every flag, and refuses an unknown one or a bad value,
 // before it looks at --help).
 func TestChartArgsAreOperatorFlags(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "dwnsync")
-	if out, err := run(t, nil, "go", "build", "-o", bin, "./cmd/dwnsync"); err != nil {
-		t.Fatalf("go build ./cmd/dwnsync: %v\n%s", err, out)
-	}
+	bin := faulttest.BuildDwnsync(t)
 	// The check can fail: a flag the operator does not define is refused, by name.
 	if out, err := run(t, nil, bin, "operator", "--sharding", "--no-such-flag=1", "--help"); err == nil || !strings.Contains(out, "unknown flag: --no-such-flag") {
 		t.Fatalf("dwnsync operator accepted an unknown flag (err %v):\n%s", err, out)
