@@ -6,8 +6,9 @@ export GOTOOLCHAIN := local
 BIN        := $(CURDIR)/bin
 ASSETS      = $(shell bash hack/install-tools.sh --print-assets)
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT     ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 # The same flags the Dockerfile uses: a static, reproducible binary.
-GO_BUILD_FLAGS := -trimpath -ldflags "-s -w -X github.com/dwnsync/dwnsync/internal/version.Version=$(VERSION)"
+GO_BUILD_FLAGS := -trimpath -ldflags "-s -w -X github.com/dwnsync/dwnsync/internal/version.Version=$(VERSION) -X github.com/dwnsync/dwnsync/internal/version.commit=$(COMMIT)"
 GO_TEST_FLAGS  ?= -count=1 -timeout 60m
 CONTROLLER_GEN := $(BIN)/controller-gen
 

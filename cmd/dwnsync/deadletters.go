@@ -3,68 +3,95 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"slices"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/dwnsync/dwnsync/internal/standalone"
 )
 
-const deadLettersUsage = `usage: dwnsync deadletters list|retry|clear LINK [--addr ADDR] [--cid CID]... [-o json]
-
-  list   the link's dead letters: messages it gave up on (CID, direction, age, reason)
-  retry  forget them and reconcile now: each is copied again through the normal path;
-         one refused again is a dead letter again
-  clear  forget them without copying
-
-LINK is NAME or NAMESPACE/NAME of a link of a running 'dwnsync run' (--addr). --cid narrows
-retry and clear to some messages. Only 'dwnsync run' serves this; in a cluster, the link's
-status counts its dead letters (kubectl get rl -o wide).
-`
-
 func runDeadLetters(args []string, stdout io.Writer) error {
-	if len(args) == 0 || !slices.Contains(standalone.DeadLetterActions, args[0]) {
-		return fmt.Errorf("want an action, one of %v\n\n%s", standalone.DeadLetterActions, deadLettersUsage)
+	return runCommand(newDeadLettersCommand(stdout), args)
+}
+
+// deadLetterActions says what each of standalone.DeadLetterActions does.
+var deadLetterActions = map[string]string{
+	"list":  "List the link's dead letters: messages it gave up on (CID, direction, age, reason)",
+	"retry": "Forget the link's dead letters and reconcile now: each is copied again through the normal path",
+	"clear": "Forget the link's dead letters without copying them",
+}
+
+// newDeadLettersCommand is `dwnsync deadletters list|retry|clear LINK`; a nil stdout is the
+// command's own.
+func newDeadLettersCommand(stdout io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "deadletters list|retry|clear LINK [--addr ADDR] [--cid CID]... [-o json]",
+		Short: "List a link's dead letters, retry them, or forget them",
+		Long: `A dead letter is a message a link gave up on (refused by the other server, or failing until
+its retries ran out). LINK is NAME or NAMESPACE/NAME of a link of a running 'dwnsync run'
+(--addr). retry copies them again through the normal path (one refused again is a dead letter
+again); clear forgets them. --cid narrows retry and clear to some messages. Only 'dwnsync run'
+serves this; in a cluster, the link's status counts its dead letters (kubectl get rl -o wide).`,
+		Example: `  dwnsync deadletters list alice
+  dwnsync deadletters retry default/alice --addr 127.0.0.1:8089
+  dwnsync deadletters clear alice --cid bafyreib...`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return fmt.Errorf("want an action, one of %v: dwnsync deadletters list|retry|clear LINK (see 'dwnsync deadletters --help')", standalone.DeadLetterActions)
+		},
 	}
-	action := args[0]
-	fs := flag.NewFlagSet("deadletters "+action, flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), deadLettersUsage); fs.PrintDefaults() }
-	addr := fs.String("addr", standalone.DefaultListen, "address of a running 'dwnsync run' (its --listen)")
-	output := fs.String("o", "", "output: json (default: a table)")
-	var cids stringList
-	fs.Var(&cids, "cid", "only the dead letter of this message CID (repeatable; retry and clear)")
-	// Flags may come before or after LINK.
-	var links []string
-	for rest := args[1:]; ; rest = fs.Args()[1:] {
-		if err := fs.Parse(rest); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		links = append(links, fs.Arg(0))
+	for _, action := range standalone.DeadLetterActions {
+		cmd.AddCommand(newDeadLetterActionCommand(action, stdout))
 	}
-	if len(links) != 1 {
-		return fmt.Errorf("deadletters %s takes one LINK (NAME or NAMESPACE/NAME), got %d: %v", action, len(links), links)
+	return cmd
+}
+
+func newDeadLetterActionCommand(action string, stdout io.Writer) *cobra.Command {
+	var addr, output string
+	var cids []string
+	cmd := &cobra.Command{
+		Use:     action + " LINK",
+		Short:   deadLetterActions[action],
+		Long:    deadLetterActions[action] + ".\nLINK is NAME or NAMESPACE/NAME of a link of the 'dwnsync run' at --addr.",
+		Example: fmt.Sprintf("  dwnsync deadletters %s alice\n  dwnsync deadletters %s default/alice --addr 127.0.0.1:8089 -o json", action, action),
+		Args: func(_ *cobra.Command, links []string) error {
+			if len(links) != 1 {
+				return fmt.Errorf("deadletters %s takes one LINK (NAME or NAMESPACE/NAME), got %d: %v", action, len(links), links)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, links []string) error {
+			if output != "" && output != "json" {
+				return fmt.Errorf("-o %q: want json (or nothing, for the table)", output)
+			}
+			if action == "list" && len(cids) > 0 {
+				return fmt.Errorf("--cid narrows retry and clear; list shows every dead letter of the link")
+			}
+			out := stdout
+			if out == nil {
+				out = cmd.OutOrStdout()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			reply, err := standalone.DeadLetterAction(ctx, addr, action, links[0], cids)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(reply)
+			}
+			return standalone.PrintDeadLetters(out, reply, time.Now())
+		},
 	}
-	if *output != "" && *output != "json" {
-		return fmt.Errorf("-o %q: want json (or nothing, for the table)", *output)
-	}
-	if action == "list" && len(cids) > 0 {
-		return fmt.Errorf("--cid narrows retry and clear; list shows every dead letter of the link")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	reply, err := standalone.DeadLetterAction(ctx, *addr, action, links[0], cids)
-	if err != nil {
-		return err
-	}
-	if *output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(reply)
-	}
-	return standalone.PrintDeadLetters(stdout, reply, time.Now())
+	fs := cmd.Flags()
+	fs.StringVar(&addr, "addr", standalone.DefaultListen, "address of a running 'dwnsync run' (its --listen)")
+	fs.StringVarP(&output, "output", "o", "", "output: json (default: a table)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"json"}, cobra.ShellCompDirectiveNoFileComp))
+	// list has it too, to refuse it with a reason rather than as an unknown flag.
+	fs.StringArrayVar(&cids, "cid", nil, "only the dead letter of this message CID (repeatable; retry and clear)")
+	return cmd
 }

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,40 +24,52 @@ type statusFlags struct {
 	clusterFlagsSet, addrSet bool
 }
 
-func runStatus(args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+func runStatus(args []string) error { return runCommand(newStatusCommand(), args) }
+
+// outputs are the values of `dwnsync status -o`.
+var outputs = []string{"wide", "yaml", "json"}
+
+func newStatusCommand() *cobra.Command {
 	var f statusFlags
+	cmd := &cobra.Command{
+		Use:   "status [-n NAMESPACE | -A] [-o wide|yaml|json]",
+		Short: "Print the links of a running 'dwnsync run', or of a cluster",
+		Long: `Print the links and their state, in the columns of 'kubectl get replicationlinks': from a
+running 'dwnsync run' (--addr, its --listen), or from a cluster (--kubeconfig, --context, -n,
+-A, or --cluster). Installed or symlinked on the PATH as kubectl-dwnsync it is a kubectl
+plugin reading the cluster: 'kubectl dwnsync -A' is 'kubectl dwnsync status -A'.`,
+		Example: `  dwnsync status
+  dwnsync status --addr 127.0.0.1:8089 -o wide
+  dwnsync status --kubeconfig ~/.kube/config -A -o json
+  kubectl dwnsync -n team-a`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, name := range []string{"kubeconfig", "context", "namespace", "all-namespaces"} {
+				f.clusterFlagsSet = f.clusterFlagsSet || cmd.Flags().Changed(name)
+			}
+			f.addrSet = cmd.Flags().Changed("addr")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			list, err := f.fetch(ctx)
+			if err != nil {
+				return err
+			}
+			return standalone.PrintLinks(os.Stdout, list, time.Now(), f.output)
+		},
+	}
+	fs := cmd.Flags()
 	fs.StringVar(&f.addr, "addr", standalone.DefaultListen, "address of a running 'dwnsync run' (its --listen)")
-	fs.StringVar(&f.output, "o", "", "output: wide, yaml or json (default: the narrow table)")
-	fs.Var(aliasFlag{fs, "o"}, "output", "alias of -o")
+	fs.StringVarP(&f.output, "output", "o", "", "output: wide, yaml or json (default: the narrow table)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputs, cobra.ShellCompDirectiveNoFileComp))
 	fs.BoolVar(&f.cluster, "cluster", false, "read the links from the cluster of the kubeconfig (implied by --kubeconfig, --context, -n, -A and by running as kubectl-dwnsync)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+	_ = cmd.MarkFlagFilename("kubeconfig")
 	fs.StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current one)")
-	fs.StringVar(&f.namespace, "n", "", "namespace (default: the context's)")
-	fs.Var(aliasFlag{fs, "n"}, "namespace", "alias of -n")
-	fs.BoolVar(&f.allNamespaces, "A", false, "links of all namespaces")
-	fs.Var(boolAlias{aliasFlag{fs, "A"}}, "all-namespaces", "alias of -A")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	fs.Visit(func(fl *flag.Flag) {
-		switch fl.Name {
-		case "kubeconfig", "context", "n", "namespace", "A", "all-namespaces":
-			f.clusterFlagsSet = true
-		case "addr":
-			f.addrSet = true
-		}
-	})
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: status takes flags only (-n NAMESPACE, -A, -o wide)", fs.Arg(0))
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	list, err := f.fetch(ctx)
-	if err != nil {
-		return err
-	}
-	return standalone.PrintLinks(os.Stdout, list, time.Now(), f.output)
+	fs.StringVarP(&f.namespace, "namespace", "n", "", "namespace (default: the context's)")
+	fs.BoolVarP(&f.allNamespaces, "all-namespaces", "A", false, "links of all namespaces")
+	// --n, --A and --o, as Go's flag package took them.
+	aliases(fs, map[string]string{"n": "namespace", "A": "all-namespaces", "o": "output"})
+	return cmd
 }
 
 func (f statusFlags) fetch(ctx context.Context) (*v1alpha1.ReplicationLinkList, error) {
@@ -108,14 +118,3 @@ func fetchClusterLinks(ctx context.Context, kubeconfig, kubeContext, namespace s
 	list.APIVersion, list.Kind = v1alpha1.GroupVersion.String(), "ReplicationLinkList"
 	return list, nil
 }
-
-// isKubectlPlugin reports whether the binary runs as kubectl's plugin `kubectl dwnsync`
-// (installed or symlinked as kubectl-dwnsync on the PATH).
-func isKubectlPlugin(argv0 string) bool {
-	return strings.HasPrefix(filepath.Base(argv0), "kubectl-dwnsync")
-}
-
-// boolAlias is an aliasFlag for a bool flag (so `-A` and `--all-namespaces` take no value).
-type boolAlias struct{ aliasFlag }
-
-func (boolAlias) IsBoolFlag() bool { return true }

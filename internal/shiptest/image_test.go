@@ -40,18 +40,18 @@ func TestDockerfileFlagsMatchMakefile(t *testing.T) {
 	if m == nil {
 		t.Fatal("Makefile has no GO_BUILD_FLAGS")
 	}
-	makeFlags := strings.ReplaceAll(m[1], "$(VERSION)", "${VERSION}")
+	makeFlags := strings.NewReplacer("$(VERSION)", "${VERSION}", "$(COMMIT)", "${COMMIT}").Replace(m[1])
 	if !strings.HasPrefix(line, makeFlags+" ") {
 		t.Fatalf("Dockerfile build flags drifted from the Makefile:\n Dockerfile: %s\n Makefile:   %s", line, makeFlags)
 	}
 }
 
 // TestImageBuildIsStatic runs the Dockerfile's build line (no Docker engine here) and checks
-// that the result is a static binary that reports the injected version.
+// that the result is a static binary that reports the injected version and commit.
 func TestImageBuildIsStatic(t *testing.T) {
 	line := dockerBuildLine(t)
 	out := filepath.Join(t.TempDir(), "dwnsync")
-	line = strings.ReplaceAll(line, "${VERSION}", "v0.0.0-imagetest")
+	line = strings.NewReplacer("${VERSION}", "v0.0.0-imagetest", "${COMMIT}", "c0ffee123456").Replace(line)
 	line = strings.ReplaceAll(line, "/out/dwnsync", out)
 	script := "go build " + line
 	if msg, err := run(t, []string{"CGO_ENABLED=0", "GOTOOLCHAIN=local"}, "bash", "-c", script); err != nil {
@@ -74,7 +74,7 @@ func TestImageBuildIsStatic(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dwnsync version: %v\n%s", err, got)
 	}
-	if !strings.Contains(got, "v0.0.0-imagetest") {
-		t.Fatalf("dwnsync version printed %q, want the injected version", got)
+	if !strings.Contains(got, "v0.0.0-imagetest commit c0ffee123456") {
+		t.Fatalf("dwnsync version printed %q, want the injected version and commit", got)
 	}
 }
