@@ -2,7 +2,9 @@ package transfer
 
 import (
 	"context"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,4 +112,64 @@ func openNode(ctx context.Context, t testing.TB, n *dwntest.Node, id *dwntest.Id
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c.Tenant(id.DID, id.Signer)
+}
+
+// A reconcile between two enbox-smt nodes costs a fixed number of requests plus a few per
+// difference, whatever the tenant's size: digests, one leaf listing, one diff, a write per
+// pulled message (the diff carries it), a read and a write per pushed one, digests again.
+func TestReconcileSMTRequestsGrowWithDifferencesOnly(t *testing.T) {
+	for _, shared := range []int{300, 3000} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		na, nb := dwntest.Start(t, dwntest.Options{Mode: dwntest.ModeEnboxSMT}), dwntest.Start(t, dwntest.Options{Mode: dwntest.ModeEnboxSMT})
+		id := dwntest.MustIdentity(t)
+		writeRecords(t, id, shared, na, nb)
+		const onlyB, onlyA = 6, 4
+		writeRecords(t, id, onlyB, nb)
+		writeRecords(t, id, onlyA, na)
+		a, b := openNode(ctx, t, na, id), openNode(ctx, t, nb, id)
+
+		for _, tenant := range []dwn.Tenant{a, b} { // first contact (GET /info) is the pool's, not the reconcile's
+			if _, err := tenant.Digest(ctx, dwn.Scope{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := requestsTo(na) + requestsTo(nb)
+		res, err := Reconcile(ctx, a, b, dwn.Scope{}, Both)
+		if err != nil || !res.DigestsEqual || res.Pulled != onlyB || res.Pushed != onlyA {
+			t.Fatalf("%d shared: %v %+v", shared, err, res)
+		}
+		budget := 6 + onlyB + 2*onlyA
+		if got := requestsTo(na) + requestsTo(nb) - before; got > budget {
+			t.Fatalf("%d shared, %d differences: %d requests, want at most %d", shared, onlyA+onlyB, got, budget)
+		}
+	}
+}
+
+// writeRecords stores n fresh protocol-less records of id on each node directly (no requests).
+func writeRecords(t *testing.T, id *dwntest.Identity, n int, nodes ...*dwntest.Node) {
+	t.Helper()
+	for i := range n {
+		w, err := id.Write(dwntest.WriteOpts{Data: fmt.Appendf(nil, `{"n":%d}`, i), DataFormat: "application/json"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, nd := range nodes {
+			if r := nd.Write(id.DID, w.Message, w.Data); r.Kind != dwn.Applied {
+				t.Fatalf("seed: %s %s", r.Kind, r.Reason)
+			}
+		}
+	}
+}
+
+// requestsTo counts the requests a node answered (JSON-RPC calls, GETs, WebSocket upgrades),
+// not the DWN message kinds it also counts.
+func requestsTo(n *dwntest.Node) int {
+	total := 0
+	for name, c := range n.Counts() {
+		if strings.HasPrefix(name, "dwn.") || strings.HasPrefix(name, "GET ") || name == "websocket" {
+			total += c
+		}
+	}
+	return total
 }

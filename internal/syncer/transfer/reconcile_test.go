@@ -154,7 +154,8 @@ func TestReconcileOneDirection(t *testing.T) {
 	assertIdentical(t, local, remote)
 }
 
-// Both sides enbox-smt: the batched SMT diff over-reports (E21) and idempotent apply absorbs it.
+// Both sides enbox-smt: the server's diff over-reports (E21); the copier filters it against
+// its own leaves, so exactly the differences cross, without walking the tree.
 func TestReconcileSMT(t *testing.T) {
 	local, remote := &fakeSMTTenant{fakeTenant: newFakeTenant("local")}, &fakeSMTTenant{fakeTenant: newFakeTenant("remote")}
 	seedDisjoint(t, local.fakeTenant, remote.fakeTenant)
@@ -173,15 +174,15 @@ func TestReconcileSMT(t *testing.T) {
 	if !res.Converged || res.Method != MethodSMT || len(res.Failed) != 0 {
 		t.Fatalf("smt reconcile: %+v", res)
 	}
-	if res.OnlyRemote <= 48 || res.Pulled != 48 {
-		t.Fatalf("diff reported %d remote-only (want an over-report > 48), pulled %d", res.OnlyRemote, res.Pulled)
+	if res.OnlyRemote != 48 || res.OnlyLocal != 48 || res.Pulled != 48 || res.Pushed != 48 {
+		t.Fatalf("diff %d remote-only, %d local-only, pulled %d, pushed %d: want exactly 48 each", res.OnlyRemote, res.OnlyLocal, res.Pulled, res.Pushed)
 	}
-	if res.PullResult.Count(dwn.Duplicate) == 0 {
-		t.Fatal("over-reported entries should come back Duplicate")
+	if n := res.PullResult.Count(dwn.Duplicate) + res.PushResult.Count(dwn.Duplicate); n != 0 {
+		t.Fatalf("%d over-reported messages were copied anyway", n)
 	}
 	assertIdentical(t, local.fakeTenant, remote.fakeTenant)
-	if n := local.subtreeCalls.Load(); n > 511 || n == 0 {
-		t.Fatalf("%d subtree calls; a depth-8 walk needs 1 to 511", n)
+	if n := local.subtreeCalls.Load() + remote.subtreeCalls.Load(); n != 0 {
+		t.Fatalf("%d subtree requests; the diff needs none", n)
 	}
 }
 
@@ -203,21 +204,11 @@ func TestReconcileMixedDigestKinds(t *testing.T) {
 	}
 }
 
-// The pruned walk finds exactly the tree's non-empty subtrees at depth 8.
-func TestCollectHashesMatchesTheTree(t *testing.T) {
-	for _, n := range []int{0, 1, 7, 300} {
-		tenant := &fakeSMTTenant{fakeTenant: newFakeTenant("t")}
-		f := newFactory(t)
-		for i := 0; i < n; i++ {
-			tenant.seed(t, f.write("", "", "", payload(8, byte(i))))
-		}
-		got := map[string]string{}
-		if err := collectHashes(context.Background(), tenant, dwn.Scope{}, got); err != nil {
-			t.Fatal(err)
-		}
-		want := tenant.tree().Hashes(SMTDiffDepth)
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%d leaves: walk found %d buckets, the tree has %d", n, len(got), len(want))
+// The diff depth puts about smtBucketSize leaves in a bucket, within the protocol's bounds.
+func TestSMTDiffDepth(t *testing.T) {
+	for n, want := range map[int]int{0: SMTDiffMinDepth, 1000: SMTDiffMinDepth, 20000: 13, 100000: 15, 1 << 40: SMTDiffMaxDepth} {
+		if got := smtDiffDepth(n); got != want {
+			t.Fatalf("smtDiffDepth(%d) = %d, want %d", n, got, want)
 		}
 	}
 }

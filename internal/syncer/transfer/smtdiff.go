@@ -3,41 +3,63 @@ package transfer
 import (
 	"context"
 	"fmt"
-	"sync"
+	"math/bits"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
-// smtDiff runs the seed's batched diff between two enbox-smt servers: collect the local
-// subtree hashes at depth 8 (pruning empty subtrees on the way down), send them to the remote's
-// MessagesSync diff, and list the local leaves of the prefixes the remote reported. Both sides
-// over-report when a bucket differs (seed E21); idempotent apply makes that safe.
+// SMT diff depths: the shallowest (the seed's BATCHED_DIFF_DEPTH, 256 buckets) and the
+// deepest this side asks for (2^24 buckets; beyond that the hashes sent outgrow the listing).
+const (
+	SMTDiffMinDepth = 8
+	SMTDiffMaxDepth = 24
+)
+
+// smtBucketSize is the number of leaves the diff aims to put in one bucket: the server sends
+// every leaf of a differing bucket, so the reply over-reports about this many a difference,
+// while the hashes sent number about leaves/smtBucketSize.
+const smtBucketSize = 4
+
+// smtDiff diffs two enbox-smt servers in two requests whatever the tenant's size: list the
+// local leaves once, build the local tree's hashes at a depth where buckets hold about
+// smtBucketSize leaves, and send them in one MessagesSync diff to the remote. The server
+// over-reports (seed E21: every leaf of a differing bucket both ways); both sides of each
+// differing bucket are then known, so the over-report is filtered here, and only true
+// differences are read and applied. Walking the local tree one subtree request at a time
+// instead would cost up to 2^(depth+1) requests.
+//
+// Nothing here is trusted for more than a selection: what crosses is still read from its
+// source and its CID recomputed before apply. A server that lies about holding a CID only
+// withholds from itself, and the digests compared after the copy show it.
 func smtDiff(ctx context.Context, local, remote dwn.SMTTenant, scope dwn.Scope) (onlyRemote, onlyLocal []dwn.Entry, err error) {
-	hashes := map[string]string{}
-	if err := collectHashes(ctx, local, scope, hashes); err != nil {
-		return nil, nil, err
+	leaves, err := local.SMTLeaves(ctx, scope, "")
+	if err != nil {
+		return nil, nil, fmt.Errorf("SMT leaves of %s: %w", local.Endpoint(), err)
 	}
-	remoteEntries, localPrefixes, err := remote.SMTDiff(ctx, scope, hashes, SMTDiffDepth)
+	tree := msg.NewSMTOf(leaves)
+	depth := smtDiffDepth(tree.Len())
+	remoteEntries, localPrefixes, err := remote.SMTDiff(ctx, scope, tree.Hashes(depth), depth)
 	if err != nil {
 		return nil, nil, fmt.Errorf("SMT diff against %s: %w", remote.Endpoint(), err)
 	}
-	seen := map[string]bool{}
+	remoteHas := make(map[string]bool, len(remoteEntries))
 	for _, e := range remoteEntries {
-		if e.CID != "" && !seen[e.CID] {
-			seen[e.CID] = true
+		if e.CID == "" || remoteHas[e.CID] {
+			continue
+		}
+		remoteHas[e.CID] = true
+		if !tree.Has(e.CID) {
 			onlyRemote = append(onlyRemote, e)
 		}
 	}
-	seen = map[string]bool{}
+	// The remote sent all its leaves of every differing bucket it holds anything in, so the
+	// local leaves of those buckets it did not send are the ones it lacks.
+	listed := map[string]bool{}
 	for _, prefix := range localPrefixes {
-		leaves, err := local.SMTLeaves(ctx, scope, prefix)
-		if err != nil {
-			return nil, nil, fmt.Errorf("SMT leaves %q of %s: %w", prefix, local.Endpoint(), err)
-		}
-		for _, c := range leaves {
-			if !seen[c] {
-				seen[c] = true
+		for _, c := range tree.Leaves(prefix) {
+			if !remoteHas[c] && !listed[c] {
+				listed[c] = true
 				onlyLocal = append(onlyLocal, dwn.Entry{CID: c})
 			}
 		}
@@ -45,44 +67,8 @@ func smtDiff(ctx context.Context, local, remote dwn.SMTTenant, scope dwn.Scope) 
 	return onlyRemote, onlyLocal, nil
 }
 
-// smtWalkConcurrency bounds the subtree requests in flight during the local walk.
-const smtWalkConcurrency = 8
-
-// collectHashes walks the tree breadth-first from the root, one depth at a time with up to
-// smtWalkConcurrency subtree requests in flight, drops empty subtrees, and records every
-// non-empty subtree at depth 8 (at most 511 requests).
-func collectHashes(ctx context.Context, t dwn.SMTTenant, scope dwn.Scope, out map[string]string) error {
-	frontier := []string{""}
-	for depth := 0; len(frontier) > 0; depth++ {
-		hashes := make([]string, len(frontier))
-		errs := make([]error, len(frontier))
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, smtWalkConcurrency)
-		for i, prefix := range frontier {
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				hashes[i], errs[i] = t.SMTSubtree(ctx, scope, prefix)
-			}()
-		}
-		wg.Wait()
-		var next []string
-		for i, prefix := range frontier {
-			if errs[i] != nil {
-				return fmt.Errorf("SMT subtree %q of %s: %w", prefix, t.Endpoint(), errs[i])
-			}
-			if h := hashes[i]; h == "" || h == msg.EmptySubtree(depth) {
-				continue
-			}
-			if depth == SMTDiffDepth {
-				out[prefix] = hashes[i]
-				continue
-			}
-			next = append(next, prefix+"0", prefix+"1")
-		}
-		frontier = next
-	}
-	return nil
+// smtDiffDepth is the depth at which n leaves fall about smtBucketSize to a bucket.
+func smtDiffDepth(n int) int {
+	d := bits.Len(uint(n / smtBucketSize))
+	return min(max(d, SMTDiffMinDepth), SMTDiffMaxDepth)
 }
