@@ -186,6 +186,37 @@ func TestReconcileSMT(t *testing.T) {
 	}
 }
 
+// fakeWeb5Tenant is a fake with web5's digest: a listing (no fingerprint, no tree). It counts
+// listings, each a request per page to a web5 server.
+type fakeWeb5Tenant struct {
+	*fakeTenant
+	listings atomic.Int64
+}
+
+func (t *fakeWeb5Tenant) Dialect() dwn.Dialect { return dwn.DialectWeb5 }
+func (t *fakeWeb5Tenant) ListCIDs(ctx context.Context, s dwn.Scope) ([]string, error) {
+	t.listings.Add(1)
+	return t.fakeTenant.ListCIDs(ctx, s)
+}
+func (t *fakeWeb5Tenant) Digest(ctx context.Context, s dwn.Scope) (dwn.Digest, error) {
+	cids, _ := t.ListCIDs(ctx, s)
+	return dwn.Digest{Kind: dwn.DigestListing, Value: msg.ListingDigest(cids)}, nil
+}
+
+// Where the digest is a listing, a reconcile that finds differences lists each side twice:
+// once for the digest, which the diff reuses, and once to verify after the copy.
+func TestReconcileWeb5ListsEachSideTwice(t *testing.T) {
+	local, remote := &fakeWeb5Tenant{fakeTenant: newFakeTenant("local")}, &fakeWeb5Tenant{fakeTenant: newFakeTenant("remote")}
+	seedDisjoint(t, local.fakeTenant, remote.fakeTenant)
+	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, Both)
+	if err != nil || !res.Converged || !res.DigestsEqual || res.Method != MethodListing {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if l, r := local.listings.Load(), remote.listings.Load(); l != 2 || r != 2 {
+		t.Fatalf("listed local %d and remote %d times, want 2 each", l, r)
+	}
+}
+
 // One side reports an SMT root, the other a listing digest: not comparable, so both listing
 // digests are computed, and the diff uses listings.
 func TestReconcileMixedDigestKinds(t *testing.T) {
