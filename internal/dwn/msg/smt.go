@@ -156,6 +156,23 @@ func (t *SMT) Hashes(depth int) map[string]string {
 	return out
 }
 
+// Buckets is the number of non-empty subtrees at depth (the size of Hashes(depth)), counted
+// without hashing.
+func (t *SMT) Buckets(depth int) int {
+	if depth < 0 || depth > smtDepth {
+		return 0
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := 0
+	for i := range t.keys {
+		if i == 0 || comparePrefix(t.keys[i].key, keyBits(t.keys[i-1].key, depth)) != 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // EmptySubtree is the hash of an empty subtree at depth (D[depth]), 64 hex.
 func EmptySubtree(depth int) string {
 	if depth < 0 || depth > smtDepth {

@@ -150,6 +150,11 @@ func TestNewSMTOfMatchesInserts(t *testing.T) {
 	if !reflect.DeepEqual(bulk.Hashes(9), inserted.Hashes(9)) {
 		t.Fatal("bulk tree's depth-9 hashes differ")
 	}
+	for _, depth := range []int{0, 3, 9, 30} {
+		if got, want := bulk.Buckets(depth), len(bulk.Hashes(depth)); got != want {
+			t.Fatalf("Buckets(%d) = %d, Hashes has %d", depth, got, want)
+		}
+	}
 	if !bulk.Has(cids[7]) || bulk.Has("bafyreinothere") {
 		t.Fatal("Has is wrong")
 	}

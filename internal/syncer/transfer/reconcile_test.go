@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"reflect"
 	"sync"
@@ -19,6 +20,7 @@ import (
 type fakeSMTTenant struct {
 	*fakeTenant
 	subtreeCalls atomic.Int64
+	hashesSent   atomic.Int64 // the most hashes one diff received
 }
 
 func (t *fakeSMTTenant) Dialect() dwn.Dialect { return dwn.DialectEnboxSMT }
@@ -46,6 +48,9 @@ func (t *fakeSMTTenant) SMTLeaves(_ context.Context, _ dwn.Scope, prefix string)
 	return t.tree().Leaves(prefix), nil
 }
 func (t *fakeSMTTenant) SMTDiff(_ context.Context, _ dwn.Scope, hashes map[string]string, depth int) ([]dwn.Entry, []string, error) {
+	if n := int64(len(hashes)); n > t.hashesSent.Load() {
+		t.hashesSent.Store(n)
+	}
 	mine := t.tree().Hashes(depth)
 	var onlyRemote []dwn.Entry
 	var onlyLocal []string
@@ -184,6 +189,9 @@ func TestReconcileSMT(t *testing.T) {
 	if n := local.subtreeCalls.Load() + remote.subtreeCalls.Load(); n != 0 {
 		t.Fatalf("%d subtree requests; the diff needs none", n)
 	}
+	if n := remote.hashesSent.Load(); n == 0 || n > smtDiffMaxHashes {
+		t.Fatalf("the diff sent %d hashes, want 1 to %d", n, smtDiffMaxHashes)
+	}
 }
 
 // fakeWeb5Tenant is a fake with web5's digest: a listing (no fingerprint, no tree). It counts
@@ -235,11 +243,20 @@ func TestReconcileMixedDigestKinds(t *testing.T) {
 	}
 }
 
-// The diff depth puts about smtBucketSize leaves in a bucket, within the protocol's bounds.
+// The diff goes as deep as the hashes sent fit in smtDiffMaxHashes, and no deeper.
 func TestSMTDiffDepth(t *testing.T) {
-	for n, want := range map[int]int{0: SMTDiffMinDepth, 1000: SMTDiffMinDepth, 20000: 13, 100000: 15, 1 << 40: SMTDiffMaxDepth} {
-		if got := smtDiffDepth(n); got != want {
-			t.Fatalf("smtDiffDepth(%d) = %d, want %d", n, got, want)
+	for _, n := range []int{0, 1, 100, 128, 129, 5000, 20000} {
+		cids := make([]string, n)
+		for i := range cids {
+			cids[i] = fmt.Sprintf("bafyreidepth%05d", i)
+		}
+		tree := msg.NewSMTOf(cids)
+		depth := smtDiffDepth(tree)
+		if sent := len(tree.Hashes(depth)); sent > smtDiffMaxHashes || depth < 7 {
+			t.Fatalf("%d leaves: depth %d sends %d hashes (at most %d, depth at least 7)", n, depth, sent, smtDiffMaxHashes)
+		}
+		if depth < SMTDiffMaxDepth && tree.Buckets(depth+1) <= smtDiffMaxHashes {
+			t.Fatalf("%d leaves: depth %d, but depth %d would fit too", n, depth, depth+1)
 		}
 	}
 }

@@ -3,27 +3,23 @@ package transfer
 import (
 	"context"
 	"fmt"
-	"math/bits"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
-// SMT diff depths: the shallowest (the seed's BATCHED_DIFF_DEPTH, 256 buckets) and the
-// deepest this side asks for (2^24 buckets; beyond that the hashes sent outgrow the listing).
-const (
-	SMTDiffMinDepth = 8
-	SMTDiffMaxDepth = 24
-)
+// SMTDiffMaxDepth is the deepest diff this side asks for (2^24 buckets).
+const SMTDiffMaxDepth = 24
 
-// smtBucketSize is the number of leaves the diff aims to put in one bucket: the server sends
-// every leaf of a differing bucket, so the reply over-reports about this many a difference,
-// while the hashes sent number about leaves/smtBucketSize.
-const smtBucketSize = 4
+// smtDiffMaxHashes bounds the hashes one diff sends. Seed-era servers take a request only in
+// the dwn-request header (they predate body framing), and Node answers 431 past 16 KiB of
+// headers: 128 hashes of ~78 bytes leave room for the signed message around them. Every tree
+// has at most 128 buckets at depth 7, so a diff at depth 7 or deeper always fits.
+const smtDiffMaxHashes = 128
 
 // smtDiff diffs two enbox-smt servers in two requests whatever the tenant's size: list the
-// local leaves once, build the local tree's hashes at a depth where buckets hold about
-// smtBucketSize leaves, and send them in one MessagesSync diff to the remote. The server
+// local leaves once, build the local tree's hashes at the deepest depth whose buckets fit in
+// smtDiffMaxHashes, and send them in one MessagesSync diff to the remote. The server
 // over-reports (seed E21: every leaf of a differing bucket both ways); both sides of each
 // differing bucket are then known, so the over-report is filtered here, and only true
 // differences are read and applied. Walking the local tree one subtree request at a time
@@ -38,7 +34,7 @@ func smtDiff(ctx context.Context, local, remote dwn.SMTTenant, scope dwn.Scope) 
 		return nil, nil, fmt.Errorf("SMT leaves of %s: %w", local.Endpoint(), err)
 	}
 	tree := msg.NewSMTOf(leaves)
-	depth := smtDiffDepth(tree.Len())
+	depth := smtDiffDepth(tree)
 	remoteEntries, localPrefixes, err := remote.SMTDiff(ctx, scope, tree.Hashes(depth), depth)
 	if err != nil {
 		return nil, nil, fmt.Errorf("SMT diff against %s: %w", remote.Endpoint(), err)
@@ -67,8 +63,12 @@ func smtDiff(ctx context.Context, local, remote dwn.SMTTenant, scope dwn.Scope) 
 	return onlyRemote, onlyLocal, nil
 }
 
-// smtDiffDepth is the depth at which n leaves fall about smtBucketSize to a bucket.
-func smtDiffDepth(n int) int {
-	d := bits.Len(uint(n / smtBucketSize))
-	return min(max(d, SMTDiffMinDepth), SMTDiffMaxDepth)
+// smtDiffDepth is the deepest depth at which the tree has at most smtDiffMaxHashes non-empty
+// buckets: the deeper, the fewer leaves a differing bucket sends back.
+func smtDiffDepth(tree *msg.SMT) int {
+	depth := 0
+	for depth < SMTDiffMaxDepth && tree.Buckets(depth+1) <= smtDiffMaxHashes {
+		depth++
+	}
+	return depth
 }
