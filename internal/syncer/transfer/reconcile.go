@@ -25,7 +25,7 @@ func (d Direction) pushes() bool { return d == Both || d == PushOnly || d == "" 
 // Diff methods reported in ReconcileResult.Method.
 const (
 	MethodDigestEqual = "digest-equal" // nothing to do
-	MethodSMT         = "smt-diff"     // both sides enbox-smt: MessagesSync diff at depth 8
+	MethodSMT         = "smt-diff"     // both sides enbox-smt: one MessagesSync diff (see smtDiff)
 	MethodListing     = "listing-diff" // CID listings of both sides
 )
 
@@ -47,7 +47,7 @@ type ReconcileResult struct {
 	Failed                    []Outcome
 	LocalDigest, RemoteDigest dwn.Digest // after the copy (before it when nothing was copied)
 	Method                    string
-	OnlyLocal, OnlyRemote     int // size of the diff (SMT over-reports: seed E21)
+	OnlyLocal, OnlyRemote     int // size of the diff (the SMT server's over-report filtered out)
 	PullResult, PushResult    Result
 }
 

@@ -25,9 +25,10 @@ const smtDiffMaxHashes = 128
 // differences are read and applied. Walking the local tree one subtree request at a time
 // instead would cost up to 2^(depth+1) requests.
 //
-// Nothing here is trusted for more than a selection: what crosses is still read from its
-// source and its CID recomputed before apply. A server that lies about holding a CID only
-// withholds from itself, and the digests compared after the copy show it.
+// Nothing here is trusted for more than a selection: whatever crosses (inline in the diff
+// reply or read from its source) still has its CID recomputed before apply. A server that
+// lies about holding a CID only withholds from itself, and the digests compared after the
+// copy show it.
 func smtDiff(ctx context.Context, local, remote dwn.SMTTenant, scope dwn.Scope) (onlyRemote, onlyLocal []dwn.Entry, err error) {
 	leaves, err := local.SMTLeaves(ctx, scope, "")
 	if err != nil {
