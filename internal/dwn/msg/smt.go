@@ -42,6 +42,29 @@ type smtLeaf struct {
 // NewSMT returns an empty tree.
 func NewSMT() *SMT { return &SMT{set: map[string]struct{}{}} }
 
+// NewSMTOf returns the tree of cids (duplicates once), sorted in one go: inserting n CIDs one
+// by one moves O(n²) keys.
+func NewSMTOf(cids []string) *SMT {
+	t := &SMT{set: make(map[string]struct{}, len(cids)), keys: make([]smtLeaf, 0, len(cids))}
+	for _, c := range cids {
+		if _, ok := t.set[c]; ok {
+			continue
+		}
+		t.set[c] = struct{}{}
+		t.keys = append(t.keys, smtLeaf{key: sha256.Sum256([]byte(c)), cid: c})
+	}
+	sort.Slice(t.keys, func(i, j int) bool { return lessKey(t.keys[i], t.keys[j]) })
+	return t
+}
+
+// Has reports whether cid is in the tree.
+func (t *SMT) Has(cid string) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	_, ok := t.set[cid]
+	return ok
+}
+
 // Insert adds cid; inserting a present CID is a no-op.
 func (t *SMT) Insert(cid string) {
 	t.mu.Lock()
@@ -131,6 +154,23 @@ func (t *SMT) Hashes(depth int) map[string]string {
 		lo = hi
 	}
 	return out
+}
+
+// Buckets is the number of non-empty subtrees at depth (the size of Hashes(depth)), counted
+// without hashing.
+func (t *SMT) Buckets(depth int) int {
+	if depth < 0 || depth > smtDepth {
+		return 0
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := 0
+	for i := range t.keys {
+		if i == 0 || comparePrefix(t.keys[i].key, keyBits(t.keys[i-1].key, depth)) != 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // EmptySubtree is the hash of an empty subtree at depth (D[depth]), 64 hex.

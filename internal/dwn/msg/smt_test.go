@@ -131,6 +131,39 @@ func TestSMTOrderIndependentAndDeleteRestores(t *testing.T) {
 	}
 }
 
+// A tree built in one go from a shuffled list with repeats equals the one built by Insert.
+func TestNewSMTOfMatchesInserts(t *testing.T) {
+	cids := make([]string, 300)
+	for i := range cids {
+		cids[i] = fmt.Sprintf("bafyreibulk%03d", i)
+	}
+	inserted := NewSMT()
+	for _, c := range cids {
+		inserted.Insert(c)
+	}
+	shuffled := append([]string{}, cids...)
+	rand.New(rand.NewSource(3)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	bulk := NewSMTOf(append(shuffled, cids[:50]...))
+	if bulk.Root() != inserted.Root() || bulk.Len() != 300 {
+		t.Fatalf("bulk tree: root %s len %d, want %s len 300", bulk.Root(), bulk.Len(), inserted.Root())
+	}
+	if !reflect.DeepEqual(bulk.Hashes(9), inserted.Hashes(9)) {
+		t.Fatal("bulk tree's depth-9 hashes differ")
+	}
+	for _, depth := range []int{0, 3, 9, 30} {
+		if got, want := bulk.Buckets(depth), len(bulk.Hashes(depth)); got != want {
+			t.Fatalf("Buckets(%d) = %d, Hashes has %d", depth, got, want)
+		}
+	}
+	if !bulk.Has(cids[7]) || bulk.Has("bafyreinothere") {
+		t.Fatal("Has is wrong")
+	}
+	bulk.Insert("bafyreilater")
+	if !bulk.Has("bafyreilater") || bulk.Len() != 301 {
+		t.Fatal("a bulk tree must accept inserts")
+	}
+}
+
 func BenchmarkSMTRoot10k(b *testing.B) {
 	tr := NewSMT()
 	for i := 0; i < 10000; i++ {

@@ -2,7 +2,9 @@ package transfer
 
 import (
 	"context"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,4 +113,85 @@ func openNode(ctx context.Context, t testing.TB, n *dwntest.Node, id *dwntest.Id
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c.Tenant(id.DID, id.Signer)
+}
+
+// A reconcile between two enbox-smt nodes costs a fixed number of requests plus a few per
+// difference, whatever the tenant's size: digests, one leaf listing, one diff, a write per
+// pulled message (the diff carries it), a read and a write per pushed one, digests again.
+func TestReconcileSMTRequestsGrowWithDifferencesOnly(t *testing.T) {
+	const onlyB, onlyA = 6, 4
+	for _, shared := range []int{300, 3000} {
+		budget := 6 + onlyB + 2*onlyA
+		if got := reconcileRequests(t, dwntest.ModeEnboxSMT, shared, onlyA, onlyB); got > budget {
+			t.Fatalf("%d shared, %d differences: %d requests, want at most %d", shared, onlyA+onlyB, got, budget)
+		}
+	}
+}
+
+// Between enbox nodes a fingerprint mismatch cannot be narrowed (the protocol fingerprints
+// whole scopes only), so both feeds are listed, a page per 1,000 CIDs (the schema's cap on
+// limit): the fixed part grows with the tenant by pages, not by messages.
+func TestReconcileEnboxRequestsGrowByListingPages(t *testing.T) {
+	const onlyB, onlyA = 6, 4
+	for _, shared := range []int{300, 3000} {
+		pages := (shared+onlyA+onlyB)/1000 + 1
+		budget := 4 + 2*pages + 2*(onlyA+onlyB)
+		if got := reconcileRequests(t, dwntest.ModeEnbox, shared, onlyA, onlyB); got > budget {
+			t.Fatalf("%d shared, %d differences: %d requests, want at most %d", shared, onlyA+onlyB, got, budget)
+		}
+	}
+}
+
+// reconcileRequests seeds two nodes of mode with shared records, onlyA more on the first and
+// onlyB on the second, reconciles them both ways and returns the requests the reconcile made
+// to both nodes (the pool's first contact apart).
+func reconcileRequests(t *testing.T, mode dwntest.Mode, shared, onlyA, onlyB int) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	na, nb := dwntest.Start(t, dwntest.Options{Mode: mode}), dwntest.Start(t, dwntest.Options{Mode: mode})
+	id := dwntest.MustIdentity(t)
+	writeRecords(t, id, shared, na, nb)
+	writeRecords(t, id, onlyB, nb)
+	writeRecords(t, id, onlyA, na)
+	a, b := openNode(ctx, t, na, id), openNode(ctx, t, nb, id)
+	for _, tenant := range []dwn.Tenant{a, b} { // first contact (GET /info) is the pool's, not the reconcile's
+		if _, err := tenant.Digest(ctx, dwn.Scope{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := requestsTo(na) + requestsTo(nb)
+	res, err := Reconcile(ctx, a, b, dwn.Scope{}, linkstate.Both)
+	if err != nil || !res.DigestsEqual || res.Pulled != onlyB || res.Pushed != onlyA {
+		t.Fatalf("%s, %d shared: %v %+v", mode, shared, err, res)
+	}
+	return requestsTo(na) + requestsTo(nb) - before
+}
+
+// writeRecords stores n fresh protocol-less records of id on each node directly (no requests).
+func writeRecords(t *testing.T, id *dwntest.Identity, n int, nodes ...*dwntest.Node) {
+	t.Helper()
+	for i := range n {
+		w, err := id.Write(dwntest.WriteOpts{Data: fmt.Appendf(nil, `{"n":%d}`, i), DataFormat: "application/json"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, nd := range nodes {
+			if r := nd.Write(id.DID, w.Message, w.Data); r.Kind != dwn.Applied {
+				t.Fatalf("seed: %s %s", r.Kind, r.Reason)
+			}
+		}
+	}
+}
+
+// requestsTo counts the requests a node answered (JSON-RPC calls, GETs, WebSocket upgrades),
+// not the DWN message kinds it also counts.
+func requestsTo(n *dwntest.Node) int {
+	total := 0
+	for name, c := range n.Counts() {
+		if strings.HasPrefix(name, "dwn.") || strings.HasPrefix(name, "GET ") || name == "websocket" {
+			total += c
+		}
+	}
+	return total
 }

@@ -13,7 +13,7 @@ import (
 // Diff methods reported in ReconcileResult.Method.
 const (
 	MethodDigestEqual = "digest-equal" // nothing to do
-	MethodSMT         = "smt-diff"     // both sides enbox-smt: MessagesSync diff at depth 8
+	MethodSMT         = "smt-diff"     // both sides enbox-smt: one MessagesSync diff (see smtDiff)
 	MethodListing     = "listing-diff" // CID listings of both sides
 )
 
@@ -35,7 +35,7 @@ type ReconcileResult struct {
 	Failed                    []Outcome
 	LocalDigest, RemoteDigest dwn.Digest // after the copy (before it when nothing was copied)
 	Method                    string
-	OnlyLocal, OnlyRemote     int // size of the diff (SMT over-reports: docs/engine-behaviour.md#e21)
+	OnlyLocal, OnlyRemote     int // size of the diff (the SMT server's over-report filtered out)
 	PullResult, PushResult    Result
 }
 
@@ -154,11 +154,11 @@ type digestComparer struct {
 }
 
 func (d *digestComparer) compare(ctx context.Context, local, remote dwn.Tenant) (dwn.Digest, dwn.Digest, error) {
-	ld, err := local.Digest(ctx, d.scope)
+	ld, err := d.digest(ctx, local, true)
 	if err != nil {
 		return ld, dwn.Digest{}, fmt.Errorf("digest of %s: %w", local.Endpoint(), err)
 	}
-	rd, err := remote.Digest(ctx, d.scope)
+	rd, err := d.digest(ctx, remote, false)
 	if err != nil {
 		return ld, rd, fmt.Errorf("digest of %s: %w", remote.Endpoint(), err)
 	}
@@ -177,6 +177,16 @@ func (d *digestComparer) compare(ctx context.Context, local, remote dwn.Tenant) 
 		}
 	}
 	return ld, rd, nil
+}
+
+// digest is the tenant's own digest, except where that is a listing anyway (web5 servers
+// have neither fingerprint nor tree): then the comparer lists, so that a diff after a
+// mismatch reuses the listing instead of listing the tenant a second time.
+func (d *digestComparer) digest(ctx context.Context, t dwn.Tenant, isLocal bool) (dwn.Digest, error) {
+	if t.Dialect() == dwn.DialectWeb5 {
+		return d.listingDigest(ctx, t, isLocal)
+	}
+	return t.Digest(ctx, d.scope)
 }
 
 func (d *digestComparer) listingDigest(ctx context.Context, t dwn.Tenant, isLocal bool) (dwn.Digest, error) {

@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"reflect"
 	"sync"
@@ -20,6 +21,7 @@ import (
 type fakeSMTTenant struct {
 	*fakeTenant
 	subtreeCalls atomic.Int64
+	hashesSent   atomic.Int64 // the most hashes one diff received
 }
 
 func (t *fakeSMTTenant) Dialect() dwn.Dialect { return dwn.DialectEnboxSMT }
@@ -47,6 +49,9 @@ func (t *fakeSMTTenant) SMTLeaves(_ context.Context, _ dwn.Scope, prefix string)
 	return t.tree().Leaves(prefix), nil
 }
 func (t *fakeSMTTenant) SMTDiff(_ context.Context, _ dwn.Scope, hashes map[string]string, depth int) ([]dwn.Entry, []string, error) {
+	if n := int64(len(hashes)); n > t.hashesSent.Load() {
+		t.hashesSent.Store(n)
+	}
 	mine := t.tree().Hashes(depth)
 	var onlyRemote []dwn.Entry
 	var onlyLocal []string
@@ -155,8 +160,9 @@ func TestReconcileOneDirection(t *testing.T) {
 	assertIdentical(t, local, remote)
 }
 
-// Both sides enbox-smt: the batched SMT diff over-reports (docs/engine-behaviour.md#e21) and
-// idempotent apply absorbs it.
+// Both sides enbox-smt: the server's diff over-reports (docs/engine-behaviour.md#e21); the
+// copier filters it against its own leaves, so exactly the differences cross, without walking
+// the tree.
 func TestReconcileSMT(t *testing.T) {
 	local, remote := &fakeSMTTenant{fakeTenant: newFakeTenant("local")}, &fakeSMTTenant{fakeTenant: newFakeTenant("remote")}
 	seedDisjoint(t, local.fakeTenant, remote.fakeTenant)
@@ -175,15 +181,49 @@ func TestReconcileSMT(t *testing.T) {
 	if !res.Converged || res.Method != MethodSMT || len(res.Failed) != 0 {
 		t.Fatalf("smt reconcile: %+v", res)
 	}
-	if res.OnlyRemote <= 48 || res.Pulled != 48 {
-		t.Fatalf("diff reported %d remote-only (want an over-report > 48), pulled %d", res.OnlyRemote, res.Pulled)
+	if res.OnlyRemote != 48 || res.OnlyLocal != 48 || res.Pulled != 48 || res.Pushed != 48 {
+		t.Fatalf("diff %d remote-only, %d local-only, pulled %d, pushed %d: want exactly 48 each", res.OnlyRemote, res.OnlyLocal, res.Pulled, res.Pushed)
 	}
-	if res.PullResult.Count(dwn.Duplicate) == 0 {
-		t.Fatal("over-reported entries should come back Duplicate")
+	if n := res.PullResult.Count(dwn.Duplicate) + res.PushResult.Count(dwn.Duplicate); n != 0 {
+		t.Fatalf("%d over-reported messages were copied anyway", n)
 	}
 	assertIdentical(t, local.fakeTenant, remote.fakeTenant)
-	if n := local.subtreeCalls.Load(); n > 511 || n == 0 {
-		t.Fatalf("%d subtree calls; a depth-8 walk needs 1 to 511", n)
+	if n := local.subtreeCalls.Load() + remote.subtreeCalls.Load(); n != 0 {
+		t.Fatalf("%d subtree requests; the diff needs none", n)
+	}
+	if n := remote.hashesSent.Load(); n == 0 || n > smtDiffMaxHashes {
+		t.Fatalf("the diff sent %d hashes, want 1 to %d", n, smtDiffMaxHashes)
+	}
+}
+
+// fakeWeb5Tenant is a fake with web5's digest: a listing (no fingerprint, no tree). It counts
+// listings, each a request per page to a web5 server.
+type fakeWeb5Tenant struct {
+	*fakeTenant
+	listings atomic.Int64
+}
+
+func (t *fakeWeb5Tenant) Dialect() dwn.Dialect { return dwn.DialectWeb5 }
+func (t *fakeWeb5Tenant) ListCIDs(ctx context.Context, s dwn.Scope) ([]string, error) {
+	t.listings.Add(1)
+	return t.fakeTenant.ListCIDs(ctx, s)
+}
+func (t *fakeWeb5Tenant) Digest(ctx context.Context, s dwn.Scope) (dwn.Digest, error) {
+	cids, _ := t.ListCIDs(ctx, s)
+	return dwn.Digest{Kind: dwn.DigestListing, Value: msg.ListingDigest(cids)}, nil
+}
+
+// Where the digest is a listing, a reconcile that finds differences lists each side twice:
+// once for the digest, which the diff reuses, and once to verify after the copy.
+func TestReconcileWeb5ListsEachSideTwice(t *testing.T) {
+	local, remote := &fakeWeb5Tenant{fakeTenant: newFakeTenant("local")}, &fakeWeb5Tenant{fakeTenant: newFakeTenant("remote")}
+	seedDisjoint(t, local.fakeTenant, remote.fakeTenant)
+	res, err := Reconcile(context.Background(), local, remote, dwn.Scope{}, linkstate.Both)
+	if err != nil || !res.Converged || !res.DigestsEqual || res.Method != MethodListing {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if l, r := local.listings.Load(), remote.listings.Load(); l != 2 || r != 2 {
+		t.Fatalf("listed local %d and remote %d times, want 2 each", l, r)
 	}
 }
 
@@ -205,21 +245,20 @@ func TestReconcileMixedDigestKinds(t *testing.T) {
 	}
 }
 
-// The pruned walk finds exactly the tree's non-empty subtrees at depth 8.
-func TestCollectHashesMatchesTheTree(t *testing.T) {
-	for _, n := range []int{0, 1, 7, 300} {
-		tenant := &fakeSMTTenant{fakeTenant: newFakeTenant("t")}
-		f := newFactory(t)
-		for i := 0; i < n; i++ {
-			tenant.seed(t, f.write("", "", "", payload(8, byte(i))))
+// The diff goes as deep as the hashes sent fit in smtDiffMaxHashes, and no deeper.
+func TestSMTDiffDepth(t *testing.T) {
+	for _, n := range []int{0, 1, 100, 128, 129, 5000, 20000} {
+		cids := make([]string, n)
+		for i := range cids {
+			cids[i] = fmt.Sprintf("bafyreidepth%05d", i)
 		}
-		got := map[string]string{}
-		if err := collectHashes(context.Background(), tenant, dwn.Scope{}, got); err != nil {
-			t.Fatal(err)
+		tree := msg.NewSMTOf(cids)
+		depth := smtDiffDepth(tree)
+		if sent := len(tree.Hashes(depth)); sent > smtDiffMaxHashes || depth < 7 {
+			t.Fatalf("%d leaves: depth %d sends %d hashes (at most %d, depth at least 7)", n, depth, sent, smtDiffMaxHashes)
 		}
-		want := tenant.tree().Hashes(SMTDiffDepth)
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%d leaves: walk found %d buckets, the tree has %d", n, len(got), len(want))
+		if depth < SMTDiffMaxDepth && tree.Buckets(depth+1) <= smtDiffMaxHashes {
+			t.Fatalf("%d leaves: depth %d, but depth %d would fit too", n, depth, depth+1)
 		}
 	}
 }

@@ -3,42 +3,60 @@ package transfer
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 )
 
-// smtDiff runs the seed's batched diff between two enbox-smt servers: collect the local subtree
-// hashes at depth 8 (pruning empty subtrees on the way down), send them to the remote's
-// MessagesSync diff, and list the local leaves of the prefixes the remote reported. Both sides
-// over-report when a bucket differs (docs/engine-behaviour.md#e21); idempotent apply makes that
-// safe.
+// SMTDiffMaxDepth is the deepest diff this side asks for (2^24 buckets).
+const SMTDiffMaxDepth = 24
+
+// smtDiffMaxHashes bounds the hashes one diff sends. Seed-era servers take a request only in
+// the dwn-request header (they predate body framing), and Node answers 431 past 16 KiB of
+// headers: 128 hashes of ~78 bytes leave room for the signed message around them. Every tree
+// has at most 128 buckets at depth 7, so a diff at depth 7 or deeper always fits.
+const smtDiffMaxHashes = 128
+
+// smtDiff diffs two enbox-smt servers in two requests whatever the tenant's size: list the
+// local leaves once, build the local tree's hashes at the deepest depth whose buckets fit in
+// smtDiffMaxHashes, and send them in one MessagesSync diff to the remote. The server
+// over-reports (docs/engine-behaviour.md#e21: every leaf of a differing bucket, both ways);
+// both sides of each differing bucket are then known, so the over-report is filtered here, and
+// only true differences are read and applied. Walking the local tree one subtree request at a time
+// instead would cost up to 2^(depth+1) requests.
+//
+// Nothing here is trusted for more than a selection: whatever crosses (inline in the diff
+// reply or read from its source) still has its CID recomputed before apply. A server that
+// lies about holding a CID only withholds from itself, and the digests compared after the
+// copy show it.
 func smtDiff(ctx context.Context, local, remote dwn.SMTTenant, scope dwn.Scope) (onlyRemote, onlyLocal []dwn.Entry, err error) {
-	hashes := map[string]string{}
-	if err := collectHashes(ctx, local, scope, hashes); err != nil {
-		return nil, nil, err
+	leaves, err := local.SMTLeaves(ctx, scope, "")
+	if err != nil {
+		return nil, nil, fmt.Errorf("SMT leaves of %s: %w", local.Endpoint(), err)
 	}
-	remoteEntries, localPrefixes, err := remote.SMTDiff(ctx, scope, hashes, SMTDiffDepth)
+	tree := msg.NewSMTOf(leaves)
+	depth := smtDiffDepth(tree)
+	remoteEntries, localPrefixes, err := remote.SMTDiff(ctx, scope, tree.Hashes(depth), depth)
 	if err != nil {
 		return nil, nil, fmt.Errorf("SMT diff against %s: %w", remote.Endpoint(), err)
 	}
-	seen := map[string]bool{}
+	remoteHas := make(map[string]bool, len(remoteEntries))
 	for _, e := range remoteEntries {
-		if e.CID != "" && !seen[e.CID] {
-			seen[e.CID] = true
+		if e.CID == "" || remoteHas[e.CID] {
+			continue
+		}
+		remoteHas[e.CID] = true
+		if !tree.Has(e.CID) {
 			onlyRemote = append(onlyRemote, e)
 		}
 	}
-	seen = map[string]bool{}
+	// The remote sent all its leaves of every differing bucket it holds anything in, so the
+	// local leaves of those buckets it did not send are the ones it lacks.
+	listed := map[string]bool{}
 	for _, prefix := range localPrefixes {
-		leaves, err := local.SMTLeaves(ctx, scope, prefix)
-		if err != nil {
-			return nil, nil, fmt.Errorf("SMT leaves %q of %s: %w", prefix, local.Endpoint(), err)
-		}
-		for _, c := range leaves {
-			if !seen[c] {
-				seen[c] = true
+		for _, c := range tree.Leaves(prefix) {
+			if !remoteHas[c] && !listed[c] {
+				listed[c] = true
 				onlyLocal = append(onlyLocal, dwn.Entry{CID: c})
 			}
 		}
@@ -46,44 +64,12 @@ func smtDiff(ctx context.Context, local, remote dwn.SMTTenant, scope dwn.Scope) 
 	return onlyRemote, onlyLocal, nil
 }
 
-// smtWalkConcurrency bounds the subtree requests in flight during the local walk.
-const smtWalkConcurrency = 8
-
-// collectHashes walks the tree breadth-first from the root, one depth at a time with up to
-// smtWalkConcurrency subtree requests in flight, drops empty subtrees, and records every
-// non-empty subtree at depth 8 (at most 511 requests).
-func collectHashes(ctx context.Context, t dwn.SMTTenant, scope dwn.Scope, out map[string]string) error {
-	frontier := []string{""}
-	for depth := 0; len(frontier) > 0; depth++ {
-		hashes := make([]string, len(frontier))
-		errs := make([]error, len(frontier))
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, smtWalkConcurrency)
-		for i, prefix := range frontier {
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				hashes[i], errs[i] = t.SMTSubtree(ctx, scope, prefix)
-			}()
-		}
-		wg.Wait()
-		var next []string
-		for i, prefix := range frontier {
-			if errs[i] != nil {
-				return fmt.Errorf("SMT subtree %q of %s: %w", prefix, t.Endpoint(), errs[i])
-			}
-			if h := hashes[i]; h == "" || h == msg.EmptySubtree(depth) {
-				continue
-			}
-			if depth == SMTDiffDepth {
-				out[prefix] = hashes[i]
-				continue
-			}
-			next = append(next, prefix+"0", prefix+"1")
-		}
-		frontier = next
+// smtDiffDepth is the deepest depth at which the tree has at most smtDiffMaxHashes non-empty
+// buckets: the deeper, the fewer leaves a differing bucket sends back.
+func smtDiffDepth(tree *msg.SMT) int {
+	depth := 0
+	for depth < SMTDiffMaxDepth && tree.Buckets(depth+1) <= smtDiffMaxHashes {
+		depth++
 	}
-	return nil
+	return depth
 }
