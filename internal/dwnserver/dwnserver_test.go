@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -250,6 +251,29 @@ func TestLaunchOnTakenPortFailsFast(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	_, err = launch(ctx, h, t.TempDir(), port)
+	if !errors.Is(err, errPortInUse) {
+		t.Fatalf("launch on a taken port: %v, want errPortInUse", err)
+	}
+}
+
+// A port taken by another server that answers /health (another test's dwn-server, in the race
+// between the free-port probe and the listen) is still a taken port: launch must not mistake
+// that server's answer for its own.
+func TestLaunchIgnoresAnotherServersHealth(t *testing.T) {
+	h, err := locateHarness()
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer foreign.Close()
+	port := foreign.Listener.Addr().(*net.TCPAddr).Port
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	s, err := launch(ctx, h, t.TempDir(), port)
+	if err == nil {
+		_ = s.Stop()
+		t.Fatal("launch on a port another server holds reported a healthy server of its own")
+	}
 	if !errors.Is(err, errPortInUse) {
 		t.Fatalf("launch on a taken port: %v, want errPortInUse", err)
 	}

@@ -1,9 +1,11 @@
 package dwnserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -43,6 +45,7 @@ type Server struct {
 	stopOnce sync.Once
 	stopErr  error
 	stopping chan struct{}
+	logStart int64 // where this run's lines start in LogPath
 }
 
 // StartProcess starts one server on a free 127.0.0.1 port with dir as its data directory
@@ -128,6 +131,10 @@ func launch(ctx context.Context, h harness, dir string, port int) (*Server, erro
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = serverProcAttr()
+	var logStart int64 // the log is appended to across restarts: read only this run's lines
+	if fi, err := logFile.Stat(); err == nil {
+		logStart = fi.Size()
+	}
 	started := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", h.startScript(), err)
@@ -140,6 +147,7 @@ func launch(ctx context.Context, h harness, dir string, port int) (*Server, erro
 		cmd:      cmd,
 		exited:   make(chan struct{}),
 		stopping: make(chan struct{}),
+		logStart: logStart,
 	}
 	go func() {
 		s.exitErr = cmd.Wait()
@@ -174,7 +182,10 @@ func (s *Server) waitHealthy(ctx context.Context) error {
 	ticker := time.NewTicker(healthPollInterval)
 	defer ticker.Stop()
 	for {
-		if healthy(ctx, client, s.URL) {
+		// Both: the port is bound by this process (its own log says so), and it answers.
+		// /health alone may be another process's server that took the port in the race
+		// between our probe and the listen; this one then exits with 98.
+		if s.bound() && healthy(ctx, client, s.URL) {
 			return nil
 		}
 		select {
@@ -190,6 +201,31 @@ func (s *Server) waitHealthy(ctx context.Context) error {
 		case <-ticker.C:
 		}
 	}
+}
+
+// boundMarker is what loopback.cjs writes to the server's log once its port is bound.
+const boundMarker = "dwn-server harness: bound "
+
+// bound reports whether this run of the server wrote that it bound its port.
+func (s *Server) bound() bool {
+	f, err := os.Open(s.LogPath)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if _, err := f.Seek(s.logStart, io.SeekStart); err != nil {
+		return false
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return false
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if bytes.HasPrefix(line, []byte(boundMarker)) && bytes.HasSuffix(line, []byte(":"+strconv.Itoa(s.Port))) {
+			return true
+		}
+	}
+	return false
 }
 
 func healthy(ctx context.Context, client *http.Client, url string) bool {
