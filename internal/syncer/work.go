@@ -196,6 +196,12 @@ func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, err
 			total = max(pr.Total, applied)
 		}
 		prog.mu.Unlock()
+		if res.DigestsEqual {
+			// The sides are identical: whatever the diff counted and this pass did not write
+			// (already there by the time it came to it, e.g. copied by a feed meanwhile) needed
+			// no copy after all. A finished copy reads n/n, not n/n+1.
+			total = applied
+		}
 		l.setProgress(Progress{Applied: applied, Total: total})
 	}
 	return res, nil

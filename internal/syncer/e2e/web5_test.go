@@ -187,6 +187,9 @@ func TestEngineWeb5EndToEnd(t *testing.T) {
 	s, _ := te.Snapshot(key)
 	t.Logf("converged in %v: %d CIDs on each side (%d with data, identical hashes); %d engine HTTP requests; progress %+v; pulled %d pushed %d",
 		converge, len(ia), withData, counter.n.Load(), s.Progress, s.Pull.Applied, s.Push.Applied)
+	if s.Progress.Applied == 0 || s.Progress.Applied != s.Progress.Total {
+		t.Errorf("progress after a converged bootstrap: %+v, want n of n (what was not copied needed no copy)", s.Progress)
+	}
 
 	// Live, both ways.
 	before := counter.n.Load()
