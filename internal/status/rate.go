@@ -41,7 +41,9 @@ func sampleRate(prev, next *v1alpha1.Progress, copying bool, now time.Time) {
 		return
 	}
 	next.RatePerMinute, next.SampleTime, next.SampleApplied = prev.RatePerMinute, prev.SampleTime.DeepCopy(), prev.SampleApplied
-	if dt < RateSampleEvery {
+	if dt < RateSampleEvery || (next.Applied == prev.SampleApplied && prev.RatePerMinute == 0) {
+		// Too soon; or stalled with the rate already down to 0, where a new sample would
+		// write the status every interval for as long as the stall lasts, and change nothing.
 		return
 	}
 	measured := float64(next.Applied-prev.SampleApplied) * float64(time.Minute) / float64(dt)

@@ -102,8 +102,18 @@ func TestRateAndETAOfACopy(t *testing.T) {
 
 func TestNoRateWithoutProgressOrTotal(t *testing.T) {
 	t.Run("no progress", func(t *testing.T) {
-		run(t, []step{{at: 0, applied: 100, total: 1000, due: true}, {at: 20 * time.Second, applied: 100, total: 1000, due: true},
+		last := run(t, []step{{at: 0, applied: 100, total: 1000, due: true}, {at: 20 * time.Second, applied: 100, total: 1000, due: true},
 			{at: 40 * time.Second, applied: 100, total: 1000, due: true}})
+		// A stall at rate 0 keeps its first sample: the status does not change, so it is not
+		// written again for as long as the stall lasts.
+		if got := last.Progress.SampleTime; got == nil || !got.Time.Equal(t0) {
+			t.Errorf("a stall moved the rate sample to %v, want it kept at %v", got, t0)
+		}
+	})
+	t.Run("resumes after a stall", func(t *testing.T) {
+		// 0/min since 0s; then 600 more by 60s: 600/min measured over the whole minute.
+		run(t, []step{{at: 0, applied: 100, total: 1000, due: true}, {at: 30 * time.Second, applied: 100, total: 1000, due: true},
+			{at: time.Minute, applied: 700, total: 1000, due: true, rate: 600, eta: 30 * time.Second}})
 	})
 	t.Run("total unknown", func(t *testing.T) {
 		run(t, []step{{at: 0, applied: 100, due: true}, {at: 20 * time.Second, applied: 300, due: true}})
