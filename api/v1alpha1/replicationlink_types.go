@@ -201,6 +201,20 @@ type Progress struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	Summary string `json:"summary,omitempty"`
+	// RatePerMinute is how many messages a minute the pass applies, smoothed over its latest
+	// minute or so; set only while it copies (total known, applied below it, a reconcile due),
+	// 0 when it stalls. The time left is (total - applied) / rate: `dwnsync status` shows both.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	RatePerMinute int64 `json:"ratePerMinute,omitempty"`
+	// SampleTime is when the rate was last sampled: the next sample, at least 10s later,
+	// measures the messages applied since and updates the rate. Unset when not copying.
+	// +optional
+	SampleTime *metav1.Time `json:"sampleTime,omitempty"`
+	// SampleApplied is applied as of sampleTime.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	SampleApplied int64 `json:"sampleApplied,omitempty"`
 }
 
 // Condition types of a ReplicationLink.

@@ -30,7 +30,8 @@ import (
 
 // The views a person reads, on a real API server with a real ~190-character did:jwk:
 // `kubectl get rl` fits 120 columns and shows the progress; -o wide adds the tenant and the
-// endpoints; `dwnsync status --kubeconfig` prints the same columns, the progress included.
+// endpoints; `dwnsync status --kubeconfig` prints the same columns, the progress with its rate and
+// ETA included.
 func TestStatusViewsOnEnvtest(t *testing.T) {
 	kubeconfig, c := startEnvtest(t)
 	ns := "views"
@@ -51,7 +52,8 @@ func TestStatusViewsOnEnvtest(t *testing.T) {
 	converged := metav1.NewTime(time.Now().Add(-3 * time.Minute).Truncate(time.Second))
 	link.Status = v1alpha1.ReplicationLinkStatus{Phase: v1alpha1.PhaseInitializing, NeedsReconcile: true,
 		Connectivity: v1alpha1.ConnectivityOnline, DeadLetters: 2, LastConvergedTime: &converged,
-		Progress: &v1alpha1.Progress{Applied: 120, Total: 400, Summary: status.ProgressSummary(120, 400)},
+		Progress: &v1alpha1.Progress{Applied: 120, Total: 400, Summary: status.ProgressSummary(120, 400),
+			RatePerMinute: 5100, SampleTime: &converged, SampleApplied: 120}, // 85/s: 280 left take 3s
 		Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
 			Reason: status.ReasonEndpointUnreachable, Message: "x", LastTransitionTime: converged}}}
 	if err := c.Status().Update(ctx, link); err != nil {
@@ -78,8 +80,8 @@ func TestStatusViewsOnEnvtest(t *testing.T) {
 	t.Logf("dwnsync status --kubeconfig K -n %s\n%s", ns, ours)
 	assertHeader(t, ours, standalone.Columns)
 	assertFits(t, ours, 120)
-	if !strings.Contains(ours, "120/400") || !strings.Contains(ours, "alice-to-dwn-eu-west") {
-		t.Errorf("dwnsync status does not show the link's progress:\n%s", ours)
+	if !strings.Contains(ours, "120/400 85/s ETA 3s") || !strings.Contains(ours, "alice-to-dwn-eu-west") {
+		t.Errorf("dwnsync status does not show the link's progress, rate and ETA:\n%s", ours)
 	}
 	oursWide := captureStdout(t, func() error { return runStatus([]string{"--kubeconfig", kubeconfig, "-A", "-o", "wide"}) })
 	assertHeader(t, oursWide, slices.Concat(standalone.Columns, standalone.WideColumns))
@@ -88,7 +90,7 @@ func TestStatusViewsOnEnvtest(t *testing.T) {
 	}
 	asJSON := captureStdout(t, func() error { return runStatus([]string{"--kubeconfig", kubeconfig, "-n", ns, "-o", "json"}) })
 	var list v1alpha1.ReplicationLinkList
-	if err := json.Unmarshal([]byte(asJSON), &list); err != nil || len(list.Items) != 1 || list.Items[0].Status.Progress.Total != 400 {
+	if err := json.Unmarshal([]byte(asJSON), &list); err != nil || len(list.Items) != 1 || list.Items[0].Status.Progress.Total != 400 || list.Items[0].Status.Progress.RatePerMinute != 5100 {
 		t.Fatalf("dwnsync status -o json: %v\n%s", err, asJSON)
 	}
 }

@@ -383,6 +383,9 @@ func (rt *Runtime) logProgress() {
 			if p.Total > 0 {
 				kv = append(kv, "total", p.Total, "percent", fmt.Sprintf("%.1f", 100*float64(p.Applied)/float64(p.Total)))
 			}
+			if eta, ok := status.ETA(p); ok {
+				kv = append(kv, "rate", Rate(p.RatePerMinute), "eta", eta.String())
+			}
 		}
 		if s.LastError != "" {
 			kv = append(kv, "lastError", s.LastError)

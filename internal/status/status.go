@@ -94,6 +94,10 @@ func FromSnapshot(cur v1alpha1.ReplicationLinkStatus, snap syncer.LinkStatus, in
 		// bootstrap, typically): applied < total while it runs.
 		s.Progress = &v1alpha1.Progress{Applied: snap.Progress.Applied, Total: snap.Progress.Total,
 			Summary: ProgressSummary(snap.Progress.Applied, snap.Progress.Total)}
+		// Still copying: a pass that ended leaves applied < total for good when a listed
+		// message turned out superseded, but then no reconcile is due.
+		copying := snap.Progress.Total > snap.Progress.Applied && snap.NeedsReconcile
+		sampleRate(cur.Progress, s.Progress, copying, in.Now)
 	}
 	now := metav1.NewTime(in.Now.UTC().Truncate(time.Second))
 	set := func(c metav1.Condition) {
