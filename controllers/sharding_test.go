@@ -188,7 +188,10 @@ type shardUnderTest struct {
 	stop   func()
 }
 
-func newRing(t *testing.T) *ring {
+func newRing(t *testing.T) *ring { return newRingWith(t, nil) }
+
+// newRingWith is newRing with the sharder changed by tune before it starts.
+func newRingWith(t *testing.T, tune func(*controllers.Sharder)) *ring {
 	ns := newNamespace(t)
 	r := &ring{t: t, ns: ns, clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
 		trace: newRunningTrace(), shards: map[string]*shardUnderTest{}}
@@ -197,6 +200,9 @@ func newRing(t *testing.T) *ring {
 		t.Fatal(err)
 	}
 	r.sharder = &controllers.Sharder{Namespace: ns, Ring: ns, Timing: sharding.DefaultTiming, Clock: r.clock, Client: k8sClient, Cache: c}
+	if tune != nil {
+		tune(r.sharder)
+	}
 	runUntilStopped(t, "sharder", 30*time.Second, r.sharder.Start)
 	return r
 }
