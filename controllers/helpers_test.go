@@ -69,7 +69,7 @@ func startReconcilerWith(t *testing.T, restCfg *rest.Config, ns string, engine c
 // runUntilStopped runs start in the background until the returned stop is called or the test
 // ends (whichever is first; stop is idempotent). stop cancels start's context and waits up to
 // within for it to return, reporting its error or its hang under name.
-func runUntilStopped(t *testing.T, name string, within time.Duration, start func(context.Context) error) (stop func()) {
+func runUntilStopped(t testing.TB, name string, within time.Duration, start func(context.Context) error) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- start(ctx) }()
@@ -94,7 +94,7 @@ func runUntilStopped(t *testing.T, name string, within time.Duration, start func
 }
 
 // signerSecret is a valid signer Secret for a fresh identity; it returns the identity's DID.
-func signerSecret(t *testing.T, ns, name string) (*corev1.Secret, string) {
+func signerSecret(t testing.TB, ns, name string) (*corev1.Secret, string) {
 	t.Helper()
 	s, jwk, err := msg.GenerateSigner()
 	if err != nil {

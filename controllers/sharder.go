@@ -39,6 +39,9 @@ type Sharder struct {
 	Ring      string
 	Timing    sharding.Timing
 	Clock     clock.WithTicker
+	// MaxDrains bounds the drains in flight (0: no bound), so a joining shard's share moves in
+	// batches and the old shards stop links at a bounded pace.
+	MaxDrains int
 	// Client writes labels and Leases. Cache holds every link and the ring's Leases; the
 	// operator builds it with NewSharderCache and the sharder starts it.
 	Client client.Client
@@ -211,6 +214,8 @@ func (s *Sharder) pass(ctx context.Context) (time.Time, error) {
 		shards = append(shards, sharding.Shard{Name: owner, Holder: owner, RenewTime: since, Missing: true})
 	}
 	plan := s.Timing.Decide(links, shards, now)
+	plan.Draining = max(plan.Draining, s.drainsInFlight(objects))
+	plan.LimitDrains(s.MaxDrains)
 	for _, a := range plan.Shards {
 		if err := s.shardStep(ctx, a, byShard[a.Shard.Name]); err != nil {
 			return plan.NextCheck, err
@@ -240,6 +245,27 @@ func (s *Sharder) pass(ctx context.Context) (time.Time, error) {
 	s.report(shards, owned)
 	s.observed.Store(now.UnixNano())
 	return plan.NextCheck, firstErr
+}
+
+// drainsInFlight counts the links asked to drain and not yet let go of, by the cache or by this
+// sharder's own requests (its cache may not show its last drains yet: counting only the cache
+// would let a burst of passes exceed MaxDrains). It forgets requests for deleted links.
+func (s *Sharder) drainsInFlight(objects map[string]*v1alpha1.ReplicationLink) int {
+	s.drainedMu.Lock()
+	defer s.drainedMu.Unlock()
+	n := 0
+	for id := range s.drainedAt {
+		if _, ok := objects[id]; !ok {
+			delete(s.drainedAt, id)
+		}
+	}
+	for id, o := range objects {
+		_, asked := s.drainedAt[id]
+		if o.Labels[sharding.DrainLabel] == "true" || (asked && o.Labels[sharding.OwnerLabel] != "") {
+			n++
+		}
+	}
+	return n
 }
 
 // shardStep declares a shard dead (only if its Lease is still the one decided on: an Update

@@ -87,7 +87,7 @@ func (tr *runningTrace) startsOf(key string) int {
 	return tr.starts[key]
 }
 
-func (tr *runningTrace) check(t *testing.T) {
+func (tr *runningTrace) check(t testing.TB) {
 	t.Helper()
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
@@ -173,7 +173,7 @@ func (b cutBody) Read(p []byte) (int, error) {
 
 // ring is a sharder and its shards in one namespace, on one fake clock.
 type ring struct {
-	t       *testing.T
+	t       testing.TB
 	ns      string
 	clock   *clocktesting.FakeClock
 	trace   *runningTrace
@@ -188,7 +188,17 @@ type shardUnderTest struct {
 	stop   func()
 }
 
-func newRing(t *testing.T) *ring {
+func newRing(t *testing.T) *ring { return newRingWith(t, nil) }
+
+// newRingWith is newRing with the sharder changed by tune before it starts.
+func newRingWith(t testing.TB, tune func(*controllers.Sharder)) *ring {
+	r := buildRing(t, tune)
+	r.startSharder()
+	return r
+}
+
+// buildRing is a ring whose sharder has not started yet.
+func buildRing(t testing.TB, tune func(*controllers.Sharder)) *ring {
 	ns := newNamespace(t)
 	r := &ring{t: t, ns: ns, clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
 		trace: newRunningTrace(), shards: map[string]*shardUnderTest{}}
@@ -197,8 +207,14 @@ func newRing(t *testing.T) *ring {
 		t.Fatal(err)
 	}
 	r.sharder = &controllers.Sharder{Namespace: ns, Ring: ns, Timing: sharding.DefaultTiming, Clock: r.clock, Client: k8sClient, Cache: c}
-	runUntilStopped(t, "sharder", 30*time.Second, r.sharder.Start)
+	if tune != nil {
+		tune(r.sharder)
+	}
 	return r
+}
+
+func (r *ring) startSharder() {
+	runUntilStopped(r.t, "sharder", 30*time.Second, r.sharder.Start)
 }
 
 // join starts a shard: a manager whose cache holds only the links labelled for it.
@@ -225,7 +241,8 @@ func (r *ring) join(name string) *shardUnderTest {
 	}
 	s.stop = runUntilStopped(t, "shard "+name, 30*time.Second, mgr.Start)
 	r.shards[name] = s
-	eventually(t, time.Minute, name+" tries its Lease", func() (bool, string) { return !s.shard.Observed().IsZero(), "no renewal tried" })
+	// Observed is the Unix epoch until the first renewal was tried.
+	eventually(t, time.Minute, name+" tries its Lease", func() (bool, string) { return s.shard.Observed().Unix() > 0, "no renewal tried" })
 	// A Lease declared dead under this name is retired by the sharder first: step the clock.
 	for start := r.clock.Now(); !s.shard.Active(); r.step() {
 		if r.clock.Now().Sub(start) > 2*time.Minute {

@@ -106,7 +106,7 @@ func zapLevel() int8 {
 var nsCounter atomic.Int64
 
 // newNamespace creates a namespace for one test.
-func newNamespace(t *testing.T) string {
+func newNamespace(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("t%d-%d", time.Now().Unix()%100000, nsCounter.Add(1))
 	if err := k8sClient.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
@@ -117,13 +117,13 @@ func newNamespace(t *testing.T) string {
 
 // eventually polls cond until it holds or within passes; the failure names what was awaited
 // and the last observation.
-func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
+func eventually(t testing.TB, within time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	eventuallyEvery(t, 50*time.Millisecond, within, what, cond)
 }
 
 // eventuallyEvery is eventually with a chosen polling period (for expensive conditions).
-func eventuallyEvery(t *testing.T, every, within time.Duration, what string, cond func() (bool, string)) {
+func eventuallyEvery(t testing.TB, every, within time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	last := ""
 	err := wait.PollUntilContextTimeout(context.Background(), every, within, true, func(context.Context) (bool, error) {

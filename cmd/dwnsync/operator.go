@@ -69,6 +69,7 @@ links; with --sharding as well, every replica runs a share of them.`,
 	fs.BoolVar(&o.Sharding.Enabled, "sharding", false, "every replica is a shard running a share of the links (needs --leader-elect: the leader assigns them)")
 	fs.StringVar(&o.Sharding.ShardName, "shard-name", os.Getenv("POD_NAME"), "this replica's shard name (default: $POD_NAME)")
 	fs.StringVar(&o.Sharding.LeaseNamespace, "shard-lease-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the shard Leases (default: $POD_NAMESPACE)")
+	fs.IntVar(&o.Sharding.MaxDrains, "shard-max-drains", operator.DefaultMaxDrains, "links drained at once when shards join or the ring rebalances (a joining shard's share moves in batches of this size)")
 	fs.StringVar(&o.Sharding.Ring, "shard-ring", "dwnsync", "name of this installation's set of shards (the Leases' shard.dwnsync.io/ring label)")
 	fs.StringVar(&watch, "watch-namespaces", "", "comma-separated namespaces to watch (default: all; alias --watch-namespace)")
 	aliases(fs, map[string]string{"watch-namespace": "watch-namespaces"})

@@ -74,7 +74,12 @@ type ShardingOptions struct {
 	// Ring names the set of shards (one operator installation); default "dwnsync".
 	Ring   string
 	Timing sharding.Timing
+	// MaxDrains bounds the links being drained at once (default DefaultMaxDrains).
+	MaxDrains int
 }
+
+// DefaultMaxDrains: a joining shard's share moves 50 links at a time.
+const DefaultMaxDrains = 50
 
 func (s *ShardingOptions) validate() error {
 	if !s.Enabled {
@@ -86,7 +91,12 @@ func (s *ShardingOptions) validate() error {
 	if s.Timing == (sharding.Timing{}) {
 		s.Timing = sharding.DefaultTiming
 	}
+	if s.MaxDrains == 0 {
+		s.MaxDrains = DefaultMaxDrains
+	}
 	switch {
+	case s.MaxDrains < 0:
+		return fmt.Errorf("--shard-max-drains %d: must be positive (the links drained at once when shards join; default %d)", s.MaxDrains, DefaultMaxDrains)
 	case s.ShardName == "":
 		return errors.New("--sharding needs --shard-name (the pod name; the chart passes $POD_NAME)")
 	case s.LeaseNamespace == "":

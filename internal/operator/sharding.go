@@ -24,7 +24,7 @@ func addSharding(mgr ctrl.Manager, cfg *rest.Config, rec *controllers.Replicatio
 		return fmt.Errorf("sharder cache: %w", err)
 	}
 	return mgr.Add(&controllers.Sharder{Namespace: so.LeaseNamespace, Ring: so.Ring, Timing: so.Timing, Clock: opts.Clock,
-		Client: mgr.GetClient(), Cache: c})
+		MaxDrains: so.MaxDrains, Client: mgr.GetClient(), Cache: c})
 }
 
 // shardHoldsLease is a readiness check: a shard without its Lease (starting, cut off, or

@@ -111,6 +111,11 @@ type Plan struct {
 	Live []string
 	// Waiting counts links held by expired shards (they move once fencing time has passed).
 	Waiting int
+	// Draining counts the drains in flight: links a live shard was asked to let go of and
+	// still holds.
+	Draining int
+	// Deferred counts the drains LimitDrains left for a later pass.
+	Deferred int
 	// NextCheck is the earliest time a shard's state changes by the clock alone (zero: none).
 	NextCheck time.Time
 }
@@ -162,6 +167,9 @@ func (t Timing) Decide(links []Link, shards []Shard, now time.Time) Plan {
 			}
 			act.Verb = Undrain
 		case target == "" || l.Draining:
+			if l.Draining {
+				p.Draining++
+			}
 			continue // the owner has been asked; it acknowledges by removing its label
 		default:
 			act.Verb = Drain
@@ -174,6 +182,29 @@ func (t Timing) Decide(links []Link, shards []Shard, now time.Time) Plan {
 		}
 	}
 	return p
+}
+
+// LimitDrains keeps at most max drains in flight (max <= 0: no limit). The drains already in
+// flight count against it; the Drain steps beyond are dropped and counted in Deferred, for a
+// later pass (each acknowledged drain changes a link, which brings one). So a joining shard's
+// share moves in batches, and the old shards stop links at a bounded pace.
+func (p *Plan) LimitDrains(max int) {
+	if max <= 0 {
+		return
+	}
+	room := max - p.Draining
+	kept := p.Links[:0]
+	for _, a := range p.Links {
+		if a.Verb == Drain {
+			if room <= 0 {
+				p.Deferred++
+				continue
+			}
+			room--
+		}
+		kept = append(kept, a)
+	}
+	p.Links = kept
 }
 
 func (p *Plan) nextCheck(at time.Time) {

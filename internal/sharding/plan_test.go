@@ -1,6 +1,7 @@
 package sharding
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +157,84 @@ func TestDecideNextCheck(t *testing.T) {
 	}
 	if len(p.Live) != 1 || p.Live[0] != "a" {
 		t.Fatalf("live %v, want [a]", p.Live)
+	}
+}
+
+// A shard joins a ring whose one shard holds every link: with at most 10 drains in flight, its
+// share moves in batches of 10, each acknowledged by the old owner before the next is asked,
+// and every link ends on its rendezvous shard.
+func TestLimitDrainsMovesAJoinersShareInBatches(t *testing.T) {
+	const max = 10
+	shards := []Shard{held("a", t0), held("b", t0)}
+	links := make([]Link, 200)
+	share := 0
+	for i := range links {
+		links[i] = Link{ID: fmt.Sprint(i), Key: fmt.Sprintf("key-%d", i), Owner: "a"}
+		if Owner(links[i].Key, []string{"a", "b"}) == "b" {
+			share++
+		}
+	}
+	passes := 0
+	for ; passes < 100; passes++ {
+		p := DefaultTiming.Decide(links, shards, t0)
+		p.LimitDrains(max)
+		if len(p.Links) == 0 {
+			break
+		}
+		byID := map[string]*Link{}
+		for i := range links {
+			byID[links[i].ID] = &links[i]
+		}
+		for _, a := range p.Links {
+			l := byID[a.Link.ID]
+			switch a.Verb {
+			case Drain:
+				l.Draining = true
+			case Assign:
+				l.Owner, l.Draining = a.To, false
+			default:
+				t.Fatalf("unexpected %v of %s", a.Verb, a.Link.ID)
+			}
+		}
+		inFlight := 0
+		for i := range links {
+			if links[i].Draining {
+				inFlight++
+				links[i].Owner, links[i].Draining = "", false // the old owner lets go
+			}
+		}
+		if inFlight > max {
+			t.Fatalf("pass %d: %d drains in flight, want at most %d", passes, inFlight, max)
+		}
+	}
+	for _, l := range links {
+		if want := Owner(l.Key, []string{"a", "b"}); l.Owner != want {
+			t.Fatalf("%s ends on %q, want %q", l.ID, l.Owner, want)
+		}
+	}
+	// One pass drains a batch; the next assigns it and drains the next batch.
+	if want := (share+max-1)/max + 1; passes != want {
+		t.Fatalf("%d links moved in %d passes, want %d (batches of %d)", share, passes, want, max)
+	}
+	t.Logf("%d of %d links moved in %d passes", share, len(links), passes)
+}
+
+// Drains already in flight count against the limit; the rest are deferred, not lost.
+func TestLimitDrainsCountsDrainsInFlight(t *testing.T) {
+	p := Plan{Draining: 3, Links: []LinkAction{{Verb: Drain}, {Verb: Assign}, {Verb: Drain}, {Verb: Drain}}}
+	p.LimitDrains(5)
+	drains := 0
+	for _, a := range p.Links {
+		if a.Verb == Drain {
+			drains++
+		}
+	}
+	if drains != 2 || p.Deferred != 1 || len(p.Links) != 3 {
+		t.Fatalf("kept %d drains of %d steps, deferred %d; want 2 drains (5-3 in flight), the assign, 1 deferred", drains, len(p.Links), p.Deferred)
+	}
+	q := Plan{Links: []LinkAction{{Verb: Drain}, {Verb: Drain}}}
+	q.LimitDrains(0)
+	if len(q.Links) != 2 {
+		t.Fatal("LimitDrains(0) must not limit")
 	}
 }
