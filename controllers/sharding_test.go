@@ -285,14 +285,23 @@ func (r *ring) step() {
 
 // createLinks creates n links of one signer to n remotes; it returns their ledger keys by name.
 func (r *ring) createLinks(n int) map[string]string {
-	t := r.t
-	secret, did := signerSecret(t, r.ns, "signer")
+	return createSignedLinks(r.t, r.ns, n, func(i int) *v1alpha1.ReplicationLink {
+		return newLink(r.ns, fmt.Sprintf("l%03d", i), "", fmt.Sprintf("http://dwn%03d.test:3000", i), "signer")
+	})
+}
+
+// createSignedLinks creates the Secret "signer" and n links made by mk (their tenant is set to
+// the Secret's DID); it returns their ledger keys by name.
+func createSignedLinks(t testing.TB, ns string, n int, mk func(i int) *v1alpha1.ReplicationLink) map[string]string {
+	t.Helper()
+	secret, did := signerSecret(t, ns, "signer")
 	if err := k8sClient.Create(context.Background(), secret); err != nil {
 		t.Fatal(err)
 	}
 	keys := map[string]string{}
 	for i := range n {
-		l := newLink(r.ns, fmt.Sprintf("l%03d", i), did, fmt.Sprintf("http://dwn%03d.test:3000", i), "signer")
+		l := mk(i)
+		l.Spec.Tenant = did
 		if err := k8sClient.Create(context.Background(), l); err != nil {
 			t.Fatal(err)
 		}
@@ -514,24 +523,12 @@ func TestShardedOperatorReplicasRunTheirOwnLinks(t *testing.T) {
 			o.Sharding = operator.ShardingOptions{Enabled: true, ShardName: name, LeaseNamespace: ns, Ring: ns}
 		})
 	}
-	secret, did := signerSecret(t, ns, "signer")
-	if err := k8sClient.Create(context.Background(), secret); err != nil {
-		t.Fatal(err)
-	}
-	keys := map[string]string{}
-	for i := range 12 {
+	keys := createSignedLinks(t, ns, 12, func(i int) *v1alpha1.ReplicationLink {
 		// Nothing listens there: the links run, and cannot reach their servers.
-		l := newLink(ns, fmt.Sprintf("l%02d", i), did, fmt.Sprintf("http://127.0.0.1:9/%d", i), "signer")
+		l := newLink(ns, fmt.Sprintf("l%02d", i), "", fmt.Sprintf("http://127.0.0.1:9/%d", i), "signer")
 		l.Spec.LocalEndpoint = "http://127.0.0.1:7"
-		if err := k8sClient.Create(context.Background(), l); err != nil {
-			t.Fatal(err)
-		}
-		key, err := linkconfig.Key(l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[l.Name] = key
-	}
+		return l
+	})
 	for _, name := range shards {
 		eventually(t, time.Minute, name+" ready (its engine runs)", replicas[name].ready)
 	}
