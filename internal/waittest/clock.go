@@ -49,6 +49,28 @@ func (c *Clock) AwaitTimer(t testing.TB, d time.Duration, what string) {
 	}
 }
 
+// FiresAfter checks that a call waits exactly d on the clock: it waits for the d timer, steps
+// to 1 ms before it and fails t if done has delivered by then, then steps the last millisecond
+// and returns what done delivers (within a generous deadline). what names the timer.
+func (c *Clock) FiresAfter(t testing.TB, d time.Duration, what string, done <-chan error) error {
+	t.Helper()
+	c.AwaitTimer(t, d, what)
+	c.Step(d - time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("returned before %s (%v) passed: %v", what, d, err)
+	default:
+	}
+	c.Step(time.Millisecond)
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(clockWaitDeadline):
+		t.Fatalf("nothing returned within %v after %s (%v) passed", clockWaitDeadline, what, d)
+		return nil
+	}
+}
+
 // PendingDurations lists the durations of the pending timers, oldest first (for messages).
 func (c *Clock) PendingDurations() []time.Duration {
 	now := c.Now()

@@ -1,6 +1,7 @@
 package waittest
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,5 +53,32 @@ func TestClockAwaitTimerWaitsForTheTimerArmedLater(t *testing.T) {
 	c.AwaitTimer(t, 2*time.Second, "the retry wait")
 	if c.Pending(2*time.Second) != 1 {
 		t.Fatal("AwaitTimer returned before the 2 s timer was armed")
+	}
+}
+
+// FiresAfter returns what the call delivers once exactly d has passed, and fails a call that
+// returns before it.
+func TestClockFiresAfter(t *testing.T) {
+	clk := NewClock(time.Now())
+	done := make(chan error, 1)
+	go func() { <-clk.After(2 * time.Second); done <- nil }()
+	if err := clk.FiresAfter(t, 2*time.Second, "the wait", done); err != nil {
+		t.Fatal(err)
+	}
+
+	early := make(chan error, 1)
+	early <- nil // a call that returned without waiting
+	go func() { <-clk.After(2 * time.Second) }()
+	r := &recorder{TB: t}
+	func() {
+		defer func() {
+			if p := recover(); p != r {
+				t.Fatalf("FiresAfter did not fail through t.Fatalf (recovered %v)", p)
+			}
+		}()
+		_ = clk.FiresAfter(r, 2*time.Second, "the 2 s wait", early)
+	}()
+	if !strings.Contains(r.msg, "returned before the 2 s wait") {
+		t.Fatalf("failure message %q does not say the call returned early", r.msg)
 	}
 }

@@ -135,15 +135,7 @@ func TestContractFaults(t *testing.T) {
 			done <- err
 		}()
 		// The call's own watchdog timers are on clk too: wait for the 2 s Retry-After wait itself.
-		clk.AwaitTimer(t, 2*time.Second, "the client's Retry-After wait")
-		clk.Step(1999 * time.Millisecond)
-		select {
-		case err := <-done:
-			t.Fatalf("returned before Retry-After passed: %v", err)
-		default:
-		}
-		clk.Step(time.Millisecond)
-		if err := <-done; err != nil {
+		if err := clk.FiresAfter(t, 2*time.Second, "the client's Retry-After wait", done); err != nil {
 			t.Fatal(err)
 		}
 		if got := env.n.Count("dwn.processMessage") - before; got != 2 {

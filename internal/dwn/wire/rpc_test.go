@@ -210,15 +210,7 @@ func TestRPCRetriesHonourRetryAfter(t *testing.T) {
 		_, _, err := c.ProcessMessage(context.Background(), "MessagesQuery", "did:jwk:t", json.RawMessage(`{}`), nil, 0)
 		done <- err
 	}()
-	clk.AwaitTimer(t, 2*time.Second, "the Retry-After wait")
-	clk.Step(1999 * time.Millisecond)
-	select {
-	case err := <-done:
-		t.Fatalf("returned before Retry-After passed: %v", err)
-	default:
-	}
-	clk.Step(time.Millisecond)
-	if err := <-done; err != nil {
+	if err := clk.FiresAfter(t, 2*time.Second, "the Retry-After wait", done); err != nil {
 		t.Fatal(err)
 	}
 	if calls.Load() != 2 {
