@@ -1,7 +1,10 @@
 package controllers_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -24,6 +29,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/controllers"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/operator"
@@ -285,16 +291,36 @@ func (r *ring) step() {
 
 // createLinks creates n links of one signer to n remotes; it returns their ledger keys by name.
 func (r *ring) createLinks(n int) map[string]string {
-	return createSignedLinks(r.t, r.ns, n, func(i int) *v1alpha1.ReplicationLink {
+	secret, did := signerSecret(r.t, r.ns, "signer")
+	return r.createLinksOf(secret, did, n)
+}
+
+// createLinksOf is createLinks with the signer Secret given.
+func (r *ring) createLinksOf(secret *corev1.Secret, did string, n int) map[string]string {
+	return createSignedLinks(r.t, r.ns, secret, did, n, func(i int) *v1alpha1.ReplicationLink {
 		return newLink(r.ns, fmt.Sprintf("l%03d", i), "", fmt.Sprintf("http://dwn%03d.test:3000", i), "signer")
 	})
 }
 
-// createSignedLinks creates the Secret "signer" and n links made by mk (their tenant is set to
-// the Secret's DID); it returns their ledger keys by name.
-func createSignedLinks(t testing.TB, ns string, n int, mk func(i int) *v1alpha1.ReplicationLink) map[string]string {
+// fixedSignerSecret is a signer Secret "signer" whose key comes from seed: the same tenant DID,
+// so the same ledger keys and the same shard for each link, in every run.
+func fixedSignerSecret(t testing.TB, ns string, seed byte) (*corev1.Secret, string) {
 	t.Helper()
-	secret, did := signerSecret(t, ns, "signer")
+	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+	pub := key.Public().(ed25519.PublicKey)
+	did := msg.DIDForPublicKey(pub)
+	jwk := fmt.Sprintf(`{"kty":"OKP","crv":"Ed25519","x":%q,"d":%q}`,
+		base64.RawURLEncoding.EncodeToString(pub), base64.RawURLEncoding.EncodeToString(key.Seed()))
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "signer", Labels: map[string]string{controllers.SignerLabel: "true"}},
+		Data:       map[string][]byte{"did": []byte(did), "privateJwk": []byte(jwk)},
+	}, did
+}
+
+// createSignedLinks creates secret and n links made by mk (their tenant is set to did); it
+// returns their ledger keys by name.
+func createSignedLinks(t testing.TB, ns string, secret *corev1.Secret, did string, n int, mk func(i int) *v1alpha1.ReplicationLink) map[string]string {
+	t.Helper()
 	if err := k8sClient.Create(context.Background(), secret); err != nil {
 		t.Fatal(err)
 	}
@@ -523,7 +549,8 @@ func TestShardedOperatorReplicasRunTheirOwnLinks(t *testing.T) {
 			o.Sharding = operator.ShardingOptions{Enabled: true, ShardName: name, LeaseNamespace: ns, Ring: ns}
 		})
 	}
-	keys := createSignedLinks(t, ns, 12, func(i int) *v1alpha1.ReplicationLink {
+	secret, did := signerSecret(t, ns, "signer")
+	keys := createSignedLinks(t, ns, secret, did, 12, func(i int) *v1alpha1.ReplicationLink {
 		// Nothing listens there: the links run, and cannot reach their servers.
 		l := newLink(ns, fmt.Sprintf("l%02d", i), "", fmt.Sprintf("http://127.0.0.1:9/%d", i), "signer")
 		l.Spec.LocalEndpoint = "http://127.0.0.1:7"
@@ -551,6 +578,32 @@ func TestShardedOperatorReplicasRunTheirOwnLinks(t *testing.T) {
 
 // Scaling 3 → 1 → 3: the removed shards' links run on the one left after the fencing delay;
 // shards added again under the same names (a StatefulSet scaled back up) take their share back.
+// 300 links over three shards: each shard runs within ±20% of a third, every link on exactly
+// its rendezvous shard. The tenant's key is fixed, so the split is the same in every run (with a
+// random tenant, one run in about 30 would fall outside ±20% by chance).
+func TestThreeHundredLinksSpreadOverThreeShards(t *testing.T) {
+	r := newRing(t)
+	names := []string{"dwnsync-0", "dwnsync-1", "dwnsync-2"}
+	for _, n := range names {
+		r.join(n)
+	}
+	secret, did := fixedSignerSecret(t, r.ns, 7)
+	keys := r.createLinksOf(secret, did, 300)
+	perShard := map[string]int{}
+	for _, o := range r.settled(keys, names...) {
+		perShard[o]++
+	}
+	for _, n := range names {
+		if got := perShard[n]; got < 80 || got > 120 {
+			t.Errorf("%s runs %d of 300 links, want 100 ± 20 (all: %v)", n, got, perShard)
+		}
+		if got := len(r.shards[n].engine.keys()); got != perShard[n] {
+			t.Errorf("%s's engine runs %d links, its labels say %d", n, got, perShard[n])
+		}
+	}
+	t.Logf("links per shard: %v", perShard)
+}
+
 func TestScaleThreeToOneToThree(t *testing.T) {
 	r := newRing(t)
 	names := []string{"dwnsync-0", "dwnsync-1", "dwnsync-2"}
