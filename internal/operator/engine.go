@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 
+	"github.com/dwnsync/dwnsync/controllers"
 	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 	"github.com/dwnsync/dwnsync/internal/engineruntime"
-	"github.com/dwnsync/dwnsync/controllers"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 )
