@@ -201,7 +201,7 @@ func (r *ReplicationLinkReconciler) sync(ctx context.Context, link *v1alpha1.Rep
 		return ctrl.Result{}, err
 	}
 	if snap, ok = r.Engine.Snapshot(key); !ok {
-		return ctrl.Result{Requeue: true}, nil // stopped meanwhile
+		return ctrl.Result{RequeueAfter: time.Second}, nil // stopped meanwhile
 	}
 	cur := r.lastStatus(link)
 	next := status.FromSnapshot(cur, snap, status.InputsFor(link, r.Clock.Now()))

@@ -103,8 +103,8 @@ func (d *clusterDeadLetters) request(ctx context.Context, action string, cids []
 		return false, nil
 	})
 	if outcome == nil {
-		return fmt.Errorf("the operator did not handle request %s (%s=%s) on %s within %s (%v): is the dwnsync operator running and watching namespace %s? The annotation stays set and the operator acts on it when it runs; its outcome will be in status.lastDeadLetterAction",
-			id, v1alpha1.AnnotationDeadLetters, value, d.link, d.timeout, err, d.link.Namespace)
+		return fmt.Errorf("the operator did not handle request %s (%s=%s) on %s within %s (%v): is the dwnsync operator running and watching namespace %s, and is the link running (kubectl get rl -n %s %s)? The annotation stays set and the operator acts on it when the link runs; its outcome will be in status.lastDeadLetterAction",
+			id, v1alpha1.AnnotationDeadLetters, value, d.link, d.timeout, err, d.link.Namespace, d.link.Namespace, d.link.Name)
 	}
 	if d.json {
 		return writeJSON(d.out, outcome)
