@@ -36,3 +36,5 @@ var _ LinkEngine = (*syncer.Engine)(nil)
 type readyWaiter interface {
 	WaitReady(ctx context.Context) error
 }
+
+var _ DeadLetterEngine = (*syncer.Engine)(nil)

@@ -2,6 +2,8 @@ package controllers_test
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -24,11 +26,15 @@ type fakeEngine struct {
 	removeErr      error
 	removeAttempts int
 	events         chan syncer.Event
+	// deadLetters is each key's ledger dead letters; deadLetterCalls what was asked of them.
+	deadLetters     map[string][]ledger.DeadLetter
+	deadLetterCalls []string
 }
 
 func newFakeEngine() *fakeEngine {
 	return &fakeEngine{configs: map[string]syncer.LinkConfig{}, snaps: map[string]syncer.LinkStatus{},
-		applies: map[string]int{}, owners: map[string]types.UID{}, events: make(chan syncer.Event, 4096)}
+		applies: map[string]int{}, owners: map[string]types.UID{}, events: make(chan syncer.Event, 4096),
+		deadLetters: map[string][]ledger.DeadLetter{}}
 }
 
 // Apply keeps the engine's rule of one owner per key: another owner's claim is refused with a
@@ -196,4 +202,60 @@ func (f *fakeEngine) runner(key string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.snaps[key].Name
+}
+
+// addDeadLetters gives up on ds for key, as the engine does: the ledger keeps them, the
+// snapshot counts them, and an event wakes the reconciler.
+func (f *fakeEngine) addDeadLetters(key string, ds ...ledger.DeadLetter) {
+	f.mu.Lock()
+	f.deadLetters[key] = append(f.deadLetters[key], ds...)
+	n := len(f.deadLetters[key])
+	f.mu.Unlock()
+	f.update(key, syncer.EventDeadLetter, func(s *syncer.LinkStatus) { s.DeadLetters = n })
+}
+
+func (f *fakeEngine) DeadLetters(key string) ([]ledger.DeadLetter, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.snaps[key]; !ok {
+		return nil, syncer.ErrUnknownLink
+	}
+	return slices.Clone(f.deadLetters[key]), nil
+}
+
+func (f *fakeEngine) RetryDeadLetters(key string, cids []string) ([]ledger.DeadLetter, error) {
+	return f.dropDeadLetters("retry", key, cids)
+}
+
+func (f *fakeEngine) ClearDeadLetters(key string, cids []string) ([]ledger.DeadLetter, error) {
+	return f.dropDeadLetters("clear", key, cids)
+}
+
+func (f *fakeEngine) dropDeadLetters(action, key string, cids []string) ([]ledger.DeadLetter, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.snaps[key]
+	if !ok {
+		return nil, syncer.ErrUnknownLink
+	}
+	f.deadLetterCalls = append(f.deadLetterCalls, strings.TrimSpace(action+" "+strings.Join(cids, ",")))
+	var kept, dropped []ledger.DeadLetter
+	for _, d := range f.deadLetters[key] {
+		if len(cids) == 0 || slices.Contains(cids, d.CID) {
+			dropped = append(dropped, d)
+		} else {
+			kept = append(kept, d)
+		}
+	}
+	f.deadLetters[key] = kept
+	s.DeadLetters = len(kept)
+	f.snaps[key] = s
+	return dropped, nil
+}
+
+// deadLetterRequests are the retry and clear calls so far ("retry cid1,cid2", "clear").
+func (f *fakeEngine) deadLetterRequests() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.deadLetterCalls)
 }

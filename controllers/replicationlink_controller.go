@@ -89,6 +89,10 @@ type tracked struct {
 	uid       types.UID
 	lastWrite time.Time
 	written   *v1alpha1.ReplicationLinkStatus // the last status written (the cache may lag)
+	// deadLetterAction is the outcome of the latest dead-letter request handled (the
+	// annotation is gone by the time the status is written), at object version deadLetterRV.
+	deadLetterAction *v1alpha1.DeadLetterAction
+	deadLetterRV     string
 }
 
 type writeCounts struct{ transitions, counters atomic.Int64 }
@@ -193,8 +197,18 @@ func (r *ReplicationLinkReconciler) sync(ctx context.Context, link *v1alpha1.Rep
 		return r.problem(ctx, link, &linkconfig.Error{Reason: status.ReasonEngineNotRunning,
 			Message: "the replication engine is not running this link yet; it starts on the elected operator replica"})
 	}
-	next := status.FromSnapshot(r.lastStatus(link), snap, status.InputsFor(link, r.Clock.Now()))
+	if err := r.handleDeadLetterRequest(ctx, link, key); err != nil {
+		return ctrl.Result{}, err
+	}
+	if snap, ok = r.Engine.Snapshot(key); !ok {
+		return ctrl.Result{RequeueAfter: time.Second}, nil // stopped meanwhile
+	}
+	cur := r.lastStatus(link)
+	next := status.FromSnapshot(cur, snap, status.InputsFor(link, r.Clock.Now()))
 	next.LinkKey = key
+	if err := r.withDeadLetters(link, key, snap.DeadLetters, &cur, &next); err != nil {
+		return ctrl.Result{}, err
+	}
 	return r.writeStatus(ctx, link, next)
 }
 

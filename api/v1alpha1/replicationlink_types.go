@@ -276,6 +276,15 @@ type ReplicationLinkStatus struct {
 	// DeadLetters counts messages given up on (see the operator log and events for why).
 	// +optional
 	DeadLetters int32 `json:"deadLetters,omitempty"`
+	// DeadLetterList shows up to 20 of the dead letters (the newest, oldest first);
+	// deadLetters counts them all. `dwnsync deadletters list` prints it.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	DeadLetterList []DeadLetterEntry `json:"deadLetterList,omitempty"`
+	// LastDeadLetterAction is the outcome of the latest dead-letter request made with the
+	// dwnsync.io/dead-letters annotation (`dwnsync deadletters retry|clear`).
+	// +optional
+	LastDeadLetterAction *DeadLetterAction `json:"lastDeadLetterAction,omitempty"`
 	// LastError is the link's last error, empty once it recovers.
 	// +optional
 	LastError string `json:"lastError,omitempty"`
@@ -284,6 +293,36 @@ type ReplicationLinkStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// DeadLetterEntry is one message the link gave up on.
+type DeadLetterEntry struct {
+	// CID of the message.
+	CID string `json:"cid"`
+	// Direction it failed in: pull (remote to local) or push (local to remote).
+	Direction string `json:"direction"`
+	// Reason the message was given up on.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// Since is when it was given up on.
+	Since metav1.Time `json:"since"`
+}
+
+// DeadLetterAction is what the operator did for one dwnsync.io/dead-letters request.
+type DeadLetterAction struct {
+	// RequestID is the dwnsync.io/dead-letters-request annotation of the request ("" if none).
+	// +optional
+	RequestID string `json:"requestID,omitempty"`
+	// Action done: retry, clear, or rejected (an annotation value the operator does not
+	// accept; nothing was done).
+	Action string `json:"action"`
+	// Count of dead letters retried or cleared.
+	Count int32 `json:"count"`
+	// Message says what was done, or why nothing was.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Time the operator handled the request.
+	Time metav1.Time `json:"time"`
 }
 
 // ReplicationLink keeps one DWN tenant converged between a local and a remote DWN server.

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
@@ -17,11 +15,9 @@ import (
 
 // statusFlags are the flags of `dwnsync status`: kubectl's names where kubectl has one.
 type statusFlags struct {
-	addr, output             string
-	cluster, allNamespaces   bool
-	kubeconfig, kubeContext  string
-	namespace                string
-	clusterFlagsSet, addrSet bool
+	clusterFlags
+	addr, output  string
+	allNamespaces bool
 }
 
 func runStatus(args []string) error { return runCommand(newStatusCommand(), args) }
@@ -44,13 +40,13 @@ plugin reading the cluster: 'kubectl dwnsync -A' is 'kubectl dwnsync status -A'.
   kubectl dwnsync -n team-a`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, name := range []string{"kubeconfig", "context", "namespace", "all-namespaces"} {
-				f.clusterFlagsSet = f.clusterFlagsSet || cmd.Flags().Changed(name)
+			cluster, err := inCluster(cmd, "all-namespaces")
+			if err != nil {
+				return err
 			}
-			f.addrSet = cmd.Flags().Changed("addr")
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			list, err := f.fetch(ctx)
+			list, err := f.fetch(ctx, cluster)
 			if err != nil {
 				return err
 			}
@@ -61,49 +57,25 @@ plugin reading the cluster: 'kubectl dwnsync -A' is 'kubectl dwnsync status -A'.
 	fs.StringVar(&f.addr, "addr", standalone.DefaultListen, "address of a running 'dwnsync run' (its --listen)")
 	fs.StringVarP(&f.output, "output", "o", "", "output: wide, yaml or json (default: the narrow table)")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputs, cobra.ShellCompDirectiveNoFileComp))
-	fs.BoolVar(&f.cluster, "cluster", false, "read the links from the cluster of the kubeconfig (implied by --kubeconfig, --context, -n, -A and by running as kubectl-dwnsync)")
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+	f.register(fs, "read the links")
 	_ = cmd.MarkFlagFilename("kubeconfig")
-	fs.StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current one)")
-	fs.StringVarP(&f.namespace, "namespace", "n", "", "namespace (default: the context's)")
 	fs.BoolVarP(&f.allNamespaces, "all-namespaces", "A", false, "links of all namespaces")
 	// --n, --A and --o, as Go's flag package took them.
 	aliases(fs, map[string]string{"n": "namespace", "A": "all-namespaces", "o": "output"})
 	return cmd
 }
 
-func (f statusFlags) fetch(ctx context.Context) (*v1alpha1.ReplicationLinkList, error) {
-	cluster := f.cluster || f.clusterFlagsSet || (isKubectlPlugin(os.Args[0]) && !f.addrSet)
+func (f statusFlags) fetch(ctx context.Context, cluster bool) (*v1alpha1.ReplicationLinkList, error) {
 	if !cluster {
 		return standalone.FetchStatus(ctx, f.addr)
 	}
-	if f.addrSet {
-		return nil, fmt.Errorf("--addr reads a 'dwnsync run' and the cluster flags read a cluster: pass one or the other")
-	}
-	return fetchClusterLinks(ctx, f.kubeconfig, f.kubeContext, f.namespace, f.allNamespaces)
+	return fetchClusterLinks(ctx, &f.clusterFlags, f.allNamespaces)
 }
 
 // fetchClusterLinks lists the ReplicationLinks of a namespace (or all) with kubectl's
 // kubeconfig rules.
-func fetchClusterLinks(ctx context.Context, kubeconfig, kubeContext, namespace string, all bool) (*v1alpha1.ReplicationLinkList, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	overrides := &clientcmd.ConfigOverrides{CurrentContext: kubeContext}
-	overrides.Context.Namespace = namespace
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
-	cfg, err := cc.ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("no cluster to read (kubeconfig): %w; pass --kubeconfig, or --addr for a 'dwnsync run'", err)
-	}
-	ns, _, err := cc.Namespace()
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig namespace: %w", err)
-	}
-	scheme := runtime.NewScheme()
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+func fetchClusterLinks(ctx context.Context, f *clusterFlags, all bool) (*v1alpha1.ReplicationLinkList, error) {
+	c, ns, err := f.client()
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 
+	"github.com/dwnsync/dwnsync/controllers"
 	"github.com/dwnsync/dwnsync/internal/dwn/wire"
 	"github.com/dwnsync/dwnsync/internal/engineruntime"
 	"github.com/dwnsync/dwnsync/internal/ledger"
@@ -187,4 +188,28 @@ func (l *leaderEngine) Events() <-chan syncer.Event {
 	case <-l.failed:
 		return nil
 	}
+}
+
+// The dead-letter API of the engine (controllers.DeadLetterEngine).
+var _ controllers.DeadLetterEngine = (*leaderEngine)(nil)
+
+func (l *leaderEngine) DeadLetters(key string) ([]ledger.DeadLetter, error) {
+	if e := l.get(); e != nil {
+		return e.DeadLetters(key)
+	}
+	return nil, errNotRunning
+}
+
+func (l *leaderEngine) RetryDeadLetters(key string, cids []string) ([]ledger.DeadLetter, error) {
+	if e := l.get(); e != nil {
+		return e.RetryDeadLetters(key, cids)
+	}
+	return nil, errNotRunning
+}
+
+func (l *leaderEngine) ClearDeadLetters(key string, cids []string) ([]ledger.DeadLetter, error) {
+	if e := l.get(); e != nil {
+		return e.ClearDeadLetters(key, cids)
+	}
+	return nil, errNotRunning
 }
