@@ -76,6 +76,8 @@ type listingOnlyTenant struct {
 
 func (l listingOnlyTenant) Endpoint() string { return "test://listing-only" }
 
+func (l listingOnlyTenant) Dialect() dwn.Dialect { return dwn.DialectWeb5 } // a listing is its digest
+
 func (l listingOnlyTenant) ListCIDs(context.Context, dwn.Scope) ([]string, error) { return l.cids, nil }
 
 func (l listingOnlyTenant) Digest(context.Context, dwn.Scope) (dwn.Digest, error) {
