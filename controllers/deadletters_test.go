@@ -1,7 +1,6 @@
 package controllers_test
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -22,16 +21,9 @@ import (
 // Event; a value the operator does not accept does nothing but say which ones it does.
 func TestDeadLetterRequests(t *testing.T) {
 	ns := newNamespace(t)
-	ctx := context.Background()
 	eng := newFakeEngine()
 	startReconciler(t, ns, eng, nil)
-	secret, did := signerSecret(t, ns, "carol-signer")
-	if err := k8sClient.Create(ctx, secret); err != nil {
-		t.Fatal(err)
-	}
-	if err := k8sClient.Create(ctx, newLink(ns, "carol", did, remote, "carol-signer")); err != nil {
-		t.Fatal(err)
-	}
+	did := createTenantLink(t, ns, "carol")
 	l := readyIs(t, ns, "carol", metav1.ConditionFalse, "Initializing", 20*time.Second)
 	key, _ := ledger.LinkKey(did, remote, linkconfig.Scope(&l.Spec))
 

@@ -106,6 +106,20 @@ func signerSecret(t testing.TB, ns, name string) (*corev1.Secret, string) {
 	}, s.DID
 }
 
+// createTenantLink creates the Secret "<name>-signer" of a new tenant and the link name of that
+// tenant to remote; it returns the tenant's DID.
+func createTenantLink(t *testing.T, ns, name string) (did string) {
+	t.Helper()
+	secret, did := signerSecret(t, ns, name+"-signer")
+	if err := k8sClient.Create(context.Background(), secret); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8sClient.Create(context.Background(), newLink(ns, name, did, remote, name+"-signer")); err != nil {
+		t.Fatal(err)
+	}
+	return did
+}
+
 func newLink(ns, name, tenant, endpoint, secret string) *v1alpha1.ReplicationLink {
 	return &v1alpha1.ReplicationLink{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},

@@ -155,16 +155,9 @@ func TestReconcilerSignerSecretProblems(t *testing.T) {
 // checkpoints); suspend → paused and back.
 func TestReconcilerMutableSpecAndSuspend(t *testing.T) {
 	ns := newNamespace(t)
-	ctx := context.Background()
 	eng := newFakeEngine()
 	startReconciler(t, ns, eng, nil)
-	secret, did := signerSecret(t, ns, "carol-signer")
-	if err := k8sClient.Create(ctx, secret); err != nil {
-		t.Fatal(err)
-	}
-	if err := k8sClient.Create(ctx, newLink(ns, "carol", did, remote, "carol-signer")); err != nil {
-		t.Fatal(err)
-	}
+	createTenantLink(t, ns, "carol")
 	l := readyIs(t, ns, "carol", metav1.ConditionFalse, "Initializing", 20*time.Second)
 	key := l.Status.LinkKey
 
