@@ -79,7 +79,8 @@ func Open(opts Options) (*Runtime, error) {
 
 // newPool is the one place the DWN client pool is built.
 func newPool(opts Options) *dialect.Pool {
-	return dialect.NewPool(dialect.Options{Clock: opts.Clock, Logger: opts.Logger.WithName("dwn"), HTTPClient: opts.HTTPClient, Egress: opts.Egress})
+	return dialect.NewPool(dialect.Options{Clock: opts.Clock, Logger: opts.Logger.WithName("dwn"), HTTPClient: opts.HTTPClient, Egress: opts.Egress,
+		OnRequest: syncer.EndpointRequestCounter(opts.Registerer)})
 }
 
 // Close closes the pool, then flushes and closes the ledger. Call it once the engine's Start

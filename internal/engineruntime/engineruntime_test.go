@@ -1,13 +1,20 @@
 package engineruntime_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/engineruntime"
 	"github.com/dwnsync/dwnsync/internal/ledger"
+	"github.com/dwnsync/dwnsync/internal/syncer"
+	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
 // Open creates the state directory and an engine over its ledger; Close releases the file, so
@@ -47,5 +54,54 @@ func TestOpenRefusesADamagedLedger(t *testing.T) {
 func TestOpenNeedsAStateDir(t *testing.T) {
 	if _, err := engineruntime.Open(engineruntime.Options{}); err == nil {
 		t.Fatal("opened without a state directory")
+	}
+}
+
+// Every HTTP request the runtime's pool sends is counted per endpoint
+// (dwnsync_endpoint_requests_total), in the registry the runtime was given.
+func TestRequestsCountedPerEndpoint(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	rt, err := engineruntime.Open(engineruntime.Options{StateDir: t.TempDir(), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- rt.Engine.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-stopped
+		if err := rt.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	local, remote := dwntest.Start(t, dwntest.Options{}), dwntest.Start(t, dwntest.Options{})
+	id := dwntest.MustIdentity(t)
+	if _, err := rt.Engine.Apply(syncer.LinkConfig{Name: "ns/counted", Tenant: id.DID, LocalEndpoint: local.URL(), RemoteEndpoint: remote.URL(),
+		LocalSigner: id.Signer, RemoteSigner: id.Signer}); err != nil {
+		t.Fatal(err)
+	}
+	requests := func(endpoint string) float64 {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() != "dwnsync_endpoint_requests_total" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				if m.GetLabel()[0].GetValue() == endpoint {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		return 0
+	}
+	waittest.For(t, time.Minute, 20*time.Millisecond, "requests counted for both endpoints", func() bool {
+		return requests(local.URL()) > 0 && requests(remote.URL()) > 0
+	})
+	if n := requests("http://127.0.0.1:1"); n != 0 {
+		t.Errorf("%v requests counted for an endpoint nobody called", n)
 	}
 }

@@ -95,6 +95,19 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *metrics {
 	return m
 }
 
+// EndpointRequestCounter counts the HTTP requests made to each DWN endpoint
+// (dwnsync_endpoint_requests_total{endpoint}), for the client pool's OnRequest hook: the pool
+// sees every request, retries and probes included, where the engine sees only calls. With a
+// nil reg it counts into a collector nobody reads.
+func EndpointRequestCounter(reg prometheus.Registerer) func(endpoint string) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dwnsync_endpoint_requests_total",
+		Help: "HTTP requests sent to a DWN endpoint (retries and dialect probes included)."}, []string{"endpoint"})
+	if reg != nil {
+		c = register(reg, c)
+	}
+	return func(endpoint string) { c.WithLabelValues(endpoint).Inc() }
+}
+
 // register registers c, or reuses the collector already registered under the same name (a
 // second engine in one process, as in tests and after a leader election).
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {

@@ -25,6 +25,9 @@ type Options struct {
 	// Egress does not reach its dialer (it applies to the WebSocket still); CallTimeout and
 	// IdleTimeout below apply to it all the same, and its redirects are refused all the same.
 	HTTPClient *http.Client
+	// OnRequest, when set, hears of every HTTP request to an endpoint (retries and probes
+	// included), with the endpoint's base URL: the operator counts requests per endpoint.
+	OnRequest func(endpoint string)
 	// Egress adds allowed and denied addresses to the default policy (link-local and cloud
 	// metadata addresses refused, checked at dial time on the resolved IP). See EgressPolicy.
 	Egress wire.EgressPolicy

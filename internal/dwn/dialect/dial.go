@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -48,7 +49,11 @@ func Open(ctx context.Context, endpoint string, opts Options) (*Client, error) {
 	if hc == nil {
 		hc, c.ownsHTTP = wire.NewHTTPClient(c.egress), true
 	}
-	c.rpc = &wire.RPC{Endpoint: c.endpoint, Shown: shown, HTTP: wire.RefuseRedirects(hc, shown), Clock: opts.Clock, Retries: opts.Retries,
+	hc = wire.RefuseRedirects(hc, shown)
+	if opts.OnRequest != nil {
+		hc.Transport = countingTransport{next: hc.Transport, count: func() { opts.OnRequest(c.endpoint) }}
+	}
+	c.rpc = &wire.RPC{Endpoint: c.endpoint, Shown: shown, HTTP: hc, Clock: opts.Clock, Retries: opts.Retries,
 		CallTimeout: opts.CallTimeout, IdleTimeout: opts.IdleTimeout, MinRate: opts.MinTransferRate}
 	switch opts.Dialect {
 	case dwn.DialectWeb5, dwn.DialectEnbox, dwn.DialectEnboxSMT:
@@ -172,4 +177,27 @@ func (c *Client) wsDialer() *websocket.Dialer {
 	d := *websocket.DefaultDialer
 	d.NetDialContext = c.egress.DialContext(&net.Dialer{Timeout: wire.DefaultDialTimeout, KeepAlive: 30 * time.Second})
 	return &d
+}
+
+// countingTransport tells count of every request before it goes out.
+type countingTransport struct {
+	next  http.RoundTripper // nil: http.DefaultTransport
+	count func()
+}
+
+func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.count()
+	next := t.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return next.RoundTrip(req)
+}
+
+// CloseIdleConnections reaches the wrapped transport (Client.Close closes an owned pool's idle
+// connections through it).
+func (t countingTransport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
