@@ -100,10 +100,15 @@ func signerSecret(t testing.TB, ns, name string) (*corev1.Secret, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return labelledSignerSecret(ns, name, s.DID, jwk), s.DID
+}
+
+// labelledSignerSecret is the signer Secret ns/name of did, labelled for the operator's cache.
+func labelledSignerSecret(ns, name, did string, privateJWK []byte) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{controllers.SignerLabel: "true"}},
-		Data:       map[string][]byte{"did": []byte(s.DID), "privateJwk": jwk},
-	}, s.DID
+		Data:       map[string][]byte{"did": []byte(did), "privateJwk": privateJWK},
+	}
 }
 
 // createTenantLink creates the Secret "<name>-signer" of a new tenant and the link name of that

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
@@ -306,15 +304,11 @@ func (r *ring) createLinksOf(secret *corev1.Secret, did string, n int) map[strin
 // so the same ledger keys and the same shard for each link, in every run.
 func fixedSignerSecret(t testing.TB, ns string, seed byte) (*corev1.Secret, string) {
 	t.Helper()
-	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
-	pub := key.Public().(ed25519.PublicKey)
-	did := msg.DIDForPublicKey(pub)
-	jwk := fmt.Sprintf(`{"kty":"OKP","crv":"Ed25519","x":%q,"d":%q}`,
-		base64.RawURLEncoding.EncodeToString(pub), base64.RawURLEncoding.EncodeToString(key.Seed()))
-	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "signer", Labels: map[string]string{controllers.SignerLabel: "true"}},
-		Data:       map[string][]byte{"did": []byte(did), "privateJwk": []byte(jwk)},
-	}, did
+	s, jwk, err := msg.SignerFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return labelledSignerSecret(ns, "signer", s.DID, jwk), s.DID
 }
 
 // createSignedLinks creates secret and n links made by mk (their tenant is set to did); it

@@ -114,16 +114,22 @@ func NewSigner(did string, privateJWK []byte) (*Signer, error) {
 // GenerateSigner makes a fresh did:jwk identity and returns it with its private JWK JSON (the
 // form a Secret stores).
 func GenerateSigner() (*Signer, []byte, error) {
-	pub, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := rand.Read(seed); err != nil {
 		return nil, nil, fmt.Errorf("generate ed25519 key: %w", err)
 	}
-	did := DIDForPublicKey(pub)
-	priv, err := json.Marshal(jwk{Kty: "OKP", Crv: "Ed25519", X: b64url(pub), D: b64url(key.Seed())})
+	return SignerFromSeed(seed)
+}
+
+// SignerFromSeed is the did:jwk identity of an Ed25519 seed, with its private JWK JSON: the
+// same identity in every run (tests that need stable DIDs, and vectors).
+func SignerFromSeed(seed []byte) (*Signer, []byte, error) {
+	s := signerFromSeed(seed)
+	priv, err := json.Marshal(jwk{Kty: "OKP", Crv: "Ed25519", X: b64url(s.PublicKey()), D: b64url(s.key.Seed())})
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Signer{DID: did, KeyID: did + "#0", key: key}, priv, nil
+	return s, priv, nil
 }
 
 // signerFromSeed builds a signer from a raw seed (tests and vectors).
