@@ -494,16 +494,27 @@ var errPassTimeout = errors.New("pass did not finish within the reconcile pass t
 // silently once its context ends (normally: the link stopped or its work was cancelled), so an
 // expired one is reported here as failed: the machine drops its in-flight marker and retries
 // later. A result the pass still sends afterwards carries a stale Seq and is ignored.
+//
+// The report is made exactly once, and always before runPass returns:
+//   - a pass stuck past its timeout (one that ignores its context) is reported by the
+//     after-func, without waiting for it;
+//   - a pass that returns as soon as its context ends is reported after it returns. The after-
+//     func alone would lose that report: the context closes Done before it starts its
+//     after-funcs, so the pass can return and stop() cancel the report first. That left the
+//     in-flight marker set for good, and the link never reconciled again.
 func (l *link) runPass(parent context.Context, run func(context.Context), expired func(reason string)) {
 	ctx, cancel := context.WithTimeoutCause(parent, l.e.passTimeout, errPassTimeout)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() {
+	var once sync.Once
+	report := func() {
 		if context.Cause(ctx) == errPassTimeout {
-			expired(errPassTimeout.Error())
+			once.Do(func() { expired(errPassTimeout.Error()) })
 		}
-	})
-	defer stop()
+	}
+	stop := context.AfterFunc(ctx, report)
 	run(ctx)
+	stop()
+	report()
 }
 
 // ---- timers ----

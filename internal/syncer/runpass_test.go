@@ -1,0 +1,44 @@
+package syncer
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// A pass that returns as soon as its context ends (as every pass does) must still be reported
+// as expired when the pass timeout ended it, exactly once and before runPass returns. The
+// context closes Done before it starts its after-funcs, so the pass can return first; before
+// the fix about 1 pass in 1,000 lost its report here, and its link never reconciled again.
+func TestRunPassReportsEveryExpiredPassOnce(t *testing.T) {
+	l := &link{e: &Engine{passTimeout: time.Microsecond}}
+	for i := 0; i < 3000; i++ {
+		n := 0 // runPass reports before it returns, so no lock is needed
+		l.runPass(context.Background(), func(ctx context.Context) { <-ctx.Done() },
+			func(string) { n++ })
+		if n != 1 {
+			t.Fatalf("pass %d: expired reported %d times, want 1", i, n)
+		}
+	}
+}
+
+// A pass that ignores its context is reported at the timeout, while it is still running, so
+// a server that stalls below every transport timeout cannot hold the link's in-flight marker.
+func TestRunPassReportsAStuckPassWithoutWaitingForIt(t *testing.T) {
+	l := &link{e: &Engine{passTimeout: time.Millisecond}}
+	reported := make(chan struct{})
+	release := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.runPass(context.Background(), func(context.Context) { <-release },
+			func(string) { close(reported) })
+	}()
+	select {
+	case <-reported:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a stuck pass was not reported while it ran")
+	}
+	close(release)
+	<-done
+}
