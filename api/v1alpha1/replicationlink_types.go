@@ -196,8 +196,9 @@ type Progress struct {
 	// Total is the number of messages to apply when the dialect can tell; 0 when unknown.
 	// +optional
 	Total int64 `json:"total,omitempty"`
-	// Summary is applied/total ("120/400"), or applied alone when the total is unknown: the
-	// PROGRESS column of `kubectl get rl`.
+	// Summary is applied/total ("120/400"), or applied alone when the total is unknown, and
+	// while the pass copies its rate and the time left at that rate ("120/400 85/s ETA 3s"):
+	// the PROGRESS column of `kubectl get rl`.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	Summary string `json:"summary,omitempty"`

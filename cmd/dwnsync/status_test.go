@@ -29,9 +29,8 @@ import (
 )
 
 // The views a person reads, on a real API server with a real ~190-character did:jwk:
-// `kubectl get rl` fits 120 columns and shows the progress; -o wide adds the tenant and the
-// endpoints; `dwnsync status --kubeconfig` prints the same columns, the progress with its rate and
-// ETA included.
+// `kubectl get rl` fits 120 columns and shows the progress with its rate and ETA; -o wide adds
+// the tenant and the endpoints; `dwnsync status --kubeconfig` prints the same columns.
 func TestStatusViewsOnEnvtest(t *testing.T) {
 	kubeconfig, c := startEnvtest(t)
 	ns := "views"
@@ -52,10 +51,11 @@ func TestStatusViewsOnEnvtest(t *testing.T) {
 	converged := metav1.NewTime(time.Now().Add(-3 * time.Minute).Truncate(time.Second))
 	link.Status = v1alpha1.ReplicationLinkStatus{Phase: v1alpha1.PhaseInitializing, NeedsReconcile: true,
 		Connectivity: v1alpha1.ConnectivityOnline, DeadLetters: 2, LastConvergedTime: &converged,
-		Progress: &v1alpha1.Progress{Applied: 120, Total: 400, Summary: status.ProgressSummary(120, 400),
+		Progress: &v1alpha1.Progress{Applied: 120, Total: 400,
 			RatePerMinute: 5100, SampleTime: &converged, SampleApplied: 120}, // 85/s: 280 left take 3s
 		Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
 			Reason: status.ReasonEndpointUnreachable, Message: "x", LastTransitionTime: converged}}}
+	link.Status.Progress.Summary = status.ProgressCell(link.Status.Progress) // as the operator writes it
 	if err := c.Status().Update(ctx, link); err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestStatusViewsOnEnvtest(t *testing.T) {
 	t.Logf("kubectl get rl\n%s", narrow)
 	assertHeader(t, narrow, standalone.Columns)
 	assertFits(t, narrow, 120)
-	for _, want := range []string{"120/400", "initializing", "EndpointUnreachable", "3m"} {
+	for _, want := range []string{"120/400 85/s ETA 3s", "initializing", "EndpointUnreachable", "3m"} {
 		if !strings.Contains(narrow, want) {
 			t.Errorf("kubectl get rl lacks %q", want)
 		}

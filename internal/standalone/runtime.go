@@ -384,7 +384,7 @@ func (rt *Runtime) logProgress() {
 				kv = append(kv, "total", p.Total, "percent", fmt.Sprintf("%.1f", 100*float64(p.Applied)/float64(p.Total)))
 			}
 			if eta, ok := status.ETA(p); ok {
-				kv = append(kv, "rate", Rate(p.RatePerMinute), "eta", eta.String())
+				kv = append(kv, "rate", status.Rate(p.RatePerMinute), "eta", eta.String())
 			}
 		}
 		if s.LastError != "" {

@@ -128,35 +128,13 @@ func narrowRow(l v1alpha1.ReplicationLink, now time.Time) []string {
 	}
 	progress, converged := "", ""
 	if s.Progress != nil {
-		progress = ProgressCell(s.Progress)
+		progress = status.ProgressCell(s.Progress)
 	}
 	if s.LastConvergedTime != nil {
 		converged = age(s.LastConvergedTime.Time, now)
 	}
 	return []string{l.Name, string(s.Phase), ready, strconv.FormatBool(s.NeedsReconcile), progress, converged,
 		age(l.CreationTimestamp.Time, now)}
-}
-
-// ProgressCell is the PROGRESS cell: applied/total, and while the pass copies its rate and
-// the time left at that rate ("120/400 85/s ETA 3s").
-func ProgressCell(p *v1alpha1.Progress) string {
-	cell := p.Summary
-	if eta, ok := status.ETA(p); ok {
-		cell += " " + Rate(p.RatePerMinute) + " ETA " + duration.HumanDuration(max(eta, time.Second))
-	}
-	return cell
-}
-
-// Rate is a messages-per-minute rate the short way: per second from 1/s up ("85/s", "2.5/s"),
-// per minute below.
-func Rate(perMinute int64) string {
-	switch {
-	case perMinute >= 600:
-		return strconv.FormatInt((perMinute+30)/60, 10) + "/s"
-	case perMinute >= 60:
-		return strconv.FormatFloat(float64(perMinute)/60, 'f', 1, 64) + "/s"
-	}
-	return strconv.FormatInt(perMinute, 10) + "/min"
 }
 
 func wideRow(l v1alpha1.ReplicationLink) []string {

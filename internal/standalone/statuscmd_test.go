@@ -36,7 +36,7 @@ func TestProgressCellShowsRateAndETAWhileCopying(t *testing.T) {
 		{progress(9999, 9999, 600), "9999/9999"}, // done, an old rate left: no ETA
 	}
 	for _, c := range cases {
-		if got := standalone.ProgressCell(c.p); got != c.want {
+		if got := status.ProgressCell(c.p); got != c.want {
 			t.Errorf("ProgressCell(%+v) = %q, want %q", *c.p, got, c.want)
 		}
 	}

@@ -2,7 +2,10 @@ package status
 
 import (
 	"math"
+	"strconv"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/duration"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -64,4 +67,28 @@ func ETA(p *v1alpha1.Progress) (time.Duration, bool) {
 	}
 	left := float64(p.Total-p.Applied) / float64(p.RatePerMinute) * float64(time.Minute)
 	return time.Duration(left).Round(time.Second), true
+}
+
+// ProgressCell is the PROGRESS cell of `kubectl get rl` and `dwnsync status` (the status's
+// progress.summary): applied/total, and while the pass copies its rate and the time left at
+// that rate ("120/400 85/s ETA 3s"). It is computed from the fields, so a status written by an
+// older operator shows alike.
+func ProgressCell(p *v1alpha1.Progress) string {
+	cell := ProgressSummary(p.Applied, p.Total)
+	if eta, ok := ETA(p); ok {
+		cell += " " + Rate(p.RatePerMinute) + " ETA " + duration.HumanDuration(max(eta, time.Second))
+	}
+	return cell
+}
+
+// Rate is a messages-per-minute rate the short way: per second from 1/s up ("85/s", "2.5/s"),
+// per minute below.
+func Rate(perMinute int64) string {
+	switch {
+	case perMinute >= 600:
+		return strconv.FormatInt((perMinute+30)/60, 10) + "/s"
+	case perMinute >= 60:
+		return strconv.FormatFloat(float64(perMinute)/60, 'f', 1, 64) + "/s"
+	}
+	return strconv.FormatInt(perMinute, 10) + "/min"
 }

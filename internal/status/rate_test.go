@@ -2,6 +2,7 @@ package status_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +39,10 @@ func run(t *testing.T, steps []step) v1alpha1.ReplicationLinkStatus {
 		eta, ok := status.ETA(p)
 		if ok != (s.eta > 0) || eta != s.eta {
 			t.Fatalf("at +%v (%d/%d, rate %d/min): ETA %v (%v), want %v", s.at, s.applied, s.total, p.RatePerMinute, eta, ok, s.eta)
+		}
+		// kubectl get rl's PROGRESS column is the summary: it shows the ETA exactly when there is one.
+		if strings.Contains(p.Summary, " ETA ") != ok || p.Summary != status.ProgressCell(p) {
+			t.Fatalf("at +%v: summary (the PROGRESS column) %q, want %q", s.at, p.Summary, status.ProgressCell(p))
 		}
 		if s.rate == 0 && s.eta == 0 && (!s.due || s.total <= s.applied) && p.SampleTime != nil {
 			t.Fatalf("at +%v: not copying, but a rate sample is kept: %+v", s.at, p)

@@ -98,6 +98,7 @@ func FromSnapshot(cur v1alpha1.ReplicationLinkStatus, snap syncer.LinkStatus, in
 		// message turned out superseded, but then no reconcile is due.
 		copying := snap.Progress.Total > snap.Progress.Applied && snap.NeedsReconcile
 		sampleRate(cur.Progress, s.Progress, copying, in.Now)
+		s.Progress.Summary = ProgressCell(s.Progress) // the rate changes at most every RateSampleEvery
 	}
 	now := metav1.NewTime(in.Now.UTC().Truncate(time.Second))
 	set := func(c metav1.Condition) {
