@@ -118,7 +118,7 @@ func (c *Copier) sinceMark(ctx context.Context, local, remote dwn.Tenant, scope 
 		res.Mark = newMark(local, remote, scope, ls.cursor, rs.cursor)
 		return res, nil
 	}
-	if !ls.drained || !rs.drained {
+	if !ls.drained || !rs.drained || ls.cids.Len() > limit || rs.cids.Len() > limit {
 		return res, errFallBack{fmt.Sprintf("more than %d messages admitted since the mark", limit)}
 	}
 	onlyRemote, onlyLocal := missingFrom(rs.cids, ls.cids), missingFrom(ls.cids, rs.cids)
