@@ -97,10 +97,10 @@ func (c *Copier) reconcileFull(ctx context.Context, local, remote dwn.Tenant, sc
 		return res, err
 	}
 
-	if cmp.localEnd != nil && cmp.remoteEnd != nil {
+	if cmp.localEnd != nil && cmp.remoteEnd != nil && ld.Kind == dwn.DigestFingerprint && rd.Kind == dwn.DigestFingerprint {
 		// Both feeds were listed to their heads: verify from there, which also leaves the
 		// next pass a mark (D25) at no extra request.
-		v, err := c.verifyFeeds(ctx, local, remote, scope, *cmp.localEnd, *cmp.remoteEnd)
+		v, err := verifyFeeds(ctx, local, remote, scope, *cmp.localEnd, *cmp.remoteEnd)
 		if err == nil && v.comparable() {
 			v.settle(&res, dir)
 			res.Mark = v.mark(local, remote, scope, res.DigestsEqual)

@@ -12,7 +12,7 @@ import (
 )
 
 // MethodSinceMark is the diff of what each feed admitted since the sides were last seen equal
-// (ReconcileSince; docs/decisions.md#d25).
+// (ReconcileSince; D25 in docs/decisions.md).
 const MethodSinceMark = "since-mark"
 
 // Defaults for the narrowed reconcile.
@@ -101,12 +101,9 @@ func (c *Copier) ReconcileSince(ctx context.Context, local, remote dwn.Tenant, s
 func (c *Copier) sinceMark(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, dir linkstate.Direction, m *Mark) (ReconcileResult, error) {
 	res := ReconcileResult{Method: MethodSinceMark}
 	limit := orDefault(c.SinceMarkLimit, DefaultSinceMarkLimit)
-	ls, err := scanFeed(ctx, local, scope, &m.Local, limit)
-	if err != nil {
-		return res, err
-	}
-	rs, err := scanFeed(ctx, remote, scope, &m.Remote, limit)
-	if err != nil {
+	// A first page of each side decides whether they differ; only then is the rest listed.
+	ls, rs := feedScan{cids: &msg.CIDList{}, cursor: &m.Local}, feedScan{cids: &msg.CIDList{}, cursor: &m.Remote}
+	if err := scanBoth(ctx, local, remote, scope, &ls, &rs, limit, 1); err != nil {
 		return res, err
 	}
 	if ls.fingerprint == "" || rs.fingerprint == "" {
@@ -117,6 +114,9 @@ func (c *Copier) sinceMark(ctx context.Context, local, remote dwn.Tenant, scope 
 		res.Method, res.Converged, res.DigestsEqual = MethodDigestEqual, true, true
 		res.Mark = newMark(local, remote, scope, ls.cursor, rs.cursor)
 		return res, nil
+	}
+	if err := scanBoth(ctx, local, remote, scope, &ls, &rs, limit, 0); err != nil {
+		return res, err
 	}
 	if !ls.drained || !rs.drained || ls.cids.Len() > limit || rs.cids.Len() > limit {
 		return res, errFallBack{fmt.Sprintf("more than %d messages admitted since the mark", limit)}
@@ -139,7 +139,7 @@ func (c *Copier) sinceMark(ctx context.Context, local, remote dwn.Tenant, scope 
 	if err := c.copyBoth(ctx, local, remote, dir, pull, push, &res); err != nil {
 		return res, err
 	}
-	v, err := c.verifyFeeds(ctx, local, remote, scope, *ls.cursor, *rs.cursor)
+	v, err := verifyFeeds(ctx, local, remote, scope, *ls.cursor, *rs.cursor)
 	if err != nil {
 		return res, err
 	}
@@ -175,28 +175,42 @@ func (s feedScan) digest() dwn.Digest {
 }
 
 // scanFeed pages t's feed after `after` (nil: from the start) with CIDs only until drained or
-// until more than limit CIDs were listed (limit 0: no bound). Every cursor must stay in the
-// domain of the one before and never move back, as the feed contract requires; otherwise it
-// is a gap. A page that ends where the last one did ends the scan, as drained.
+// until more than limit CIDs were listed (limit 0: no bound).
 func scanFeed(ctx context.Context, t dwn.Tenant, scope dwn.Scope, after *dwn.Cursor, limit int) (feedScan, error) {
 	s := feedScan{cids: &msg.CIDList{}, cursor: after}
-	for {
+	return s, s.scan(ctx, t, scope, limit, 0)
+}
+
+// scan goes on from where s stands, for at most pages pages (0: no bound). Every cursor must
+// stay in the domain of the one before and never move back, as the feed contract requires;
+// otherwise it is a gap. A page that ends where the last one did ends the scan, as drained.
+func (s *feedScan) scan(ctx context.Context, t dwn.Tenant, scope dwn.Scope, limit, pages int) error {
+	for page := 1; !s.drained; page++ {
 		p, err := t.FeedPage(ctx, scope, s.cursor, feedPageLimit, true)
 		if err != nil {
-			return s, err
+			return err
 		}
 		if p.Cursor == nil || !p.Cursor.Valid() || (s.cursor != nil && !notBefore(*s.cursor, *p.Cursor)) {
-			return s, &dwn.GapError{Reason: "invalid_token", Requested: s.cursor}
+			return &dwn.GapError{Reason: "invalid_token", Requested: s.cursor}
 		}
 		for _, e := range p.Entries {
 			s.cids.Add(e.CID)
 		}
 		stalled := s.cursor != nil && p.Cursor.Position == s.cursor.Position
 		s.cursor, s.fingerprint, s.drained = p.Cursor, p.Fingerprint, p.Drained || stalled
-		if s.drained || limit > 0 && s.cids.Len() > limit {
-			return s, nil
+		if page == pages || limit > 0 && s.cids.Len() > limit {
+			break
 		}
 	}
+	return nil
+}
+
+// scanBoth goes on with the scans of both sides (see scan).
+func scanBoth(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, ls, rs *feedScan, limit, pages int) error {
+	if err := ls.scan(ctx, local, scope, limit, pages); err != nil {
+		return err
+	}
+	return rs.scan(ctx, remote, scope, limit, pages)
 }
 
 // notBefore reports whether next may follow prev in one scan: same stream and epoch, and a
@@ -246,17 +260,11 @@ func withContent(ctx context.Context, t dwn.Tenant, scope dwn.Scope, after *dwn.
 // ended, so that the cursors can be the next mark.
 type feedVerify struct{ local, remote feedScan }
 
-// verifyFeeds scans both feeds after the given cursors (what the copy admitted, a page or a few)
-// for their fingerprints and heads.
-func (c *Copier) verifyFeeds(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, l, r dwn.Cursor) (feedVerify, error) {
-	var v feedVerify
-	var err error
-	limit := orDefault(c.SinceMarkLimit, DefaultSinceMarkLimit)
-	if v.local, err = scanFeed(ctx, local, scope, &l, limit); err != nil {
-		return v, err
-	}
-	v.remote, err = scanFeed(ctx, remote, scope, &r, limit)
-	return v, err
+// verifyFeeds reads one CID page of each feed after the given cursors (what the copy
+// admitted) for their fingerprints, and cursors for the next mark.
+func verifyFeeds(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, l, r dwn.Cursor) (feedVerify, error) {
+	v := feedVerify{local: feedScan{cids: &msg.CIDList{}, cursor: &l}, remote: feedScan{cids: &msg.CIDList{}, cursor: &r}}
+	return v, scanBoth(ctx, local, remote, scope, &v.local, &v.remote, 0, 1)
 }
 
 func (v feedVerify) comparable() bool {
