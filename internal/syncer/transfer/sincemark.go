@@ -139,6 +139,12 @@ func (c *Copier) sinceMark(ctx context.Context, local, remote dwn.Tenant, scope 
 	if err := c.copyBoth(ctx, local, remote, dir, pull, push, &res); err != nil {
 		return res, err
 	}
+	if !settled(res.PullResult) || !settled(res.PushResult) {
+		// Some copies failed for now (a transient error, Deferred): not converged, and the
+		// link retries from the same mark; listing the tenant would not help.
+		res.Mark = m
+		return res, nil
+	}
 	v, err := verifyFeeds(ctx, local, remote, scope, *ls.cursor, *rs.cursor)
 	if err != nil {
 		return res, err

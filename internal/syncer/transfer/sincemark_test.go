@@ -191,3 +191,21 @@ func TestReconcileSinceMarkFindsADifferenceOlderThanTheMark(t *testing.T) {
 		t.Fatal("the local does not hold exactly the remote's messages")
 	}
 }
+
+// A copy that failed for now (Deferred) ends the narrowed pass unconverged with the same
+// mark, without listing the tenant; the retry from that mark converges.
+func TestReconcileSinceMarkRetriesFromTheSameMark(t *testing.T) {
+	p := newMarkedPair(t, 50)
+	writeRecords(t, p.id, 3, p.nb)
+	p.na.DeferNextApplies(1, "busy")
+	var c Copier
+	res, _ := p.reconcile(t, &c, linkstate.Both, p.mark)
+	if res.Converged || res.Fallback != "" || res.Method != MethodSinceMark || res.Mark != p.mark {
+		t.Fatalf("after a deferred apply: converged %v fallback %q method %s mark kept %v", res.Converged, res.Fallback, res.Method, res.Mark == p.mark)
+	}
+	again, _ := p.reconcile(t, &c, linkstate.Both, res.Mark)
+	p.requireIdentical(t, again)
+	if again.Method != MethodSinceMark || again.Fallback != "" {
+		t.Fatalf("retry: method %s fallback %q", again.Method, again.Fallback)
+	}
+}
