@@ -115,11 +115,16 @@ func (c *Copier) reconcileFull(ctx context.Context, local, remote dwn.Tenant, sc
 	if err != nil {
 		return res, fmt.Errorf("verify after copy: %w", err)
 	}
+	res.verified(ld, rd, dir)
+	return res, nil
+}
+
+// verified records the digests read after the copy and whether the pass converged.
+func (res *ReconcileResult) verified(ld, rd dwn.Digest, dir linkstate.Direction) {
 	res.LocalDigest, res.RemoteDigest = ld, rd
 	res.DigestsEqual = ld.Value == rd.Value
 	res.Converged = (res.DigestsEqual && dir.Runs(linkstate.Pull) && dir.Runs(linkstate.Push)) ||
 		(settled(res.PullResult) && settled(res.PushResult))
-	return res, nil
 }
 
 // copyBoth copies onlyRemote to local and onlyLocal to remote as dir allows, both ways at once

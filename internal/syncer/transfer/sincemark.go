@@ -279,10 +279,7 @@ func (v feedVerify) comparable() bool {
 
 // settle records the verified digests in res, and the mark when they are equal.
 func (v feedVerify) settle(res *ReconcileResult, dir linkstate.Direction) {
-	res.LocalDigest, res.RemoteDigest = v.local.digest(), v.remote.digest()
-	res.DigestsEqual = v.local.fingerprint == v.remote.fingerprint
-	res.Converged = (res.DigestsEqual && dir.Runs(linkstate.Pull) && dir.Runs(linkstate.Push)) ||
-		(settled(res.PullResult) && settled(res.PushResult))
+	res.verified(v.local.digest(), v.remote.digest(), dir)
 }
 
 // mark is the next pass's mark when the fingerprints were equal, else nil.
