@@ -45,8 +45,12 @@ func (m *Mark) fits(local, remote dwn.Tenant, scope dwn.Scope) bool {
 // hasFeed reports whether t's MessagesQuery is a durable feed with fingerprints.
 func hasFeed(t dwn.Tenant) bool { return t.Dialect() == dwn.DialectEnbox }
 
-// errFallBack says why the narrowed reconcile gave way to the full diff.
-type errFallBack struct{ reason string }
+// errFallBack says why the narrowed reconcile gave way to the full diff; useless marks the
+// mark as one that can never help (kept marks are still true, only not enough this time).
+type errFallBack struct {
+	reason  string
+	useless bool
+}
 
 func (e errFallBack) Error() string { return "since the mark: " + e.reason }
 
@@ -88,12 +92,21 @@ func (c *Copier) ReconcileSince(ctx context.Context, local, remote dwn.Tenant, s
 	res, ferr := c.reconcileFull(ctx, local, remote, scope, dir)
 	res.Fallback = err.Error()
 	res.keepEarlier(narrow)
-	if res.Mark == nil {
-		if _, gap := dwn.AsGap(err); !gap {
-			res.Mark = since // still true, only not enough this time
-		}
+	if res.Mark == nil && !useless(err) {
+		res.Mark = since
 	}
 	return res, ferr
+}
+
+// useless reports whether a fallback's cause means the mark can never help: a gap (its
+// cursors are dead) or a scope without fingerprints.
+func useless(err error) bool {
+	var fb errFallBack
+	if errors.As(err, &fb) {
+		return fb.useless
+	}
+	_, gap := dwn.AsGap(err)
+	return gap
 }
 
 // sinceMark is the narrowed reconcile; an errFallBack or a gap says the full diff must run.
@@ -107,7 +120,7 @@ func (c *Copier) sinceMark(ctx context.Context, local, remote dwn.Tenant, scope 
 		return res, err
 	}
 	if ls.fingerprint == "" || rs.fingerprint == "" {
-		return res, errFallBack{"the servers report no fingerprint for this scope"}
+		return res, errFallBack{reason: "the servers report no fingerprint for this scope", useless: true}
 	}
 	res.LocalDigest, res.RemoteDigest = ls.digest(), rs.digest()
 	if ls.fingerprint == rs.fingerprint {
@@ -119,14 +132,14 @@ func (c *Copier) sinceMark(ctx context.Context, local, remote dwn.Tenant, scope 
 		return res, err
 	}
 	if !ls.drained || !rs.drained || ls.cids.Len() > limit || rs.cids.Len() > limit {
-		return res, errFallBack{fmt.Sprintf("more than %d messages admitted since the mark", limit)}
+		return res, errFallBack{reason: fmt.Sprintf("more than %d messages admitted since the mark", limit)}
 	}
 	onlyRemote, onlyLocal := missingFrom(rs.cids, ls.cids), missingFrom(ls.cids, rs.cids)
 	if !dir.Runs(linkstate.Pull) && onlyRemote.Len() > 0 || !dir.Runs(linkstate.Push) && onlyLocal.Len() > 0 {
-		return res, errFallBack{"a one-way link whose sides cannot become equal"}
+		return res, errFallBack{reason: "a one-way link whose sides cannot become equal"}
 	}
 	if onlyRemote.Len()+onlyLocal.Len() == 0 {
-		return res, errFallBack{"the difference is older than the mark"}
+		return res, errFallBack{reason: "the difference is older than the mark"}
 	}
 	pull, err := withContent(ctx, remote, scope, &m.Remote, onlyRemote, rs.cids.Len())
 	if err != nil {
@@ -150,12 +163,12 @@ func (c *Copier) sinceMark(ctx context.Context, local, remote dwn.Tenant, scope 
 		return res, err
 	}
 	if !v.comparable() {
-		return res, errFallBack{"the servers report no fingerprint for this scope"}
+		return res, errFallBack{reason: "the servers report no fingerprint for this scope", useless: true}
 	}
 	v.settle(&res, dir)
 	res.Mark = v.mark(local, remote, scope, res.DigestsEqual)
 	if !res.DigestsEqual {
-		return res, errFallBack{"the fingerprints still differ after copying what was admitted since the mark"}
+		return res, errFallBack{reason: "the fingerprints still differ after copying what was admitted since the mark"}
 	}
 	return res, nil
 }

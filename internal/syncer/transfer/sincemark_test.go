@@ -209,3 +209,38 @@ func TestReconcileSinceMarkRetriesFromTheSameMark(t *testing.T) {
 		t.Fatalf("retry: method %s fallback %q", again.Method, again.Fallback)
 	}
 }
+
+// A scope with path prefixes has no fingerprint: a mark for it cannot prove anything, so the
+// full diff (listing digests) runs and copies what differs.
+func TestReconcileSinceMarkWithoutFingerprintFallsBack(t *testing.T) {
+	p := newMarkedPair(t, 10)
+	cfg, err := p.id.ConfigureProtocol(proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*dwntest.Node{p.na, p.nb} {
+		if r := n.Write(p.id.DID, cfg.Message, cfg.Data); !r.Kind.Succeeded() {
+			t.Fatalf("configure: %s %s", r.Kind, r.Reason)
+		}
+	}
+	scope := dwn.Scope{Protocol: proto, ProtocolPathPrefixes: []string{"note"}}
+	mark := p.headMark()
+	mark.Scope = scope
+	for i := range 2 {
+		w, err := p.id.Write(dwntest.WriteOpts{Protocol: proto, ProtocolPath: "note", Data: payload(40, byte(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := p.nb.Write(p.id.DID, w.Message, w.Data); !r.Kind.Succeeded() {
+			t.Fatalf("note: %s %s", r.Kind, r.Reason)
+		}
+	}
+	var c Copier
+	res, err := c.ReconcileSince(p.ctx, p.a, p.b, scope, linkstate.Both, mark)
+	if err != nil || !res.DigestsEqual || res.Pulled != 2 || !strings.Contains(res.Fallback, "no fingerprint") {
+		t.Fatalf("%v: pulled %d, fallback %q, %+v", err, res.Pulled, res.Fallback, res)
+	}
+	if res.Mark != nil {
+		t.Fatal("a mark for a scope without fingerprints was kept: every pass would scan for nothing")
+	}
+}
