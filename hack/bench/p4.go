@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
@@ -22,6 +23,7 @@ type reconcileCost struct {
 	bytes            int64
 	seconds          float64
 	pulled, expected int
+	mark             *transfer.Mark // what the reconcile left for the next
 }
 
 // benchReconcile (P4) measures one reconcile after reconcileDiffs writes landed on the remote
@@ -74,39 +76,72 @@ func reconcileOnNodes(ctx context.Context, mode dwntest.Mode, messages int) (rec
 	if err := seedNode(id, messages, nodes...); err != nil {
 		return reconcileCost{}, err
 	}
-	if err := seedNode(id, reconcileDiffs, nodes[1]); err != nil {
-		return reconcileCost{}, err
-	}
 	logf("P4 %s: seeded %d messages on both nodes in %v", mode, messages, time.Since(start))
-	dialect := dwn.DialectEnbox
+	dia := dwn.DialectEnbox
 	if mode == dwntest.ModeEnboxSMT {
-		dialect = dwn.DialectEnboxSMT
+		dia = dwn.DialectEnboxSMT
 	}
-	pool, m := newMeteredPool()
-	defer pool.Close()
-	var tenants []dwn.Tenant
-	for _, nd := range nodes {
-		c, err := pool.Get(ctx, nd.URL(), dialect)
+	open := func() (*dialect.Pool, *meter, []dwn.Tenant, error) {
+		pool, m := newMeteredPool()
+		var tenants []dwn.Tenant
+		for _, nd := range nodes {
+			c, err := pool.Get(ctx, nd.URL(), dia)
+			if err != nil {
+				pool.Close()
+				return nil, nil, nil, err
+			}
+			tenants = append(tenants, c.Tenant(id.DID, id.Signer))
+		}
+		return pool, m, tenants, nil
+	}
+	var since *transfer.Mark
+	if mode == dwntest.ModeEnbox {
+		// A link's reconcile after its first: the bootstrap (here one message to copy, the
+		// full listing diff) leaves the mark its later reconciles start from (D25). Its own
+		// pool, so that the measured reconcile's first contacts still count.
+		if err := seedNode(id, 1, nodes[1]); err != nil {
+			return reconcileCost{}, err
+		}
+		pool, m, tenants, err := open()
 		if err != nil {
 			return reconcileCost{}, err
 		}
-		tenants = append(tenants, c.Tenant(id.DID, id.Signer))
+		first, err := measureReconcile(ctx, m, tenants[0], tenants[1], nil)
+		pool.Close()
+		if err != nil {
+			return reconcileCost{}, err
+		}
+		logf("P4 %s: the link's first reconcile (no mark): %s, %d trips, %d bytes, %.2f s", mode, first.method, first.trips, first.bytes, first.seconds)
+		if since = first.mark; since == nil {
+			return reconcileCost{}, fmt.Errorf("the first reconcile left no mark")
+		}
 	}
-	return measureReconcile(ctx, m, tenants[0], tenants[1])
+	if err := seedNode(id, reconcileDiffs, nodes[1]); err != nil {
+		return reconcileCost{}, err
+	}
+	pool, m, tenants, err := open()
+	if err != nil {
+		return reconcileCost{}, err
+	}
+	defer pool.Close()
+	return measureReconcile(ctx, m, tenants[0], tenants[1], since)
 }
 
-func measureReconcile(ctx context.Context, m *meter, local, remote dwn.Tenant) (reconcileCost, error) {
+func measureReconcile(ctx context.Context, m *meter, local, remote dwn.Tenant, since *transfer.Mark) (reconcileCost, error) {
 	before := m.snapshot()
 	start := time.Now()
 	var c transfer.Copier
-	res, err := c.Reconcile(ctx, local, remote, dwn.Scope{}, linkstate.Both)
+	res, err := c.ReconcileSince(ctx, local, remote, dwn.Scope{}, linkstate.Both, since)
 	if err != nil {
 		return reconcileCost{}, err
+	}
+	if res.Fallback != "" {
+		logf("P4: the reconcile listed the tenant: %s", res.Fallback)
 	}
 	took := time.Since(start)
 	after := m.snapshot()
 	return reconcileCost{method: res.Method, trips: after[0] - before[0], bytes: after[1] - before[1] + after[2] - before[2],
-		seconds: took.Seconds(), pulled: res.Pulled, expected: reconcileDiffs}, nil
+		seconds: took.Seconds(), pulled: res.Pulled, expected: reconcileDiffs, mark: res.Mark}, nil
 }
 
 // reconcileOnWeb5 is P4 on a real web5 pair: A seeded, B a byte copy of A's store, then the
@@ -148,5 +183,5 @@ func reconcileOnWeb5(ctx context.Context, cfg config) (reconcileCost, error) {
 	if err != nil {
 		return reconcileCost{}, err
 	}
-	return measureReconcile(ctx, m, tenants[0], tenants[1])
+	return measureReconcile(ctx, m, tenants[0], tenants[1], nil)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
+	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
 )
 
 type pair struct {
@@ -319,4 +320,38 @@ func TestEngineEnboxLiveWriteCostsOneApplyAndNoRead(t *testing.T) {
 	if n := localAfter["dwn.applyReplicatedMessage"] - localBefore["dwn.applyReplicatedMessage"]; n != 1 {
 		t.Errorf("the live write was applied to local %d times, want 1", n)
 	}
+}
+
+// A link keeps the mark its bootstrap reconcile left (D25), and a later reconcile (here the
+// periodic verify, with the feeds stalled so that only a reconcile can copy) copies what the
+// remote admitted and moves the mark past it, to the feeds' heads.
+func TestEngineDwntestReconcileKeepsAMark(t *testing.T) {
+	tm := fastTiming()
+	tm.VerifyInterval = 300 * time.Millisecond
+	p := startPair(t, dwntest.ModeEnbox, 30, 25, engineOpts{timing: tm})
+	p.waitLiveConverged(t)
+	mark := func() *transfer.Mark {
+		p.te.mu.Lock()
+		l := p.te.links[p.key]
+		p.te.mu.Unlock()
+		l.sinceMu.Lock()
+		defer l.sinceMu.Unlock()
+		return l.since
+	}
+	eventually(t, 20*time.Second, "a mark after the bootstrap", func() bool { return mark() != nil })
+	p.remote.StallSubscriptions(true)
+	behind := p.write(t, p.remote, 3, "behind-the-feed")
+	eventually(t, 20*time.Second, "a reconcile copied them and moved the mark past them", func() bool {
+		m := mark()
+		for _, c := range behind {
+			if !contains(p.local.CIDs(p.id.DID), c) {
+				return false
+			}
+		}
+		if m == nil {
+			return false
+		}
+		pos, ok := m.Remote.Sequence()
+		return ok && pos >= p.remote.Head(p.id.DID)
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/ledger"
 	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
+	"github.com/dwnsync/dwnsync/internal/syncer/transfer"
 )
 
 // link is one supervisor: a goroutine that owns the link's state machine and is the only
@@ -40,6 +41,12 @@ type link struct {
 
 	tenantMu sync.Mutex
 	tenants  [2]dwn.Tenant // indexed by ls.Side: [Local], [Remote]
+
+	// sinceMu guards since: where both feeds stood when a reconcile last saw them equal, so
+	// the next reconcile scans only what came after (D25). In memory only: after a restart
+	// the first reconcile that finds a difference lists the tenant and leaves a new one.
+	sinceMu sync.Mutex
+	since   *transfer.Mark
 
 	mu     sync.Mutex
 	status LinkStatus

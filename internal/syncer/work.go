@@ -169,7 +169,16 @@ func (l *link) reconcileOnce(ctx context.Context) (transfer.ReconcileResult, err
 		crossing: func(ctx context.Context, side ls.Side, cid string) {
 			l.sendUnlessDone(ctx, ls.Crossing{Dir: side.Inbound(), CID: cid})
 		}}
-	res, err := l.e.copier.Reconcile(ctx, prog.watch(local, ls.Local), prog.watch(remote, ls.Remote), l.cfg.Scope, l.cfg.Direction)
+	l.sinceMu.Lock()
+	since := l.since
+	l.sinceMu.Unlock()
+	res, err := l.e.copier.ReconcileSince(ctx, prog.watch(local, ls.Local), prog.watch(remote, ls.Remote), l.cfg.Scope, l.cfg.Direction, since)
+	if res.Fallback != "" {
+		l.log.V(1).Info("reconcile listed the tenant", "why", res.Fallback)
+	}
+	l.sinceMu.Lock()
+	l.since = res.Mark
+	l.sinceMu.Unlock()
 	if err != nil {
 		return res, err
 	}

@@ -45,6 +45,9 @@ type Copier struct {
 	// ReconcileChunk is how many missing messages Reconcile copies at a time (default
 	// DefaultReconcileChunk): the memory of a reconcile is bounded by it, not by the tenant.
 	ReconcileChunk int
+	// SinceMarkLimit is how many messages a side may have admitted since a link's Mark before
+	// ReconcileSince lists the whole tenant instead (default DefaultSinceMarkLimit).
+	SinceMarkLimit int
 }
 
 // orDefault is v when set (positive), else def: a zero Copier field means the package default.

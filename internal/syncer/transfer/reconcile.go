@@ -37,6 +37,11 @@ type ReconcileResult struct {
 	Method                    string
 	OnlyLocal, OnlyRemote     int // size of the diff (the SMT server's over-report filtered out)
 	PullResult, PushResult    Result
+	// Mark is where both feeds stood when their fingerprints were seen equal, for the next
+	// ReconcileSince; nil when this pass could not tell (D25).
+	Mark *Mark
+	// Fallback says why ReconcileSince ran the full diff although it was given a mark.
+	Fallback string
 }
 
 // DiffObserver is a local tenant that wants the size of a listing diff as soon as it is
@@ -55,8 +60,12 @@ func Reconcile(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, d
 // when both are enbox-smt, CID listings otherwise), copies what is missing each way allowed by
 // dir in dependency order (both ways at once, each pipelined: see copyChunked), and compares
 // the digests again. The error is for digest, listing or diff failures and a cancelled ctx;
-// per-message failures are in Failed.
+// per-message failures are in Failed. It is ReconcileSince without a mark.
 func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, dir linkstate.Direction) (ReconcileResult, error) {
+	return c.reconcileFull(ctx, local, remote, scope, dir)
+}
+
+func (c *Copier) reconcileFull(ctx context.Context, local, remote dwn.Tenant, scope dwn.Scope, dir linkstate.Direction) (ReconcileResult, error) {
 	var res ReconcileResult
 	cmp := digestComparer{scope: scope}
 	ld, rd, err := cmp.compare(ctx, local, remote)
@@ -84,12 +93,48 @@ func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope 
 	if err != nil {
 		return res, err
 	}
-	res.OnlyLocal, res.OnlyRemote = onlyLocal.Len(), onlyRemote.Len()
-	if o, ok := local.(DiffObserver); ok && res.Method == MethodListing {
-		o.ListingDiffed(res.OnlyLocal, res.OnlyRemote)
+	if err := c.copyBoth(ctx, local, remote, dir, onlyRemote, onlyLocal, &res); err != nil {
+		return res, err
 	}
 
-	// Both directions at once: each writes to a different server.
+	if cmp.localEnd != nil && cmp.remoteEnd != nil && ld.Kind == dwn.DigestFingerprint && rd.Kind == dwn.DigestFingerprint {
+		// Both feeds were listed to their heads: verify from there, which also leaves the
+		// next pass a mark (D25) at no extra request.
+		v, err := verifyFeeds(ctx, local, remote, scope, *cmp.localEnd, *cmp.remoteEnd)
+		if err == nil && v.comparable() {
+			v.settle(&res, dir)
+			res.Mark = v.mark(local, remote, scope, res.DigestsEqual)
+			return res, nil
+		}
+		if err != nil && !fallsBack(err) {
+			return res, fmt.Errorf("verify after copy: %w", err)
+		}
+	}
+	after := digestComparer{scope: scope}
+	ld, rd, err = after.compare(ctx, local, remote)
+	if err != nil {
+		return res, fmt.Errorf("verify after copy: %w", err)
+	}
+	res.verified(ld, rd, dir)
+	return res, nil
+}
+
+// verified records the digests read after the copy and whether the pass converged.
+func (res *ReconcileResult) verified(ld, rd dwn.Digest, dir linkstate.Direction) {
+	res.LocalDigest, res.RemoteDigest = ld, rd
+	res.DigestsEqual = ld.Value == rd.Value
+	res.Converged = (res.DigestsEqual && dir.Runs(linkstate.Pull) && dir.Runs(linkstate.Push)) ||
+		(settled(res.PullResult) && settled(res.PushResult))
+}
+
+// copyBoth copies onlyRemote to local and onlyLocal to remote as dir allows, both ways at once
+// (each writes to a different server), and records the copies in res. The error is a
+// cancelled ctx.
+func (c *Copier) copyBoth(ctx context.Context, local, remote dwn.Tenant, dir linkstate.Direction, onlyRemote, onlyLocal missingSet, res *ReconcileResult) error {
+	res.OnlyLocal, res.OnlyRemote = onlyLocal.Len(), onlyRemote.Len()
+	if o, ok := local.(DiffObserver); ok && res.Method != MethodSMT {
+		o.ListingDiffed(res.OnlyLocal, res.OnlyRemote)
+	}
 	var pullErr, pushErr error
 	var wg sync.WaitGroup
 	if dir.Runs(linkstate.Pull) && onlyRemote.Len() > 0 {
@@ -108,20 +153,10 @@ func (c *Copier) Reconcile(ctx context.Context, local, remote dwn.Tenant, scope 
 	res.Failed = append(res.PullResult.Failed(), res.PushResult.Failed()...)
 	for _, err := range []error{pullErr, pushErr} {
 		if err != nil {
-			return res, err // a cancelled ctx
+			return err // a cancelled ctx
 		}
 	}
-
-	after := digestComparer{scope: scope}
-	ld, rd, err = after.compare(ctx, local, remote)
-	if err != nil {
-		return res, fmt.Errorf("verify after copy: %w", err)
-	}
-	res.LocalDigest, res.RemoteDigest = ld, rd
-	res.DigestsEqual = ld.Value == rd.Value
-	res.Converged = (res.DigestsEqual && dir.Runs(linkstate.Pull) && dir.Runs(linkstate.Push)) ||
-		(settled(res.PullResult) && settled(res.PushResult))
-	return res, nil
+	return nil
 }
 
 // settled reports whether every entry of a copy either crossed or was refused for good: what
@@ -151,6 +186,9 @@ func chunkAbort(ctx context.Context, r Result) error {
 type digestComparer struct {
 	scope                 dwn.Scope
 	localCIDs, remoteCIDs *msg.CIDList // nil until listed
+	// localEnd, remoteEnd: where a listing of a durable feed ended (its head then), nil
+	// otherwise.
+	localEnd, remoteEnd *dwn.Cursor
 }
 
 func (d *digestComparer) compare(ctx context.Context, local, remote dwn.Tenant) (dwn.Digest, dwn.Digest, error) {
@@ -205,6 +243,28 @@ func (d *digestComparer) list(ctx context.Context, t dwn.Tenant, isLocal bool) (
 	if *kept != nil {
 		return *kept, nil
 	}
+	if hasFeed(t) {
+		s, err := scanFeed(ctx, t, d.scope, nil, 0)
+		if dwn.IsUnsupported(err) { // a tenant that lists but cannot page (test doubles)
+			return d.listAll(ctx, t, kept)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list CIDs of %s: %w", t.Endpoint(), err)
+		}
+		if s.drained {
+			end := &d.remoteEnd
+			if isLocal {
+				end = &d.localEnd
+			}
+			*end = s.cursor
+		}
+		*kept = s.cids
+		return s.cids, nil
+	}
+	return d.listAll(ctx, t, kept)
+}
+
+func (d *digestComparer) listAll(ctx context.Context, t dwn.Tenant, kept **msg.CIDList) (*msg.CIDList, error) {
 	cids, err := dwn.ListCIDList(ctx, t, d.scope) // streamed: never the whole listing as text
 	if err != nil {
 		return nil, fmt.Errorf("list CIDs of %s: %w", t.Endpoint(), err)
