@@ -23,7 +23,7 @@ const (
 )
 
 // benchMemory measures the peak RSS while one link bootstraps a tenant of cfg.memMessages
-// from an in-process enbox node into an empty one, and the heap a web5 listing reply of
+// from an enbox node into an empty one (the nodes in a child process), and the heap a web5 listing reply of
 // cfg.memListingMiB costs to decode.
 func benchMemory(ctx context.Context, cfg config) error {
 	if err := bootstrapRSS(ctx, cfg); err != nil {
@@ -32,22 +32,16 @@ func benchMemory(ctx context.Context, cfg config) error {
 	return listingHeap(ctx, cfg)
 }
 
-// bootstrapRSS reports the peak RSS of this process during the bootstrap, and the same minus
-// the RSS before the engine started (the seeded nodes live in this process too: the second
-// figure is the engine's share).
+// bootstrapRSS reports the peak RSS of this process while one engine bootstraps a tenant of
+// cfg.memMessages from a seeded enbox node into an empty one. Both nodes run in a child process
+// (nodeschild.go), so the figure is the engine's own (with the bench's small share).
 func bootstrapRSS(ctx context.Context, cfg config) error {
-	nodes, closeNodes, err := launchNodes(2, dwntest.ModeEnbox)
+	logf("memory: seeding %d messages in the child's node", cfg.memMessages)
+	child, err := startNodesChild(ctx, 2, cfg.memMessages)
 	if err != nil {
 		return err
 	}
-	defer closeNodes()
-	id, err := dwntest.NewIdentity()
-	if err != nil {
-		return err
-	}
-	if err := seedNode(id, cfg.memMessages, nodes[1]); err != nil {
-		return err
-	}
+	defer child.stop()
 	dir, err := engineDir(cfg, "mem")
 	if err != nil {
 		return err
@@ -62,23 +56,28 @@ func bootstrapRSS(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer eng.stop()
-	key, err := eng.Apply(nodeLink("bench/bootstrap", id, nodes[0], nodes[1]))
+	key, err := eng.Apply(urlLink("bench/bootstrap", child.DID, child.signer, child.URLs[0], child.URLs[1]))
 	if err == nil {
 		err = eng.waitLive(ctx, key)
 	}
+	took := time.Since(start)
 	top := peak.end()
 	if err != nil {
 		return err
 	}
-	if got := len(nodes[0].CIDs(id.DID)); got != len(nodes[1].CIDs(id.DID)) {
-		return fmt.Errorf("bootstrap ended with %d of %d messages", got, len(nodes[1].CIDs(id.DID)))
+	counts, err := child.counts()
+	if err != nil {
+		return err
 	}
-	logf("memory: bootstrap of %d messages in %v, RSS %.1f MiB before, peak %.1f MiB", cfg.memMessages, time.Since(start), mib(before), mib(top))
-	sizes := map[string]int{"messages": cfg.memMessages}
+	if len(counts.CIDs) != 2 || counts.CIDs[0] != counts.CIDs[1] {
+		return fmt.Errorf("bootstrap ended with %v messages on the (local, remote) nodes", counts.CIDs)
+	}
+	logf("memory: bootstrap of %d messages in %v, RSS %.1f MiB before, peak %.1f MiB (VmHWM %.1f MiB)", cfg.memMessages, took, mib(before), mib(top), mib(peakRSS()))
+	sizes := map[string]int{"messages": cfg.memMessages, "seconds": int(took.Seconds())}
 	emit(figure{Figure: "Memory", Metric: "bootstrap_peak_rss_mib", Unit: "MiB", Dwnsync: mib(top), Baseline: mib(bootstrapRSSLimit),
-		Ratio: round(float64(top)/bootstrapRSSLimit, 2), Meaning: "dwnsync/limit (≤ 1 meets it); includes both in-process nodes holding the tenant", Sizes: sizes})
+		Ratio: round(float64(top)/bootstrapRSSLimit, 2), Meaning: "dwnsync/limit (≤ 1 meets it): peak RSS of the engine's process, the nodes in a child process", Sizes: sizes})
 	emit(figure{Figure: "Memory", Metric: "bootstrap_engine_rss_mib", Unit: "MiB", Dwnsync: mib(top - before), Baseline: mib(bootstrapRSSLimit),
-		Ratio: round(float64(top-before)/bootstrapRSSLimit, 2), Meaning: "dwnsync/limit: peak RSS minus the RSS before the engine started, which still includes the local node filling up with the tenant (≤ 1 meets it)", Sizes: sizes})
+		Ratio: round(float64(top-before)/bootstrapRSSLimit, 2), Meaning: "dwnsync/limit: the same peak minus the RSS before the engine started (≤ 1 meets it)", Sizes: sizes})
 	return nil
 }
 

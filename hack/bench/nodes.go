@@ -16,6 +16,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
+	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 	"github.com/dwnsync/dwnsync/internal/syncer"
 	"github.com/dwnsync/dwnsync/internal/syncer/linkstate"
@@ -104,8 +105,13 @@ func seedNode(id *dwntest.Identity, count int, nodes ...*dwntest.Node) error {
 
 // nodeLink is a `both` link of tenant id between two nodes.
 func nodeLink(name string, id *dwntest.Identity, local, remote *dwntest.Node) syncer.LinkConfig {
-	return syncer.LinkConfig{Name: name, Tenant: id.DID, LocalEndpoint: local.URL(), RemoteEndpoint: remote.URL(),
-		Direction: linkstate.Both, LocalSigner: id.Signer, RemoteSigner: id.Signer}
+	return urlLink(name, id.DID, id.Signer, local.URL(), remote.URL())
+}
+
+// urlLink is a `both` link of a tenant between two endpoints.
+func urlLink(name, did string, signer *msg.Signer, local, remote string) syncer.LinkConfig {
+	return syncer.LinkConfig{Name: name, Tenant: did, LocalEndpoint: local, RemoteEndpoint: remote,
+		Direction: linkstate.Both, LocalSigner: signer, RemoteSigner: signer}
 }
 
 // allLive waits until every key is live with nothing left to reconcile.
