@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dwnsync/dwnsync/internal/dwn"
 	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwn/msg"
 	"github.com/dwnsync/dwnsync/internal/dwntest"
@@ -78,9 +77,12 @@ func webSockets(nodes []*dwntest.Node) int {
 	return n
 }
 
-// seedNode stores count messages of id directly in the nodes (no HTTP): a protocol-less mix of
-// small records and 10% updates, so that the tenant is large without costing round trips.
+// seedNode stores count messages of id directly in the nodes (no HTTP, dwntest's Seed: no second
+// derivation or signature check of what was just authored): a protocol-less mix of small records
+// and 10% updates, so that the tenant is large without costing round trips.
 func seedNode(id *dwntest.Identity, count int, nodes ...*dwntest.Node) error {
+	const batch = 1000
+	ws := make([]dwntest.Written, 0, batch)
 	var prev dwntest.Written
 	for i := range count {
 		var w dwntest.Written
@@ -93,12 +95,16 @@ func seedNode(id *dwntest.Identity, count int, nodes ...*dwntest.Node) error {
 		if err != nil {
 			return err
 		}
-		for _, nd := range nodes {
-			if r := nd.Write(id.DID, w.Message, w.Data); r.Kind != dwn.Applied {
-				return fmt.Errorf("seed message %d: %v %s", i, r.Kind, r.Reason)
-			}
-		}
+		ws = append(ws, w)
 		prev = w
+		if len(ws) == batch || i == count-1 {
+			for _, nd := range nodes {
+				if err := nd.Seed(id.DID, ws...); err != nil {
+					return fmt.Errorf("seed messages %d-%d: %w", i+1-len(ws), i, err)
+				}
+			}
+			ws = ws[:0]
+		}
 	}
 	return nil
 }
