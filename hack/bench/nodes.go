@@ -120,23 +120,33 @@ func urlLink(name, did string, signer *msg.Signer, local, remote string) syncer.
 		Direction: linkstate.Both, LocalSigner: signer, RemoteSigner: signer}
 }
 
-// allLive waits until every key is live with nothing left to reconcile.
+// allLive waits until every key is live with nothing left to reconcile. Each tick looks only at
+// the links not seen live yet (10,000 snapshots ten times a second were a share of the CPU the
+// engine was being measured on), then all of them once more before it returns.
 func (r *runningEngine) allLive(ctx context.Context, keys []string) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	pending := keys
 	for {
-		waiting := 0
-		for _, k := range keys {
+		waiting := pending[:0:0]
+		for _, k := range pending {
 			if s, ok := r.Snapshot(k); !ok || s.Phase != "live" || s.NeedsReconcile {
-				waiting++
+				waiting = append(waiting, k)
 			}
 		}
-		if waiting == 0 {
-			return nil
+		if pending = waiting; len(pending) == 0 {
+			for _, k := range keys {
+				if s, ok := r.Snapshot(k); !ok || s.Phase != "live" || s.NeedsReconcile {
+					pending = append(pending, k)
+				}
+			}
+			if len(pending) == 0 {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%d of %d links not live: %w", waiting, len(keys), ctx.Err())
+			return fmt.Errorf("%d of %d links not live: %w", len(pending), len(keys), ctx.Err())
 		case <-tick.C:
 		}
 	}

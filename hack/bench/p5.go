@@ -14,7 +14,7 @@ import (
 )
 
 var (
-	p5Profile     = flag.String("p5-profile", "", "P5: once all links are live, write heap and goroutine profiles to <prefix>.heap and <prefix>.goroutine")
+	p5Profile     = flag.String("p5-profile", "", "P5: write the CPU profile from the first link to all live (<prefix>.cpu), then heap and goroutine profiles (<prefix>.heap, <prefix>.goroutine)")
 	p5InProcessNd = flag.Bool("p5-nodes-in-process", false, "P5: run the dwntest nodes in the bench's process (the figures then include theirs), not in a child process")
 )
 
@@ -52,6 +52,13 @@ func benchManyLinks(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer eng.stop()
+	stopCPUProfile := func() {}
+	if *p5Profile != "" {
+		if stopCPUProfile, err = startCPUProfile(*p5Profile + ".cpu"); err != nil {
+			return err
+		}
+		defer stopCPUProfile() // a run that fails is profiled up to its end
+	}
 	cpuBefore := cpuTime()
 	start := time.Now()
 	keys := make([]string, len(ids))
@@ -64,6 +71,7 @@ func benchManyLinks(ctx context.Context, cfg config) error {
 		return err
 	}
 	took, cpu := time.Since(start), cpuTime()-cpuBefore
+	stopCPUProfile()
 	if *p5Profile != "" {
 		if err := writeProfiles(*p5Profile); err != nil {
 			return err
@@ -144,4 +152,17 @@ func writeProfiles(prefix string) error {
 		}
 	}
 	return nil
+}
+
+// startCPUProfile profiles the CPU into path until the returned stop.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("-p5-profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
 }
