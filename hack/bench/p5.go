@@ -72,12 +72,12 @@ func benchManyLinks(ctx context.Context, cfg config) error {
 	}
 	took, cpu := time.Since(start), cpuTime()-cpuBefore
 	stopCPUProfile()
+	rss, hwm, goroutines := rssBytes(), peakRSS(), runtime.NumGoroutine()-goroutinesBefore
 	if *p5Profile != "" {
 		if err := writeProfiles(*p5Profile); err != nil {
 			return err
 		}
 	}
-	rss, goroutines := rssBytes(), runtime.NumGoroutine()-goroutinesBefore
 	socketCount, err := sockets()
 	if err != nil {
 		return err
@@ -86,6 +86,14 @@ func benchManyLinks(ctx context.Context, cfg config) error {
 	if *p5InProcessNd {
 		where = "includes the in-process nodes"
 	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms) // before a GC: what the RSS above held
+	logf("P5: RSS %.1f MiB (peak %.1f MiB): Go heap in use %.1f MiB, heap idle not returned %.1f MiB, goroutine stacks %.1f MiB, other runtime %.1f MiB",
+		mib(rss), mib(hwm), mib(int64(ms.HeapInuse)), mib(int64(ms.HeapIdle-ms.HeapReleased)), mib(int64(ms.StackInuse)),
+		mib(int64(ms.MSpanInuse+ms.MCacheInuse+ms.BuckHashSys+ms.GCSys+ms.OtherSys)))
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	logf("P5: Go heap live after a GC %.1f MiB", mib(int64(ms.HeapAlloc)))
 	logf("P5: %d links live in %v (%v of CPU); RSS %.1f MiB, goroutines +%d, sockets %d (%s)", len(keys), took, cpu, mib(rss), goroutines, socketCount, where)
 	sizes := map[string]int{"links": len(keys), "endpoints": len(urls)}
 	emit(figure{Figure: "P5", Metric: "seconds_until_all_live", Unit: "s", Dwnsync: round(took.Seconds(), 1), Baseline: manyLinksLiveLimit.Seconds(),
