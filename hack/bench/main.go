@@ -59,6 +59,13 @@ func main() {
 	flag.IntVar(&cfg.memMessages, "mem-messages", 100_000, "Memory: messages of the dwntest tenant bootstrapped")
 	flag.IntVar(&cfg.memListingMiB, "mem-listing-mib", 64, "Memory: size of the web5 listing reply decoded, MiB")
 	flag.Parse()
+	if *nodesServe > 0 { // the child serving dwntest nodes (nodeschild.go)
+		if err := serveChildNodes(*nodesServe, *nodesSeed); err != nil {
+			fmt.Fprintln(os.Stderr, "bench -nodes-serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *reconcileMemServe { // the reconcile-mem figure's child process (reconcilemem.go)
 		if err := serveMemNodes(*reconcileMemMessages); err != nil {
 			fmt.Fprintln(os.Stderr, "bench -reconcile-mem-serve:", err)

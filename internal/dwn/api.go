@@ -134,6 +134,32 @@ type Subscription interface {
 	Close() error
 }
 
+// EventPuller is a Subscription that can also hand out its events one at a time on the
+// consumer's goroutine, with no pump goroutine or event buffer of its own: what a consumer
+// holding thousands of idle subscriptions wants. Next returns the events Events would carry,
+// in the same order, and false once the subscription is closed or ctx ends. A consumer uses
+// either Next or Events, never both, and must Close the subscription when done.
+type EventPuller interface {
+	Next(ctx context.Context) (Event, bool)
+}
+
+// NextEvents is how to take sub's events one at a time: its Next when it is an EventPuller,
+// else a receive from Events (false when Events is closed or ctx ends).
+func NextEvents(sub Subscription) func(ctx context.Context) (Event, bool) {
+	if p, ok := sub.(EventPuller); ok {
+		return p.Next
+	}
+	events := sub.Events()
+	return func(ctx context.Context) (Event, bool) {
+		select {
+		case <-ctx.Done():
+			return Event{}, false
+		case ev, ok := <-events:
+			return ev, ok
+		}
+	}
+}
+
 // ApplyKind is the outcome of applying a foreign message to a server.
 type ApplyKind string
 

@@ -70,13 +70,21 @@ func (n *Node) admitLocked(t *tenant, raw json.RawMessage, data []byte) outcome 
 	if err := dwnmsg.VerifyMessage(raw); err != nil {
 		return invalid(401, "GeneralJwsVerifierInvalidSignature", err.Error())
 	}
-	m := &stored{cid: cid, raw: raw, info: info, author: info.Author, protocol: info.ScopeProtocol(),
+	return n.admitStoredLocked(t, newStored(cid, raw, info), data)
+}
+
+func newStored(cid string, raw json.RawMessage, info dwnmsg.MessageInfo) *stored {
+	return &stored{cid: cid, raw: raw, info: info, author: info.Author, protocol: info.ScopeProtocol(),
 		protocolPath: info.ProtocolPath, contextID: info.ContextID}
-	if existing := t.byCID[cid]; existing != nil {
+}
+
+// admitStoredLocked admits a message whose CID and fields are known and whose signature holds.
+func (n *Node) admitStoredLocked(t *tenant, m *stored, data []byte) outcome {
+	if existing := t.byCID[m.cid]; existing != nil {
 		return n.admitKnownLocked(t, existing, data)
 	}
 	var o outcome
-	switch info.Kind() {
+	switch info := m.info; info.Kind() {
 	case "ProtocolsConfigure":
 		o = n.admitConfigureLocked(t, m)
 	case "RecordsWrite":

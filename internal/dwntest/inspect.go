@@ -2,6 +2,7 @@ package dwntest
 
 import (
 	"encoding/json"
+	"fmt"
 	"sort"
 	"sync"
 
@@ -109,6 +110,26 @@ func (n *Node) Write(tenant string, message json.RawMessage, data []byte) dwn.Ap
 	defer n.mu.Unlock()
 	o := n.admitLocked(n.tenantLocked(tenant), message, data)
 	return dwn.ApplyResult{Kind: o.kind, AncestryOnly: o.ancestryOnly, Missing: o.missing, Reason: o.reason}
+}
+
+// Seed stores messages this package's Identity authored, in order, for benchmarks that need
+// large tenants: what Write does, without deriving again what authoring computed (the CID and
+// the parsed message) and without verifying the signature this package just made. The outcome
+// rules (dependencies, newest state wins) are Write's. It stops at the first message that is not
+// applied.
+func (n *Node) Seed(tenant string, ws ...Written) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t := n.tenantLocked(tenant)
+	for i, w := range ws {
+		if w.CID == "" || w.info.Kind() == "" {
+			return fmt.Errorf("dwntest: Seed message %d was not authored by an Identity", i)
+		}
+		if o := n.admitStoredLocked(t, newStored(w.CID, w.Message, w.info), w.Data); o.kind != dwn.Applied {
+			return fmt.Errorf("dwntest: Seed message %d (%s): %s %s", i, w, o.kind, o.reason)
+		}
+	}
+	return nil
 }
 
 // Subscriptions is how many subscriptions are open on the node.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -369,26 +368,8 @@ func requestCounts(n *dwntest.Node) map[string]int {
 // engineGoroutines counts goroutines running code of the engine's non-test files (the
 // supervisor, feed pumps, workers, timers of links; the engine's own loops).
 func engineGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	count := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		for _, line := range strings.Split(g, "\n") {
-			line = strings.TrimSpace(line)
-			if strings.Contains(line, "/internal/syncer/") && strings.Contains(line, ".go:") && !strings.Contains(line, "_test.go:") {
-				count++
-				break
-			}
-		}
-	}
-	return count
+	n, _ := codeGoroutines("/internal/syncer/")
+	return n
 }
 
 // The operator applies links before it is elected; they start with the engine.

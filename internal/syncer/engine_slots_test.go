@@ -148,3 +148,44 @@ func slotsOf(s *reconcileSlots, endpoint string) (held, waiting int) {
 	defer s.mu.Unlock()
 	return s.byEndpoint[endpoint], s.waiting[endpoint]
 }
+
+// A freed slot goes to the pass that has waited longest for it, and to no other: waiters are
+// not woken to race for it.
+func TestReconcileSlotsGoToTheLongestWaiter(t *testing.T) {
+	s := newReconcileSlots(1)
+	ctx := context.Background()
+	held, err := s.acquire(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan int, 3)
+	releases := make([]func(), 3)
+	for i := range 3 {
+		go func() {
+			r, err := s.acquire(ctx, fmt.Sprintf("e%d", i))
+			if err == nil {
+				releases[i] = r
+				got <- i
+			}
+		}()
+		eventually(t, 10*time.Second, fmt.Sprintf("waiter %d queued", i), func() bool { _, w := slotsOf(s, fmt.Sprintf("e%d", i)); return w == 1 })
+	}
+	for want := range 3 {
+		held()
+		select {
+		case i := <-got:
+			if i != want {
+				t.Fatalf("the freed slot went to waiter %d, want %d (the longest waiting)", i, want)
+			}
+			held = releases[i]
+		case <-time.After(10 * time.Second):
+			t.Fatalf("waiter %d did not get the freed slot", want)
+		}
+		select {
+		case i := <-got:
+			t.Fatalf("waiter %d got a slot too: one slot, two holders", i)
+		default:
+		}
+	}
+	held()
+}

@@ -26,10 +26,16 @@ type feedRun struct {
 	slots chan struct{}
 	// workers bounds the pull applies running at once (DeliveryConcurrency).
 	workers chan struct{}
-	ackCh   chan dwn.Cursor
 
 	mu  sync.Mutex
 	sub dwn.Subscription
+
+	// The ack flusher: a goroutine started when a cursor is pending and none runs.
+	ackMu        sync.Mutex
+	ackPending   *dwn.Cursor
+	ackSub       dwn.Subscription // nil until the subscription is open
+	ackRunning   bool
+	lastAckEvent time.Time // the flusher's own: one runs at a time
 }
 
 func (l *link) openFeed(d ls.Dir, epoch uint64, from *dwn.Cursor) {
@@ -38,8 +44,7 @@ func (l *link) openFeed(d ls.Dir, epoch uint64, from *dwn.Cursor) {
 	}
 	ctx, cancel := context.WithCancel(l.ctx)
 	f := &feedRun{l: l, dir: d, epoch: epoch, ctx: ctx, cancel: cancel,
-		slots: make(chan struct{}, l.e.timing.MaxUncommitted), workers: make(chan struct{}, DeliveryConcurrency),
-		ackCh: make(chan dwn.Cursor, 1)}
+		slots: make(chan struct{}, l.e.timing.MaxUncommitted), workers: make(chan struct{}, DeliveryConcurrency)}
 	l.feeds[d] = f
 	var cp *dwn.Cursor
 	if from != nil && from.Valid() {
@@ -98,40 +103,36 @@ func (f *feedRun) run(from *dwn.Cursor) {
 	}
 	defer sub.Close()
 	f.l.send(ls.FeedOpened{Dir: f.dir, Epoch: f.epoch})
-	go f.ackLoop(sub)
-	events := sub.Events()
+	f.startAcks(sub)
+	next := dwn.NextEvents(sub) // on this goroutine: an idle feed costs no other
 	for {
-		select {
-		case <-f.ctx.Done():
+		ev, ok := next(f.ctx)
+		if !ok {
+			f.failed(errors.New("subscription closed")) // nothing when the feed was closed
 			return
-		case ev, ok := <-events:
-			if !ok {
-				f.failed(errors.New("subscription closed"))
+		}
+		switch ev.Kind {
+		case dwn.EventMessage:
+			select {
+			case f.slots <- struct{}{}:
+			case <-f.ctx.Done():
 				return
 			}
-			switch ev.Kind {
-			case dwn.EventMessage:
-				select {
-				case f.slots <- struct{}{}:
-				case <-f.ctx.Done():
-					return
-				}
-				entry := ev.Entry
-				if entry.Cursor == nil && ev.Cursor != nil {
-					entry.Cursor = ev.Cursor
-				}
-				f.l.observeCursor(f.dir, entry.Cursor)
-				// A Repeat only tells the position of a message already delivered: like an
-				// out-of-scope one it is committed in order and never applied.
-				skip := entry.Repeat || outOfScope(f.l.cfg.Scope, entry)
-				f.l.send(ls.Delivered{Dir: f.dir, Epoch: f.epoch, Entry: entry, OutOfScope: skip})
-			case dwn.EventEOSE:
-				f.l.observeCursor(f.dir, ev.Cursor)
-				f.l.send(ls.EOSE{Dir: f.dir, Epoch: f.epoch, Cursor: ev.Cursor})
-			case dwn.EventEnd:
-				f.failed(ev.Err)
-				return
+			entry := ev.Entry
+			if entry.Cursor == nil && ev.Cursor != nil {
+				entry.Cursor = ev.Cursor
 			}
+			f.l.observeCursor(f.dir, entry.Cursor)
+			// A Repeat only tells the position of a message already delivered: like an
+			// out-of-scope one it is committed in order and never applied.
+			skip := entry.Repeat || outOfScope(f.l.cfg.Scope, entry)
+			f.l.send(ls.Delivered{Dir: f.dir, Epoch: f.epoch, Entry: entry, OutOfScope: skip})
+		case dwn.EventEOSE:
+			f.l.observeCursor(f.dir, ev.Cursor)
+			f.l.send(ls.EOSE{Dir: f.dir, Epoch: f.epoch, Cursor: ev.Cursor})
+		case dwn.EventEnd:
+			f.failed(ev.Err)
+			return
 		}
 	}
 }
@@ -146,47 +147,60 @@ func (f *feedRun) release(n int) {
 	}
 }
 
-// ack hands the newest committed cursor to the ack loop (latest wins).
+// ack hands the newest committed cursor to the ack flusher (latest wins), starting it when it
+// is not running: an idle feed keeps no goroutine waiting for acks.
 func (f *feedRun) ack(c dwn.Cursor) {
-	for {
-		select {
-		case f.ackCh <- c:
-			return
-		default:
-		}
-		select {
-		case <-f.ackCh:
-		default:
-		}
-	}
+	f.ackMu.Lock()
+	defer f.ackMu.Unlock()
+	f.ackPending = &c
+	f.kickAcksLocked()
 }
 
-// ackLoop makes committed checkpoints durable (ledger.Flush) before acknowledging them to the
-// server, and reports each durable advance once.
-func (f *feedRun) ackLoop(sub dwn.Subscription) {
-	var lastEvent time.Time
+// startAcks hands the flusher the subscription (acks committed before it opened wait for it).
+func (f *feedRun) startAcks(sub dwn.Subscription) {
+	f.ackMu.Lock()
+	defer f.ackMu.Unlock()
+	f.ackSub = sub
+	f.kickAcksLocked()
+}
+
+func (f *feedRun) kickAcksLocked() {
+	if f.ackRunning || f.ackSub == nil || f.ackPending == nil {
+		return
+	}
+	f.ackRunning = true
+	go f.flushAcks(f.ackSub)
+}
+
+// flushAcks makes committed checkpoints durable (ledger.Flush) before acknowledging them to the
+// server, and reports each durable advance once, until no ack is pending.
+func (f *feedRun) flushAcks(sub dwn.Subscription) {
 	for {
-		select {
-		case <-f.ctx.Done():
+		f.ackMu.Lock()
+		c := f.ackPending
+		f.ackPending = nil
+		if c == nil || f.ctx.Err() != nil {
+			f.ackRunning = false
+			f.ackMu.Unlock()
 			return
-		case c := <-f.ackCh:
-			if err := f.l.e.opts.Ledger.Flush(f.ctx); err != nil {
-				if f.ctx.Err() == nil {
-					f.l.log.Error(err, "flushing the ledger before an ack")
-				}
-				continue
+		}
+		f.ackMu.Unlock()
+		if err := f.l.e.opts.Ledger.Flush(f.ctx); err != nil {
+			if f.ctx.Err() == nil {
+				f.l.log.Error(err, "flushing the ledger before an ack")
 			}
-			sub.Ack(c)
-			// Checkpoint advances are reported at most once a second per feed: they wake the
-			// controller, and the snapshot always holds the latest position anyway.
-			if now := f.l.e.clock.Now(); now.Sub(lastEvent) >= CheckpointEventInterval {
-				lastEvent = now
-				typ := ls.EvPullAdvance
-				if f.dir == ls.Push {
-					typ = ls.EvPushAdvance
-				}
-				f.l.e.publish(Event{Key: f.l.key, Name: f.l.cfg.Name, Type: typ, Reason: c.Position, Message: c.MessageCID})
+			continue
+		}
+		sub.Ack(*c)
+		// Checkpoint advances are reported at most once a second per feed: they wake the
+		// controller, and the snapshot always holds the latest position anyway.
+		if now := f.l.e.clock.Now(); now.Sub(f.lastAckEvent) >= CheckpointEventInterval {
+			f.lastAckEvent = now
+			typ := ls.EvPullAdvance
+			if f.dir == ls.Push {
+				typ = ls.EvPushAdvance
 			}
+			f.l.e.publish(Event{Key: f.l.key, Name: f.l.cfg.Name, Type: typ, Reason: c.Position, Message: c.MessageCID})
 		}
 	}
 }

@@ -33,32 +33,99 @@ func (s *eventStream) emit(ctx context.Context, ev dwn.Event) bool {
 
 // feedSubscription adapts a durable-feed WebSocket subscription (enbox) to Subscription:
 // replayed and live event frames become EventMessage (cursor = the frame's ProgressToken),
-// eose becomes EventEOSE, and the end of the frame stream becomes one EventEnd.
+// eose becomes EventEOSE, and the end of the frame stream becomes one EventEnd. It is an
+// EventPuller: a consumer that takes events with Next runs the conversion on its own
+// goroutine, and the pump goroutine and event buffer of Events exist only for a consumer that
+// asks for Events (the engine holds two feeds per link: 10,000 links made 40,000 goroutines
+// and 20,000 event buffers of 64 out of them).
 type feedSubscription struct {
-	eventStream
 	sub    *wire.Subscription
+	ctx    context.Context // ends with the Subscribe context or Close
 	cancel context.CancelFunc
-	done   chan struct{}
+	first  *dwn.Event // the EOSE of a live-only subscription, handed out before any frame
+	ended  bool       // the EventEnd went out (Next's caller only)
+
+	pumpOnce sync.Once
+	stream   eventStream   // Events' buffer, made by the first Events call
+	mu       sync.Mutex    // guards done
+	done     chan struct{} // closed when the pump has ended; nil while there is no pump
 
 	once sync.Once
 }
 
-// newFeedSubscription adapts sub and starts its pump. A live-only subscription (no cursor) gets no
-// eose from the server (docs/protocol-notes.md#eose), yet every Subscription promises replay, EOSE,
-// live: for those, first is the EOSE to emit before any frame (its cursor is the reply's head when
-// the server reports one).
+// newFeedSubscription adapts sub. A live-only subscription (no cursor) gets no eose from the
+// server (docs/protocol-notes.md#eose), yet every Subscription promises replay, EOSE, live: for
+// those, first is the EOSE to emit before any frame (its cursor is the reply's head when the
+// server reports one).
 func newFeedSubscription(ctx context.Context, sub *wire.Subscription, first *dwn.Event) *feedSubscription {
 	runCtx, cancel := context.WithCancel(ctx)
-	s := &feedSubscription{eventStream: newEventStream(), sub: sub, cancel: cancel, done: make(chan struct{})}
-	if first != nil {
-		s.events <- *first // the buffer is empty: never blocks
-	}
-	go func() {
-		s.run(runCtx)
-		s.closeServer()
-		close(s.done)
-	}()
+	s := &feedSubscription{sub: sub, ctx: runCtx, cancel: cancel, first: first}
+	// Whoever ends it (Close, or the Subscribe context), the server hears of it, as it did when
+	// every subscription had a pump watching its context.
+	context.AfterFunc(runCtx, s.closeServer)
 	return s
+}
+
+// Events starts the pump on first use: it delivers what Next returns into a buffered channel
+// and closes it at the end.
+func (s *feedSubscription) Events() <-chan dwn.Event {
+	s.pumpOnce.Do(func() {
+		s.stream = newEventStream()
+		done := make(chan struct{})
+		s.mu.Lock()
+		s.done = done
+		s.mu.Unlock()
+		go func() {
+			s.pump()
+			s.closeServer()
+			close(done)
+		}()
+	})
+	return s.stream.events
+}
+
+func (s *feedSubscription) pump() {
+	defer close(s.stream.events)
+	for {
+		ev, ok := s.Next(s.ctx)
+		if !ok || !s.stream.emit(s.ctx, ev) {
+			return
+		}
+	}
+}
+
+// Next returns the next event: the pending EOSE of a live-only subscription, then one per
+// frame, then one EventEnd when the frame stream ends (not after Close), then false.
+func (s *feedSubscription) Next(ctx context.Context) (dwn.Event, bool) {
+	if s.first != nil {
+		ev := *s.first
+		s.first = nil
+		return ev, true
+	}
+	if s.ended {
+		return dwn.Event{}, false
+	}
+	select {
+	case <-ctx.Done():
+		return dwn.Event{}, false
+	case <-s.ctx.Done():
+		return dwn.Event{}, false
+	case f, ok := <-s.sub.Frames():
+		if !ok {
+			s.ended = true
+			if ctx.Err() != nil || s.ctx.Err() != nil {
+				return dwn.Event{}, false
+			}
+			return dwn.Event{Kind: dwn.EventEnd, Err: s.sub.Err()}, true
+		}
+		s.sub.Release(f)
+		ev, err := s.toEvent(*f)
+		if err != nil {
+			s.ended = true
+			return dwn.Event{Kind: dwn.EventEnd, Err: err}, true
+		}
+		return ev, true
+	}
 }
 
 // liveOnlyEOSE is the EOSE of a subscription opened without a cursor: live starts at the
@@ -87,9 +154,16 @@ func (s *feedSubscription) Ack(c dwn.Cursor) {
 	_ = s.sub.Ack(raw)
 }
 
+// Close ends the subscription and closes it on the server, after the pump when there is one.
 func (s *feedSubscription) Close() error {
 	s.cancel()
-	<-s.done
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+	s.closeServer()
 	return nil
 }
 
@@ -99,33 +173,6 @@ func (s *feedSubscription) closeServer() {
 		defer cancel()
 		_ = s.sub.Close(ctx)
 	})
-}
-
-func (s *feedSubscription) run(ctx context.Context) {
-	defer close(s.events)
-	frames := s.sub.Frames()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case f, ok := <-frames:
-			if !ok {
-				if ctx.Err() == nil {
-					s.emit(ctx, dwn.Event{Kind: dwn.EventEnd, Err: s.sub.Err()})
-				}
-				return
-			}
-			s.sub.Release(f)
-			ev, err := s.toEvent(f)
-			if err != nil {
-				s.emit(ctx, dwn.Event{Kind: dwn.EventEnd, Err: err})
-				return
-			}
-			if !s.emit(ctx, ev) {
-				return
-			}
-		}
-	}
 }
 
 func (s *feedSubscription) toEvent(f wire.Frame) (dwn.Event, error) {

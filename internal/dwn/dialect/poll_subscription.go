@@ -114,7 +114,7 @@ func (s *pollSubscription) closeDoorbell() {
 func (s *pollSubscription) listen() {
 	defer close(s.arrivals)
 	for f := range s.doorbell.Frames() {
-		e, ok := doorbellEntry(f)
+		e, ok := doorbellEntry(*f)
 		s.doorbell.Release(f) // out of the subscription buffer: the bounded arrivals queue holds it now
 		if ok {
 			select {

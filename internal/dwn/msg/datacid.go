@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"sync"
 
 	gocid "github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
@@ -20,6 +21,11 @@ const (
 	codecDagPB      = 0x70
 )
 
+// chunkBuffers recycles DataCID's chunk buffer: every applied record is checked against its
+// dataCid, and a fresh 256 KiB buffer each time (for a few bytes of data, usually) was most of
+// the garbage of a bootstrap and of seeding a dwntest node.
+var chunkBuffers = sync.Pool{New: func() any { b := make([]byte, unixfsChunkSize); return &b }}
+
 // dagNode is one node of the import: a raw leaf or a file node.
 type dagNode struct {
 	cid      gocid.Cid
@@ -30,7 +36,9 @@ type dagNode struct {
 // DataCID returns descriptor.dataCid and the byte count of data read from r to EOF. It
 // streams: memory is one chunk plus ~50 bytes per chunk.
 func DataCID(r io.Reader) (string, int64, error) {
-	buf := make([]byte, unixfsChunkSize)
+	bp := chunkBuffers.Get().(*[]byte)
+	defer chunkBuffers.Put(bp)
+	buf := *bp
 	var leaves []dagNode
 	var total int64
 	for {

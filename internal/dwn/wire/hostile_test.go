@@ -43,7 +43,7 @@ func hostileFrameFlood(t *testing.T) error {
 	for k := range 20 {
 		calm.conn(0).sendRaw(wsWeb5Event(steady.ID(), k))
 		f := wsRecvFrame(t, steady)
-		steady.Release(f)
+		steady.Release(&f)
 		if n := wsFrameN(t, f); n != k {
 			t.Fatalf("steady frame %d: n=%d", k, n)
 		}

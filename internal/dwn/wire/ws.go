@@ -29,8 +29,8 @@ package wire
 //     *Error with RPCCode; no socket → a Transient *Error wrapping ErrDisconnected.
 //
 // Delivery and termination: frames are delivered in arrival order on a bounded channel
-// (MuxOptions.Buffer, default 128: a channel of values is allocated whole, ~19 KB per
-// subscription) and a byte budget (MuxOptions.BufferBytes, default 8 MiB; consumers Release each
+// (MuxOptions.Buffer, default 128; the channel carries *Frame, so its buffer costs ~1 KB a
+// subscription up front, where a channel of Frame values cost ~24 KB) and a byte budget (MuxOptions.BufferBytes, default 8 MiB; consumers Release each
 // frame they take). The reader goroutine never blocks on a consumer: if the channel is full, or
 // the frame would overrun the budget, when a frame arrives, that subscription alone ends with errWSOverflow (frames
 // already buffered stay readable; the mux sends rpc.subscribe.close in the background) and the

@@ -54,7 +54,7 @@ func TestWSSubscriptionByteBudget(t *testing.T) {
 	for k := range 8 {
 		c.sendRaw(wsPaddedEvent(fast.ID(), k, 64<<10))
 		got := wsRecvFrame(t, fast)
-		fast.Release(got)
+		fast.Release(&got)
 		if n := wsFrameN(t, got); n != k {
 			t.Fatalf("fast frame %d: n=%d", k, n)
 		}

@@ -61,7 +61,7 @@ func wsRecv(t *testing.T, s *Subscription) Frame {
 		if !ok {
 			t.Fatalf("subscription ended: %v", s.Err())
 		}
-		return f
+		return *f
 	case <-time.After(10 * time.Second):
 		t.Fatal("no frame within 10 s")
 	}

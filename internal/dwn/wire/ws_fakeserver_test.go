@@ -222,7 +222,7 @@ func wsRecvFrame(t testing.TB, s *Subscription) Frame {
 		if !ok {
 			t.Fatalf("subscription %s ended early: %v", s.ID(), s.Err())
 		}
-		return f
+		return *f
 	case <-time.After(10 * time.Second):
 		t.Fatalf("subscription %s: no frame within 10 s", s.ID())
 	}

@@ -15,19 +15,19 @@ type Subscription struct {
 	id   string
 
 	mu       sync.Mutex
-	frames   chan Frame
-	err      error // set once, when frames is closed
-	buffered int64 // wire bytes delivered and not yet Released
-	budget   int64 // wsOptions.BufferBytes
+	frames   chan *Frame // pointers: a buffer of values cost ~24 KB a subscription up front
+	err      error       // set once, when frames is closed
+	buffered int64       // wire bytes delivered and not yet Released
+	budget   int64       // wsOptions.BufferBytes
 }
 
 func newWSSubscription(c *wsConn, id string, buffer int, budget int64) *Subscription {
-	return &Subscription{conn: c, id: id, frames: make(chan Frame, buffer), budget: budget}
+	return &Subscription{conn: c, id: id, frames: make(chan *Frame, buffer), budget: budget}
 }
 
 // Release returns a consumed frame's bytes to the subscription's byte budget. Consumers call it
 // for every frame they receive from Frames.
-func (s *Subscription) Release(f Frame) {
+func (s *Subscription) Release(f *Frame) {
 	s.mu.Lock()
 	s.buffered -= f.wireBytes
 	s.mu.Unlock()
@@ -38,7 +38,7 @@ func (s *Subscription) ID() string { return s.id }
 
 // Frames delivers event and eose frames. It is closed when the subscription ends; buffered
 // frames stay readable after that.
-func (s *Subscription) Frames() <-chan Frame { return s.frames }
+func (s *Subscription) Frames() <-chan *Frame { return s.frames }
 
 // Err is nil while the subscription is open, then the reason it ended.
 func (s *Subscription) Err() error {
@@ -77,7 +77,7 @@ func (s *Subscription) deliver(in wsInbound) {
 	overflow := wsOverflow(cap(s.frames))
 	if s.buffered+in.Frame.wireBytes <= s.budget {
 		select {
-		case s.frames <- *in.Frame:
+		case s.frames <- in.Frame:
 			s.buffered += in.Frame.wireBytes
 			s.mu.Unlock()
 			return
