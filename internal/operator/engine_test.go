@@ -23,7 +23,7 @@ func startEngine(t *testing.T, dir string) (*leaderEngine, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Start(ctx) }()
-	wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer wcancel()
 	if err := l.WaitReady(wctx); err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 const wsNotes = "https://example.com/protocol/wsnotes"
 
 func wsEnboxCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // generous: a loaded machine is slow
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -25,7 +25,7 @@ func wsNewTestMux(t *testing.T, f *fakeWS, opts MuxOptions) *Mux {
 }
 
 func wsCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // generous: a loaded machine is slow
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -120,7 +120,7 @@ func inventory(t *testing.T, tenant dwn.Tenant) map[string]string {
 
 func listCIDs(t *testing.T, tenant dwn.Tenant) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cids, err := tenant.ListCIDs(ctx, dwn.Scope{})
 	if err != nil {

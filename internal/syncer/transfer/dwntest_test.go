@@ -28,7 +28,7 @@ func TestReconcileEnboxNodes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // generous: seeding runs under it, and a loaded machine is slow
 			defer cancel()
 			na, nb := dwntest.Start(t, dwntest.Options{Mode: c.a}), dwntest.Start(t, dwntest.Options{Mode: c.b})
 			id := dwntest.MustIdentity(t)
@@ -147,7 +147,7 @@ func TestReconcileEnboxRequestsGrowByListingPages(t *testing.T) {
 // to both nodes (the pool's first contact apart).
 func reconcileRequests(t *testing.T, mode dwntest.Mode, shared, onlyA, onlyB int) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // generous: seeding runs under it, and a loaded machine is slow
 	defer cancel()
 	na, nb := dwntest.Start(t, dwntest.Options{Mode: mode}), dwntest.Start(t, dwntest.Options{Mode: mode})
 	id := dwntest.MustIdentity(t)

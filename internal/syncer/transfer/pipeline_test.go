@@ -35,7 +35,7 @@ type concurrencyProbe struct {
 }
 
 func newConcurrencyProbe(t *testing.T, readsAhead int, gate func(p *concurrencyProbe) bool) *concurrencyProbe {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return &concurrencyProbe{gate: gate, opened: make(chan struct{}), readsAhead: readsAhead,
 		applyStarted: make(chan struct{}), deadline: ctx.Done()}
@@ -209,7 +209,7 @@ func TestCopyStartsAMessageOnceItsOwnDependenciesAreDone(t *testing.T) {
 	update := f.update(first, payload(40, 2))
 	unrelated := f.write(proto, "note", "", payload(40, 3))
 	src.seed(t, cfg, first, update, unrelated)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dst := &slowTarget{fakeTenant: newFakeTenant("dst"), slow: unrelated.CID, until: update.CID, released: make(chan struct{}), deadline: ctx.Done()}
 	dst.seed(t, cfg)

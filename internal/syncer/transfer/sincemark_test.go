@@ -24,7 +24,7 @@ type markedPair struct {
 
 func newMarkedPair(t *testing.T, shared int) *markedPair {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // generous: seeding runs under it, and a loaded machine is slow
 	t.Cleanup(cancel)
 	p := &markedPair{ctx: ctx, id: dwntest.MustIdentity(t)}
 	p.na, p.nb = dwntest.Start(t, dwntest.Options{Mode: dwntest.ModeEnbox}), dwntest.Start(t, dwntest.Options{Mode: dwntest.ModeEnbox})
