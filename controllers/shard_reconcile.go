@@ -31,7 +31,7 @@ func (r *ReplicationLinkReconciler) shardGate(ctx context.Context, link *v1alpha
 		// Not ours (a stale cache entry), or the shard has no Lease: the shard wakes every link
 		// when it has one again.
 		return ctrl.Result{}, true, r.stopHere(ctx, link)
-	case link.Labels[sharding.DrainLabel] == "true":
+	case link.Labels[sharding.DrainLabel] != "":
 		return ctrl.Result{}, true, r.letGo(ctx, link)
 	case !link.DeletionTimestamp.IsZero():
 		return ctrl.Result{}, false, nil // our link to finalize
@@ -45,7 +45,7 @@ func (r *ReplicationLinkReconciler) shardGate(ctx context.Context, link *v1alpha
 	if err := s.Reader.Get(ctx, client.ObjectKeyFromObject(link), fresh); err != nil {
 		return ctrl.Result{}, true, client.IgnoreNotFound(err)
 	}
-	if fresh.Labels[sharding.OwnerLabel] != s.Name || fresh.Labels[sharding.DrainLabel] == "true" {
+	if fresh.Labels[sharding.OwnerLabel] != s.Name || fresh.Labels[sharding.DrainLabel] != "" {
 		return ctrl.Result{RequeueAfter: s.Timing.RenewInterval}, true, nil // the cache lags: look again
 	}
 	return ctrl.Result{}, false, nil
@@ -64,19 +64,26 @@ func (r *ReplicationLinkReconciler) stopHere(ctx context.Context, link *v1alpha1
 	return nil
 }
 
-// letGo acknowledges a drain: stop the link, then remove the owner and drain labels, only if
-// the link still names this shard (a JSON patch test), so the sharder may hand it on.
+// letGo acknowledges a drain: stop the link, then hand it to the shard the drain names (or
+// back to the sharder, for DrainToSharder) in one JSON patch that tests the link still names
+// this shard and that drain: the new owner's cache sees the link only once it stopped here.
 func (r *ReplicationLinkReconciler) letGo(ctx context.Context, link *v1alpha1.ReplicationLink) error {
 	if err := r.stopHere(ctx, link); err != nil {
 		return err
 	}
-	patch := fmt.Sprintf(`[{"op":"test","path":"/metadata/labels/%s","value":%q},{"op":"remove","path":"/metadata/labels/%s"},{"op":"remove","path":"/metadata/labels/%s"}]`,
-		escapeJSONPointer(sharding.OwnerLabel), r.Shard.Name, escapeJSONPointer(sharding.OwnerLabel), escapeJSONPointer(sharding.DrainLabel))
+	owner, drain := escapeJSONPointer(sharding.OwnerLabel), escapeJSONPointer(sharding.DrainLabel)
+	to := link.Labels[sharding.DrainLabel]
+	handOn := fmt.Sprintf(`{"op":"replace","path":"/metadata/labels/%s","value":%q}`, owner, to)
+	if to == sharding.DrainToSharder {
+		handOn = fmt.Sprintf(`{"op":"remove","path":"/metadata/labels/%s"}`, owner)
+	}
+	patch := fmt.Sprintf(`[{"op":"test","path":"/metadata/labels/%s","value":%q},{"op":"test","path":"/metadata/labels/%s","value":%q},%s,{"op":"remove","path":"/metadata/labels/%s"}]`,
+		owner, r.Shard.Name, drain, to, handOn, drain)
 	if err := r.Client.Patch(ctx, link, client.RawPatch(types.JSONPatchType, []byte(patch))); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	shardHandovers.WithLabelValues(r.Shard.Name, "drained").Inc()
-	logf.FromContext(ctx).Info("drained: link stopped and released to the sharder", "shard", r.Shard.Name)
+	logf.FromContext(ctx).Info("drained: link stopped and handed on", "shard", r.Shard.Name, "to", to)
 	return nil
 }
 

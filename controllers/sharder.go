@@ -49,8 +49,15 @@ type Sharder struct {
 
 	missingSince map[string]time.Time // owners without a Lease, since when
 	drainedMu    sync.Mutex
-	drainedAt    map[string]time.Time // links asked to drain, since when (for the duration metric)
-	observed     atomic.Int64         // unix nanos of the last pass's clock instant
+	drained      map[string]drainAsked // links asked to drain: by whom, since when
+	observed     atomic.Int64          // unix nanos of the last pass's clock instant
+}
+
+// drainAsked is one drain request of the sharder: from which owner, and when (for the
+// duration metric).
+type drainAsked struct {
+	from string
+	at   time.Time
 }
 
 // shardingChanged passes the updates a pass may act on: not a link's status writes.
@@ -98,7 +105,7 @@ func (s *Sharder) Start(ctx context.Context) error {
 		return err
 	}
 	s.missingSince = map[string]time.Time{}
-	s.drainedAt = map[string]time.Time{}
+	s.drained = map[string]drainAsked{}
 	log := logf.FromContext(ctx).WithName("sharder")
 	ctx = logf.IntoContext(ctx, log)
 	changed := make(chan struct{}, 1)
@@ -163,8 +170,10 @@ func (s *Sharder) pass(ctx context.Context) (time.Time, error) {
 	if err := s.Cache.List(ctx, &leases, client.InNamespace(s.Namespace), client.MatchingLabels{sharding.RingLabel: s.Ring}); err != nil {
 		return time.Time{}, err
 	}
+	// Not copied: a pass only reads the links (linkStep copies the one it writes), and a copy
+	// of every link on every pass is most of a pass's cost at 10,000 links.
 	var list v1alpha1.ReplicationLinkList
-	if err := s.Cache.List(ctx, &list); err != nil {
+	if err := s.Cache.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return time.Time{}, err
 	}
 	byShard := map[string]*coordinationv1.Lease{}
@@ -194,7 +203,7 @@ func (s *Sharder) pass(ctx context.Context) (time.Time, error) {
 		if err != nil {
 			key = string(o.UID) // an invalid link: its shard reports the problem
 		}
-		l := sharding.Link{ID: id, Key: key, Owner: o.Labels[sharding.OwnerLabel], Draining: o.Labels[sharding.DrainLabel] == "true"}
+		l := sharding.Link{ID: id, Key: key, Owner: o.Labels[sharding.OwnerLabel], DrainTo: o.Labels[sharding.DrainLabel]}
 		links = append(links, l)
 		objects[id] = o
 		if l.Owner != "" {
@@ -214,7 +223,7 @@ func (s *Sharder) pass(ctx context.Context) (time.Time, error) {
 		shards = append(shards, sharding.Shard{Name: owner, Holder: owner, RenewTime: since, Missing: true})
 	}
 	plan := s.Timing.Decide(links, shards, now)
-	plan.Draining = max(plan.Draining, s.drainsInFlight(objects))
+	plan.Draining = max(plan.Draining, s.followDrains(objects, now))
 	plan.LimitDrains(s.MaxDrains)
 	for _, a := range plan.Shards {
 		if err := s.shardStep(ctx, a, byShard[a.Shard.Name]); err != nil {
@@ -247,22 +256,28 @@ func (s *Sharder) pass(ctx context.Context) (time.Time, error) {
 	return plan.NextCheck, firstErr
 }
 
-// drainsInFlight counts the links asked to drain and not yet let go of, by the cache or by this
+// followDrains counts the links asked to drain and not yet let go of, by the cache or by this
 // sharder's own requests (its cache may not show its last drains yet: counting only the cache
-// would let a burst of passes exceed MaxDrains). It forgets requests for deleted links.
-func (s *Sharder) drainsInFlight(objects map[string]*v1alpha1.ReplicationLink) int {
+// would let a burst of passes exceed MaxDrains). A link its old owner handed on is a hand-over
+// done: it is timed and forgotten, like the requests for deleted links.
+func (s *Sharder) followDrains(objects map[string]*v1alpha1.ReplicationLink, now time.Time) int {
 	s.drainedMu.Lock()
 	defer s.drainedMu.Unlock()
 	n := 0
-	for id := range s.drainedAt {
+	for id := range s.drained {
 		if _, ok := objects[id]; !ok {
-			delete(s.drainedAt, id)
+			delete(s.drained, id)
 		}
 	}
 	for id, o := range objects {
-		_, asked := s.drainedAt[id]
-		if o.Labels[sharding.DrainLabel] == "true" || (asked && o.Labels[sharding.OwnerLabel] != "") {
+		ask, asked := s.drained[id]
+		owner := o.Labels[sharding.OwnerLabel]
+		switch {
+		case o.Labels[sharding.DrainLabel] != "" || (asked && owner == ask.from):
 			n++
+		case asked && owner != "":
+			shardHandoverSeconds.WithLabelValues("drain").Observe(now.Sub(ask.at).Seconds())
+			delete(s.drained, id)
 		}
 	}
 	return n
@@ -315,8 +330,8 @@ func (s *Sharder) linkStep(ctx context.Context, a sharding.LinkAction, o *v1alph
 	case sharding.Unassign:
 		delete(next.Labels, sharding.OwnerLabel)
 		delete(next.Labels, sharding.DrainLabel)
-	case sharding.Drain:
-		next.Labels[sharding.DrainLabel] = "true"
+	case sharding.Drain, sharding.Redirect:
+		next.Labels[sharding.DrainLabel] = a.To
 	case sharding.Undrain:
 		delete(next.Labels, sharding.DrainLabel)
 	}
@@ -334,26 +349,29 @@ func (s *Sharder) linkStep(ctx context.Context, a sharding.LinkAction, o *v1alph
 	return nil
 }
 
-// timeHandover observes how long a link was between shards: from the drain request to its
-// new assignment, or from its dead owner's last renewal to its new assignment.
+// timeHandover observes how long a link was between shards: from its dead owner's last renewal
+// to its new assignment, or from a drain request to an assignment of the unlabelled link (a
+// shard that let go the way it did before hand-on). A link handed on by its old owner is timed
+// by followDrains.
 func (s *Sharder) timeHandover(a sharding.LinkAction, now time.Time, renewed map[string]time.Time) {
 	id := a.Link.ID
 	s.drainedMu.Lock()
 	defer s.drainedMu.Unlock()
 	switch {
 	case a.Verb == sharding.Drain:
-		s.drainedAt[id] = now
+		s.drained[id] = drainAsked{from: a.From, at: now}
+	case a.Verb == sharding.Redirect:
 	case a.Verb == sharding.Undrain || a.Verb == sharding.Unassign:
-		delete(s.drainedAt, id)
+		delete(s.drained, id)
 	case a.From != "":
 		if t, ok := renewed[a.From]; ok {
 			shardHandoverSeconds.WithLabelValues("takeover").Observe(now.Sub(t).Seconds())
 		}
-		delete(s.drainedAt, id)
+		delete(s.drained, id)
 	default:
-		if t, ok := s.drainedAt[id]; ok {
-			shardHandoverSeconds.WithLabelValues("drain").Observe(now.Sub(t).Seconds())
-			delete(s.drainedAt, id)
+		if ask, ok := s.drained[id]; ok {
+			shardHandoverSeconds.WithLabelValues("drain").Observe(now.Sub(ask.at).Seconds())
+			delete(s.drained, id)
 		}
 	}
 }

@@ -45,7 +45,7 @@ func TestShardJoinDrainsInBoundedBatches(t *testing.T) {
 		}
 		draining, moved := 0, 0
 		for _, l := range list.Items {
-			if l.Labels[sharding.DrainLabel] == "true" {
+			if l.Labels[sharding.DrainLabel] != "" {
 				draining++
 			}
 			if l.Labels[sharding.OwnerLabel] == "dwnsync-1" {

@@ -54,10 +54,15 @@ func (t Timing) State(s Shard, now time.Time) ShardState {
 type Link struct {
 	// ID names the object (namespace/name); Key is the hashed key (the link's ledger key, so
 	// every claimant of one key lands on one shard).
-	ID, Key  string
-	Owner    string // OwnerLabel ("" when unassigned)
-	Draining bool   // DrainLabel=true
+	ID, Key string
+	Owner   string // OwnerLabel ("" when unassigned)
+	// DrainTo is DrainLabel's value: "" when not draining, else the shard the owner hands the
+	// link to once it stopped it (DrainToSharder: it removes its label instead).
+	DrainTo string
 }
+
+// Draining reports whether the owner was asked to let go of the link.
+func (l Link) Draining() bool { return l.DrainTo != "" }
 
 // LinkVerb is what the sharder does to one link.
 type LinkVerb int
@@ -71,9 +76,14 @@ const (
 	Drain
 	// Undrain cancels a drain: the owner is the link's shard again.
 	Undrain
+	// Redirect points a drain in flight at another shard (the one it named is no longer the
+	// link's shard): still one drain in flight, so the drain limit does not count it again.
+	Redirect
 )
 
-func (v LinkVerb) String() string { return [...]string{"assign", "unassign", "drain", "undrain"}[v] }
+func (v LinkVerb) String() string {
+	return [...]string{"assign", "unassign", "drain", "undrain", "redirect"}[v]
+}
 
 // LinkAction is one step for one link. From is the owner the step expects (the caller writes it
 // only if the object still says so).
@@ -121,9 +131,9 @@ type Plan struct {
 }
 
 // Decide computes the steps that bring links to their rendezvous shard among the live shards.
-// A link moves from a live shard only through a drain (the owner stops it and removes its
-// label), and from a silent shard only after the sharder declared that shard dead, which it
-// does only once the shard has stopped its links by the Timing rules.
+// A link moves from a live shard only through a drain (the owner stops it, then relabels it for
+// the shard the drain names), and from a silent shard only after the sharder declared that
+// shard dead, which it does only once the shard has stopped its links by the Timing rules.
 func (t Timing) Decide(links []Link, shards []Shard, now time.Time) Plan {
 	var p Plan
 	state := map[string]ShardState{}
@@ -162,15 +172,18 @@ func (t Timing) Decide(links []Link, shards []Shard, now time.Time) Plan {
 			p.Waiting++ // fenced only by time: wait for the sharder to declare the owner dead
 			continue
 		case l.Owner == target:
-			if !l.Draining {
+			if !l.Draining() {
 				continue
 			}
 			act.Verb = Undrain
-		case target == "" || l.Draining:
-			if l.Draining {
-				p.Draining++
+		case target == "":
+			continue
+		case l.Draining():
+			p.Draining++
+			if l.DrainTo == target || l.DrainTo == DrainToSharder {
+				continue // the owner has been asked; it acknowledges by relabelling the link
 			}
-			continue // the owner has been asked; it acknowledges by removing its label
+			act.Verb = Redirect
 		default:
 			act.Verb = Drain
 		}

@@ -105,8 +105,10 @@ func TestDecide(t *testing.T) {
 		{name: "unassigned: assign", link: Link{ID: "l", Key: kA}, shards: []Shard{a, b}, at: now},
 		{name: "in place: nothing", link: Link{ID: "l", Key: kA, Owner: "a"}, shards: []Shard{a, b}, at: now},
 		{name: "on the wrong live shard: drain", link: Link{ID: "l", Key: kB, Owner: "a"}, shards: []Shard{a, b}, at: now},
-		{name: "draining: wait for the acknowledgement", link: Link{ID: "l", Key: kB, Owner: "a", Draining: true}, shards: []Shard{a, b}, at: now},
-		{name: "draining back home: undrain", link: Link{ID: "l", Key: kA, Owner: "a", Draining: true}, shards: []Shard{a, b}, at: now},
+		{name: "draining: wait for the acknowledgement", link: Link{ID: "l", Key: kB, Owner: "a", DrainTo: "b"}, shards: []Shard{a, b}, at: now},
+		{name: "draining to the sharder (before hand-on): wait", link: Link{ID: "l", Key: kB, Owner: "a", DrainTo: DrainToSharder}, shards: []Shard{a, b}, at: now},
+		{name: "draining to a shard gone: redirect", link: Link{ID: "l", Key: kB, Owner: "a", DrainTo: "c"}, shards: []Shard{a, b}, at: now},
+		{name: "draining back home: undrain", link: Link{ID: "l", Key: kA, Owner: "a", DrainTo: "b"}, shards: []Shard{a, b}, at: now},
 		{name: "owner expired: wait", link: Link{ID: "l", Key: kA, Owner: "a"}, shards: []Shard{held("a", t0.Add(-16*time.Second)), b}, at: now, wait: 1},
 		{name: "owner silent past the margin: declare dead, links wait", link: Link{ID: "l", Key: kA, Owner: "a"}, shards: []Shard{held("a", t0.Add(-20*time.Second)), b}, at: now, wait: 1, shard: []ShardVerb{DeclareDead}},
 		{name: "owner dead: assign to a live shard", link: Link{ID: "l", Key: kA, Owner: "a"}, shards: []Shard{{Name: "a", Holder: DeadHolder}, b}, at: now},
@@ -123,6 +125,8 @@ func TestDecide(t *testing.T) {
 				want = step(tc.link, Assign, "a")
 			case "on the wrong live shard: drain":
 				want = step(tc.link, Drain, "b")
+			case "draining to a shard gone: redirect":
+				want = step(tc.link, Redirect, "b")
 			case "draining back home: undrain":
 				want = step(tc.link, Undrain, "a")
 			case "owner dead: assign to a live shard":
@@ -161,8 +165,8 @@ func TestDecideNextCheck(t *testing.T) {
 }
 
 // A shard joins a ring whose one shard holds every link: with at most 10 drains in flight, its
-// share moves in batches of 10, each acknowledged by the old owner before the next is asked,
-// and every link ends on its rendezvous shard.
+// share moves in batches of 10, each handed on by the old owner before the next is asked (the
+// sharder never assigns a moved link), and every link ends on its rendezvous shard.
 func TestLimitDrainsMovesAJoinersShareInBatches(t *testing.T) {
 	const max = 10
 	shards := []Shard{held("a", t0), held("b", t0)}
@@ -189,18 +193,16 @@ func TestLimitDrainsMovesAJoinersShareInBatches(t *testing.T) {
 			l := byID[a.Link.ID]
 			switch a.Verb {
 			case Drain:
-				l.Draining = true
-			case Assign:
-				l.Owner, l.Draining = a.To, false
+				l.DrainTo = a.To
 			default:
 				t.Fatalf("unexpected %v of %s", a.Verb, a.Link.ID)
 			}
 		}
 		inFlight := 0
 		for i := range links {
-			if links[i].Draining {
+			if links[i].Draining() {
 				inFlight++
-				links[i].Owner, links[i].Draining = "", false // the old owner lets go
+				links[i].Owner, links[i].DrainTo = links[i].DrainTo, "" // the old owner hands it on
 			}
 		}
 		if inFlight > max {
@@ -212,8 +214,8 @@ func TestLimitDrainsMovesAJoinersShareInBatches(t *testing.T) {
 			t.Fatalf("%s ends on %q, want %q", l.ID, l.Owner, want)
 		}
 	}
-	// One pass drains a batch; the next assigns it and drains the next batch.
-	if want := (share+max-1)/max + 1; passes != want {
+	// Each pass drains one batch; the old owner hands it on, so no pass assigns.
+	if want := (share + max - 1) / max; passes != want {
 		t.Fatalf("%d links moved in %d passes, want %d (batches of %d)", share, passes, want, max)
 	}
 	t.Logf("%d of %d links moved in %d passes", share, len(links), passes)

@@ -14,9 +14,14 @@ const (
 	// OwnerLabel on a ReplicationLink names the shard that runs it; each shard's cache sees
 	// only the links labelled with its name (`kubectl get rl -L shard.dwnsync.io/owner`).
 	OwnerLabel = "shard.dwnsync.io/owner"
-	// DrainLabel=true on a link asks its owner to stop it and remove OwnerLabel (the
-	// acknowledgement) before the sharder assigns it to another shard.
+	// DrainLabel=<shard> on a link asks its owner to stop it and then, in one patch that tests
+	// it is still the owner and the drain still names <shard>, set OwnerLabel to <shard> and
+	// remove DrainLabel (the acknowledgement is the hand-over: no unassigned step).
+	// DrainLabel=DrainToSharder asks it to remove OwnerLabel instead, for the sharder to
+	// assign (the protocol before 2026-12-03; a shard still acknowledges it).
 	DrainLabel = "shard.dwnsync.io/drain"
+	// DrainToSharder is the DrainLabel value that hands the link back unassigned.
+	DrainToSharder = "true"
 	// RingLabel on a shard Lease names the ring (the operator installation) it belongs to.
 	RingLabel = "shard.dwnsync.io/ring"
 	// DeadHolder is the holderIdentity the sharder writes into the Lease of a shard it declared
