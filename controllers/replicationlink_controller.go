@@ -5,6 +5,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -325,9 +326,17 @@ func (r *ReplicationLinkReconciler) writeStatus(ctx context.Context, link *v1alp
 			return ctrl.Result{RequeueAfter: max(delay, time.Second/time.Duration(max(1, int(r.CounterWritesPerSecond))))}, nil
 		}
 	}
-	patch := client.MergeFrom(link.DeepCopy())
+	// The whole status, not a merge patch against link: link is the informer's copy, which may
+	// still show an older status (another shard's, or this reconciler's previous write not yet
+	// echoed back). A diff against it omits the fields that copy shares with next, and leaves a
+	// mix on the server (phase initializing under Ready=True/Live, for good: this reconciler
+	// remembers having written next and writes nothing more until something changes).
+	patch, err := json.Marshal([]map[string]any{{"op": "add", "path": "/status", "value": next}})
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("encode the status of %s: %w", nn, err)
+	}
 	link.Status = next
-	if err := r.Client.Status().Patch(ctx, link, patch); err != nil {
+	if err := r.Client.Status().Patch(ctx, link, client.RawPatch(types.JSONPatchType, patch)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
 		}

@@ -147,6 +147,9 @@ func (s *Shard) renew(ctx context.Context, now time.Time) error {
 		err := s.Reader.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: ShardLeaseName(s.Name)}, lease)
 		switch {
 		case apierrors.IsNotFound(err):
+			if err := s.forgetEarlierTenure(ctx); err != nil {
+				return err
+			}
 			lease = s.newLease(now)
 			if err := s.Client.Create(ctx, lease); err != nil {
 				return fmt.Errorf("create shard Lease %s/%s: %w", s.Namespace, lease.Name, err)
@@ -171,6 +174,39 @@ func (s *Shard) renew(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("renew shard Lease: %w", err)
 	}
 	s.keep(next)
+	return nil
+}
+
+// idleRecordDropper is an engine that can delete the ledger records of the links it does not
+// run (the operator's engine).
+type idleRecordDropper interface {
+	DropIdleRecords() (int, error)
+}
+
+// forgetEarlierTenure runs before the shard takes a new Lease (it has none, or the sharder
+// retired the one declared dead): the links of an earlier tenure, cut short by a kill or a stop
+// longer than the fencing delay, ran on other shards since, so the checkpoints its ledger kept
+// for them are stale. They are dropped before any link can start here, so a link handed back
+// starts with a bootstrap reconcile (D23) instead of paging again through everything written
+// since. A pod restarted within the fencing delay finds its own Lease and keeps them.
+func (s *Shard) forgetEarlierTenure(ctx context.Context) error {
+	d, ok := s.engine.(idleRecordDropper)
+	if !ok {
+		return nil
+	}
+	if w, ok := s.engine.(readyWaiter); ok {
+		if err := w.WaitReady(ctx); err != nil {
+			return fmt.Errorf("wait for the engine before taking a new shard Lease: %w", err)
+		}
+	}
+	n, err := d.DropIdleRecords()
+	if err != nil {
+		return fmt.Errorf("drop the ledger records of an earlier tenure before taking a new shard Lease: %w", err)
+	}
+	if n > 0 {
+		logf.FromContext(ctx).Info("new shard tenure: dropped the ledger records of links that ran elsewhere since; they start with a reconcile if they come back",
+			"shard", s.Name, "records", n)
+	}
 	return nil
 }
 

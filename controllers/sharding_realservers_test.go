@@ -10,12 +10,7 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/dwnsync/dwnsync/controllers"
 	"github.com/dwnsync/dwnsync/internal/dwnserver"
-	"github.com/dwnsync/dwnsync/internal/linkconfig"
 	"github.com/dwnsync/dwnsync/internal/operator"
 	"github.com/dwnsync/dwnsync/internal/sharding"
 )
@@ -43,34 +38,7 @@ func TestShardHandOversOnRealServersLoseNothing(t *testing.T) {
 
 	// Tenants until each shard of the pair owns one: the join then moves at least one link, and
 	// the first shard keeps one until it stops.
-	var links []realShardLink
-	perShard := map[string]int{}
-	for i := 0; len(links) < 3 || perShard[shards[0]] == 0 || perShard[shards[1]] == 0; i++ {
-		if i == 12 {
-			t.Fatalf("12 tenants, none on one of the shards: %v", perShard)
-		}
-		id, err := dwn.NewTenant()
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := fmt.Sprintf("t%02d", i)
-		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-signer", Labels: map[string]string{controllers.SignerLabel: "true"}},
-			Data: map[string][]byte{"did": []byte(id.DID), "privateJwk": id.PrivateJWK}}
-		if err := k8sClient.Create(ctx, secret); err != nil {
-			t.Fatal(err)
-		}
-		l := newLink(ns, name, id.DID, b.URL, secret.Name)
-		key, err := linkconfig.Key(l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := k8sClient.Create(ctx, l); err != nil {
-			t.Fatal(err)
-		}
-		links = append(links, realShardLink{name: name, key: key, id: id})
-		perShard[sharding.Owner(key, shards)]++
-	}
-	t.Logf("%d links; rendezvous owners with both shards: %v", len(links), perShard)
+	links := newRealShardLinks(t, dwn, ns, b.URL, shards, 3)
 
 	counter := &applyCounter{base: http.DefaultTransport.(*http.Transport).Clone()}
 	start := func(name string) *replica {

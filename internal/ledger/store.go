@@ -314,6 +314,15 @@ func keepForward(next *Checkpoint, old Checkpoint) {
 
 // Remove deletes a link's record, durably, before returning.
 func (s *Store) Remove(key string) error {
+	return s.RemoveAll([]string{key})
+}
+
+// RemoveAll deletes the records of keys in one durable transaction, before returning (one
+// fsync, however many keys).
+func (s *Store) RemoveAll(keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	s.mu.Lock()
@@ -321,13 +330,24 @@ func (s *Store) Remove(key string) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	delete(s.records, key)
-	delete(s.dirty, key)
+	for _, key := range keys {
+		delete(s.records, key)
+		delete(s.dirty, key)
+	}
 	s.mu.Unlock()
 	if err := s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(linksBucket).Delete([]byte(key))
+		b := tx.Bucket(linksBucket)
+		for _, key := range keys {
+			if err := b.Delete([]byte(key)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}); err != nil {
-		return fmt.Errorf("ledger: remove %q: %w", key, err)
+		if len(keys) == 1 {
+			return fmt.Errorf("ledger: remove %q: %w", keys[0], err)
+		}
+		return fmt.Errorf("ledger: remove %d records: %w", len(keys), err)
 	}
 	return nil
 }

@@ -156,6 +156,15 @@ func (l *leaderEngine) Release(key, owner string) (bool, error) {
 	return e.Release(key, owner)
 }
 
+// DropIdleRecords deletes the ledger records of the keys no link runs (a shard's new tenure).
+func (l *leaderEngine) DropIdleRecords() (int, error) {
+	e := l.get()
+	if e == nil {
+		return 0, errNotRunning
+	}
+	return e.DropIdleRecords()
+}
+
 // Record is the ledger record of key (for tests and diagnostics).
 func (l *leaderEngine) Record(key string) (ledger.Record, bool, error) {
 	store := l.ledgerStore()

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+
+	"github.com/dwnsync/dwnsync/internal/ledger"
 )
 
 // One owner per ledger key: another owner's Apply is refused with a typed error naming the
@@ -49,5 +51,30 @@ func TestEngineDuplicateLinkNamesTheOwner(t *testing.T) {
 	}
 	if _, found, _ := p.te.store.Get(p.key); found {
 		t.Fatal("the owner's Release left the ledger record")
+	}
+}
+
+// DropIdleRecords deletes, durably, the records of keys the engine does not run (what a shard
+// kept from an earlier tenure), and keeps the record of the link it runs.
+func TestDropIdleRecordsKeepsRunningLinks(t *testing.T) {
+	p := newPairNoLink(t, 0, 0)
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	p.te.stop()
+	p.te = startEngine(t, engineOpts{ledgerPath: path})
+	p.apply(t, LinkConfig{Name: "ns/running", Owner: "uid-a"})
+	idle, err := p.te.store.GetOrCreate(ledger.Record{Tenant: p.id.DID, LocalEndpoint: p.local.URL(), RemoteEndpoint: "http://127.0.0.1:1/elsewhere"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.te.DropIdleRecords(); n != 1 || err != nil {
+		t.Fatalf("DropIdleRecords: %d, %v; want the one idle record", n, err)
+	}
+	p.te.stop()
+	p.te = startEngine(t, engineOpts{ledgerPath: path})
+	if _, found, _ := p.te.store.Get(idle.Key); found {
+		t.Fatal("the idle record is back after a restart: its removal was not durable")
+	}
+	if _, found, _ := p.te.store.Get(p.key); !found {
+		t.Fatal("the running link's record was dropped")
 	}
 }

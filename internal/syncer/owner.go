@@ -93,3 +93,27 @@ func (e *Engine) Release(key, owner string) (bool, error) {
 	e.mu.Unlock()
 	return err == nil, err
 }
+
+// DropIdleRecords deletes the ledger record of every key that no link of the engine runs, and
+// returns how many it deleted. A shard calls it before it takes a new Lease: the links of its
+// earlier tenure ran on other shards meanwhile, so the checkpoints it kept for them (a killed
+// process flushes nothing and releases nothing) are stale, and resuming from them would page
+// again through everything written since (D23: a moved link starts with a bootstrap reconcile).
+func (e *Engine) DropIdleRecords() (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	recs, err := e.opts.Ledger.List()
+	if err != nil {
+		return 0, err
+	}
+	var idle []string
+	for _, r := range recs {
+		if e.links[r.Key] == nil && e.restarting[r.Key] == nil {
+			idle = append(idle, r.Key)
+		}
+	}
+	if err := e.opts.Ledger.RemoveAll(idle); err != nil {
+		return 0, fmt.Errorf("syncer: drop the records of links not running: %w", err)
+	}
+	return len(idle), nil
+}
