@@ -159,10 +159,17 @@ func (te *testEngine) sawDeadLetter(key, cid, reason string) bool {
 	return false
 }
 
-// eventually polls cond until it holds or the deadline passes (no fixed sleeps).
+// minWait is the least time any wait here gets before it fails. A wait's deadline bounds a
+// hang; it asserts no timing. Under make test-stress (-race beside CPU hogs and other builds,
+// load average ~20) a 200-message bootstrap on dwntest outran a 30 s wait, so the deadlines
+// written at each call are floors raised to this.
+const minWait = 2 * time.Minute
+
+// eventually polls cond until it holds or the deadline (at least minWait) passes (no fixed
+// sleeps).
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	waittest.For(t, within, 10*time.Millisecond, what, cond)
+	waittest.For(t, max(within, minWait), 10*time.Millisecond, what, cond)
 }
 
 func sameSet(a, b []string) bool {

@@ -135,10 +135,12 @@ func readable(ctx context.Context, tenant dwn.Tenant, cid string) bool {
 	return err == nil
 }
 
-// eventually polls every 50 ms: conditions here list whole tenants on real servers.
+// eventually polls every 50 ms: conditions here list whole tenants on real servers. A wait
+// gets at least 2 minutes: its deadline bounds a hang and asserts no timing, and real servers
+// on a loaded machine (make test-stress) are slow.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	waittest.For(t, within, 50*time.Millisecond, what, cond)
+	waittest.For(t, max(within, 2*time.Minute), 50*time.Millisecond, what, cond)
 }
 
 func sameSet(a, b []string) bool {
