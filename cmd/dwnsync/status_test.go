@@ -164,7 +164,8 @@ func startEnvtest(t *testing.T) (kubeconfig string, c client.Client) {
 	if assets == "" {
 		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test` (it builds kube-apiserver, etcd and kubectl)")
 	}
-	env := &envtest.Environment{CRDDirectoryPaths: []string{"../../config/crd/bases"}, ErrorIfCRDPathMissing: true}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{"../../config/crd/bases"}, ErrorIfCRDPathMissing: true,
+		ControlPlaneStartTimeout: 2 * time.Minute} // the default 20 s ran out under make test-stress
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatalf("envtest: %v", err)

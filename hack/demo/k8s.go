@@ -37,8 +37,9 @@ func startK8s(ctx context.Context, s *story) (operator, error) {
 	}
 	op := &k8sOp{
 		env: &envtest.Environment{
-			CRDDirectoryPaths:     []string{filepath.Join(s.root, "config", "crd", "bases")},
-			ErrorIfCRDPathMissing: true,
+			CRDDirectoryPaths:        []string{filepath.Join(s.root, "config", "crd", "bases")},
+			ErrorIfCRDPathMissing:    true,
+			ControlPlaneStartTimeout: 2 * time.Minute, // the default 20 s is short on a busy 2-core machine
 		},
 		kubectl: filepath.Join(s.root, "bin", "kubectl"),
 		dwnsync: filepath.Join(s.root, "bin", "dwnsync"),
