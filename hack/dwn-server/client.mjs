@@ -74,7 +74,32 @@ function required(params, name) {
 
 // ---------- transport (spec §4) ----------
 
+// A request whose connection failed before an answer ("fetch failed": the server reset the
+// socket, or closed a kept-alive one as it was reused, which a loaded machine makes likely) is
+// sent again, SEND_ATTEMPTS in all: one such failure must not end a seed of thousands of
+// writes (one ended a 10,000-message seed after 9,700 here). A timeout is not retried: the
+// server may still be working on the request.
+const SEND_ATTEMPTS = 3;
+const RESEND_DELAY_MS = 200;
+
+function connectionFailed(err) {
+  return err instanceof TypeError && err.message === 'fetch failed';
+}
+
+// send returns the reply, its data, and whether the request had to be sent again (then an
+// earlier attempt may have reached the server: see sendOk).
 async function send(url, target, message, data) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return { ...(await sendOnce(url, target, message, data)), resent: attempt > 1 };
+    } catch (err) {
+      if (!connectionFailed(err) || attempt >= SEND_ATTEMPTS) throw err;
+      await new Promise((resolve) => setTimeout(resolve, RESEND_DELAY_MS * attempt));
+    }
+  }
+}
+
+async function sendOnce(url, target, message, data) {
   const request = {
     jsonrpc: '2.0',
     id: randomUUID(),
@@ -114,10 +139,13 @@ async function send(url, target, message, data) {
 }
 
 // sendOk fails unless the DWN status is one of the accepted codes.
+// A message sent again after a failed connection may answer 409 because the lost attempt
+// stored it after all: that counts as accepted.
 async function sendOk(url, target, message, data, accepted = [200, 202, 204]) {
   const result = await send(url, target, message, data);
   const status = result.reply?.status;
-  if (!status || !accepted.includes(status.code)) {
+  const storedByLostAttempt = result.resent && status?.code === 409 && accepted.includes(202);
+  if (!status || (!accepted.includes(status.code) && !storedByLostAttempt)) {
     const what = `${message.descriptor.interface}${message.descriptor.method}`;
     throw new Error(`${what} to ${url}: DWN status ${status?.code} ${status?.detail}`);
   }
