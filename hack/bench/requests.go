@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/dwnsync/dwnsync/internal/dwn/dialect"
 	"github.com/dwnsync/dwnsync/internal/dwn/wire"
+	"github.com/dwnsync/dwnsync/internal/faulttest"
 )
 
 // requestCounter counts a pool's HTTP requests by the DWN message they carry (RecordsWrite,
@@ -32,37 +32,11 @@ func newCountedPool() (*dialect.Pool, *requestCounter, error) {
 }
 
 func (c *requestCounter) RoundTrip(r *http.Request) (*http.Response, error) {
-	kind := requestKind(r.Header.Get("dwn-request"))
+	kind := faulttest.RequestKind(r)
 	c.mu.Lock()
 	c.n[kind]++
 	c.mu.Unlock()
 	return c.base.RoundTrip(r)
-}
-
-// requestKind names a request by its DWN message ("RecordsWrite"), its JSON-RPC method when it
-// carries none, or "other" (probes, a body-framed request).
-func requestKind(header string) string {
-	var env struct {
-		Method string `json:"method"`
-		Params struct {
-			Message struct {
-				Descriptor struct {
-					Interface string `json:"interface"`
-					Method    string `json:"method"`
-				} `json:"descriptor"`
-			} `json:"message"`
-		} `json:"params"`
-	}
-	if header == "" || json.Unmarshal([]byte(header), &env) != nil {
-		return "other"
-	}
-	if d := env.Params.Message.Descriptor; d.Interface != "" {
-		return d.Interface + d.Method
-	}
-	if env.Method != "" {
-		return env.Method
-	}
-	return "other"
 }
 
 // String lists the counts, largest first, with their total.
