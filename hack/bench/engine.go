@@ -120,14 +120,15 @@ func (r *runningEngine) waitLive(ctx context.Context, key string) error {
 	}
 }
 
-// engineReplicate runs a dwnsync engine with one `both` link until the link is live and both
-// servers list the same CIDs.
-func engineReplicate(ctx context.Context, p pair, id dwnserver.Identity) error {
+// engineReplicate runs a dwnsync engine on pool with one `both` link until the link is live
+// and both servers list the same CIDs.
+func engineReplicate(ctx context.Context, p pair, id dwnserver.Identity, pool *dialect.Pool) error {
 	dir, err := os.MkdirTemp(filepath.Dir(p.a.DataDir), "engine-")
 	if err != nil {
+		pool.Close()
 		return err
 	}
-	eng, key, err := startLinkedEngine(ctx, dir, p, id)
+	eng, key, err := startLinkedEngineWith(ctx, dir, p, id, pool)
 	if err != nil {
 		return err
 	}
@@ -136,6 +137,9 @@ func engineReplicate(ctx context.Context, p pair, id dwnserver.Identity) error {
 	if err != nil {
 		return err
 	}
+	logCtx, stopLogging := context.WithCancel(ctx)
+	defer stopLogging()
+	go eng.logProgress(logCtx, key, 30*time.Second)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -155,6 +159,23 @@ func engineReplicate(ctx context.Context, p pair, id dwnserver.Identity) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
+		}
+	}
+}
+
+// logProgress logs the link's phase and progress every interval until ctx ends: a rate that
+// sags between two lines is where a slow copy spends its time.
+func (r *runningEngine) logProgress(ctx context.Context, key string, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if s, ok := r.Snapshot(key); ok {
+				logf("dwnsync: phase %s, progress %+v, pulled %d, pushed %d", s.Phase, s.Progress, s.Pull.Applied, s.Push.Applied)
+			}
 		}
 	}
 }

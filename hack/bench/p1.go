@@ -33,11 +33,11 @@ func benchInitialReplication(ctx context.Context, cfg config) error {
 		if step == "dwnsync" {
 			replicate = engineReplicate
 		}
-		took, err := timeOnCopies(ctx, stores, filepath.Join(cfg.workDir, "p1-"+step), replicate)
+		took, requests, err := timeOnCopies(ctx, stores, filepath.Join(cfg.workDir, "p1-"+step), replicate)
 		if err != nil {
 			return fmt.Errorf("%s: %w", step, err)
 		}
-		logf("P1 %s converged in %.1fs", step, took.Seconds())
+		logf("P1 %s converged in %.1fs; requests: %s", step, took.Seconds(), requests)
 		if step == "dwnsync" {
 			ours = took
 		} else {
@@ -52,25 +52,31 @@ func benchInitialReplication(ctx context.Context, cfg config) error {
 	return nil
 }
 
-// replicator makes the two servers of a pair hold the same messages of the tenant.
-type replicator func(ctx context.Context, p pair, id dwnserver.Identity) error
+// replicator makes the two servers of a pair hold the same messages of the tenant, through
+// pool (which it closes).
+type replicator func(ctx context.Context, p pair, id dwnserver.Identity, pool *dialect.Pool) error
 
-// timeOnCopies copies the seeded stores into dir, starts a pair on them, and times replicate.
-func timeOnCopies(ctx context.Context, stores seededStores, dir string, replicate replicator) (time.Duration, error) {
+// timeOnCopies copies the seeded stores into dir, starts a pair on them, and times replicate;
+// it also counts the requests replicate made, by kind.
+func timeOnCopies(ctx context.Context, stores seededStores, dir string, replicate replicator) (time.Duration, *requestCounter, error) {
 	a, b, err := stores.copyStores(dir)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	p, err := startPair(ctx, a, b)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer p.stop()
-	start := time.Now()
-	if err := replicate(ctx, p, stores.Identity); err != nil {
-		return 0, err
+	pool, requests, err := newCountedPool()
+	if err != nil {
+		return 0, nil, err
 	}
-	return time.Since(start), nil
+	start := time.Now()
+	if err := replicate(ctx, p, stores.Identity, pool); err != nil {
+		return 0, nil, err
+	}
+	return time.Since(start), requests, nil
 }
 
 // naiveInFlight is the baseline's concurrency per direction.
@@ -79,8 +85,7 @@ const naiveInFlight = 8
 // naiveReplicate is what a plain script would do: list both sides, copy every missing CID
 // (read, then write) with 8 in flight per direction, both directions at once, and list again;
 // whatever failed (a dependency not there yet) is retried by the next pass.
-func naiveReplicate(ctx context.Context, p pair, id dwnserver.Identity) error {
-	pool := dialect.NewPool(dialect.Options{})
+func naiveReplicate(ctx context.Context, p pair, id dwnserver.Identity, pool *dialect.Pool) error {
 	defer pool.Close()
 	tenants, _, err := openTenants(ctx, pool, id, p.a.URL, p.b.URL)
 	if err != nil {
