@@ -48,6 +48,10 @@ type Copier struct {
 	// SinceMarkLimit is how many messages a side may have admitted since a link's Mark before
 	// ReconcileSince lists the whole tenant instead (default DefaultSinceMarkLimit).
 	SinceMarkLimit int
+	// SinceMarkContentBytes bounds the messages and inline data ReconcileSince holds per side
+	// before its copy starts (default DefaultSinceMarkContentBytes); the messages beyond it
+	// are read by the copy, in its own bounded chunks.
+	SinceMarkContentBytes int
 }
 
 // orDefault is v when set (positive), else def: a zero Copier field means the package default.

@@ -20,8 +20,12 @@ const (
 	// DefaultSinceMarkLimit is how many messages one side may have admitted since the mark
 	// before the narrowed reconcile gives way to the full listing diff.
 	DefaultSinceMarkLimit = 4000
-	feedPageLimit         = 1000 // the schema's cap on a MessagesQuery limit
-	contentPageLimit      = 250  // entries with messages and inline data: up to ~30 KB each
+	// DefaultSinceMarkContentBytes bounds what the narrowed reconcile takes inline from the
+	// feed per side: 4,000 messages of 30 KB each would otherwise be ~130 MB a side, held
+	// before the copy starts, for every reconcile slot at once.
+	DefaultSinceMarkContentBytes = 8 << 20
+	feedPageLimit                = 1000 // the schema's cap on a MessagesQuery limit
+	contentPageLimit             = 250  // entries with messages and inline data: up to ~30 KB each
 )
 
 // Mark is where the two feeds of a link stood when their fingerprints were last seen equal:
@@ -92,7 +96,11 @@ func (c *Copier) ReconcileSince(ctx context.Context, local, remote dwn.Tenant, s
 	res, ferr := c.reconcileFull(ctx, local, remote, scope, dir)
 	res.Fallback = err.Error()
 	res.keepEarlier(narrow)
-	if res.Mark == nil && !useless(err) {
+	// The full diff leaves a new mark when it ends equal. When it ends different (a one-way
+	// link, a dead letter), the old mark would only make every later pass pay for its scans
+	// before the same full diff, so it is dropped; it is kept only when the full diff failed
+	// (a failed call says nothing against it).
+	if res.Mark == nil && ferr != nil && !useless(err) {
 		res.Mark = since
 	}
 	return res, ferr
@@ -141,11 +149,12 @@ func (c *Copier) sinceMark(ctx context.Context, local, remote dwn.Tenant, scope 
 	if onlyRemote.Len()+onlyLocal.Len() == 0 {
 		return res, errFallBack{reason: "the difference is older than the mark"}
 	}
-	pull, err := withContent(ctx, remote, scope, &m.Remote, onlyRemote, rs.cids.Len())
+	budget := orDefault(c.SinceMarkContentBytes, DefaultSinceMarkContentBytes)
+	pull, err := withContent(ctx, remote, scope, &m.Remote, onlyRemote, rs.cids.Len(), budget)
 	if err != nil {
 		return res, err
 	}
-	push, err := withContent(ctx, local, scope, &m.Local, onlyLocal, ls.cids.Len())
+	push, err := withContent(ctx, local, scope, &m.Local, onlyLocal, ls.cids.Len(), budget)
 	if err != nil {
 		return res, err
 	}
@@ -245,25 +254,30 @@ func notBefore(prev, next dwn.Cursor) bool {
 
 // withContent turns the CIDs of want into the feed's own entries, message and inline data
 // included, read from the pages after `after` (at most scanned entries: what the CID scan
-// saw), so that the copy reads only what came without data. An entry not met keeps its CID
-// alone: the copy reads it.
-func withContent(ctx context.Context, t dwn.Tenant, scope dwn.Scope, after *dwn.Cursor, want listingMissing, scanned int) (entrySlice, error) {
+// saw), so that the copy reads only what came without data. It keeps at most budget bytes of
+// messages and data (a server's pages may be large, and the copy has not started yet): an
+// entry not met, or met past the budget, keeps its CID alone, and the copy reads it.
+func withContent(ctx context.Context, t dwn.Tenant, scope dwn.Scope, after *dwn.Cursor, want listingMissing, scanned, budget int) (entrySlice, error) {
 	out := entrySlice(want.Entries(0, want.Len()))
 	at := make(map[string]int, len(out))
 	for i, e := range out {
 		at[e.CID] = i
 	}
-	left, cur := len(out), after
-	for seen := 0; left > 0 && seen < scanned; {
+	left, held, cur := len(out), 0, after
+	for seen := 0; left > 0 && seen < scanned && held < budget; {
 		p, err := t.FeedPage(ctx, scope, cur, min(contentPageLimit, scanned-seen), false)
 		if err != nil {
 			return out, err
 		}
 		for _, e := range p.Entries {
+			if held >= budget {
+				break
+			}
 			if i, ok := at[e.CID]; ok && out[i].Message == nil && e.Message != nil {
 				e.Cursor = nil
 				out[i] = e
 				left--
+				held += len(e.Message) + len(e.InlineData) + len(e.InitialWrite)
 			}
 		}
 		seen += len(p.Entries)

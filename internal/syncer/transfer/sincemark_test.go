@@ -104,6 +104,25 @@ func TestReconcileSinceMarkRequestsDoNotGrowWithTheTenant(t *testing.T) {
 	}
 }
 
+// The narrowed pass holds at most SinceMarkContentBytes of messages and data per side before
+// its copy starts: past that, the copy reads the rest (in its own bounded chunks), and the
+// pass still converges without the full diff.
+func TestReconcileSinceMarkBoundsTheContentItHolds(t *testing.T) {
+	const onlyB = 10
+	p := newMarkedPair(t, 50)
+	writeRecords(t, p.id, onlyB, p.nb)
+	readsBefore := p.nb.Count("MessagesRead")
+	c := Copier{SinceMarkContentBytes: 1} // the first message taken inline fills it
+	res, _ := p.reconcile(t, &c, linkstate.Both, p.mark)
+	p.requireIdentical(t, res)
+	if res.Method != MethodSinceMark || res.Fallback != "" || res.Pulled != onlyB {
+		t.Fatalf("method %s fallback %q pulled %d, want since-mark with no fallback and %d pulled", res.Method, res.Fallback, res.Pulled, onlyB)
+	}
+	if reads := p.nb.Count("MessagesRead") - readsBefore; reads < onlyB-1 {
+		t.Fatalf("%d reads on the remote: with a budget of one message the copy must read the other %d", reads, onlyB-1)
+	}
+}
+
 // Every condition under which the narrowed pass cannot prove the sides equal runs the full
 // diff after it, and the pass still converges with every difference copied.
 func TestReconcileSinceMarkFallsBackToTheFullDiff(t *testing.T) {
@@ -163,6 +182,9 @@ func TestReconcileSinceMarkFallsBackToTheFullDiff(t *testing.T) {
 			if dir == linkstate.PullOnly {
 				if res.Pulled != 5 || !res.Converged {
 					t.Fatalf("pull-only: %+v", res)
+				}
+				if res.Mark != nil {
+					t.Fatal("a one-way link whose sides stay different kept a mark: every later pass would scan since it before the same full diff")
 				}
 				return
 			}
