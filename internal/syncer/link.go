@@ -564,8 +564,16 @@ func (l *link) setTimer(which ls.Timer, at time.Time) {
 	l.timers[which] = tr
 	if c, ok := l.e.clock.(afterFuncClock); ok {
 		tr.t = c.AfterFunc(d, func() {
-			if !tr.stopped.Load() && l.ctx.Err() == nil {
-				fired()
+			if tr.stopped.Load() || l.ctx.Err() != nil {
+				return
+			}
+			// A fake clock runs this inside Step, holding its lock; a blocking send into a
+			// full mailbox would then wait for the supervisor, which waits for that lock in
+			// clock.Now. So the send never blocks here: a full mailbox hands it to a goroutine.
+			select {
+			case l.mbox <- ls.TimerFired{Timer: which, At: at}:
+			default:
+				go fired()
 			}
 		})
 		return

@@ -4,6 +4,9 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	ls "github.com/dwnsync/dwnsync/internal/syncer/linkstate"
+	"github.com/dwnsync/dwnsync/internal/waittest"
 )
 
 // A pass that returns as soon as its context ends (as every pass does) must still be reported
@@ -41,4 +44,33 @@ func TestRunPassReportsAStuckPassWithoutWaitingForIt(t *testing.T) {
 	}
 	close(release)
 	<-done
+}
+
+// A timer that fires into a full mailbox must not block the clock: a fake clock runs the
+// timer's function inside Step, holding its lock, and the supervisor that would drain the
+// mailbox needs that lock for clock.Now. Before the fix Step never returned here.
+func TestTimerFiringIntoAFullMailboxDoesNotBlockTheClock(t *testing.T) {
+	clk := waittest.NewClock(time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC))
+	l := &link{e: &Engine{clock: clk}, ctx: context.Background(), mbox: make(chan ls.Input, 1), timers: map[ls.Timer]*timerRun{}}
+	l.mbox <- ls.TimerFired{} // full
+	l.setTimer(ls.TimerReconcile, clk.Now().Add(time.Second))
+	stepped := make(chan struct{})
+	go func() {
+		clk.Step(2 * time.Second)
+		close(stepped)
+	}()
+	select {
+	case <-stepped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Step blocked on a timer sending into a full mailbox")
+	}
+	<-l.mbox // the supervisor drains the mailbox: the fired timer follows
+	select {
+	case in := <-l.mbox:
+		if f, ok := in.(ls.TimerFired); !ok || f.Timer != ls.TimerReconcile {
+			t.Fatalf("got %#v, want the reconcile timer's TimerFired", in)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the fired timer was lost")
+	}
 }
