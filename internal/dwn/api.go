@@ -143,6 +143,22 @@ type EventPuller interface {
 	Next(ctx context.Context) (Event, bool)
 }
 
+// EventNotifier is an EventPuller that can also say when an event is ready, so that a
+// consumer needs no goroutine of its own while the feed is idle: it registers a callback with
+// Notify and drains with TryNext when called. The engine holds two feeds per link; with
+// 10,000 idle links, one waiting reader goroutine per feed was 160 MiB of stacks.
+type EventNotifier interface {
+	EventPuller
+	// Notify registers fn, which is called whenever an event may have become ready (a frame
+	// arrived, or the subscription ended), and once right away. fn runs on the producer's
+	// goroutine: it must return at once (start a drain; never take events inside it).
+	Notify(fn func())
+	// TryNext returns the next event without waiting: ok is false when none is ready yet,
+	// and open is false once the subscription is closed and everything was handed out (the
+	// same events, in the same order, as Next).
+	TryNext() (ev Event, ok, open bool)
+}
+
 // NextEvents is how to take sub's events one at a time: its Next when it is an EventPuller,
 // else a receive from Events (false when Events is closed or ctx ends).
 func NextEvents(sub Subscription) func(ctx context.Context) (Event, bool) {

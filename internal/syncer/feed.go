@@ -30,6 +30,12 @@ type feedRun struct {
 	mu  sync.Mutex
 	sub dwn.Subscription
 
+	// The event drain of a subscription that notifies (dwn.EventNotifier): a goroutine that
+	// runs only while events wait. drainAgain is a notify that came while it ran.
+	drainMu    sync.Mutex
+	draining   bool
+	drainAgain bool
+
 	// The ack flusher: a goroutine started when a cursor is pending and none runs.
 	ackMu        sync.Mutex
 	ackPending   *dwn.Cursor
@@ -101,9 +107,16 @@ func (f *feedRun) run(from *dwn.Cursor) {
 		_ = sub.Close()
 		return
 	}
-	defer sub.Close()
 	f.l.send(ls.FeedOpened{Dir: f.dir, Epoch: f.epoch})
 	f.startAcks(sub)
+	if n, ok := sub.(dwn.EventNotifier); ok {
+		// The subscription says when events are ready: this goroutine ends here, and an idle
+		// feed holds none (a drain runs only while events wait).
+		context.AfterFunc(f.ctx, func() { _ = sub.Close() })
+		n.Notify(func() { f.kickDrain(n) })
+		return
+	}
+	defer sub.Close()
 	next := dwn.NextEvents(sub) // on this goroutine: an idle feed costs no other
 	for {
 		ev, ok := next(f.ctx)
@@ -111,30 +124,81 @@ func (f *feedRun) run(from *dwn.Cursor) {
 			f.failed(errors.New("subscription closed")) // nothing when the feed was closed
 			return
 		}
-		switch ev.Kind {
-		case dwn.EventMessage:
-			select {
-			case f.slots <- struct{}{}:
-			case <-f.ctx.Done():
-				return
-			}
-			entry := ev.Entry
-			if entry.Cursor == nil && ev.Cursor != nil {
-				entry.Cursor = ev.Cursor
-			}
-			f.l.observeCursor(f.dir, entry.Cursor)
-			// A Repeat only tells the position of a message already delivered: like an
-			// out-of-scope one it is committed in order and never applied.
-			skip := entry.Repeat || outOfScope(f.l.cfg.Scope, entry)
-			f.l.send(ls.Delivered{Dir: f.dir, Epoch: f.epoch, Entry: entry, OutOfScope: skip})
-		case dwn.EventEOSE:
-			f.l.observeCursor(f.dir, ev.Cursor)
-			f.l.send(ls.EOSE{Dir: f.dir, Epoch: f.epoch, Cursor: ev.Cursor})
-		case dwn.EventEnd:
-			f.failed(ev.Err)
+		if !f.handle(ev) {
 			return
 		}
 	}
+}
+
+// kickDrain starts a drain of n unless one runs; a running drain is told to look again. It is
+// the subscription's notify callback, so it never blocks.
+func (f *feedRun) kickDrain(n dwn.EventNotifier) {
+	f.drainMu.Lock()
+	defer f.drainMu.Unlock()
+	if f.draining {
+		f.drainAgain = true
+		return
+	}
+	f.draining, f.drainAgain = true, false
+	go f.drain(n)
+}
+
+// drain hands every ready event to the supervisor, in order, then ends; one runs at a time.
+// A notify that lands while it runs makes it look once more before ending, so no event is left
+// waiting without a drain.
+func (f *feedRun) drain(n dwn.EventNotifier) {
+	for {
+		ev, ok, open := n.TryNext()
+		switch {
+		case !open:
+			// Nothing is reported when the feed was closed. draining stays set: the feed is
+			// over, and no drain starts again.
+			f.failed(errors.New("subscription closed"))
+			return
+		case ok:
+			if !f.handle(ev) {
+				return
+			}
+			continue
+		}
+		f.drainMu.Lock()
+		if !f.drainAgain {
+			f.draining = false
+			f.drainMu.Unlock()
+			return
+		}
+		f.drainAgain = false
+		f.drainMu.Unlock()
+	}
+}
+
+// handle passes one event to the supervisor. It waits for a slot of the feed's window before a
+// message, and reports false when the feed is over (closed, or the event was its end).
+func (f *feedRun) handle(ev dwn.Event) bool {
+	switch ev.Kind {
+	case dwn.EventMessage:
+		select {
+		case f.slots <- struct{}{}:
+		case <-f.ctx.Done():
+			return false
+		}
+		entry := ev.Entry
+		if entry.Cursor == nil && ev.Cursor != nil {
+			entry.Cursor = ev.Cursor
+		}
+		f.l.observeCursor(f.dir, entry.Cursor)
+		// A Repeat only tells the position of a message already delivered: like an
+		// out-of-scope one it is committed in order and never applied.
+		skip := entry.Repeat || outOfScope(f.l.cfg.Scope, entry)
+		f.l.send(ls.Delivered{Dir: f.dir, Epoch: f.epoch, Entry: entry, OutOfScope: skip})
+	case dwn.EventEOSE:
+		f.l.observeCursor(f.dir, ev.Cursor)
+		f.l.send(ls.EOSE{Dir: f.dir, Epoch: f.epoch, Cursor: ev.Cursor})
+	case dwn.EventEnd:
+		f.failed(ev.Err)
+		return false
+	}
+	return true
 }
 
 func (f *feedRun) release(n int) {

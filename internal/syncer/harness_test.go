@@ -54,6 +54,8 @@ type engineOpts struct {
 	pool       *dialect.Pool
 	// beforeCommit is the ledger's Options.BeforeCommit (a simulated full disk).
 	beforeCommit func() error
+	// dialer, when set, resolves tenants instead of the pool (wrappers that inject faults).
+	dialer Dialer
 }
 
 func startEngine(t testing.TB, o engineOpts) *testEngine {
@@ -72,7 +74,7 @@ func startEngine(t testing.TB, o engineOpts) *testEngine {
 		o.pool = dialect.NewPool(dialect.Options{})
 	}
 	reg := prometheus.NewRegistry()
-	eng, err := New(Options{Ledger: store, Pool: o.pool, Registerer: reg, Timing: o.timing, Rand: func() float64 { return 0 }})
+	eng, err := New(Options{Ledger: store, Pool: o.pool, Dialer: o.dialer, Registerer: reg, Timing: o.timing, Rand: func() float64 { return 0 }})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

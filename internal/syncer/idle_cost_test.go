@@ -11,10 +11,11 @@ import (
 	"github.com/dwnsync/dwnsync/internal/dwntest"
 )
 
-// IdleLinkGoroutines is what one idle live link may keep running: its supervisor and the one
-// reader of each direction's feed. The feed's pump, its ack loop and the link's armed timers
-// cost none while idle (10,000 links held 80,000 before).
-const IdleLinkGoroutines = 3
+// IdleLinkGoroutines is what one idle live link may keep running: its supervisor. A feed whose
+// subscription notifies (every WebSocket feed) drains only while events wait, and its ack
+// loop and the link's armed timers cost none while idle (10,000 links held 80,000 goroutines,
+// then 30,000 with a waiting reader per feed).
+const IdleLinkGoroutines = 1
 
 // engineCode is where the engine's goroutines run: the syncer and the dwn clients (not the
 // in-process dwntest nodes, whose files are under /internal/dwntest/).

@@ -37,7 +37,8 @@ func (s *eventStream) emit(ctx context.Context, ev dwn.Event) bool {
 // EventPuller: a consumer that takes events with Next runs the conversion on its own
 // goroutine, and the pump goroutine and event buffer of Events exist only for a consumer that
 // asks for Events (the engine holds two feeds per link: 10,000 links made 40,000 goroutines
-// and 20,000 event buffers of 64 out of them).
+// and 20,000 event buffers of 64 out of them). It is also an EventNotifier: a consumer that
+// drains on Notify needs no goroutine at all while the feed is idle.
 type feedSubscription struct {
 	sub    *wire.Subscription
 	ctx    context.Context // ends with the Subscribe context or Close
@@ -110,22 +111,52 @@ func (s *feedSubscription) Next(ctx context.Context) (dwn.Event, bool) {
 		return dwn.Event{}, false
 	case <-s.ctx.Done():
 		return dwn.Event{}, false
-	case f, ok := <-s.sub.Frames():
-		if !ok {
-			s.ended = true
-			if ctx.Err() != nil || s.ctx.Err() != nil {
-				return dwn.Event{}, false
-			}
-			return dwn.Event{Kind: dwn.EventEnd, Err: s.sub.Err()}, true
-		}
-		s.sub.Release(f)
-		ev, err := s.toEvent(*f)
-		if err != nil {
-			s.ended = true
-			return dwn.Event{Kind: dwn.EventEnd, Err: err}, true
-		}
-		return ev, true
+	case f, more := <-s.sub.Frames():
+		ev, ok, _ := s.frameEvent(f, more, ctx)
+		return ev, ok
 	}
+}
+
+// Notify registers fn with the socket: it is called after every frame, at the end, and once
+// now (dwn.EventNotifier).
+func (s *feedSubscription) Notify(fn func()) { s.sub.SetNotify(fn) }
+
+// TryNext is Next without waiting: the same events in the same order, ok false when no frame
+// is buffered yet, open false once the subscription is over.
+func (s *feedSubscription) TryNext() (ev dwn.Event, ok, open bool) {
+	if s.first != nil {
+		ev := *s.first
+		s.first = nil
+		return ev, true, true
+	}
+	if s.ended || s.ctx.Err() != nil {
+		return dwn.Event{}, false, false
+	}
+	select {
+	case f, more := <-s.sub.Frames():
+		return s.frameEvent(f, more, s.ctx)
+	default:
+		return dwn.Event{}, false, true
+	}
+}
+
+// frameEvent turns what Frames gave into Next's answer: an event, the one EventEnd when the
+// stream ended by itself, or nothing (ok false, open false) when it was closed by us.
+func (s *feedSubscription) frameEvent(f *wire.Frame, more bool, ctx context.Context) (dwn.Event, bool, bool) {
+	if !more {
+		s.ended = true
+		if ctx.Err() != nil || s.ctx.Err() != nil {
+			return dwn.Event{}, false, false
+		}
+		return dwn.Event{Kind: dwn.EventEnd, Err: s.sub.Err()}, true, true
+	}
+	s.sub.Release(f)
+	ev, err := s.toEvent(*f)
+	if err != nil {
+		s.ended = true
+		return dwn.Event{Kind: dwn.EventEnd, Err: err}, true, true
+	}
+	return ev, true, true
 }
 
 // liveOnlyEOSE is the EOSE of a subscription opened without a cursor: live starts at the

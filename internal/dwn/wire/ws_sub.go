@@ -19,6 +19,7 @@ type Subscription struct {
 	err      error       // set once, when frames is closed
 	buffered int64       // wire bytes delivered and not yet Released
 	budget   int64       // wsOptions.BufferBytes
+	notify   func()      // called after each frame and at the end (SetNotify); nil = none
 }
 
 func newWSSubscription(c *wsConn, id string, buffer int, budget int64) *Subscription {
@@ -31,6 +32,17 @@ func (s *Subscription) Release(f *Frame) {
 	s.mu.Lock()
 	s.buffered -= f.wireBytes
 	s.mu.Unlock()
+}
+
+// SetNotify registers fn, called on the socket's reader goroutine after every frame put in
+// Frames and once when Frames is closed, so that a consumer can drain Frames without a
+// goroutine waiting on it. fn must not block. It is also called once right away: frames that
+// arrived before it was registered are not missed.
+func (s *Subscription) SetNotify(fn func()) {
+	s.mu.Lock()
+	s.notify = fn
+	s.mu.Unlock()
+	fn()
 }
 
 // ID is the client-chosen subscription id (frames carry it).
@@ -79,7 +91,11 @@ func (s *Subscription) deliver(in wsInbound) {
 		select {
 		case s.frames <- in.Frame:
 			s.buffered += in.Frame.wireBytes
+			notify := s.notify
 			s.mu.Unlock()
+			if notify != nil {
+				notify()
+			}
 			return
 		default:
 		}
@@ -104,8 +120,12 @@ func (s *Subscription) end(err error) bool {
 	}
 	s.err = err
 	close(s.frames)
+	notify := s.notify
 	s.mu.Unlock()
 	s.conn.unregister(s.id)
+	if notify != nil {
+		notify()
+	}
 	return true
 }
 
