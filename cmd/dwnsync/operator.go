@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -46,7 +47,8 @@ links; with --sharding as well, every replica runs a share of them.`,
 			}
 			o.Logger = zap.New(zap.UseFlagOptions(&zopts))
 			ctrl.SetLogger(o.Logger)
-			o.Logger.Info("starting dwnsync operator", "version", version.Version, "commit", version.Commit(), "localEndpoint", o.LocalEndpoint, "stateDir", o.StateDir, "leaderElect", o.LeaderElect, "sharding", o.Sharding.Enabled, "shard", o.Sharding.ShardName)
+			memLimit := setMemoryLimit(memlimit.FromCgroup)
+			o.Logger.Info("starting dwnsync operator", "version", version.Version, "commit", version.Commit(), "localEndpoint", o.LocalEndpoint, "stateDir", o.StateDir, "leaderElect", o.LeaderElect, "sharding", o.Sharding.Enabled, "shard", o.Sharding.ShardName, "goMemLimit", memLimit)
 			cfg, err := ctrl.GetConfig()
 			if err != nil {
 				return fmt.Errorf("no Kubernetes API server (in-cluster config, KUBECONFIG or --kubeconfig): %w; without a cluster use 'dwnsync run -f FILE'", err)

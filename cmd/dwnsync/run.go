@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -41,6 +42,7 @@ SIGHUP re-reads the files; SIGTERM or Ctrl-C stops the links and flushes the led
 			o.Files = append(files, args...)
 			o.Defaults.LocalDialect = dwn.Dialect(localDialect)
 			o.Logger = zap.New(zap.UseFlagOptions(&zopts))
+			o.Logger.V(1).Info("Go memory limit", "goMemLimit", setMemoryLimit(memlimit.FromCgroup))
 			return runLinks(o)
 		},
 	}
