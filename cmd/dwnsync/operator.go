@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/engineruntime"
 	"github.com/dwnsync/dwnsync/internal/operator"
 	"github.com/dwnsync/dwnsync/internal/version"
 )
@@ -47,7 +48,7 @@ links; with --sharding as well, every replica runs a share of them.`,
 			}
 			o.Logger = zap.New(zap.UseFlagOptions(&zopts))
 			ctrl.SetLogger(o.Logger)
-			memLimit := setMemoryLimit(memlimit.FromCgroup)
+			memLimit := engineruntime.SetMemoryLimit(memlimit.FromCgroup)
 			o.Logger.Info("starting dwnsync operator", "version", version.Version, "commit", version.Commit(), "localEndpoint", o.LocalEndpoint, "stateDir", o.StateDir, "leaderElect", o.LeaderElect, "sharding", o.Sharding.Enabled, "shard", o.Sharding.ShardName, "goMemLimit", memLimit)
 			cfg, err := ctrl.GetConfig()
 			if err != nil {

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/dwnsync/dwnsync/internal/dwn"
+	"github.com/dwnsync/dwnsync/internal/engineruntime"
 	"github.com/dwnsync/dwnsync/internal/standalone"
 )
 
@@ -42,7 +43,7 @@ SIGHUP re-reads the files; SIGTERM or Ctrl-C stops the links and flushes the led
 			o.Files = append(files, args...)
 			o.Defaults.LocalDialect = dwn.Dialect(localDialect)
 			o.Logger = zap.New(zap.UseFlagOptions(&zopts))
-			o.Logger.V(1).Info("Go memory limit", "goMemLimit", setMemoryLimit(memlimit.FromCgroup))
+			o.Logger.V(1).Info("Go memory limit", "goMemLimit", engineruntime.SetMemoryLimit(memlimit.FromCgroup))
 			return runLinks(o)
 		},
 	}

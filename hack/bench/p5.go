@@ -10,12 +10,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
+
 	"github.com/dwnsync/dwnsync/internal/dwntest"
+	"github.com/dwnsync/dwnsync/internal/engineruntime"
 )
 
 var (
 	p5Profile     = flag.String("p5-profile", "", "P5: write the CPU profile from the first link to all live (<prefix>.cpu), then heap and goroutine profiles (<prefix>.heap, <prefix>.goroutine)")
 	p5InProcessNd = flag.Bool("p5-nodes-in-process", false, "P5: run the dwntest nodes in the bench's process (the figures then include theirs), not in a child process")
+	p5PodLimitMiB = flag.Int("p5-pod-memory-limit", 512, "P5: the pod memory limit (MiB) to run under: the Go memory limit is set from it as the operator sets it from its container's (0: none; GOMEMLIMIT, when set, wins)")
 )
 
 // Issue 12's limits for P5.
@@ -46,6 +50,11 @@ func benchManyLinks(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
+	memLimit := "none"
+	if *p5PodLimitMiB > 0 {
+		memLimit = engineruntime.SetMemoryLimit(memlimit.Limit(uint64(*p5PodLimitMiB) << 20))
+	}
+	logf("P5: Go memory limit %s (as the operator sets it in a pod limited to %d MiB)", memLimit, *p5PodLimitMiB)
 	goroutinesBefore := runtime.NumGoroutine()
 	eng, err := startEngine(ctx, dir)
 	if err != nil {
@@ -102,6 +111,8 @@ func benchManyLinks(ctx context.Context, cfg config) error {
 		Ratio: round(cpu.Seconds()/manyLinksLiveLimit.Seconds(), 2), Meaning: "CPU time (user+system) of this process until all live, over the wall-time limit: what the figure would take on one idle core; " + where, Sizes: sizes})
 	emit(figure{Figure: "P5", Metric: "rss_mib", Unit: "MiB", Dwnsync: mib(rss), Baseline: mib(manyLinksRSSLimit),
 		Ratio: round(float64(rss)/manyLinksRSSLimit, 2), Meaning: "dwnsync/limit (≤ 1 meets it); " + where, Sizes: sizes})
+	emit(figure{Figure: "P5", Metric: "peak_rss_mib", Unit: "MiB", Dwnsync: mib(hwm), Baseline: mib(manyLinksRSSLimit),
+		Ratio: round(float64(hwm)/manyLinksRSSLimit, 2), Meaning: "dwnsync/limit (≤ 1 meets it): the most this process held from its start; Go memory limit " + memLimit + "; " + where, Sizes: sizes})
 	emit(figure{Figure: "P5", Metric: "goroutines", Unit: "goroutines", Dwnsync: float64(goroutines), Baseline: float64(len(keys)),
 		Ratio: round(float64(goroutines)/float64(len(keys)), 2), Meaning: "goroutines added, per link; " + where, Sizes: sizes})
 	emit(figure{Figure: "P5", Metric: "websockets", Unit: "sockets", Dwnsync: float64(socketCount), Baseline: float64(len(urls)),

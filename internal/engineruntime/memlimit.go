@@ -1,4 +1,4 @@
-package main
+package engineruntime
 
 import (
 	"fmt"
@@ -8,19 +8,19 @@ import (
 	"github.com/KimMachineGun/automemlimit/memlimit"
 )
 
-// memoryLimitRatio is the share of the container's memory limit given to the Go runtime as its
+// MemoryLimitRatio is the share of the container's memory limit given to the Go runtime as its
 // soft limit: the rest covers what the runtime does not count against it (the binary, OS
 // buffers, bbolt's mapped pages).
-const memoryLimitRatio = 0.9
+const MemoryLimitRatio = 0.9
 
-// setMemoryLimit gives the Go runtime a soft memory limit of memoryLimitRatio of the limit
-// from provides (the container's cgroup in production), unless GOMEMLIMIT or AUTOMEMLIMIT=off
+// SetMemoryLimit gives the Go runtime a soft memory limit of MemoryLimitRatio of the limit
+// that provider reports (the container's cgroup in production), unless GOMEMLIMIT or AUTOMEMLIMIT=off
 // says otherwise. The runtime does not read the cgroup itself: it lets the heap grow to twice
 // the live heap before it collects, which at 10,000 links overshot the chart's 512 MiB limit
 // (BENCHMARKS.md, P5). It returns the limit in force, for the start-up log.
-func setMemoryLimit(provider memlimit.Provider) string {
+func SetMemoryLimit(provider memlimit.Provider) string {
 	// Errors (no cgroup: a laptop, `dwnsync run`) leave the runtime's default, no limit.
-	_, _ = memlimit.Set(memlimit.WithRatio(memoryLimitRatio), memlimit.WithProvider(provider))
+	_, _ = memlimit.Set(memlimit.WithRatio(MemoryLimitRatio), memlimit.WithProvider(provider))
 	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
 		return fmt.Sprintf("%dMiB", l>>20)
 	}

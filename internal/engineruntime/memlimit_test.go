@@ -1,4 +1,4 @@
-package main
+package engineruntime
 
 import (
 	"os"
@@ -24,11 +24,11 @@ func TestMemoryLimitFollowsTheContainer(t *testing.T) {
 	keepMemoryLimit(t)
 	unsetenv(t, "GOMEMLIMIT")
 	unsetenv(t, "AUTOMEMLIMIT")
-	if got := setMemoryLimit(memlimit.Limit(1000 << 20)); got != "900MiB" {
+	if got := SetMemoryLimit(memlimit.Limit(1000 << 20)); got != "900MiB" {
 		t.Fatalf("a 1000 MiB container: limit %s, want 900MiB", got)
 	}
 	noLimit := func() (uint64, error) { return 0, memlimit.ErrNoLimit }
-	if got := setMemoryLimit(noLimit); got != "none" {
+	if got := SetMemoryLimit(noLimit); got != "none" {
 		t.Fatalf("no container limit must not keep an older one: got %s", got)
 	}
 }
@@ -38,7 +38,7 @@ func TestMemoryLimitLeavesGOMEMLIMITAlone(t *testing.T) {
 	debug.SetMemoryLimit(300 << 20) // what GOMEMLIMIT=300MiB sets at start
 	t.Setenv("GOMEMLIMIT", "300MiB")
 	unsetenv(t, "AUTOMEMLIMIT")
-	if got := setMemoryLimit(memlimit.Limit(1000 << 20)); got != "300MiB" {
+	if got := SetMemoryLimit(memlimit.Limit(1000 << 20)); got != "300MiB" {
 		t.Fatalf("GOMEMLIMIT=300MiB: limit %s, want it left at 300MiB", got)
 	}
 }
