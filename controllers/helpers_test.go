@@ -38,7 +38,7 @@ func startReconciler(t *testing.T, ns string, engine controllers.LinkEngine, tun
 }
 
 // startReconcilerWith is startReconciler talking to the API server through restCfg.
-func startReconcilerWith(t *testing.T, restCfg *rest.Config, ns string, engine controllers.LinkEngine, tune func(*controllers.ReplicationLinkReconciler)) *controllers.ReplicationLinkReconciler {
+func startReconcilerWith(t testing.TB, restCfg *rest.Config, ns string, engine controllers.LinkEngine, tune func(*controllers.ReplicationLinkReconciler)) *controllers.ReplicationLinkReconciler {
 	t.Helper()
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                 operator.Scheme(),

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
 	"github.com/dwnsync/dwnsync/controllers"
@@ -58,42 +59,9 @@ func TestStatusWriteRateThousandLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	created := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, links)
-	sem := make(chan struct{}, 16)
-	for i := range links {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			l := newLink(ns, fmt.Sprintf("bulk-%04d", i), did, fmt.Sprintf("https://remote-%04d.dwn.test", i), "bulk-signer")
-			if err := k8sClient.Create(ctx, l); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	createBulkLinks(t, ns, did, "bulk-signer", links)
 	t.Logf("created %d links in %v", links, time.Since(created).Round(time.Millisecond))
-	countPhase := func(p v1alpha1.Phase) func() (bool, string) {
-		return func() (bool, string) {
-			var list v1alpha1.ReplicationLinkList
-			if err := k8sClient.List(ctx, &list); err != nil {
-				return false, err.Error()
-			}
-			n := 0
-			for _, l := range list.Items {
-				if l.Namespace == ns && l.Status.Phase == p {
-					n++
-				}
-			}
-			return n == links, fmt.Sprintf("%d of %d %s", n, links, p)
-		}
-	}
+	countPhase := func(p v1alpha1.Phase) func() (bool, string) { return countLinksIn(ns, links, p) }
 	// Generous bounds: 1000 status writes through an envtest API server take ~1.5 min on a
 	// loaded 2-core machine, and more than 3 min under test-stress.
 	eventuallyEvery(t, time.Second, 10*time.Minute, "every link initializing", countPhase(v1alpha1.PhaseInitializing))
@@ -136,5 +104,48 @@ func TestStatusWriteRateThousandLinks(t *testing.T) {
 	}
 	if c1-c0 == 0 {
 		t.Fatal("no counter was written at all during the busy window")
+	}
+}
+
+// createBulkLinks creates n links named bulk-NNNN in ns for tenant did, 16 at a time, each to a
+// remote endpoint of its own.
+func createBulkLinks(t testing.TB, ns, did, secret string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			l := newLink(ns, fmt.Sprintf("bulk-%05d", i), did, fmt.Sprintf("https://remote-%05d.dwn.test", i), secret)
+			if err := k8sClient.Create(context.Background(), l); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// countLinksIn is a condition for eventually: all n links of ns show phase p in the API.
+func countLinksIn(ns string, n int, p v1alpha1.Phase) func() (bool, string) {
+	return func() (bool, string) {
+		var list v1alpha1.ReplicationLinkList
+		if err := k8sClient.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		got := 0
+		for _, l := range list.Items {
+			if l.Status.Phase == p {
+				got++
+			}
+		}
+		return got == n, fmt.Sprintf("%d of %d %s", got, n, p)
 	}
 }
