@@ -118,24 +118,36 @@ func (s *lateSub) TryNext() (dwn.Event, bool, bool) {
 	return dwn.Event{}, false, true
 }
 
-// A notify that lands after the drain's last look and before it ends starts another look: no
-// event waits for the next frame to be noticed. Every write crosses although each of its
-// events is announced only after the drain found nothing.
-func TestFeedDrainLooksAgainAfterALateNotify(t *testing.T) {
-	local := dwntest.Start(t, dwntest.Options{Mode: dwntest.ModeEnbox})
-	remote := dwntest.Start(t, dwntest.Options{Mode: dwntest.ModeEnbox})
-	p := &pair{local: local, remote: remote, id: dwntest.MustIdentity(t)}
+// startWrappedPair starts two enbox nodes and one engine whose subscriptions are wrapped by
+// noisyDialer (lateSub when late), applies one link between them and waits until it is live
+// and converged on a first write.
+func startWrappedPair(t *testing.T, late bool) *pair {
+	t.Helper()
+	p := &pair{
+		local:  dwntest.Start(t, dwntest.Options{Mode: dwntest.ModeEnbox}),
+		remote: dwntest.Start(t, dwntest.Options{Mode: dwntest.ModeEnbox}),
+		id:     dwntest.MustIdentity(t),
+	}
 	pool := dialect.NewPool(dialect.Options{})
 	t.Cleanup(pool.Close)
-	p.te = startEngine(t, engineOpts{pool: pool, dialer: noisyDialer{pool: pool, late: true}})
-	key, err := p.te.Apply(LinkConfig{Name: "ns/late", Tenant: p.id.DID, LocalEndpoint: local.URL(), RemoteEndpoint: remote.URL(),
-		LocalSigner: p.id.Signer, RemoteSigner: p.id.Signer})
+	p.te = startEngine(t, engineOpts{pool: pool, dialer: noisyDialer{pool: pool, late: late}})
+	key, err := p.te.Apply(LinkConfig{Name: fmt.Sprintf("ns/wrapped-late-%v", late), Tenant: p.id.DID,
+		LocalEndpoint: p.local.URL(), RemoteEndpoint: p.remote.URL(), LocalSigner: p.id.Signer, RemoteSigner: p.id.Signer})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.key = key
-	p.write(t, local, 1, "first")
+	p.write(t, p.local, 1, "first")
 	p.waitLiveConverged(t)
+	return p
+}
+
+// A notify that lands after the drain's last look and before it ends starts another look: no
+// event waits for the next frame to be noticed. Every write crosses although each of its
+// events is announced only after the drain found nothing.
+func TestFeedDrainLooksAgainAfterALateNotify(t *testing.T) {
+	p := startWrappedPair(t, true)
+	local, remote := p.local, p.remote
 	for i := range 5 { // one write at a time: each is the last event of its burst
 		l := p.write(t, local, 1, fmt.Sprintf("late-l%d", i))[0]
 		r := p.write(t, remote, 1, fmt.Sprintf("late-r%d", i))[0]
@@ -148,20 +160,8 @@ func TestFeedDrainLooksAgainAfterALateNotify(t *testing.T) {
 // A feed drained on notify loses and repeats nothing when notifies are spurious and race with
 // the socket's own: every write on either side arrives once, and the link settles live.
 func TestFeedDrainSurvivesRacingNotifies(t *testing.T) {
-	local := dwntest.Start(t, dwntest.Options{Mode: dwntest.ModeEnbox})
-	remote := dwntest.Start(t, dwntest.Options{Mode: dwntest.ModeEnbox})
-	p := &pair{local: local, remote: remote, id: dwntest.MustIdentity(t)}
-	pool := dialect.NewPool(dialect.Options{})
-	t.Cleanup(pool.Close)
-	p.te = startEngine(t, engineOpts{pool: pool, dialer: noisyDialer{pool: pool}})
-	key, err := p.te.Apply(LinkConfig{Name: "ns/noisy", Tenant: p.id.DID, LocalEndpoint: local.URL(), RemoteEndpoint: remote.URL(),
-		LocalSigner: p.id.Signer, RemoteSigner: p.id.Signer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.key = key
-	p.write(t, local, 1, "first")
-	p.waitLiveConverged(t)
+	p := startWrappedPair(t, false)
+	local, remote, key := p.local, p.remote, p.key
 	before, _ := p.te.Snapshot(key)
 	const n = 150
 	want := append(p.write(t, local, n, "l"), p.write(t, remote, n, "r")...)
