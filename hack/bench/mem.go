@@ -120,7 +120,7 @@ func listingHeap(ctx context.Context, cfg config) error {
 			}
 			return l.Len(), nil
 		}},
-		{"listing_heap_per_reply_byte_strings", "ListCIDs (streamed into a []string, as dependency lookups list)", func() (int, error) {
+		{"listing_heap_per_reply_byte_strings", "ListCIDs (streamed into a []string: only tests and fault tools list this way; the reconcile and the delegate dependency scan list into a CIDList)", func() (int, error) {
 			cids, err := tenant.ListCIDs(ctx, dwn.Scope{})
 			return len(cids), err
 		}},

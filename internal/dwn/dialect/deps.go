@@ -27,8 +27,14 @@ func (t *tenantBase) dependency(ctx context.Context, ref dwn.DependencyRef, list
 	return entries, err
 }
 
-// lister lists a scope's CIDs in feed order (the dialect's ListCIDs).
-type lister func(ctx context.Context, scope dwn.Scope) ([]string, error)
+// lister lists a scope's CIDs in feed order, packed (dwn.ListCIDList over the dialect's
+// tenant): a scan of a large tenant never holds its listing as a slice of strings.
+type lister func(ctx context.Context, scope dwn.Scope) (*msg.CIDList, error)
+
+// listerOf is t's lister.
+func listerOf(t dwn.Tenant) lister {
+	return func(ctx context.Context, scope dwn.Scope) (*msg.CIDList, error) { return dwn.ListCIDList(ctx, t, scope) }
+}
 
 func (t *tenantBase) lookupDependency(ctx context.Context, ref dwn.DependencyRef) ([]dwn.Entry, error) {
 	switch {
@@ -68,7 +74,8 @@ func (t *tenantBase) scanDependency(ctx context.Context, ref dwn.DependencyRef, 
 		return nil, err
 	}
 	var initial, rest []dwn.Entry
-	for _, cid := range cids {
+	for i := range cids.Len() {
+		cid := cids.At(i)
 		res, err := t.Read(ctx, cid)
 		if dwn.IsNotFound(err) {
 			continue // pruned since the listing

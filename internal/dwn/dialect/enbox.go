@@ -157,7 +157,7 @@ func (t *enboxTenant) Apply(ctx context.Context, message json.RawMessage, data i
 }
 
 func (t *enboxTenant) Dependency(ctx context.Context, ref dwn.DependencyRef) ([]dwn.Entry, error) {
-	return t.dependency(ctx, ref, t.ListCIDs)
+	return t.dependency(ctx, ref, listerOf(t))
 }
 
 // Subscribe opens MessagesSubscribe on the endpoint's shared WebSocket: replay after `from`,

@@ -166,7 +166,7 @@ func (t *smtTenant) Apply(ctx context.Context, message json.RawMessage, data io.
 }
 
 func (t *smtTenant) Dependency(ctx context.Context, ref dwn.DependencyRef) ([]dwn.Entry, error) {
-	return t.dependency(ctx, ref, t.ListCIDs)
+	return t.dependency(ctx, ref, listerOf(t))
 }
 
 func (t *smtTenant) Subscribe(ctx context.Context, scope dwn.Scope, from *dwn.Cursor) (dwn.Subscription, error) {

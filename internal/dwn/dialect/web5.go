@@ -249,7 +249,7 @@ func (t *web5Tenant) Apply(ctx context.Context, message json.RawMessage, data io
 }
 
 func (t *web5Tenant) Dependency(ctx context.Context, ref dwn.DependencyRef) ([]dwn.Entry, error) {
-	return t.dependency(ctx, ref, t.ListCIDs)
+	return t.dependency(ctx, ref, listerOf(t))
 }
 
 func (t *web5Tenant) Subscribe(ctx context.Context, scope dwn.Scope, from *dwn.Cursor) (dwn.Subscription, error) {
