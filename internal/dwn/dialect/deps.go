@@ -33,7 +33,9 @@ type lister func(ctx context.Context, scope dwn.Scope) (*msg.CIDList, error)
 
 // listerOf is t's lister.
 func listerOf(t dwn.Tenant) lister {
-	return func(ctx context.Context, scope dwn.Scope) (*msg.CIDList, error) { return dwn.ListCIDList(ctx, t, scope) }
+	return func(ctx context.Context, scope dwn.Scope) (*msg.CIDList, error) {
+		return dwn.ListCIDList(ctx, t, scope)
+	}
 }
 
 func (t *tenantBase) lookupDependency(ctx context.Context, ref dwn.DependencyRef) ([]dwn.Entry, error) {
