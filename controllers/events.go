@@ -29,6 +29,9 @@ var engineEventsToRecord = map[string]struct{ reason, action string }{
 // events worth a person's attention. It runs next to the engine (on the leader only).
 func (r *ReplicationLinkReconciler) pumpEngineEvents(ctx context.Context) error {
 	events := r.Engine.Events()
+	if l, ok := r.Engine.(eventLossReporter); ok {
+		go r.wakeAllOnLoss(ctx, l.EventsLost())
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -49,6 +52,41 @@ func (r *ReplicationLinkReconciler) pumpEngineEvents(ctx context.Context) error 
 			case r.wake <- event.GenericEvent{Object: stub}:
 			case <-ctx.Done():
 				return nil
+			}
+		}
+	}
+}
+
+// eventLossReporter is an engine that says when its event channel dropped events
+// (syncer.Engine, and the operator's engine on the leader).
+type eventLossReporter interface {
+	EventsLost() <-chan struct{}
+}
+
+// wakeAllOnLoss reconciles every link this reconciler runs each time the engine reports lost
+// events: a dropped event may have been a link's only word of a change (10,000 links going live
+// at once overflow the channel), and without it that link's status would wait for an unrelated
+// event. The signal coalesces (one pending at most), so a loss during a pass makes exactly one
+// more pass; a pass writes only statuses that changed.
+func (r *ReplicationLinkReconciler) wakeAllOnLoss(ctx context.Context, lost <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-lost:
+		}
+		r.mu.Lock()
+		stubs := make([]*v1alpha1.ReplicationLink, 0, len(r.links))
+		for nn, t := range r.links {
+			stubs = append(stubs, &v1alpha1.ReplicationLink{ObjectMeta: metav1.ObjectMeta{Namespace: nn.Namespace, Name: nn.Name, UID: t.uid}})
+		}
+		r.mu.Unlock()
+		r.resyncs.Add(1)
+		for _, stub := range stubs {
+			select {
+			case r.wake <- event.GenericEvent{Object: stub}:
+			case <-ctx.Done():
+				return
 			}
 		}
 	}

@@ -26,16 +26,22 @@ type fakeEngine struct {
 	removeErr      error
 	removeAttempts int
 	events         chan syncer.Event
+	lost           chan struct{} // signalled when publishLocked drops an event, as the engine's
 	// deadLetters is each key's ledger dead letters; deadLetterCalls what was asked of them.
 	deadLetters     map[string][]ledger.DeadLetter
 	deadLetterCalls []string
 }
 
-func newFakeEngine() *fakeEngine {
+func newFakeEngine() *fakeEngine { return newFakeEngineBuffered(4096) }
+
+// newFakeEngineBuffered is a fake engine whose event channel holds n events.
+func newFakeEngineBuffered(n int) *fakeEngine {
 	return &fakeEngine{configs: map[string]syncer.LinkConfig{}, snaps: map[string]syncer.LinkStatus{},
-		applies: map[string]int{}, owners: map[string]types.UID{}, events: make(chan syncer.Event, 4096),
-		deadLetters: map[string][]ledger.DeadLetter{}}
+		applies: map[string]int{}, owners: map[string]types.UID{}, events: make(chan syncer.Event, n),
+		lost: make(chan struct{}, 1), deadLetters: map[string][]ledger.DeadLetter{}}
 }
+
+func (f *fakeEngine) EventsLost() <-chan struct{} { return f.lost }
 
 // Apply keeps the engine's rule of one owner per key: another owner's claim is refused with a
 // *syncer.DuplicateLinkError unless it supersedes the holder.
@@ -131,7 +137,8 @@ func (f *fakeEngine) update(key, eventType string, fn func(*syncer.LinkStatus)) 
 	f.publishLocked(syncer.Event{Key: key, Name: s.Name, Type: eventType, From: string(from), To: string(s.Phase)})
 }
 
-// publishLocked never blocks, like the engine: when the buffer is full the oldest event goes.
+// publishLocked never blocks, like the engine: when the buffer is full the oldest event goes,
+// and lost is signalled.
 func (f *fakeEngine) publishLocked(ev syncer.Event) {
 	for {
 		select {
@@ -141,6 +148,10 @@ func (f *fakeEngine) publishLocked(ev syncer.Event) {
 		}
 		select {
 		case <-f.events:
+			select {
+			case f.lost <- struct{}{}:
+			default:
+			}
 		default:
 		}
 	}

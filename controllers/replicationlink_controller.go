@@ -79,7 +79,8 @@ type ReplicationLinkReconciler struct {
 	wake   chan event.GenericEvent
 	budget *rate.Limiter // counter-only writes of all links together
 
-	writes writeCounts
+	writes  writeCounts
+	resyncs atomic.Int64 // passes over every link after the engine dropped events
 }
 
 // tracked is what the reconciler remembers about a link between passes, to coalesce its status
@@ -103,6 +104,10 @@ type writeCounts struct{ transitions, counters atomic.Int64 }
 func (r *ReplicationLinkReconciler) StatusWrites() (transitions, counters int64) {
 	return r.writes.transitions.Load(), r.writes.counters.Load()
 }
+
+// EventLossResyncs is how many times every link was reconciled again because the engine had
+// dropped events (wakeAllOnLoss).
+func (r *ReplicationLinkReconciler) EventLossResyncs() int64 { return r.resyncs.Load() }
 
 // Reconcile brings one ReplicationLink's engine link and status up to date.
 func (r *ReplicationLinkReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

@@ -149,3 +149,27 @@ func countLinksIn(ns string, n int, p v1alpha1.Phase) func() (bool, string) {
 		return got == n, fmt.Sprintf("%d of %d %s", got, n, p)
 	}
 }
+
+// When the engine drops events (its channel was full: many links changing at once), the
+// status still catches up: the lost-events signal reconciles every link again, so a link whose
+// only event was dropped does not keep showing its old phase.
+func TestStatusCatchesUpAfterTheEngineDroppedEvents(t *testing.T) {
+	const links = 200
+	ns := newNamespace(t)
+	eng := newFakeEngineBuffered(8) // 200 transitions at once cannot fit
+	rec := startReconciler(t, ns, eng, nil)
+	secret, did := signerSecret(t, ns, "bulk-signer")
+	if err := k8sClient.Create(context.Background(), secret); err != nil {
+		t.Fatal(err)
+	}
+	createBulkLinks(t, ns, did, "bulk-signer", links)
+	eventuallyEvery(t, time.Second, 10*time.Minute, "every link initializing", countLinksIn(ns, links, v1alpha1.PhaseInitializing))
+	resyncs := rec.EventLossResyncs()
+	for _, k := range eng.keys() {
+		eng.update(k, "link:status-change", func(s *syncer.LinkStatus) { s.Phase, s.Connectivity, s.NeedsReconcile = "live", "online", false })
+	}
+	eventuallyEvery(t, time.Second, 10*time.Minute, "every link live although most of their events were dropped", countLinksIn(ns, links, v1alpha1.PhaseLive))
+	if rec.EventLossResyncs() == resyncs {
+		t.Fatal("every link went live without a resync: no event was dropped, so the test proved nothing")
+	}
+}

@@ -188,6 +188,17 @@ func (l *leaderEngine) Snapshot(key string) (syncer.LinkStatus, bool) {
 	return syncer.LinkStatus{}, false
 }
 
+// EventsLost waits for the engine like Events and returns its lost-events signal; nil when the
+// engine failed to start.
+func (l *leaderEngine) EventsLost() <-chan struct{} {
+	select {
+	case <-l.ready:
+		return l.get().EventsLost()
+	case <-l.failed:
+		return nil
+	}
+}
+
 // Events waits for the engine (the pump runs on the leader too) and returns its channel; nil
 // when the engine failed to start.
 func (l *leaderEngine) Events() <-chan syncer.Event {

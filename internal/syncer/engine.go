@@ -221,6 +221,11 @@ func (e *Engine) WaitReady(ctx context.Context) error {
 // (when full, the oldest event is dropped and counted in dwnsync_events_dropped_total).
 func (e *Engine) Events() <-chan Event { return e.bus.ch }
 
+// EventsLost receives after Events dropped events because nobody read it in time: what they
+// said is gone, so a consumer that acts on events should look at every link's Snapshot again.
+// Signals coalesce: one is pending at most, and it covers every drop before it is received.
+func (e *Engine) EventsLost() <-chan struct{} { return e.bus.lost }
+
 // Apply adds a link or updates it. An unchanged config is a no-op; a changed one restarts the
 // link, keeping its checkpoints. It returns the link's ledger key. A key held by another owner
 // (LinkConfig.Owner, kept in the ledger record) is refused with a *DuplicateLinkError, unless
