@@ -59,7 +59,9 @@ func BenchmarkStatusWritesManyLinks(b *testing.B) {
 		for _, k := range eng.keys() {
 			eng.update(k, "link:status-change", func(s *syncer.LinkStatus) { s.Phase, s.Connectivity, s.NeedsReconcile = "live", "online", false })
 		}
+		resyncs := rec.EventLossResyncs()
 		liveTook, liveRate := stage("engine-live-to-api-live", liveAt, api0, v1alpha1.PhaseLive)
+		fmt.Printf("status-writes links=%d passes over every link after dropped engine events: %d\n", n, rec.EventLossResyncs()-resyncs)
 
 		keys := eng.keys()
 		tr0, c0 := rec.StatusWrites()
