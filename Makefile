@@ -81,8 +81,10 @@ bench: dwn-server ## Benchmarks (never part of make test)
 	go test -run='^$$' -bench=. -benchmem ./internal/...
 
 .PHONY: bench-e2e
-bench-e2e: dwn-server ## End-to-end figures against real servers, each beside its baseline (BENCHMARKS.md; never part of make test). Sizes: BENCH_FLAGS="-p1-messages 2000"
+bench-e2e: install-tools dwn-server ## End-to-end figures against real servers, each beside its baseline (BENCHMARKS.md; never part of make test). Sizes: BENCH_FLAGS="-p1-messages 2000", STATUS_BENCH_FLAGS="-status-bench-links=1000"
 	go run ./hack/bench $(BENCH_FLAGS)
+	@# P5's status writes run on envtest, in the controllers' test package: only its JSON lines.
+	KUBEBUILDER_ASSETS="$(ASSETS)" go test ./controllers -run '^$$' -bench BenchmarkStatusWritesManyLinks -benchtime=1x -timeout 60m $(STATUS_BENCH_FLAGS) | grep '^{"figure"'
 
 .PHONY: build
 build: ## Build bin/dwnsync
