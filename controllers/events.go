@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/dwnsync/dwnsync/api/v1alpha1"
@@ -44,7 +45,7 @@ func (r *ReplicationLinkReconciler) pumpEngineEvents(ctx context.Context) error 
 			if !ok {
 				continue // a link being removed, or not reconciled yet
 			}
-			stub := &v1alpha1.ReplicationLink{ObjectMeta: metav1.ObjectMeta{Namespace: nn.Namespace, Name: nn.Name, UID: uid}}
+			stub := linkStub(nn, uid)
 			if rec, ok := engineEventsToRecord[ev.Type]; ok {
 				r.event(stub, corev1.EventTypeWarning, rec.reason, rec.action, "%s", eventNote(ev))
 			}
@@ -55,6 +56,11 @@ func (r *ReplicationLinkReconciler) pumpEngineEvents(ctx context.Context) error 
 			}
 		}
 	}
+}
+
+// linkStub names a link for the wake channel (the controller reads the object itself).
+func linkStub(nn types.NamespacedName, uid types.UID) *v1alpha1.ReplicationLink {
+	return &v1alpha1.ReplicationLink{ObjectMeta: metav1.ObjectMeta{Namespace: nn.Namespace, Name: nn.Name, UID: uid}}
 }
 
 // eventLossReporter is an engine that says when its event channel dropped events
@@ -78,7 +84,7 @@ func (r *ReplicationLinkReconciler) wakeAllOnLoss(ctx context.Context, lost <-ch
 		r.mu.Lock()
 		stubs := make([]*v1alpha1.ReplicationLink, 0, len(r.links))
 		for nn, t := range r.links {
-			stubs = append(stubs, &v1alpha1.ReplicationLink{ObjectMeta: metav1.ObjectMeta{Namespace: nn.Namespace, Name: nn.Name, UID: t.uid}})
+			stubs = append(stubs, linkStub(nn, t.uid))
 		}
 		r.mu.Unlock()
 		r.resyncs.Add(1)

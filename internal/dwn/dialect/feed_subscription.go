@@ -112,7 +112,7 @@ func (s *feedSubscription) Next(ctx context.Context) (dwn.Event, bool) {
 	case <-s.ctx.Done():
 		return dwn.Event{}, false
 	case f, more := <-s.sub.Frames():
-		ev, ok, _ := s.frameEvent(f, more, ctx)
+		ev, ok, _ := s.frameEvent(ctx, f, more)
 		return ev, ok
 	}
 }
@@ -134,7 +134,7 @@ func (s *feedSubscription) TryNext() (ev dwn.Event, ok, open bool) {
 	}
 	select {
 	case f, more := <-s.sub.Frames():
-		return s.frameEvent(f, more, s.ctx)
+		return s.frameEvent(s.ctx, f, more)
 	default:
 		return dwn.Event{}, false, true
 	}
@@ -142,7 +142,7 @@ func (s *feedSubscription) TryNext() (ev dwn.Event, ok, open bool) {
 
 // frameEvent turns what Frames gave into Next's answer: an event, the one EventEnd when the
 // stream ended by itself, or nothing (ok false, open false) when it was closed by us.
-func (s *feedSubscription) frameEvent(f *wire.Frame, more bool, ctx context.Context) (dwn.Event, bool, bool) {
+func (s *feedSubscription) frameEvent(ctx context.Context, f *wire.Frame, more bool) (dwn.Event, bool, bool) {
 	if !more {
 		s.ended = true
 		if ctx.Err() != nil || s.ctx.Err() != nil {
